@@ -1,0 +1,36 @@
+"""Domain exceptions. Each message says what went wrong and what the user can do about it.
+
+Only ``app/api.py`` turns these into HTTP errors and only ``app/cli.py`` into exit codes.
+"""
+
+
+class DescriberError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class InputError(DescriberError):
+    """A video or subtitles source could not be fetched (missing file, bad URL, HTTP error)."""
+
+
+class InputTooLarge(InputError):
+    """A download exceeded the configured size limit."""
+
+
+class VideoOpenFailure(DescriberError):
+    """The file is not a decodable video (not media, truncated, empty, or no video stream)."""
+
+
+class VideoTooLong(DescriberError):
+    """The video is longer than the configured maximum duration."""
+
+
+class SubtitleError(DescriberError):
+    """The subtitles file holds no usable cue or cannot be decoded."""
+
+
+class ModelLoadError(DescriberError):
+    """A captioning model could not be found or loaded."""
+
+
+class WordNetMissing(DescriberError):
+    """WordNet, needed by METEOR for synonym matching, is not installed."""

@@ -1,0 +1,33 @@
+"""Shared test configuration: fixture plug-ins and the guard against unexpected ERROR logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.media",
+    "tests.fixtures.servers",
+    "tests.fixtures.models",
+]
+
+
+@pytest.fixture(autouse=True)
+def fail_on_unexpected_error_log(
+    caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """Fail a test that logs an ERROR it did not declare with ``@pytest.mark.allow_error_log``."""
+    yield
+    if request.node.get_closest_marker("allow_error_log"):
+        return
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    if errors:
+        pytest.fail("unexpected ERROR log: " + "; ".join(r.getMessage() for r in errors))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "allow_error_log: the test expects ERROR records to be logged"
+    )
