@@ -1,0 +1,112 @@
+"""Choose, during the single decoding pass, the frame that represents each scene.
+
+The frame of a scene is the one on screen ``offset`` seconds after the scene starts, or,
+for a scene shorter than twice the offset, the one on screen at its middle. "On screen at
+time t" means the last frame whose presentation time is at or before t, so the choice is
+exact to the frame, whatever the keyframe layout or frame rate of the file.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from app.pipeline.types import Scene
+
+T = TypeVar("T")
+
+
+@dataclass
+class ClosedScene(Generic[T]):
+    """A finished scene and the decoded frame chosen for it."""
+
+    scene: Scene
+    frame_time: float
+    frame: T
+
+
+def frame_target(start: float, end: float | None, offset: float) -> float:
+    """The time whose frame represents the scene ``[start, end)``.
+
+    ``start + offset``, clamped to the middle of scenes shorter than ``2 * offset``;
+    ``end`` is None while the scene's end is still unknown.
+    """
+    if end is None:
+        return start + offset
+    return start + min(offset, (end - start) / 2)
+
+
+class FrameSelector(Generic[T]):
+    """Keeps just enough decoded frames to pick each scene's frame once its cut is known.
+
+    Frames are pushed in presentation order; cuts arrive a few frames late (detectors look
+    ahead), so the last ``lookback`` frames are always kept. Of the current scene it keeps
+    the frames up to ``start + offset`` until ``start + 2 * offset`` has passed, then only
+    the chosen one: memory does not grow with the length of the video.
+    """
+
+    def __init__(self, offset: float, lookback: int = 8) -> None:
+        if offset < 0:
+            raise ValueError("frame offset must be >= 0 seconds")
+        self.offset = offset
+        self.lookback = lookback
+        self._start = 0.0
+        self._index = 0
+        self._frames: deque[tuple[float, T]] = deque()
+
+    def push(self, time: float, frame: T) -> None:
+        """Add the next decoded frame."""
+        self._frames.append((time, frame))
+        self._trim(now=time)
+
+    def _trim(self, now: float) -> None:
+        target = self._start + self.offset
+        recent_from = len(self._frames) - self.lookback
+        best = self._best_index(target)
+        kept: deque[tuple[float, T]] = deque()
+        for i, (time, frame) in enumerate(self._frames):
+            # A scene shorter than twice the offset takes its middle frame, which lies in
+            # [start, start + offset]: those frames are needed until that can no longer be.
+            in_window = self._start <= time <= target and now <= self._start + 2 * self.offset
+            if i >= recent_from or i == best or in_window:
+                kept.append((time, frame))
+        self._frames = kept
+
+    def _best_index(self, target: float) -> int | None:
+        """Index of the frame on screen at ``target`` within the current scene."""
+        best = None
+        for i, (time, _frame) in enumerate(self._frames):
+            if time < self._start:
+                continue
+            if time <= target or best is None:
+                best = i
+            else:
+                break
+        return best
+
+    def cut(self, time: float) -> ClosedScene[T] | None:
+        """Close the current scene at a cut; returns it with its frame (None if it has none)."""
+        closed = self._close(time)
+        self._start = time
+        self._frames = deque((t, f) for t, f in self._frames if t >= time)
+        return closed
+
+    def finish(self, end: float) -> ClosedScene[T] | None:
+        """Close the last scene at the end of the video."""
+        closed = self._close(end)
+        self._frames.clear()
+        return closed
+
+    def _close(self, end: float) -> ClosedScene[T] | None:
+        target = frame_target(self._start, end, self.offset)
+        candidates = [(t, f) for t, f in self._frames if self._start <= t < end]
+        if not candidates:
+            return None
+        chosen = candidates[0]
+        for time, frame in candidates:
+            if time <= target:
+                chosen = (time, frame)
+        scene = Scene(index=self._index, start=self._start, end=end)
+        self._index += 1
+        return ClosedScene(scene=scene, frame_time=chosen[0], frame=chosen[1])

@@ -1,0 +1,139 @@
+"""Open a video file and decode its frames once, with exact presentation times.
+
+Frames are decoded with PyAV (FFmpeg's libraries), so times come from each frame's own
+timestamp: exact for variable frame rate video, never rounded to the nearest keyframe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.container import InputContainer
+from PIL import Image
+
+from app.errors import VideoOpenFailure
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the video stream."""
+
+    width: int
+    height: int
+    frame_rate: Fraction
+    duration: float | None
+    """Seconds, or None when neither the stream nor the container declares it."""
+
+
+@dataclass
+class DecodedFrame:
+    """A decoded frame and its presentation time in seconds from the start of the video."""
+
+    time: float
+    frame: av.VideoFrame
+
+    def to_image(self) -> Image.Image:
+        """The frame as an upright RGB image (display rotation applied)."""
+        pixels = self.frame.to_ndarray(format="rgb24")
+        quarter_turns = round(self.frame.rotation / 90) % 4
+        if quarter_turns:
+            pixels = np.ascontiguousarray(np.rot90(pixels, k=quarter_turns))
+        return Image.fromarray(pixels)
+
+    def to_small_bgr(self, width: int) -> np.ndarray:
+        """The frame scaled to ``width`` pixels wide (aspect kept), BGR, for detectors."""
+        src = self.frame
+        if width <= 0 or width >= src.width:
+            return src.to_ndarray(format="bgr24")
+        height = max(2, round(src.height * width / src.width))
+        return src.reformat(width=width, height=height, format="bgr24").to_ndarray()
+
+
+class VideoReader:
+    """Decodes the first video stream of a file, frame by frame, in presentation order.
+
+    Raises:
+        VideoOpenFailure: the file is not media FFmpeg can read, or has no video stream.
+    """
+
+    def __init__(self, path: Path, *, threads: int = 0) -> None:
+        self.path = path
+        try:
+            self._container: InputContainer = av.open(str(path), mode="r")
+        except av.FFmpegError as exc:
+            raise VideoOpenFailure(
+                f"{path.name} is not a readable video ({exc.strerror or exc}); "
+                "check that the file is a complete video in a common format (mp4, mkv, webm, mov)"
+            ) from exc
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoOpenFailure(
+                f"{path.name} has no video stream (audio only?); a video track is required"
+            )
+        self._stream = self._container.streams.video[0]
+        # Frame threading keeps both cores busy; "AUTO" lets FFmpeg pick frame or slice.
+        self._stream.thread_type = "AUTO"
+        self._stream.thread_count = threads
+        start = self._container.start_time
+        self._origin = start / av.time_base if start is not None else 0.0
+
+    @property
+    def info(self) -> VideoInfo:
+        stream = self._stream
+        duration: float | None = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif self._container.duration is not None:
+            duration = self._container.duration / av.time_base
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        codec = stream.codec_context
+        return VideoInfo(
+            width=codec.width, height=codec.height, frame_rate=Fraction(rate), duration=duration
+        )
+
+    def frames(self) -> Iterator[DecodedFrame]:
+        """Decode every frame once.
+
+        A file that breaks off part-way (truncated download) yields the frames before the
+        damage and logs a warning; one that yields no frame at all raises VideoOpenFailure.
+        """
+        step = 1 / float(self.info.frame_rate)
+        last_time = -step
+        count = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                time = frame.time - self._origin if frame.time is not None else last_time + step
+                last_time = time
+                count += 1
+                yield DecodedFrame(time=time, frame=frame)
+        except av.FFmpegError as exc:
+            if count == 0:
+                raise VideoOpenFailure(
+                    f"{self.path.name}: no frame could be decoded ({exc}); the file is damaged"
+                ) from exc
+            logger.warning(
+                "%s: decoding stopped after %d frames (%.1f s): %s; the rest is damaged",
+                self.path.name,
+                count,
+                last_time,
+                exc,
+            )
+        if count == 0:
+            raise VideoOpenFailure(f"{self.path.name}: the video stream holds no frame")
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,141 @@
+"""Scene detection and frame grabbing in one decoding pass, on generated colour-coded video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.errors import VideoOpenFailure
+from app.pipeline.frames import ClosedScene, FrameSelector
+from app.pipeline.scenes import CutDetector, SceneOptions
+from app.pipeline.video import DecodedFrame, VideoReader
+from tests.fixtures.media import (
+    COLOURS,
+    MadeVideo,
+    VideoFactory,
+    decode_frame_number,
+    make_lavfi_video,
+)
+
+
+def scan(path: Path, options: SceneOptions | None = None) -> list[ClosedScene[DecodedFrame]]:
+    with VideoReader(path) as reader:
+        cuts = CutDetector(options or SceneOptions(), reader.info.frame_rate)
+        selector: FrameSelector[DecodedFrame] = FrameSelector(1.0)
+        closed: list[ClosedScene[DecodedFrame] | None] = []
+        last = 0.0
+        for decoded in reader.frames():
+            selector.push(decoded.time, decoded)
+            for cut in cuts.feed(decoded.time, decoded.to_small_bgr(256)):
+                closed.append(selector.cut(cut))
+            last = decoded.time
+        end = last + 1 / float(reader.info.frame_rate)
+        closed += [selector.cut(cut) for cut in cuts.finish(end)]
+        closed.append(selector.finish(end))
+    return [c for c in closed if c is not None]
+
+
+def nearest_colour(pixel: np.ndarray) -> str:
+    return min(COLOURS, key=lambda name: sum((int(a) - b) ** 2 for a, b in zip(pixel, COLOURS[name], strict=True)))
+
+
+def test_cuts_are_found_to_the_frame(six_scene_video: MadeVideo) -> None:
+    closed = scan(six_scene_video.path)
+    starts = [c.scene.start for c in closed[1:]]
+    assert len(starts) == len(six_scene_video.cut_times)
+    for found, truth in zip(starts, six_scene_video.cut_times, strict=True):
+        assert abs(found - truth) <= 2 / six_scene_video.fps
+    assert closed[-1].scene.end == pytest.approx(six_scene_video.duration)
+
+
+def test_grabbed_frame_is_the_one_on_screen_one_second_in(six_scene_video: MadeVideo) -> None:
+    fps = six_scene_video.fps
+    for item in scan(six_scene_video.path):
+        pixels = np.asarray(item.frame.to_image())
+        shown = decode_frame_number(pixels)
+        # The decoder handed us exactly the frame presented at frame_time...
+        assert shown == round(item.frame_time * fps)
+        # ...and that time is 1 s into the scene (scenes here are all >= 2 s long).
+        assert item.frame_time == pytest.approx(item.scene.start + 1.0, abs=0.5 / fps)
+
+
+def test_short_scene_takes_its_middle_frame(coded_video: VideoFactory) -> None:
+    made = coded_video([("red", 50), ("green", 20), ("blue", 50)])
+    short = scan(made.path)[1]
+    assert short.scene.duration == pytest.approx(0.8)
+    pixels = np.asarray(short.frame.to_image())
+    assert nearest_colour(pixels[-10, -10]) == "green"
+    assert decode_frame_number(pixels) == 50 + 10
+
+
+def test_video_without_cut_is_one_scene(coded_video: VideoFactory) -> None:
+    made = coded_video([("blue", 60)])
+    [only] = scan(made.path)
+    assert (only.scene.start, only.scene.end) == (0.0, pytest.approx(2.4))
+    assert decode_frame_number(np.asarray(only.frame.to_image())) == 25
+
+
+def test_fade_through_black_is_a_cut(tmp_path: Path) -> None:
+    made = make_lavfi_video(
+        tmp_path / "fade.mp4",
+        [("red", 3), ("green", 3), ("blue", 3)],
+        size=(320, 240),
+        fade_to_black=[0],
+    )
+    closed = scan(made.path)
+    assert len(closed) == 3
+    # The cut lands where the picture comes back, within two frames of the scene change.
+    assert abs(closed[1].scene.start - made.cut_times[0]) <= 2 / made.fps
+    assert nearest_colour(np.asarray(closed[1].frame.to_image())[120, 160]) == "green"
+
+
+def test_rotation_metadata_is_applied(coded_video: VideoFactory, tmp_path: Path) -> None:
+    made = coded_video([("red", 30)], size=(320, 240))
+    rotated = tmp_path / "rotated.mp4"
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy",
+         "-metadata:s:v:0", "rotate=90", str(rotated)],
+        check=True,
+    )  # fmt: skip
+    [only] = scan(rotated)
+    assert only.frame.to_image().size == (240, 320)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not a video at all\n" * 50, "not a readable video"),
+        (b"", "not a readable video"),
+    ],
+)
+def test_non_video_files_are_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "fake.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoOpenFailure, match=message):
+        VideoReader(path)
+
+
+def test_audio_only_file_is_refused(tmp_path: Path) -> None:
+    import subprocess
+
+    path = tmp_path / "audio.m4a"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(path)],
+        check=True,
+    )
+    with pytest.raises(VideoOpenFailure, match="no video stream"):
+        VideoReader(path)
+
+
+def test_truncated_file_is_refused_or_cut_short(six_scene_video: MadeVideo, tmp_path: Path) -> None:
+    data = six_scene_video.path.read_bytes()
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(data[: len(data) // 3])
+    # The moov atom sits at the end of ffmpeg's default mp4 output: a cut file has no index.
+    with pytest.raises(VideoOpenFailure):
+        with VideoReader(path) as reader:
+            list(reader.frames())
