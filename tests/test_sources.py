@@ -1,0 +1,97 @@
+"""Fetching inputs: local paths and real HTTP downloads with limits and cleanup."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.errors import InputError, InputTooLarge
+from app.pipeline.sources import FetchOptions, fetch, is_url
+
+
+def test_local_file_is_used_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "film.mp4"
+    path.write_bytes(b"data")
+    with fetch(str(path)) as fetched:
+        assert fetched == path
+    assert path.exists()
+
+
+def test_missing_local_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="video file not found"), fetch(str(tmp_path / "no.mp4")):
+        pass
+
+
+def test_zero_length_local_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    path.touch()
+    with pytest.raises(InputError, match="empty"), fetch(str(path)):
+        pass
+
+
+def test_download_streams_to_a_temporary_file_that_is_removed(
+    file_server: tuple[str, Path],
+) -> None:
+    base, root = file_server
+    (root / "film.mp4").write_bytes(b"x" * 300_000)
+    with fetch(f"{base}/film.mp4") as path:
+        assert path.read_bytes() == b"x" * 300_000
+        assert path.suffix == ".mp4"
+    assert not path.exists()
+
+
+def test_http_404(file_server: tuple[str, Path]) -> None:
+    base, _ = file_server
+    with pytest.raises(InputError, match="HTTP 404"), fetch(f"{base}/missing.mp4"):
+        pass
+
+
+def test_unreachable_url() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on the port any more.
+    with pytest.raises(InputError, match="unreachable"), fetch(f"http://127.0.0.1:{port}/v.mp4"):
+        pass
+
+
+def test_other_schemes_are_refused() -> None:
+    with pytest.raises(InputError, match="http or https"), fetch("ftp://example.com/v.mp4"):
+        pass
+
+
+def test_oversize_download_is_stopped_and_cleaned(
+    file_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    base, root = file_server
+    (root / "big.mp4").write_bytes(b"x" * 5000)
+    with (
+        pytest.raises(InputTooLarge, match="over the limit of 1000"),
+        fetch(f"{base}/big.mp4", options=FetchOptions(max_bytes=1000)),
+    ):
+        pass
+
+
+def test_guard_sees_every_request(file_server: tuple[str, Path]) -> None:
+    base, root = file_server
+    (root / "v.mp4").write_bytes(b"1")
+    seen: list[httpx.URL] = []
+
+    def refuse(url: httpx.URL) -> None:
+        seen.append(url)
+        raise InputError(f"refused {url.host}")
+
+    with pytest.raises(InputError, match="refused 127.0.0.1"), fetch(f"{base}/v.mp4", guard=refuse):
+        pass
+    assert [str(u) for u in seen] == [f"{base}/v.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [("http://a/b.mp4", True), ("https://a/b", True), ("/tmp/x.mp4", False), ("C:\\x.mp4", False)],
+)
+def test_is_url(source: str, expected: bool) -> None:
+    assert is_url(source) is expected
