@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install everything the service needs into ./.venv: system packages (when run as root on
+# Debian/Ubuntu), PyTorch (kept if already installed), the project, and WordNet for METEOR.
+#
+#   bash scripts/install.sh          # runtime only
+#   bash scripts/install.sh --dev    # plus test and lint tools, and espeak-ng for test audio
+#
+# Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default
+# 2.13.0), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu128 to pick a build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[[ "${1:-}" == "--dev" ]] && dev=1
+
+packages=(ffmpeg wordnet-base wordnet-sense-index)
+((dev)) && packages+=(espeak-ng)
+if command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
+    missing=()
+    for p in "${packages[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+else
+    echo "install.sh: not root or no apt-get; make sure these are installed: ${packages[*]}" >&2
+fi
+
+[[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv
+pip=(.venv/bin/python -m pip install --quiet)
+
+# Keep a torch that is already there (a user's CUDA build); otherwise pin one release. On
+# machines that carry the CPU wheel locally pip takes it; elsewhere PyPI's default build.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    torch_args=("torch==${TORCH_VERSION:-2.13.0}")
+    [[ -n "${TORCH_INDEX_URL:-}" ]] && torch_args+=(--index-url "$TORCH_INDEX_URL")
+    "${pip[@]}" "${torch_args[@]}"
+fi
+
+if ((dev)); then
+    "${pip[@]}" -e ".[dev]"
+else
+    "${pip[@]}" -e .
+fi
+
+# NLTK data under the venv, where NLTK looks by default (sys.prefix/nltk_data).
+.venv/bin/python -m app.pipeline.wordnet .venv/nltk_data
