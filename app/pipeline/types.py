@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from PIL import Image
 
@@ -68,7 +68,7 @@ class Description:
     novelty: float
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """Pipeline stages, as reported in progress updates."""
 
     DOWNLOADING = "downloading"
