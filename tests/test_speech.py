@@ -1,0 +1,241 @@
+"""Speech detection on generated media with espeak-ng sentences at known times."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.errors import InputError, VideoOpenFailure
+from app.pipeline.speech import (
+    SAMPLE_RATE,
+    SPEECH_DETECTORS,
+    SileroSpeechDetector,
+    SpeechDetector,
+    SpeechOptions,
+    WebRtcSpeechDetector,
+    detect_speech,
+    make_speech_detector,
+    merge_intervals,
+)
+from app.pipeline.types import Interval
+from tests.fixtures.audio import ESPEAK_RATE, SpeechMedia, SpeechMediaFactory, speak
+
+pytestmark = [
+    # silero-vad 6.2.3 loads its model with torch.jit.load, which torch 2.13 deprecates;
+    # the ONNX alternative needs onnxruntime, which this project does not install.
+    pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
+]
+
+DETECTORS = sorted(SPEECH_DETECTORS)
+TOLERANCE = 0.3
+"""Largest accepted error of a speech boundary, seconds."""
+
+
+def assert_matches(found: list[Interval], truth: list[Interval]) -> None:
+    """Same number of intervals as the truth, every boundary within ``TOLERANCE``."""
+    assert len(found) == len(truth), f"found {found}, expected about {truth}"
+    for got, want in zip(found, truth, strict=True):
+        assert got.start == pytest.approx(want.start, abs=TOLERANCE), (got, want)
+        assert got.end == pytest.approx(want.end, abs=TOLERANCE), (got, want)
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_finds_speech_in_video(speech_video: SpeechMedia, detector: str) -> None:
+    # Three intervals: the last two sentences, 0.15 s apart, are one (min_silence is 0.3 s).
+    assert_matches(detect_speech(speech_video.path, detector), speech_video.speech)
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_finds_speech_in_audio_only_file(speech_audio_only: SpeechMedia, detector: str) -> None:
+    assert_matches(detect_speech(speech_audio_only.path, detector), speech_audio_only.speech)
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_silent_audio_has_no_speech(silent_video: SpeechMedia, detector: str) -> None:
+    assert detect_speech(silent_video.path, detector) == []
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_video_without_audio_has_no_speech(
+    video_without_audio: Path, detector: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.pipeline.speech"):
+        assert detect_speech(video_without_audio, detector) == []
+    assert "no audio stream" in caplog.text
+
+
+def test_text_file_is_not_media(tmp_path: Path) -> None:
+    notes = tmp_path / "film.mp4"
+    notes.write_text("This is a shopping list, not a film.\n" * 20)
+    with pytest.raises(VideoOpenFailure, match=r"film\.mp4 is not a video or audio file"):
+        detect_speech(notes)
+
+
+def test_truncated_mp4_is_not_media(speech_video: SpeechMedia, tmp_path: Path) -> None:
+    # ffmpeg writes the mp4 index at the end, so the first half alone cannot be opened.
+    data = speech_video.path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoOpenFailure, match=r"cut\.mp4"):
+        detect_speech(cut)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        detect_speech(tmp_path / "nowhere.mp4")
+
+
+def test_unknown_detector_lists_valid_names(speech_video: SpeechMedia) -> None:
+    with pytest.raises(ValueError, match="choose one of: silero, webrtc"):
+        detect_speech(speech_video.path, "whisper")
+
+
+@pytest.mark.parametrize(
+    "changes", [{"threshold": 0.0}, {"threshold": 1.0}, {"min_speech": -1.0}, {"padding": -0.1}]
+)
+def test_options_refuse_nonsense(changes: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        SpeechOptions(**changes)
+
+
+def test_merge_intervals() -> None:
+    spans = [Interval(5, 6), Interval(0, 1), Interval(1.2, 2), Interval(0.5, 0.8), Interval(3, 4)]
+    assert merge_intervals(spans) == [
+        Interval(0, 1),
+        Interval(1.2, 2),
+        Interval(3, 4),
+        Interval(5, 6),
+    ]
+    assert merge_intervals(spans, gap=0.3) == [Interval(0, 2), Interval(3, 4), Interval(5, 6)]
+    assert merge_intervals([]) == []
+
+
+@pytest.fixture(scope="module")
+def spoken_samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, Interval]:
+    """A sentence at 16 kHz after one second of silence, with its true extent."""
+    clip = speak("The train leaves at midnight.", tmp_path_factory.mktemp("spoken") / "s.wav")
+    at_16k = np.interp(
+        np.arange(0, clip.size / ESPEAK_RATE, 1 / SAMPLE_RATE),
+        np.arange(clip.size) / ESPEAK_RATE,
+        clip,
+    ).astype(np.float32)
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    samples = np.concatenate((silence, at_16k, silence))
+    return samples, Interval(1.0, 1.0 + at_16k.size / SAMPLE_RATE)
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_chunking_does_not_change_the_result(
+    spoken_samples: tuple[np.ndarray, Interval], detector: str
+) -> None:
+    samples, truth = spoken_samples
+    whole = make_speech_detector(detector).detect(samples, SAMPLE_RATE)
+    sizes = np.random.default_rng(3).integers(1, 3000, size=samples.size // 100)
+    bounds = np.cumsum(sizes)
+    chunks = np.split(samples, bounds[bounds < samples.size])
+    assert make_speech_detector(detector).detect(iter(chunks), SAMPLE_RATE) == whole
+    assert_matches(whole, [truth])
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_no_audio_gives_no_speech(detector: str) -> None:
+    assert make_speech_detector(detector).detect([], SAMPLE_RATE) == []
+
+
+def test_detectors_follow_the_protocol() -> None:
+    assert isinstance(SileroSpeechDetector(), SpeechDetector)
+    assert isinstance(WebRtcSpeechDetector(), SpeechDetector)
+
+
+def test_silero_refuses_other_rates_and_stereo() -> None:
+    detector = SileroSpeechDetector()
+    with pytest.raises(ValueError, match="16000 Hz"):
+        detector.detect(np.zeros(8000, dtype=np.float32), 8000)
+    with pytest.raises(ValueError, match="mono"):
+        detector.detect(np.zeros((2, 8000), dtype=np.float32), SAMPLE_RATE)
+
+
+def test_webrtc_refuses_bad_aggressiveness() -> None:
+    with pytest.raises(ValueError, match="aggressiveness"):
+        WebRtcSpeechDetector(aggressiveness=4)
+
+
+def test_silero_leaves_torch_threads_as_it_found_them(
+    spoken_samples: tuple[np.ndarray, Interval],
+) -> None:
+    before = torch.get_num_threads()
+    SileroSpeechDetector().detect(spoken_samples[0], SAMPLE_RATE)
+    assert torch.get_num_threads() == before
+
+
+# --- comparison of the detectors -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Score:
+    """How a detection compares with the truth."""
+
+    intervals: int
+    """Intervals found."""
+    boundary_errors: list[float]
+    """Signed error of each boundary (found minus true), when the interval counts agree."""
+    false_speech: float
+    """Seconds detected outside the truth."""
+    missed: float
+    """Seconds of truth not detected."""
+
+
+def _covered(spans: list[Interval], within: list[Interval]) -> float:
+    """Seconds of ``spans`` that lie inside ``within`` (both sorted and non-overlapping)."""
+    return sum(max(0.0, min(a.end, b.end) - max(a.start, b.start)) for a in spans for b in within)
+
+
+def score(found: list[Interval], truth: list[Interval]) -> Score:
+    hit = _covered(found, truth)
+    errors: list[float] = []
+    if len(found) == len(truth):
+        for got, want in zip(found, truth, strict=True):
+            errors += [got.start - want.start, got.end - want.end]
+    return Score(
+        intervals=len(found),
+        boundary_errors=errors,
+        false_speech=sum(s.duration for s in found) - hit,
+        missed=sum(s.duration for s in truth) - hit,
+    )
+
+
+def test_detector_comparison(speech_media: SpeechMediaFactory) -> None:
+    """Measure both detectors on clean speech, speech over noise, and music alone.
+
+    Run with ``-s`` to see the table.
+    """
+    cases = {
+        "quiet": speech_media(name="quiet.mp4"),
+        "noise": speech_media(name="noise.mp4", background="noise"),
+        "music": speech_media((12.0,), name="music.mp4", background="music"),
+    }
+    scores = {
+        (detector, case): score(detect_speech(media.path, detector), media.speech)
+        for detector in DETECTORS
+        for case, media in cases.items()
+    }
+    print("\ndetector  audio  intervals  mean|err|  max|err|  signed  false s  missed s")
+    for (detector, case), result in scores.items():
+        errors = np.array(result.boundary_errors or [np.nan])
+        print(
+            f"{detector:8}  {case:5}  {result.intervals:2}/{len(cases[case].speech):<2}     "
+            f"{np.abs(errors).mean():8.3f}  {np.abs(errors).max():8.3f}  {errors.mean():+6.3f}  "
+            f"{result.false_speech:7.2f}  {result.missed:8.2f}"
+        )
+    for detector in DETECTORS:
+        quiet = scores[detector, "quiet"]
+        assert quiet.intervals == len(cases["quiet"].speech)
+        assert max(abs(e) for e in quiet.boundary_errors) <= TOLERANCE
+    # The default must not mistake music for dialogue, nor miss speech under noise.
+    assert scores["silero", "music"].false_speech == 0
+    assert scores["silero", "noise"].intervals == len(cases["noise"].speech)
