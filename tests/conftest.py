@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 pytest_plugins = [
+    "tests.fixtures.audio",
     "tests.fixtures.media",
     "tests.fixtures.servers",
     "tests.fixtures.models",
