@@ -22,11 +22,11 @@ from app.pipeline.types import Interval, Scene
 _EPSILON = 1e-6
 
 
-def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sort intervals and merge those that overlap or touch; drop empty ones."""
+def merge_intervals(intervals: Iterable[Interval], gap: float = 0.0) -> list[Interval]:
+    """Sort intervals, drop empty ones, and join those that overlap or lie <= ``gap`` s apart."""
     merged: list[Interval] = []
     for item in sorted(i for i in intervals if i.end > i.start):
-        if merged and item.start <= merged[-1].end:
+        if merged and item.start <= merged[-1].end + gap:
             if item.end > merged[-1].end:
                 merged[-1] = Interval(merged[-1].start, item.end)
         else:

@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.errors import InputError, ModelLoadError, VideoOpenFailure
+from app.pipeline.pauses import merge_intervals
 from app.pipeline.types import Interval
 
 logger = logging.getLogger(__name__)
@@ -118,17 +119,6 @@ def _blocks(audio: AudioInput, size: int) -> Iterator[tuple[Samples, int]]:
         pending = data[whole:]
     if pending.size:
         yield np.pad(pending, (0, size - pending.size)), pending.size
-
-
-def merge_intervals(intervals: Iterable[Interval], gap: float = 0.0) -> list[Interval]:
-    """Sort intervals and join those that overlap or lie at most ``gap`` seconds apart."""
-    merged: list[Interval] = []
-    for span in sorted(intervals):
-        if merged and span.start <= merged[-1].end + gap:
-            merged[-1] = Interval(merged[-1].start, max(merged[-1].end, span.end))
-        else:
-            merged.append(span)
-    return merged
 
 
 @contextmanager
