@@ -110,7 +110,10 @@ def _options(args: argparse.Namespace) -> tuple[CaptionOptions, DescribeOptions]
 
 
 def _describe(
-    args: argparse.Namespace, caption_options: CaptionOptions, options: DescribeOptions, stdout: TextIO
+    args: argparse.Namespace,
+    caption_options: CaptionOptions,
+    options: DescribeOptions,
+    stdout: TextIO,
 ) -> int:
     captioner = load_captioner(args.model, caption_options)
     bar = _ProgressBar(enabled=not args.quiet)
@@ -118,7 +121,7 @@ def _describe(
         stack.callback(bar.close)
         out = stdout
         if args.output:
-            out = stack.enter_context(open(args.output, "w", encoding="utf-8"))  # noqa: SIM115
+            out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
         writer = stack.enter_context(open_writer(OutputFormat(args.format), out))
         for description in describe_media(
             args.video, captioner, subtitles=args.subtitles, options=options, on_progress=bar

@@ -38,7 +38,10 @@ def scan(path: Path, options: SceneOptions | None = None) -> list[ClosedScene[De
 
 
 def nearest_colour(pixel: np.ndarray) -> str:
-    return min(COLOURS, key=lambda name: sum((int(a) - b) ** 2 for a, b in zip(pixel, COLOURS[name], strict=True)))
+    return min(
+        COLOURS,
+        key=lambda name: sum((int(a) - b) ** 2 for a, b in zip(pixel, COLOURS[name], strict=True)),
+    )
 
 
 def test_cuts_are_found_to_the_frame(six_scene_video: MadeVideo) -> None:
@@ -136,6 +139,5 @@ def test_truncated_file_is_refused_or_cut_short(six_scene_video: MadeVideo, tmp_
     path = tmp_path / "truncated.mp4"
     path.write_bytes(data[: len(data) // 3])
     # The moov atom sits at the end of ffmpeg's default mp4 output: a cut file has no index.
-    with pytest.raises(VideoOpenFailure):
-        with VideoReader(path) as reader:
-            list(reader.frames())
+    with pytest.raises(VideoOpenFailure), VideoReader(path) as reader:
+        list(reader.frames())

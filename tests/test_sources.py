@@ -84,7 +84,10 @@ def test_guard_sees_every_request(file_server: tuple[str, Path]) -> None:
         seen.append(url)
         raise InputError(f"refused {url.host}")
 
-    with pytest.raises(InputError, match="refused 127.0.0.1"), fetch(f"{base}/v.mp4", guard=refuse):
+    with (
+        pytest.raises(InputError, match=r"refused 127\.0\.0\.1"),
+        fetch(f"{base}/v.mp4", guard=refuse),
+    ):
         pass
     assert [str(u) for u in seen] == [f"{base}/v.mp4"]
 

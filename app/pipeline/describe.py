@@ -9,21 +9,31 @@ time order. The CLI, the HTTP service and the tests all call them.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from app.errors import VideoTooLong
 from app.models.base import Captioner
 from app.pipeline.frames import ClosedScene, FrameSelector
-from app.pipeline.novelty import DEFAULT_METEOR_THRESHOLD, MeteorScorer, NoveltyFilter, NoveltyScorer
-from app.pipeline.pauses import PauseFinder
+from app.pipeline.novelty import (
+    DEFAULT_METEOR_THRESHOLD,
+    MeteorScorer,
+    NoveltyFilter,
+    NoveltyScorer,
+)
+from app.pipeline.pauses import PauseFinder, merge_intervals
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard, fetch
+from app.pipeline.speech import SpeechOptions, detect_speech
+from app.pipeline.style import clean_caption, trim_to_words
 from app.pipeline.subtitles import load_speech_intervals
 from app.pipeline.types import Description, Interval, Progress, Scene, Stage
 from app.pipeline.video import DecodedFrame, VideoReader
@@ -31,6 +41,23 @@ from app.pipeline.video import DecodedFrame, VideoReader
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
+
+# Tokens the captioner may generate per word of budget: BLIP's WordPiece vocabulary splits
+# some words, and the text is trimmed at a word boundary afterwards anyway.
+_TOKENS_PER_WORD = 1.5
+
+
+class SpeechSource(StrEnum):
+    """Where the dialogue intervals come from."""
+
+    SUBTITLES = "subtitles"
+    """Only the subtitles; without subtitles every scene is a candidate."""
+    AUDIO = "audio"
+    """Voice activity detection on the video's audio track."""
+    BOTH = "both"
+    """The union of the two."""
+    AUTO = "auto"
+    """Subtitles when given, else the audio track."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,29 @@ class DescribeOptions:
     """Longest video accepted, seconds (None: no limit)."""
     progress_interval: float = 1.0
     """Seconds of video between two progress reports while scanning."""
+    words_per_second: float = 2.5
+    """Narration speed used for each description's word budget (150 words a minute)."""
+    min_words: int = 3
+    """A window that holds fewer words than this is not used."""
+    max_new_tokens: int = 30
+    """Upper bound on tokens asked of the captioner, whatever the budget."""
+    similar_frame_threshold: float | None = 0.97
+    """Skip a frame at least this similar (0..1, colour thumbnails) to the last captioned
+    one without calling the model; None compares nothing."""
+
+    def __post_init__(self) -> None:
+        if self.words_per_second <= 0:
+            raise ValueError("words_per_second must be > 0")
+        if self.min_words < 1:
+            raise ValueError("min_words must be >= 1")
+        if self.batch_size < 1 or self.queue_size < 1:
+            raise ValueError("batch_size and queue_size must be >= 1")
+        if self.similar_frame_threshold is not None and not 0 < self.similar_frame_threshold <= 1:
+            raise ValueError("similar_frame_threshold must be in (0, 1] or None")
+
+    def max_words(self, window: Interval) -> int:
+        """Words that fit in ``window`` at ``words_per_second``."""
+        return math.floor(window.duration * self.words_per_second + 1e-9)
 
 
 @dataclass
@@ -61,6 +111,21 @@ class _Candidate:
     window: Interval
     frame_time: float
     image: Image.Image
+    max_words: int
+
+
+_THUMBNAIL = 16
+
+
+def _thumbnail(frame: DecodedFrame) -> np.ndarray:
+    """A tiny colour copy of the frame, for the near-duplicate check."""
+    small = frame.frame.reformat(width=_THUMBNAIL, height=_THUMBNAIL, format="rgb24")
+    return small.to_ndarray().astype(np.float32)
+
+
+def frame_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """1 minus the mean absolute difference of two thumbnails, scaled to 0..1."""
+    return 1.0 - float(np.abs(a - b).mean()) / 255.0
 
 
 @dataclass
@@ -102,6 +167,7 @@ def _scan(
     scenes_found = 0
     next_report = 0.0
     last_time = 0.0
+    last_thumbnail: np.ndarray | None = None
 
     def put(item: object) -> bool:
         while not stop.is_set():
@@ -113,26 +179,34 @@ def _scan(
         return False
 
     def close(closed: ClosedScene[DecodedFrame] | None) -> bool:
-        nonlocal scenes_found
+        nonlocal scenes_found, last_thumbnail
         if closed is None:
             return True
         scenes_found += 1
-        window = finder.window(closed.scene)
+        scene = closed.scene
+        window = finder.window(scene)
         if window is None:
-            logger.debug("scene %d has no usable pause", closed.scene.index)
+            logger.debug("scene %d has no usable pause", scene.index)
             return True
+        if options.similar_frame_threshold is not None:
+            thumbnail = _thumbnail(closed.frame)
+            if last_thumbnail is not None:
+                similarity = frame_similarity(thumbnail, last_thumbnail)
+                if similarity >= options.similar_frame_threshold:
+                    logger.debug("scene %d looks like the last one (%.3f)", scene.index, similarity)
+                    return True
+            last_thumbnail = thumbnail
         # Only scenes that will be described pay for the full-size RGB conversion.
         image = closed.frame.to_image()
-        return put(_Candidate(closed.scene, window, closed.frame_time, image))
+        max_words = options.max_words(window)
+        return put(_Candidate(scene, window, closed.frame_time, image, max_words))
 
     for decoded in reader.frames():
         if stop.is_set():
             return
         last_time = decoded.time
         if options.max_duration is not None and last_time > options.max_duration:
-            raise VideoTooLong(
-                f"video runs past {options.max_duration:g} s, the longest accepted"
-            )
+            raise VideoTooLong(f"video runs past {options.max_duration:g} s, the longest accepted")
         selector.push(decoded.time, decoded)
         for cut in cuts.feed(decoded.time, decoded.to_small_bgr(options.scenes.analysis_width)):
             if not close(selector.cut(cut)):
@@ -189,7 +263,9 @@ def describe(
             "accepted"
         )
     novelty = NoveltyFilter(scorer or MeteorScorer(), options.novelty_threshold)
-    finder = PauseFinder(speech, options.min_gap)
+    # A window must hold both the shortest pause and the fewest words worth saying.
+    min_window = max(options.min_gap, options.min_words / options.words_per_second)
+    finder = PauseFinder(speech, min_window)
     progress = _ProgressTracker(on_progress, info.duration)
     items: queue.Queue[object] = queue.Queue(maxsize=options.queue_size)
     stop = threading.Event()
@@ -226,7 +302,9 @@ def describe(
                     break
             if not batch:
                 continue
-            texts = captioner.caption([c.image for c in batch])
+            budget = max(c.max_words for c in batch)
+            max_new_tokens = min(options.max_new_tokens, math.ceil(budget * _TOKENS_PER_WORD))
+            texts = captioner.caption([c.image for c in batch], max_new_tokens=max_new_tokens)
             for candidate, text in zip(batch, texts, strict=True):
                 captioned += 1
                 candidate.image.close()
@@ -247,15 +325,17 @@ def describe(
         reader.close()
 
 
-def _accept(candidate: _Candidate, text: str, novelty: NoveltyFilter) -> Description | None:
-    text = text.strip()
+def _accept(candidate: _Candidate, raw: str, novelty: NoveltyFilter) -> Description | None:
     scene = candidate.scene
-    if not text:
+    if not raw.strip():
         logger.warning("scene %d: the captioner returned no text; skipped", scene.index)
         return None
+    text, fits = trim_to_words(clean_caption(raw), candidate.max_words)
     is_new, similarity = novelty.check(text)
     if not is_new:
-        logger.debug("scene %d: %r repeats the previous description (%.2f)", scene.index, text, similarity)
+        logger.debug(
+            "scene %d: %r repeats the previous description (%.2f)", scene.index, text, similarity
+        )
         return None
     return Description(
         start=candidate.window.start,
@@ -266,6 +346,8 @@ def _accept(candidate: _Candidate, text: str, novelty: NoveltyFilter) -> Descrip
         scene_end=scene.end,
         text=text,
         novelty=similarity,
+        max_words=candidate.max_words,
+        fits=fits,
     )
 
 
@@ -275,6 +357,9 @@ def describe_media(
     *,
     subtitles: str | None = None,
     options: DescribeOptions | None = None,
+    speech_source: SpeechSource = SpeechSource.AUTO,
+    speech_detector: str = "silero",
+    speech_options: SpeechOptions | None = None,
     fetch_options: FetchOptions | None = None,
     guard: URLGuard | None = None,
     scorer: NoveltyScorer | None = None,
@@ -282,16 +367,30 @@ def describe_media(
 ) -> Iterator[Description]:
     """Describe a video given by local path or http(s) URL, with optional subtitles.
 
-    Downloads go to temporary files that are removed when the generator finishes or is
-    closed. Raises what ``fetch``, ``load_speech_intervals`` and ``describe`` raise.
+    Dialogue intervals come from ``speech_source``: the subtitles, voice activity in the
+    audio track (``speech_detector``, one of ``app.pipeline.speech.SPEECH_DETECTORS``), both,
+    or ``auto`` (subtitles when given, else audio). A video without an audio track has no
+    speech. Downloads go to temporary files that are removed when the generator finishes or
+    is closed. Raises what ``fetch``, ``load_speech_intervals``, ``detect_speech`` and
+    ``describe`` raise.
     """
     if on_progress is not None:
         on_progress(Progress(stage=Stage.DOWNLOADING))
     with fetch(video, what="video", options=fetch_options, guard=guard) as video_path:
-        speech: list[Interval] | None = None
-        if subtitles is not None:
+        from_subtitles: list[Interval] | None = None
+        if subtitles is not None and speech_source != SpeechSource.AUDIO:
             with fetch(subtitles, what="subtitles", options=fetch_options, guard=guard) as path:
-                speech = load_speech_intervals(path)
+                from_subtitles = load_speech_intervals(path)
+        use_audio = speech_source in (SpeechSource.AUDIO, SpeechSource.BOTH) or (
+            speech_source == SpeechSource.AUTO and from_subtitles is None
+        )
+        speech = from_subtitles
+        if use_audio:
+            if on_progress is not None:
+                on_progress(Progress(stage=Stage.LISTENING))
+            from_audio = detect_speech(video_path, speech_detector, speech_options)
+            logger.info("%s: %d speech intervals in the audio", video_path.name, len(from_audio))
+            speech = merge_intervals([*(from_subtitles or []), *from_audio])
         yield from describe(
             video_path,
             captioner,

@@ -110,7 +110,9 @@ class CutDetector:
         self._last_cut = 0.0
 
     def _timecode(self, seconds: float) -> FrameTimecode:
-        return FrameTimecode(Timecode(pts=round(seconds * 1_000_000), time_base=_MICROSECOND), self._rate)
+        return FrameTimecode(
+            Timecode(pts=round(seconds * 1_000_000), time_base=_MICROSECOND), self._rate
+        )
 
     def _accept(self, found: list[FrameTimecode]) -> list[float]:
         cuts: list[float] = []

@@ -53,9 +53,11 @@ class Description:
         scene_index: Index of the described scene.
         scene_start: Start of the described scene, seconds.
         scene_end: End of the described scene, seconds.
-        text: The description.
-        novelty: METEOR similarity to the previous emitted description (0 when first);
-            lower means more novel.
+        text: The description, cleaned up for narration and trimmed to ``max_words``.
+        novelty: Similarity to the closest recent description (0 when first); lower means
+            more novel.
+        max_words: Words that fit the window at the configured speaking rate.
+        fits: Whether the caption fitted the budget without being shortened.
     """
 
     start: float
@@ -66,12 +68,15 @@ class Description:
     scene_end: float
     text: str
     novelty: float
+    max_words: int
+    fits: bool
 
 
 class Stage(StrEnum):
     """Pipeline stages, as reported in progress updates."""
 
     DOWNLOADING = "downloading"
+    LISTENING = "listening"
     SCANNING = "scanning"
     CAPTIONING = "captioning"
     DONE = "done"
