@@ -16,6 +16,14 @@ class Captioner(Protocol):
     the same caption for an image whether it is captioned alone or within a batch.
     """
 
-    def caption(self, images: Sequence[Image.Image]) -> list[str]:
-        """Caption a batch of RGB images."""
+    def caption(
+        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+    ) -> list[str]:
+        """Caption a batch of RGB images.
+
+        Args:
+            images: The images to describe.
+            max_new_tokens: Most tokens per caption for this call (about one word each), to fit
+                a word budget; None keeps the captioner's own limit.
+        """
         ...

@@ -1,0 +1,229 @@
+"""BLIP and BLIP-2 captioners: batched beam-search captioning on the GPU or the CPU."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import (
+    Blip2ForConditionalGeneration,
+    Blip2Processor,
+    BlipForConditionalGeneration,
+    BlipProcessor,
+    PreTrainedModel,
+    ProcessorMixin,
+)
+
+from app.errors import ModelLoadError
+from app.models.loader import CaptionOptions
+
+logger = logging.getLogger(__name__)
+
+#: Rough GPU memory that one image takes while it is captioned, per beam: vision activations
+#: plus the decoder's key/value cache of BLIP-large in float16, with a wide margin.
+MEMORY_PER_IMAGE_BEAM = 256 * 2**20
+#: Share of the free GPU memory that automatic batching may use; the rest absorbs fragmentation
+#: and whatever else runs on the GPU.
+USABLE_FREE_MEMORY = 0.8
+#: Largest batch that automatic batching picks; more brings little speed on one GPU.
+MAX_AUTO_BATCH_SIZE = 32
+#: Batch size on the CPU when none is given: bigger batches are not faster there.
+CPU_BATCH_SIZE = 4
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The transformers classes that load and run one model type."""
+
+    model_class: type[PreTrainedModel]
+    processor_class: type[ProcessorMixin]
+
+
+#: Supported ``model_type`` values of a model's config.json, and how to load each.
+ARCHITECTURES: dict[str, Architecture] = {
+    "blip": Architecture(BlipForConditionalGeneration, BlipProcessor),
+    "blip-2": Architecture(Blip2ForConditionalGeneration, Blip2Processor),
+}
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn a device option into a torch device.
+
+    Args:
+        device: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
+
+    Raises:
+        ModelLoadError: A CUDA device was asked for but is not there.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            raise ModelLoadError(
+                f"Device {device!r} was requested but {count} CUDA device(s) are available "
+                "(no GPU, or a CPU-only build of torch). Use device='auto' or 'cpu'."
+            )
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """Turn a dtype option into a torch dtype: "auto" is float16 on CUDA and float32 on CPU."""
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    resolved = getattr(torch, dtype)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"{dtype!r} is not a torch dtype")
+    return resolved
+
+
+def pick_batch_size(device: torch.device, num_beams: int) -> int:
+    """Pick a batch size for captioning on ``device`` when the user gave none.
+
+    On CUDA: the share ``USABLE_FREE_MEMORY`` of the currently free memory divided by
+    ``MEMORY_PER_IMAGE_BEAM`` per beam, between 1 and ``MAX_AUTO_BATCH_SIZE``. Call it after the
+    model is on the GPU, so that its weights are already counted. Elsewhere: ``CPU_BATCH_SIZE``.
+
+    Args:
+        device: Where the model runs.
+        num_beams: Beams of the beam search; each multiplies the decoder's memory.
+    """
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    free, _total = torch.cuda.mem_get_info(device)
+    fitting = int(free * USABLE_FREE_MEMORY) // (MEMORY_PER_IMAGE_BEAM * num_beams)
+    return max(1, min(MAX_AUTO_BATCH_SIZE, fitting))
+
+
+class BlipCaptioner:
+    """Captions images with a BLIP or BLIP-2 model; owns the model's device and dtype.
+
+    Images are captioned in chunks of ``batch_size`` with beam search. Every image of a chunk
+    has the same size after the processor and the caption is generated from the image alone
+    (no text prompt), so nothing is padded and a caption does not depend on its neighbours.
+    Build one with :func:`app.models.load_captioner`.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        processor: ProcessorMixin,
+        options: CaptionOptions,
+        *,
+        name: str,
+    ) -> None:
+        """Wrap a loaded model, already placed on its device(s) and in its dtype.
+
+        Args:
+            model: A BLIP or BLIP-2 conditional-generation model.
+            processor: Its processor (image processor and tokenizer).
+            options: Generation options; ``batch_size`` None picks one from free memory.
+            name: The hub id or directory it came from, for logs.
+        """
+        self.model = model.eval()
+        self.processor = processor
+        self.options = options
+        self.name = name
+        # With offloading the first layers' device takes the inputs; otherwise the only one.
+        self.device: torch.device = model.device
+        self.dtype: torch.dtype = model.dtype
+        self.batch_size = options.batch_size or pick_batch_size(self.device, options.num_beams)
+        logger.info(
+            "Captioner %s ready on %s as %s, batch size %d",
+            name,
+            self.device,
+            self.dtype,
+            self.batch_size,
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str, architecture: Architecture, options: CaptionOptions
+    ) -> BlipCaptioner:
+        """Load model and processor from a hub id or a directory, on the device of ``options``.
+
+        Errors of transformers, safetensors and torch pass through;
+        :func:`app.models.load_captioner` turns them into a ModelLoadError.
+
+        Args:
+            name_or_path: A hub id or a directory written by ``save_pretrained``.
+            architecture: The classes for the model's type.
+            options: Where and how to load.
+        """
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        source: dict[str, Any] = {
+            "revision": options.revision,
+            "cache_dir": options.cache_dir,
+            "local_files_only": options.local_files_only,
+        }
+        processor = architecture.processor_class.from_pretrained(name_or_path, **source)
+        if options.offload:
+            # accelerate fills the GPU first, then CPU memory, within max_memory.
+            model = architecture.model_class.from_pretrained(
+                name_or_path,
+                dtype=dtype,
+                device_map="auto",
+                max_memory=_accelerate_max_memory(options.max_memory),
+                **source,
+            )
+            device_map: dict[str, Any] = getattr(model, "hf_device_map", {})
+            logger.info(
+                "Offloaded %s over %s", name_or_path, sorted(set(map(str, device_map.values())))
+            )
+        else:
+            # Loading straight onto the device never holds a second copy of the weights.
+            model = architecture.model_class.from_pretrained(
+                name_or_path, dtype=dtype, device_map=device, **source
+            )
+        return cls(model, processor, options, name=name_or_path)
+
+    def caption(
+        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+    ) -> list[str]:
+        """Caption RGB images, one caption per image, in order.
+
+        Args:
+            images: The images; any size, the processor resizes them.
+            max_new_tokens: Most tokens in each caption for this call (about one word each);
+                None uses the options' ``max_new_tokens``.
+
+        Returns:
+            The captions, stripped, without special tokens.
+        """
+        limit = self.options.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if limit < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {limit}")
+        captions: list[str] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            captions.extend(self._caption_chunk(chunk, limit))
+        return captions
+
+    @torch.inference_mode()
+    def _caption_chunk(self, images: Sequence[Image.Image], max_new_tokens: int) -> list[str]:
+        """Caption one chunk in a single generate call."""
+        inputs = self.processor(images=list(images), return_tensors="pt")
+        pixel_values = inputs["pixel_values"].to(self.device, self.dtype)
+        output = self.model.generate(
+            pixel_values=pixel_values,
+            num_beams=self.options.num_beams,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min(self.options.min_new_tokens, max_new_tokens),
+            repetition_penalty=self.options.repetition_penalty,
+        )
+        texts = self.processor.batch_decode(output, skip_special_tokens=True)
+        return [text.strip() for text in texts]
+
+
+def _accelerate_max_memory(max_memory: dict[str, str] | None) -> dict[int | str, str] | None:
+    """Key GPUs by index as accelerate expects: ``{"0": "10GiB"}`` becomes ``{0: "10GiB"}``."""
+    if max_memory is None:
+        return None
+    return {int(key) if key.isdigit() else key: value for key, value in max_memory.items()}

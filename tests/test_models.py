@@ -1,0 +1,262 @@
+"""Tests of model loading and captioning, on tiny BLIP and BLIP-2 models built by the fixtures."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import huggingface_hub.constants
+import pytest
+import torch
+from PIL import Image
+from transformers import BertConfig
+
+from app.errors import ModelLoadError
+from app.models import BLIP2, DEFAULT_MODEL, Captioner, CaptionOptions, load_captioner
+from app.models.blip import (
+    ARCHITECTURES,
+    CPU_BATCH_SIZE,
+    MAX_AUTO_BATCH_SIZE,
+    MEMORY_PER_IMAGE_BEAM,
+    BlipCaptioner,
+    pick_batch_size,
+)
+from tests.fixtures.models import (
+    COLOURS,
+    WORDS,
+    ScriptedCaptioner,
+    colour_caption,
+    solid_image,
+)
+
+# Nothing here may reach the hub: every load is local_files_only.
+LOCAL = CaptionOptions(local_files_only=True)
+
+
+def noise_images(count: int, seed: int = 7) -> list[Image.Image]:
+    """Images of random pixels, each different, of different sizes."""
+    rng = random.Random(seed)
+    images = []
+    for index in range(count):
+        size = (40 + 8 * index, 30 + 4 * index)
+        data = bytes(rng.randrange(256) for _ in range(size[0] * size[1] * 3))
+        images.append(Image.frombytes("RGB", size, data))
+    return images
+
+
+def load(directory: Path, **options: Any) -> BlipCaptioner:
+    """Load a model directory through the public loader, never reaching the hub."""
+    captioner = load_captioner(str(directory), CaptionOptions(local_files_only=True, **options))
+    assert isinstance(captioner, BlipCaptioner)
+    return captioner
+
+
+def test_tiny_blip_loads_from_directory_and_captions_a_batch(tiny_blip_dir: Path) -> None:
+    captioner = load(tiny_blip_dir, batch_size=2)
+
+    captions = captioner.caption(noise_images(5))
+
+    assert isinstance(captioner, Captioner)
+    assert captioner.device == torch.device("cpu")
+    assert captioner.dtype == torch.float32
+    assert not captioner.model.training
+    assert len(captions) == 5
+    for caption in captions:
+        assert caption == caption.strip()
+        assert caption.split(), "a random BLIP still says something"
+        assert set(caption.split()) <= set(WORDS) - {"[DEC]", "[SEP]", "[PAD]", "[CLS]"}
+
+
+def test_tiny_blip2_loads_from_directory_and_captions_a_batch(tiny_blip2_dir: Path) -> None:
+    captioner = load(tiny_blip2_dir, batch_size=2, max_new_tokens=6)
+
+    captions = captioner.caption(noise_images(3))
+
+    assert isinstance(captioner.model, ARCHITECTURES["blip-2"].model_class)
+    assert len(captions) == 3
+    for caption in captions:
+        # Special tokens (the image tokens of the prompt, </s>) are dropped; the rest are
+        # the tiny vocabulary's letters and spaces, at most one per new token.
+        assert set(caption) <= set("abcdefghijklmnopqrstuvwxyz ")
+        assert len(caption) <= 6
+
+
+def test_no_images_give_no_captions(tiny_blip_dir: Path) -> None:
+    assert load(tiny_blip_dir).caption([]) == []
+
+
+@pytest.mark.parametrize("fixture", ["tiny_blip_dir", "tiny_blip2_dir", "colour_blip_dir"])
+def test_batching_does_not_change_captions(fixture: str, request: pytest.FixtureRequest) -> None:
+    directory: Path = request.getfixturevalue(fixture)
+    images = noise_images(4) + [solid_image(colour) for colour in COLOURS]
+
+    batched = load(directory, batch_size=3).caption(images)
+    alone = load(directory, batch_size=1).caption(images)
+
+    assert batched == alone
+    assert len(set(alone)) > 1, "captions should depend on the image for the test to mean much"
+
+
+def test_colour_model_names_the_colour(colour_blip_dir: Path) -> None:
+    captioner = load(colour_blip_dir)
+    colours = ["red", "green", "blue", "yellow"]
+    # Plain PIL colours of other shades and sizes than the first training shade.
+    images = [Image.new("RGB", (320, 180), name) for name in colours] + [
+        Image.new("RGB", (64, 64), (240, 20, 30))
+    ]
+
+    captions = captioner.caption(images)
+
+    assert captions == [colour_caption(name) for name in colours] + [colour_caption("red")]
+
+
+def test_max_new_tokens_per_call_bounds_the_caption(colour_blip_dir: Path) -> None:
+    captioner = load(colour_blip_dir)
+    image = solid_image("blue")
+
+    assert captioner.caption([image], max_new_tokens=2) == ["a blue"]
+    assert captioner.caption([image]) == ["a blue scene"]
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        captioner.caption([image], max_new_tokens=0)
+
+
+def test_offload_with_accelerate_device_map(colour_blip_dir: Path) -> None:
+    # Without a GPU accelerate places everything on the CPU, but the same code path runs.
+    captioner = load(colour_blip_dir, offload=True, max_memory={"cpu": "2GiB"})
+
+    assert captioner.caption([solid_image("green")]) == [colour_caption("green")]
+
+
+def test_missing_directory_says_what_was_tried(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+
+    with pytest.raises(ModelLoadError) as error:
+        load_captioner(str(missing), CaptionOptions(local_files_only=True, cache_dir=str(tmp_path)))
+
+    message = str(error.value)
+    assert f"local directory '{missing}' (no such directory)" in message
+    assert f"the hub id '{missing}'" in message
+    assert f"cache '{tmp_path}'" in message
+    assert "offline" in message
+    assert DEFAULT_MODEL in message and BLIP2 in message
+    assert isinstance(error.value.__cause__, OSError)
+
+
+def test_unknown_hub_id_offline_says_what_was_tried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HF_HUB_OFFLINE is read once at import, so set the value the libraries consult as well.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    with pytest.raises(ModelLoadError) as error:
+        load_captioner(
+            "nobody/no-such-model", CaptionOptions(cache_dir=str(tmp_path), revision="v1")
+        )
+
+    message = str(error.value)
+    assert "hub id 'nobody/no-such-model' at revision 'v1'" in message
+    assert f"in the cache '{tmp_path}' only" in message
+    assert "HF_HUB_OFFLINE=1" in message
+    assert str(Path("nobody/no-such-model").resolve()) in message
+    assert DEFAULT_MODEL in message and BLIP2 in message
+
+
+def test_directory_without_config_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"config\.json"):
+        load_captioner(str(tmp_path), LOCAL)
+
+
+def test_unsupported_model_type_lists_supported_types(tmp_path: Path) -> None:
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4).save_pretrained(tmp_path)
+
+    with pytest.raises(ModelLoadError) as error:
+        load_captioner(str(tmp_path), LOCAL)
+
+    message = str(error.value)
+    assert "'bert' model" in message
+    assert "Supported model types: blip, blip-2" in message
+
+
+def test_damaged_weights_raise_model_load_error(tiny_blip_dir: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_blip_dir, damaged)
+    (damaged / "model.safetensors").write_bytes(b"not safetensors")
+
+    with pytest.raises(ModelLoadError, match="damaged"):
+        load_captioner(str(damaged), LOCAL)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_raises_model_load_error(tiny_blip_dir: Path) -> None:
+    with pytest.raises(ModelLoadError, match="device='auto' or 'cpu'"):
+        load_captioner(str(tiny_blip_dir), CaptionOptions(local_files_only=True, device="cuda"))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_beams": 0},
+        {"max_new_tokens": 0},
+        {"min_new_tokens": -1},
+        {"batch_size": 0},
+        {"device": "gpu"},
+        {"device": "cuda:x"},
+        {"dtype": "float8"},
+    ],
+)
+def test_invalid_options_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        CaptionOptions(**options)
+
+
+def test_pick_batch_size_from_free_gpu_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    cuda = torch.device("cuda", 0)
+    free = 0
+
+    def mem_get_info(device: torch.device) -> tuple[int, int]:
+        assert device == cuda
+        return free, 12 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+
+    free = 10 * MEMORY_PER_IMAGE_BEAM
+    assert pick_batch_size(cuda, num_beams=1) == 8  # 80 % of the free memory
+    assert pick_batch_size(cuda, num_beams=4) == 2
+    free = MEMORY_PER_IMAGE_BEAM // 2
+    assert pick_batch_size(cuda, num_beams=3) == 1
+    free = 1000 * MEMORY_PER_IMAGE_BEAM
+    assert pick_batch_size(cuda, num_beams=1) == MAX_AUTO_BATCH_SIZE
+    assert pick_batch_size(torch.device("cpu"), num_beams=3) == CPU_BATCH_SIZE
+
+
+def test_importing_app_models_loads_neither_torch_nor_transformers() -> None:
+    code = "import sys, app.models; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_scripted_captioner_follows_a_script_and_records_calls() -> None:
+    by_colour = ScriptedCaptioner()
+    scripted = ScriptedCaptioner(["one two three", "four"])
+
+    assert isinstance(by_colour, Captioner)
+    assert by_colour.caption([solid_image("red"), solid_image("blue")]) == [
+        "a red scene",
+        "a blue scene",
+    ]
+    assert by_colour.caption([solid_image("green")], max_new_tokens=2) == ["a green"]
+    assert by_colour.batch_sizes == [2, 1]
+    assert by_colour.limits == [None, 2]
+    assert scripted.caption([solid_image("red")] * 2) == ["one two three", "four"]
