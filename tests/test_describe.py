@@ -1,0 +1,211 @@
+"""The whole pipeline on generated videos, with a scripted captioner (wording-independent)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from app.errors import SubtitleError, VideoOpenFailure, VideoTooLong
+from app.pipeline.describe import DescribeOptions, SpeechSource, describe, describe_media
+from app.pipeline.types import Description, Interval, Progress, Stage
+from tests.fixtures.audio import SpeechMedia
+from tests.fixtures.media import MadeVideo, VideoFactory
+from tests.fixtures.models import ScriptedCaptioner
+
+# Distinct enough for METEOR that none is dropped as a repeat.
+TEXTS = [
+    "a man opens a door",
+    "two dogs run across a field",
+    "a car drives through the rain",
+    "children play with a ball",
+    "a woman reads a letter",
+    "a train crosses a bridge",
+]
+
+
+def srt(path: Path, cues: list[tuple[float, float]], encoding: str = "utf-8") -> Path:
+    def stamp(t: float) -> str:
+        ms = round(t * 1000)
+        return f"{ms // 3600000:02}:{ms // 60000 % 60:02}:{ms // 1000 % 60:02},{ms % 1000:03}"
+
+    blocks = [
+        f"{i}\n{stamp(a)} --> {stamp(b)}\nСлова героя {i}\n" for i, (a, b) in enumerate(cues, 1)
+    ]
+    path.write_text("\n".join(blocks), encoding=encoding)
+    return path
+
+
+def test_every_scene_is_described_without_subtitles(six_scene_video: MadeVideo) -> None:
+    captioner = ScriptedCaptioner(TEXTS)
+    results = list(describe(six_scene_video.path, captioner))
+    assert [d.text for d in results] == [t.capitalize() + "." for t in TEXTS]
+    starts = [0.0, *six_scene_video.cut_times]
+    ends = [*six_scene_video.cut_times, six_scene_video.duration]
+    for d, start, end in zip(results, starts, ends, strict=True):
+        assert (d.scene_start, d.end) == (pytest.approx(start), pytest.approx(end))
+        assert d.start == d.scene_start
+        assert d.frame_time == pytest.approx(start + 1.0)
+        assert d.max_words == math.floor((end - start) * 2.5 + 1e-9)
+        assert d.fits
+    assert [d.scene_index for d in results] == list(range(6))
+
+
+def test_only_scenes_with_a_long_enough_pause_are_described(
+    six_scene_video: MadeVideo, tmp_path: Path
+) -> None:
+    # Scenes: 0-4, 4-7, 7-12, 12-14, 14-18, 18-20 s.
+    cues = [
+        (0.0, 3.5),  # scene 0: 3.5-4 free (0.5 s): not described
+        (4.0, 5.0),  # scene 1: 5-7 free (2 s): described from 5.0
+        (7.0, 11.0),  # scene 2: 11-12 (1 s): not described
+        (11.5, 12.5),
+        (12.5, 14.2),  # scene 3 fully covered, overlapping cues
+        (15.0, 16.0),  # scene 4: 16-18 free: described from 16.0 (14-15 is too short)
+        (18.0, 25.0),  # scene 5 covered; the cue runs past the end of the video
+    ]
+    subtitles = srt(tmp_path / "dialogue.srt", cues, encoding="cp1251")
+    results = list(
+        describe_media(
+            str(six_scene_video.path), ScriptedCaptioner(TEXTS), subtitles=str(subtitles)
+        )
+    )
+    assert [d.scene_index for d in results] == [1, 4]
+    assert [(d.start, d.end) for d in results] == [
+        (pytest.approx(5.0), pytest.approx(7.0)),
+        (pytest.approx(16.0), pytest.approx(18.0)),
+    ]
+    assert [d.max_words for d in results] == [5, 5]
+
+
+def test_repeated_caption_is_dropped(six_scene_video: MadeVideo) -> None:
+    texts = ["a man walks down the street", "a man is walking down a street", *TEXTS[2:]]
+    results = list(describe(six_scene_video.path, ScriptedCaptioner(texts)))
+    assert [d.scene_index for d in results] == [0, 2, 3, 4, 5]
+
+
+def test_caption_is_trimmed_to_its_word_budget(coded_video: VideoFactory) -> None:
+    made = coded_video([("red", 50), ("blue", 50)])  # two 2 s scenes: 5 words each
+    long = "a man in a dark coat walks slowly along the wet street at night"
+    captioner = ScriptedCaptioner([long, "two dogs run across a big green field today"])
+    results = list(describe(made.path, captioner))
+    assert [d.max_words for d in results] == [5, 5]
+    for d in results:
+        assert len(d.text.split()) <= 5
+        assert not d.fits
+    # The model was asked for no more than the budget allows.
+    assert all(limit is not None and limit <= 8 for limit in captioner.limits)
+
+
+def test_near_identical_frame_skips_the_model(coded_video: VideoFactory, tmp_path: Path) -> None:
+    made = coded_video([("red", 75), ("green", 75), ("red", 75)])
+    subtitles = srt(tmp_path / "s.srt", [(3.0, 6.0)])  # the green scene is all dialogue
+    captioner = ScriptedCaptioner(TEXTS)
+    results = list(describe_media(str(made.path), captioner, subtitles=str(subtitles)))
+    assert [d.scene_index for d in results] == [0]
+    assert captioner.captioned == 1
+    # With the check off, the second red scene reaches the model.
+    captioner = ScriptedCaptioner(TEXTS)
+    options = DescribeOptions(similar_frame_threshold=None)
+    results = list(
+        describe_media(str(made.path), captioner, subtitles=str(subtitles), options=options)
+    )
+    assert [d.scene_index for d in results] == [0, 2]
+
+
+def test_first_description_arrives_before_scanning_ends(six_scene_video: MadeVideo) -> None:
+    seen: list[Progress] = []
+    options = DescribeOptions(queue_size=1, batch_size=1)
+    results = describe(
+        six_scene_video.path, ScriptedCaptioner(TEXTS), options=options, on_progress=seen.append
+    )
+    first = next(results)
+    # The decoder can be at most two scenes ahead of the captioner: the queue holds one.
+    assert first.scene_index == 0
+    assert seen[-1].stage == Stage.SCANNING
+    assert seen[-1].scanned_seconds < six_scene_video.duration - 4
+    rest = list(results)
+    assert len(rest) == 5
+    assert seen[-1].stage == Stage.DONE
+    assert seen[-1].scenes_found == 6 and seen[-1].scenes_captioned == 6
+
+
+def test_closing_the_generator_early_stops_the_decoder(six_scene_video: MadeVideo) -> None:
+    results = describe(
+        six_scene_video.path, ScriptedCaptioner(TEXTS), options=DescribeOptions(queue_size=1)
+    )
+    next(results)
+    results.close()  # joins the decoding thread; a hang here fails on the test timeout
+
+
+def test_captioner_failure_propagates(six_scene_video: MadeVideo) -> None:
+    class Broken(ScriptedCaptioner):
+        def caption(self, images, *, max_new_tokens=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        list(describe(six_scene_video.path, Broken()))
+
+
+def test_too_long_video_is_refused(six_scene_video: MadeVideo) -> None:
+    with pytest.raises(VideoTooLong, match="longer than the 10 s"):
+        list(
+            describe(
+                six_scene_video.path, ScriptedCaptioner(), options=DescribeOptions(max_duration=10)
+            )
+        )
+
+
+def test_text_file_named_mp4(tmp_path: Path) -> None:
+    fake = tmp_path / "film.mp4"
+    fake.write_text("hello\n" * 100)
+    with pytest.raises(VideoOpenFailure, match="not a readable video"):
+        list(describe_media(str(fake), ScriptedCaptioner()))
+
+
+def test_unparseable_subtitles(six_scene_video: MadeVideo, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.srt"
+    bad.write_text("this is not\na subtitle file\n")
+    with pytest.raises(SubtitleError):
+        list(describe_media(str(six_scene_video.path), ScriptedCaptioner(), subtitles=str(bad)))
+
+
+def test_utf16_subtitles_work(six_scene_video: MadeVideo, tmp_path: Path) -> None:
+    subtitles = srt(tmp_path / "s.srt", [(0.0, 20.0)], encoding="utf-16")
+    assert (
+        list(
+            describe_media(str(six_scene_video.path), ScriptedCaptioner(), subtitles=str(subtitles))
+        )
+        == []
+    )
+
+
+def overlaps(d: Description, speech: list[Interval]) -> bool:
+    return any(d.start < s.end and s.start < d.end for s in speech)
+
+
+def test_pauses_from_the_audio_track_when_there_are_no_subtitles(speech_video: SpeechMedia) -> None:
+    results = list(describe_media(str(speech_video.path), ScriptedCaptioner(TEXTS)))
+    assert results, "the video has pauses of 3 s: something must be described"
+    for d in results:
+        assert d.end - d.start >= 2.0
+        # Detected speech is within 0.3 s of the truth: allow that much overlap.
+        shrunk = Interval(d.start + 0.3, d.end - 0.3)
+        assert not any(shrunk.start < s.end and s.start < shrunk.end for s in speech_video.speech)
+
+
+def test_audio_is_ignored_when_source_is_subtitles(speech_video: SpeechMedia) -> None:
+    results = list(
+        describe_media(
+            str(speech_video.path), ScriptedCaptioner(TEXTS), speech_source=SpeechSource.SUBTITLES
+        )
+    )
+    [only] = results
+    assert (only.start, only.end) == (0.0, pytest.approx(speech_video.duration, abs=0.1))
+
+
+def test_video_without_audio_track_means_no_speech(video_without_audio: Path) -> None:
+    results = list(describe_media(str(video_without_audio), ScriptedCaptioner(TEXTS)))
+    assert len(results) == 1
+    assert results[0].start == 0.0
