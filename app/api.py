@@ -1,0 +1,232 @@
+"""The HTTP API: routes, their dependencies, and the one place domain errors become HTTP errors.
+
+Routes are thin: they validate, call ``Service`` and shape the answer. ``create_app`` builds
+an app whose lifespan starts the service (store, queue, worker, outbox, model) and stops it
+gracefully (running jobs reach a safe point and are queued again).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.config import Settings, get_settings
+from app.errors import DescriberError
+from app.models import Captioner
+from app.pipeline.novelty import NoveltyScorer
+from app.pipeline.writers import OutputFormat, render
+from app.service.runtime import Service
+from app.service.schemas import (
+    ErrorOut,
+    Health,
+    JobAccepted,
+    JobOut,
+    ProcessRequest,
+    Readiness,
+)
+from app.service.types import JobNotFound, QueueFull, RefusedURL
+
+logger = logging.getLogger(__name__)
+
+_bearer = HTTPBearer(auto_error=False, description="The API token (setting api_token).")
+
+
+class _Unauthorized(Exception):
+    """The request lacks the bearer token."""
+
+
+def get_service(request: Request) -> Service:
+    """The service built by the app's lifespan."""
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def require_token(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Refuse a request without the bearer token, when one is configured."""
+    token = service.settings.api_token
+    if token is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise _Unauthorized
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing or wrong bearer token."},
+    422: {"model": ErrorOut, "description": "Invalid request; the message names the field."},
+}
+
+health = APIRouter(tags=["health"])
+api = APIRouter(dependencies=[Depends(require_token)], responses=_ERRORS)
+
+
+@health.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Health:
+    return Health()
+
+
+@health.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="The model is loaded and the store is writable",
+    responses={503: {"model": Readiness, "description": "Not ready yet, or broken."}},
+)
+async def readyz(service: ServiceDep, response: Response) -> Readiness:
+    ready, model, store = await service.readiness()
+    if not ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return Readiness(ready=ready, model=model, store=store)
+
+
+@api.post(
+    "/process",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    summary="Describe a video",
+    responses={503: {"model": ErrorOut, "description": "Queue full; see Retry-After."}},
+)
+async def process(body: ProcessRequest, service: ServiceDep, response: Response) -> JobAccepted:
+    """Queue a video for description. A URL (with the same subtitles) that already has a
+    queued or running job returns that job instead of queueing it twice."""
+    submission = await service.submit(body.url, body.subtitles)
+    response.headers["Location"] = f"/jobs/{submission.job.id}"
+    return JobAccepted(
+        job_id=submission.job.id, status=submission.job.status, created=submission.created
+    )
+
+
+@api.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    summary="Status, progress and descriptions of a job",
+    responses={404: {"model": ErrorOut, "description": "No such job."}},
+)
+async def get_job(job_id: str, service: ServiceDep) -> JobOut:
+    job, descriptions = await service.job(job_id)
+    return JobOut.of(job, descriptions)
+
+
+@api.get(
+    "/jobs/{job_id}/descriptions",
+    summary="A job's descriptions as JSON, WebVTT or SRT",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {fmt.media_type: {} for fmt in OutputFormat},
+            "description": "The descriptions so far, in time order.",
+        },
+        404: {"model": ErrorOut, "description": "No such job."},
+    },
+)
+async def get_descriptions(
+    job_id: str,
+    service: ServiceDep,
+    fmt: Annotated[OutputFormat, Query(alias="format")] = OutputFormat.JSON,
+) -> Response:
+    _, descriptions = await service.job(job_id)
+    return Response(render(descriptions, fmt), media_type=fmt.media_type)
+
+
+@api.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(service: ServiceDep) -> Response:
+    return Response(await service.metrics_text(), media_type="text/plain; version=0.0.4")
+
+
+# --- errors: the only place domain exceptions turn into HTTP answers --------------------------
+
+
+def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+
+def _field(location: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    match exc:
+        case _Unauthorized():
+            return _error(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+        case QueueFull():
+            return _error(503, str(exc), {"Retry-After": str(exc.retry_after)})
+        case JobNotFound():
+            return _error(404, str(exc))
+        case RefusedURL():
+            return _error(422, f"url: {exc}")
+        case _:
+            return _error(400, str(exc))
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: Settings | None = None,
+    captioner: Captioner | None = None,
+    *,
+    scorer: NoveltyScorer | None = None,
+) -> FastAPI:
+    """Build the service's ASGI app.
+
+    Args:
+        settings: The settings; None reads them from the environment.
+        captioner: A captioner to use instead of loading ``settings.model`` (tests).
+        scorer: A novelty scorer to use instead of METEOR (tests).
+
+    Returns:
+        The app; its lifespan starts and stops the service.
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = Service(settings, captioner=captioner, scorer=scorer)
+        await service.start()
+        app.state.service = service
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="Audio describer",
+        summary="Timed descriptions of what is on screen, placed in the pauses of dialogue.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(health)
+    app.include_router(api)
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(DescriberError, _domain_error)
+    app.add_exception_handler(_Unauthorized, _domain_error)
+    return app

@@ -1,0 +1,265 @@
+"""The service's settings: one pydantic-settings object, read once from ``DESCRIBER_*`` variables.
+
+Every field is documented in ``docs/service.md``. The pipeline never imports this module: the
+service turns these values into the pipeline's option dataclasses (``caption_options`` and
+friends below).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.models import DEFAULT_MODEL, CaptionOptions
+from app.pipeline.describe import DescribeOptions, SpeechSource
+from app.pipeline.novelty import DEFAULT_METEOR_THRESHOLD
+from app.pipeline.scenes import DETECTORS, SceneOptions
+from app.pipeline.sources import FetchOptions
+from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions
+
+logger = logging.getLogger(__name__)
+
+#: Shortest bearer token or callback secret accepted in production.
+MIN_SECRET_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Configuration of the HTTP service, from environment variables prefixed ``DESCRIBER_``.
+
+    A ``.env`` file in the working directory is read too. Nested values (``max_memory``) are
+    JSON, e.g. ``DESCRIBER_MAX_MEMORY='{"0": "10GiB", "cpu": "30GiB"}'``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DESCRIBER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- Deployment -----------------------------------------------------------------------
+    environment: Literal["local", "production"] = "local"
+    """``production`` refuses unsafe values (no token, private URLs allowed, unsigned callbacks)."""
+    host: str = "127.0.0.1"
+    """Interface uvicorn listens on (``0.0.0.0`` in the container)."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port uvicorn listens on (0 picks a free one)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Level of the service's log lines."""
+    api_token: SecretStr | None = None
+    """Bearer token every endpoint but ``/healthz`` and ``/readyz`` requires; None: no auth."""
+
+    # --- Store and queue -------------------------------------------------------------------
+    db_path: Path = Path("data/describer.sqlite3")
+    """SQLite file holding jobs, descriptions and the callback outbox (created if missing)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Jobs processed at once; they share one model (captioning is serialised)."""
+    queue_max: int = Field(default=100, ge=1)
+    """Most jobs waiting in the queue; ``POST /process`` answers 503 past it."""
+    retry_after: int = Field(default=30, ge=1)
+    """Seconds sent in ``Retry-After`` when the queue is full."""
+    job_max_attempts: int = Field(default=3, ge=1)
+    """Runs a job gets when the service keeps dying under it; then it ends NOT_PROCESSED."""
+    queue_poll_interval: float = Field(default=5.0, gt=0)
+    """Seconds between checks of the store for jobs, besides being woken on each submit."""
+
+    # --- Limits ----------------------------------------------------------------------------
+    max_download_bytes: int = Field(default=4 * 1024**3, ge=1)
+    """Largest video or subtitles file downloaded, bytes."""
+    max_video_duration: float | None = Field(default=4 * 3600.0, gt=0)
+    """Longest video accepted, seconds; None: no limit."""
+    download_timeout: float = Field(default=900.0, gt=0)
+    """Seconds a whole download may take."""
+    connect_timeout: float = Field(default=15.0, gt=0)
+    """Seconds to connect to a media server or to wait for its next chunk."""
+    job_timeout: float = Field(default=4 * 3600.0, gt=0)
+    """Seconds a job may run, download included, before it ends NOT_PROCESSED."""
+    allow_private_urls: bool = False
+    """Accept media URLs on loopback and private networks (tests, trusted LANs). Cloud
+    metadata addresses stay refused."""
+
+    # --- Callbacks to core -----------------------------------------------------------------
+    core_url: str | None = None
+    """Base URL of core; None: no callbacks, results stay available through the API."""
+    callback_secret: SecretStr | None = None
+    """Shared secret for the ``X-Describer-Signature`` HMAC-SHA256 header; None: unsigned."""
+    callback_timeout: float = Field(default=10.0, gt=0)
+    """Seconds one callback request may take."""
+    callback_backoff_initial: float = Field(default=0.5, gt=0)
+    """First wait between two tries of a callback, seconds; it doubles after each failure."""
+    callback_backoff_max: float = Field(default=60.0, gt=0)
+    """Longest wait between two tries of a callback, seconds (transient failures never give up)."""
+    callback_concurrency: int = Field(default=4, ge=1)
+    """Jobs whose callbacks are delivered at once (each job's own callbacks go one by one)."""
+
+    # --- Model -----------------------------------------------------------------------------
+    model: str = DEFAULT_MODEL
+    """Hub id or local directory of the BLIP / BLIP-2 captioning model."""
+    model_revision: str | None = None
+    """Hub revision (branch, tag or commit) of the model."""
+    cache_dir: str | None = None
+    """Hugging Face cache directory (mount it as a volume); None: the HF default."""
+    local_files_only: bool = False
+    """Never reach the hub: only a local directory or the cache."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """Model weights' type; ``auto``: float16 on CUDA, float32 on CPU."""
+    beams: int = Field(default=3, ge=1)
+    """Beam search width; 1 is greedy decoding."""
+    max_new_tokens: int = Field(default=30, ge=1)
+    """Most tokens in a caption (about one word each)."""
+    repetition_penalty: float = Field(default=1.0, gt=0)
+    """Penalty on repeating a token; 1.0 means none."""
+    model_batch_size: int | None = Field(default=None, ge=1)
+    """Images per forward pass; None picks it from free GPU memory."""
+    offload: bool = False
+    """Spread the model over GPU and CPU (accelerate), e.g. BLIP-2 on a small GPU."""
+    max_memory: dict[str, str] | None = None
+    """Memory caps per device when offloading, e.g. ``{"0": "10GiB", "cpu": "30GiB"}``."""
+
+    # --- Pipeline --------------------------------------------------------------------------
+    batch_size: int = Field(default=8, ge=1)
+    """Most frames handed to the captioner in one call."""
+    min_gap: float = Field(default=2.0, gt=0)
+    """Shortest dialogue-free window, seconds, that can hold a description."""
+    frame_offset: float = Field(default=1.0, ge=0)
+    """Seconds after a scene starts at which its frame is taken."""
+    detector: str = "adaptive"
+    """Scene detector: adaptive, content, hash, histogram or threshold."""
+    detector_threshold: float | None = None
+    """The detector's own threshold; None keeps PySceneDetect's default."""
+    min_scene_len: float = Field(default=0.6, ge=0)
+    """Seconds after a cut before another cut is accepted."""
+    fades: bool = True
+    """Also cut on fades to and from black."""
+    novelty_threshold: float = Field(default=DEFAULT_METEOR_THRESHOLD, ge=0, le=1)
+    """A caption at least this similar (METEOR) to the previous one is dropped."""
+    similar_frame_threshold: float | None = Field(default=0.97, gt=0, le=1)
+    """Skip a frame at least this similar to the last captioned one; None compares nothing."""
+    words_per_second: float = Field(default=2.5, gt=0)
+    """Narration speed that sets each description's word budget."""
+    min_words: int = Field(default=3, ge=1)
+    """A pause that holds fewer words than this gets no description."""
+    speech_source: SpeechSource = SpeechSource.AUTO
+    """Where dialogue is found: subtitles, audio, both, or auto (subtitles when given, else
+    the audio track)."""
+    speech_detector: str = "silero"
+    """Voice activity detector for the audio track: silero or webrtc."""
+    speech_threshold: float = Field(default=0.5, gt=0, lt=1)
+    """Speech score (0..1) from which audio counts as speech."""
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        if value not in DETECTORS:
+            raise ValueError(f"unknown detector {value!r}; choose one of {', '.join(DETECTORS)}")
+        return value
+
+    @field_validator("speech_detector")
+    @classmethod
+    def _known_speech_detector(cls, value: str) -> str:
+        if value not in SPEECH_DETECTORS:
+            valid = ", ".join(SPEECH_DETECTORS)
+            raise ValueError(f"unknown speech detector {value!r}; choose one of {valid}")
+        return value
+
+    @field_validator("core_url")
+    @classmethod
+    def _http_core(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"core_url must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("api_token", "callback_secret")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _safe_for_production(self) -> Settings:
+        problems: list[str] = []
+        if self.environment == "production":
+            if self.api_token is None or len(self.api_token.get_secret_value()) < MIN_SECRET_LENGTH:
+                problems.append(f"api_token must be set to at least {MIN_SECRET_LENGTH} characters")
+            if self.allow_private_urls:
+                problems.append("allow_private_urls must be false (it opens SSRF to the LAN)")
+            if self.core_url is not None and (
+                self.callback_secret is None
+                or len(self.callback_secret.get_secret_value()) < MIN_SECRET_LENGTH
+            ):
+                problems.append(
+                    f"callback_secret must be set to at least {MIN_SECRET_LENGTH} characters "
+                    "when core_url is set"
+                )
+        if problems:
+            raise ValueError(
+                "unsafe settings for DESCRIBER_ENVIRONMENT=production: " + "; ".join(problems)
+            )
+        if self.callback_backoff_max < self.callback_backoff_initial:
+            raise ValueError("callback_backoff_max must not be below callback_backoff_initial")
+        # The pipeline's dataclasses check their own ranges: fail at startup, not in a job.
+        self.caption_options()
+        self.describe_options()
+        return self
+
+    # --- The pipeline's option objects -------------------------------------------------------
+
+    def caption_options(self) -> CaptionOptions:
+        """Options for ``load_captioner``."""
+        return CaptionOptions(
+            num_beams=self.beams,
+            max_new_tokens=self.max_new_tokens,
+            repetition_penalty=self.repetition_penalty,
+            batch_size=self.model_batch_size,
+            device=self.device,
+            dtype=self.dtype,
+            offload=self.offload,
+            max_memory=self.max_memory,
+            revision=self.model_revision,
+            local_files_only=self.local_files_only,
+            cache_dir=self.cache_dir,
+        )
+
+    def describe_options(self) -> DescribeOptions:
+        """Options for ``describe_media``."""
+        return DescribeOptions(
+            frame_offset=self.frame_offset,
+            min_gap=self.min_gap,
+            novelty_threshold=self.novelty_threshold,
+            scenes=SceneOptions(
+                detector=self.detector,
+                threshold=self.detector_threshold,
+                min_scene_len=self.min_scene_len,
+                fades=self.fades,
+            ),
+            batch_size=self.batch_size,
+            max_duration=self.max_video_duration,
+            words_per_second=self.words_per_second,
+            min_words=self.min_words,
+            max_new_tokens=self.max_new_tokens,
+            similar_frame_threshold=self.similar_frame_threshold,
+        )
+
+    def speech_options(self) -> SpeechOptions:
+        """Voice activity detection options for ``describe_media``."""
+        return SpeechOptions(threshold=self.speech_threshold)
+
+    def fetch_options(self) -> FetchOptions:
+        """Download limits for ``describe_media``."""
+        return FetchOptions(
+            max_bytes=self.max_download_bytes,
+            timeout=self.download_timeout,
+            connect_timeout=self.connect_timeout,
+        )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings of this process, read from the environment on first use."""
+    return Settings()

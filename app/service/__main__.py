@@ -1,0 +1,5 @@
+"""``python -m app.service``: run the HTTP service with settings from the environment."""
+
+from app.service.server import run_server
+
+run_server()

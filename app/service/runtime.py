@@ -1,0 +1,210 @@
+"""The running service: store, queue, worker, outbox and model, built from settings at startup.
+
+``Service`` is what the API's routes talk to. It starts in two steps: the store, the queue
+and the outbox at once (so the API answers and undelivered callbacks go out), then, in the
+background and off the event loop, the model, after which the worker starts taking jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import StrEnum
+
+from app.callbacks import CallbackClient
+from app.config import Settings
+from app.errors import DescriberError, InputError
+from app.metrics import Metrics
+from app.models import Captioner, load_captioner
+from app.pipeline.novelty import MeteorScorer, NoveltyScorer
+from app.pipeline.types import Description
+from app.security import URLPolicy
+from app.service.outbox import OutboxDispatcher
+from app.service.queue import StoreJobQueue
+from app.service.store import SqliteJobStore
+from app.service.types import Job, JobRequest, JobStatus, RefusedURL, Submission, job_logger
+from app.service.worker import Outcome, Worker, WorkerOptions
+
+logger = logging.getLogger(__name__)
+
+
+class ModelState(StrEnum):
+    """Where loading the model stands."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Service:
+    """Everything the API needs, built from the settings.
+
+    Args:
+        settings: The service's settings.
+        captioner: A captioner to use instead of loading ``settings.model`` (tests).
+        scorer: A novelty scorer instead of METEOR (tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        captioner: Captioner | None = None,
+        scorer: NoveltyScorer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = SqliteJobStore(settings.db_path)
+        self.queue = StoreJobQueue(
+            self.store,
+            max_queued=settings.queue_max,
+            retry_after=settings.retry_after,
+            poll_interval=settings.queue_poll_interval,
+        )
+        self.policy = URLPolicy(allow_private=settings.allow_private_urls)
+        self.client: CallbackClient | None = None
+        self.outbox: OutboxDispatcher | None = None
+        if settings.core_url is not None:
+            secret = settings.callback_secret
+            self.client = CallbackClient(
+                settings.core_url,
+                secret=secret.get_secret_value() if secret is not None else None,
+                timeout=settings.callback_timeout,
+                backoff_initial=settings.callback_backoff_initial,
+                backoff_max=settings.callback_backoff_max,
+            )
+            self.outbox = OutboxDispatcher(
+                self.store,
+                self.client,
+                self.metrics,
+                concurrency=settings.callback_concurrency,
+                poll_interval=settings.queue_poll_interval,
+            )
+        self.worker: Worker | None = None
+        self.model_state = ModelState.LOADING
+        self.model_error: str | None = None
+        self._captioner = captioner
+        self._scorer = scorer
+        self._startup: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, requeue interrupted jobs, start the outbox and load the model."""
+        await self.store.open()
+        given_up = await self.queue.recover(self.settings.job_max_attempts)
+        if self.outbox is not None:
+            self.outbox.start()
+        else:
+            logger.info("no core_url set: no callbacks; results stay available through the API")
+        self._startup = asyncio.create_task(self._start_worker(given_up), name="load-model")
+
+    async def _start_worker(self, given_up: list[Job]) -> None:
+        settings = self.settings
+        try:
+            captioner = self._captioner
+            if captioner is None:
+                logger.info("loading the captioning model %s", settings.model)
+                captioner = await asyncio.to_thread(
+                    load_captioner, settings.model, settings.caption_options()
+                )
+            scorer = self._scorer or await asyncio.to_thread(MeteorScorer)
+        except DescriberError as exc:
+            self.model_state = ModelState.FAILED
+            self.model_error = str(exc)
+            logger.error("cannot take jobs: %s", exc)
+            return
+        self.worker = Worker(
+            queue=self.queue,
+            store=self.store,
+            captioner=captioner,
+            options=WorkerOptions(
+                describe=settings.describe_options(),
+                fetch=settings.fetch_options(),
+                speech_source=settings.speech_source,
+                speech_detector=settings.speech_detector,
+                speech=settings.speech_options(),
+                job_timeout=settings.job_timeout,
+                callbacks=self.outbox is not None,
+                guard=self.policy,
+            ),
+            metrics=self.metrics,
+            scorer=scorer,
+            notify=self.outbox.notify if self.outbox is not None else None,
+            concurrency=settings.workers,
+        )
+        for job in given_up:
+            await self.worker.finish(
+                job,
+                Outcome(
+                    JobStatus.NOT_PROCESSED,
+                    f"the service stopped {job.attempts} times while processing this video; "
+                    "it was not tried again",
+                ),
+            )
+        self.worker.start()
+        self.model_state = ModelState.READY
+        logger.info("ready: taking jobs")
+
+    async def stop(self) -> None:
+        """Stop taking jobs, let running ones reach a safe point, close everything.
+
+        Nothing accepted is lost: interrupted jobs are queued again and undelivered callbacks
+        stay in the outbox, for the next start.
+        """
+        logger.info("shutting down")
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+            await asyncio.gather(self._startup, return_exceptions=True)
+        if self.worker is not None:
+            await self.worker.stop()
+        else:
+            self.queue.close()
+        if self.outbox is not None:
+            await self.outbox.stop()
+        if self.client is not None:
+            await self.client.aclose()
+        await self.store.close()
+        logger.info("shut down")
+
+    # --- what the routes call ----------------------------------------------------------------
+
+    async def submit(self, url: str, subtitles: str | None) -> Submission:
+        """Queue a job (or find the identical active one).
+
+        Raises:
+            RefusedURL: A URL is not http(s) or names a refused address.
+            QueueFull: The queue is at its limit.
+        """
+        for source in (url, subtitles):
+            if source is not None:
+                try:
+                    self.policy.check_literal(source)
+                except InputError as exc:
+                    raise RefusedURL(str(exc)) from exc
+        submission = await self.queue.submit(JobRequest(url=url, subtitles=subtitles))
+        if submission.created:
+            job_logger(logger, submission.job.id).info("queued: %s", url)
+        return submission
+
+    async def job(self, job_id: str) -> tuple[Job, list[Description]]:
+        """A job and its descriptions so far. Raises ``JobNotFound``."""
+        job = await self.store.get_job(job_id)
+        return job, await self.store.descriptions(job_id)
+
+    async def readiness(self) -> tuple[bool, str, str]:
+        """Whether jobs can be taken, with the model's and the store's state."""
+        model = self.model_state.value
+        if self.model_error:
+            model += f": {self.model_error}"
+        try:
+            await self.store.check_writable()
+            store = "ok"
+        except Exception as exc:  # any failure means not ready; the message says which
+            store = f"{type(exc).__name__}: {exc}"
+        return self.model_state is ModelState.READY and store == "ok", model, store
+
+    async def metrics_text(self) -> bytes:
+        """The Prometheus exposition of the service's metrics."""
+        self.metrics.refresh(await self.store.count_by_status(), await self.store.count_events())
+        return self.metrics.render()

@@ -1,0 +1,149 @@
+"""Request and response bodies of the HTTP API (pydantic at the edge)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from app.errors import InputError
+from app.pipeline.types import Description, Stage
+from app.security import check_scheme
+from app.service.types import Job, JobStatus
+
+MAX_URL_LENGTH = 4096
+
+
+def _http_url(value: str) -> str:
+    value = value.strip()
+    try:
+        check_scheme(value)
+    except InputError as exc:
+        raise PydanticCustomError("url", str(exc)) from exc
+    return value
+
+
+HttpURL = Annotated[str, Field(max_length=MAX_URL_LENGTH), AfterValidator(_http_url)]
+
+
+class ProcessRequest(BaseModel):
+    """A video to describe."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"url": "https://media.example.org/film.mp4", "subtitles": None},
+                {
+                    "url": "https://media.example.org/film.mp4",
+                    "subtitles": "https://media.example.org/film.en.srt",
+                },
+            ]
+        }
+    )
+
+    url: HttpURL = Field(description="http(s) URL of the video.")
+    subtitles: HttpURL | None = Field(
+        None,
+        description="http(s) URL of SRT or WebVTT subtitles: descriptions then go only in the "
+        "pauses between lines. Without subtitles every scene is described.",
+    )
+
+
+class JobAccepted(BaseModel):
+    """A job was queued, or an identical queued or running job was found."""
+
+    job_id: str
+    status: JobStatus
+    created: bool = Field(description="False when an identical job was already queued or running.")
+
+
+class ProgressOut(BaseModel):
+    """How far a job got."""
+
+    stage: Stage | None = Field(description="downloading, scanning, captioning or done.")
+    fraction: float = Field(description="Share of the video scanned, 0 to 1.")
+    scenes_found: int
+    scenes_captioned: int
+
+
+class DescriptionOut(BaseModel):
+    """A description, with times in seconds from the start of the video."""
+
+    start: float = Field(description="When narration may begin.")
+    end: float = Field(description="When the dialogue-free window (or the scene) ends.")
+    frame_time: float = Field(description="Time of the described frame.")
+    scene_index: int
+    scene_start: float
+    scene_end: float
+    text: str
+    novelty: float = Field(description="Similarity to the previous description (lower: newer).")
+    max_words: int = Field(description="Words that fit the window at the narration speed.")
+    fits: bool = Field(description="Whether the caption fitted without being shortened.")
+
+    @classmethod
+    def of(cls, description: Description) -> DescriptionOut:
+        return cls(**dataclasses.asdict(description))
+
+
+def _time(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+class JobOut(BaseModel):
+    """A job, its progress and the descriptions made so far."""
+
+    job_id: str
+    url: str
+    subtitles: str | None
+    status: JobStatus
+    progress: ProgressOut
+    reason: str | None = Field(description="Why the job was not processed.")
+    attempts: int = Field(description="Runs started (more than 1 after a restart mid-job).")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    descriptions: list[DescriptionOut]
+
+    @classmethod
+    def of(cls, job: Job, descriptions: list[Description]) -> JobOut:
+        return cls(
+            job_id=job.id,
+            url=job.url,
+            subtitles=job.subtitles,
+            status=job.status,
+            progress=ProgressOut(
+                stage=job.progress.stage,
+                fraction=job.progress.fraction,
+                scenes_found=job.progress.scenes_found,
+                scenes_captioned=job.progress.scenes_captioned,
+            ),
+            reason=job.reason,
+            attempts=job.attempts,
+            created_at=datetime.fromtimestamp(job.created_at, UTC),
+            started_at=_time(job.started_at),
+            finished_at=_time(job.finished_at),
+            descriptions=[DescriptionOut.of(d) for d in descriptions],
+        )
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether the service can take jobs: model loaded and store writable."""
+
+    ready: bool
+    model: str = Field(description="loading, ready or failed, with the error when failed.")
+    store: str = Field(description="ok, or the error writing to it.")
+
+
+class ErrorOut(BaseModel):
+    """An error, with a message that says what to do."""
+
+    detail: str

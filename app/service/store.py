@@ -1,0 +1,470 @@
+"""Durable state of the service: jobs, their descriptions and the outbox of callbacks to core.
+
+``JobStore`` is the contract; ``SqliteJobStore`` the embedded implementation. A description
+and the callback that announces it are written in one transaction, and so are a job's final
+status and its callback, so a crash can never leave one without the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from app.pipeline.types import Description, Stage
+from app.service.types import (
+    EventState,
+    EventType,
+    Job,
+    JobNotFound,
+    JobProgress,
+    JobRequest,
+    JobStatus,
+    OutboxEvent,
+    QueueFull,
+    Submission,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class JobStore(Protocol):
+    """Where jobs, descriptions and undelivered callbacks live. All methods are coroutines."""
+
+    async def open(self) -> None:
+        """Create or migrate the storage; called once before anything else."""
+
+    async def close(self) -> None:
+        """Release the storage."""
+
+    async def check_writable(self) -> None:
+        """Raise an exception when the store cannot take writes (readiness probe)."""
+
+    async def add_job(
+        self, request: JobRequest, *, max_queued: int, retry_after: int
+    ) -> Submission:
+        """Queue a new job, or return the queued or running job of the same request.
+
+        Raises:
+            QueueFull: ``max_queued`` jobs are already waiting.
+        """
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job with this id. Raises ``JobNotFound``."""
+
+    async def claim_next(self) -> Job | None:
+        """Mark the oldest queued job running (one more attempt) and return it."""
+
+    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
+        """Jobs in one state, oldest first."""
+
+    async def requeue(self, job_id: str) -> None:
+        """Put a running job back in the queue (interrupted at a safe point)."""
+
+    async def set_progress(self, job_id: str, progress: JobProgress) -> None:
+        """Record how far a running job got."""
+
+    async def add_description(
+        self, job_id: str, description: Description, event: OutboxEvent | None
+    ) -> bool:
+        """Store a description and its callback atomically.
+
+        Returns:
+            False when this job already holds a description of the same scene (a job run
+            again after a crash); nothing is written then.
+        """
+
+    async def finish(
+        self, job_id: str, status: JobStatus, reason: str | None, event: OutboxEvent | None
+    ) -> None:
+        """Store a job's final status and its callback atomically."""
+
+    async def descriptions(self, job_id: str) -> list[Description]:
+        """A job's descriptions in time order."""
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        """Number of jobs in each state (every state present)."""
+
+    async def jobs_with_pending_events(self) -> list[str]:
+        """Ids of jobs that have callbacks waiting, oldest event first."""
+
+    async def next_pending_event(self, job_id: str) -> OutboxEvent | None:
+        """A job's earliest undelivered callback."""
+
+    async def settle_event(
+        self, event_id: int, state: EventState, attempts: int, error: str | None
+    ) -> None:
+        """Record the outcome of delivering a callback."""
+
+    async def count_events(self) -> dict[EventState, int]:
+        """Number of callbacks in each delivery state."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    subtitles TEXT,
+    status TEXT NOT NULL,
+    stage TEXT,
+    fraction REAL NOT NULL DEFAULT 0,
+    scenes_found INTEGER NOT NULL DEFAULT 0,
+    scenes_captioned INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
+-- At most one active job per request: duplicates return it instead of queueing again.
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_request
+    ON jobs (url, coalesce(subtitles, '')) WHERE status IN ('queued', 'running');
+
+CREATE TABLE IF NOT EXISTS descriptions (
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    scene_index INTEGER NOT NULL,
+    start_time REAL NOT NULL,
+    -- Every field of the Description, as a JSON object.
+    data TEXT NOT NULL,
+    PRIMARY KEY (job_id, scene_index)
+);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    type TEXT NOT NULL,
+    path TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    settled_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, job_id, id);
+"""
+
+_JOB_COLUMNS = (
+    "id, url, subtitles, status, stage, fraction, scenes_found, scenes_captioned, reason, "
+    "attempts, created_at, started_at, finished_at"
+)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        url=row["url"],
+        subtitles=row["subtitles"],
+        status=JobStatus(row["status"]),
+        progress=JobProgress(
+            stage=Stage(row["stage"]) if row["stage"] else None,
+            fraction=row["fraction"],
+            scenes_found=row["scenes_found"],
+            scenes_captioned=row["scenes_captioned"],
+        ),
+        reason=row["reason"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _event(row: sqlite3.Row) -> OutboxEvent:
+    return OutboxEvent(
+        id=row["id"],
+        event_id=row["event_id"],
+        job_id=row["job_id"],
+        type=EventType(row["type"]),
+        path=row["path"],
+        body=bytes(row["body"]),
+        state=EventState(row["state"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
+
+
+class SqliteJobStore:
+    """``JobStore`` in one SQLite file (WAL, full sync), used from one dedicated thread.
+
+    Every call runs in that thread, one at a time, so each method is atomic with respect to
+    the others without further locking, and the event loop never waits on disk.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the job store is not open; call open() first")
+        return self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed description survives a power cut, not only a killed process.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        self._db = conn
+        logger.info("job store open at %s", self.path)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._conn.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def check_writable(self) -> None:
+        await self._run(self._check_writable)
+
+    def _check_writable(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY)")
+            conn.execute("DELETE FROM probe")
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    async def add_job(
+        self, request: JobRequest, *, max_queued: int, retry_after: int
+    ) -> Submission:
+        return await self._run(self._add_job, request, max_queued, retry_after)
+
+    def _add_job(self, request: JobRequest, max_queued: int, retry_after: int) -> Submission:
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE url = ? AND coalesce(subtitles, '') = ? "
+                "AND status IN ('queued', 'running')",
+                (request.url, request.subtitles or ""),
+            ).fetchone()
+            if row is not None:
+                return Submission(_job(row), created=False)
+            (queued,) = conn.execute("SELECT count(*) FROM jobs WHERE status = 'queued'").fetchone()
+            if queued >= max_queued:
+                raise QueueFull(max_queued, retry_after)
+            job_id = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO jobs (id, url, subtitles, status, created_at) VALUES (?, ?, ?, ?, ?)",
+                (job_id, request.url, request.subtitles, JobStatus.QUEUED.value, time.time()),
+            )
+            return Submission(self._get(job_id), created=True)
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self._run(self._get, job_id)
+
+    def _get(self, job_id: str) -> Job:
+        row = self._conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _job(row)
+
+    async def claim_next(self) -> Job | None:
+        return await self._run(self._claim_next)
+
+    def _claim_next(self) -> Job | None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+                "stage = NULL, fraction = 0 WHERE id = ?",
+                (time.time(), row["id"]),
+            )
+            return self._get(row["id"])
+
+    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
+        return await self._run(self._jobs_with_status, status)
+
+    def _jobs_with_status(self, status: JobStatus) -> list[Job]:
+        rows = self._conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY created_at, rowid",
+            (status.value,),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    async def requeue(self, job_id: str) -> None:
+        await self._run(self._requeue, job_id)
+
+    def _requeue(self, job_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'queued', stage = NULL, fraction = 0 "
+                "WHERE id = ? AND status = 'running'",
+                (job_id,),
+            )
+
+    async def set_progress(self, job_id: str, progress: JobProgress) -> None:
+        await self._run(self._set_progress, job_id, progress)
+
+    def _set_progress(self, job_id: str, progress: JobProgress) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET stage = ?, fraction = ?, scenes_found = ?, scenes_captioned = ? "
+                "WHERE id = ? AND status = 'running'",
+                (
+                    progress.stage.value if progress.stage else None,
+                    progress.fraction,
+                    progress.scenes_found,
+                    progress.scenes_captioned,
+                    job_id,
+                ),
+            )
+
+    async def add_description(
+        self, job_id: str, description: Description, event: OutboxEvent | None
+    ) -> bool:
+        return await self._run(self._add_description, job_id, description, event)
+
+    def _add_description(self, job_id: str, d: Description, event: OutboxEvent | None) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO descriptions (job_id, scene_index, start_time, data) "
+                "VALUES (?, ?, ?, ?)",
+                (job_id, d.scene_index, d.start, json.dumps(dataclasses.asdict(d))),
+            )
+            if cursor.rowcount == 0:
+                return False
+            if event is not None:
+                self._insert_event(conn, event)
+            return True
+
+    async def finish(
+        self, job_id: str, status: JobStatus, reason: str | None, event: OutboxEvent | None
+    ) -> None:
+        await self._run(self._finish, job_id, status, reason, event)
+
+    def _finish(
+        self, job_id: str, status: JobStatus, reason: str | None, event: OutboxEvent | None
+    ) -> None:
+        if not status.final:
+            raise ValueError(f"finish() needs a final status, not {status}")
+        with self._transaction() as conn:
+            stage = Stage.DONE.value if status is JobStatus.PROCESSED else None
+            cursor = conn.execute(
+                "UPDATE jobs SET status = ?, reason = ?, finished_at = ?, "
+                "stage = coalesce(?, stage), fraction = CASE WHEN ? THEN 1 ELSE fraction END "
+                "WHERE id = ? AND status IN ('queued', 'running')",
+                (status.value, reason, time.time(), stage, stage is not None, job_id),
+            )
+            if cursor.rowcount == 0:
+                raise RuntimeError(f"job {job_id} is not queued or running; cannot finish it")
+            if event is not None:
+                self._insert_event(conn, event)
+
+    @staticmethod
+    def _insert_event(conn: sqlite3.Connection, event: OutboxEvent) -> None:
+        # OR IGNORE: the same event id is never stored (so never delivered) twice.
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (event_id, job_id, type, path, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (event.event_id, event.job_id, event.type.value, event.path, event.body, time.time()),
+        )
+
+    async def descriptions(self, job_id: str) -> list[Description]:
+        return await self._run(self._descriptions, job_id)
+
+    def _descriptions(self, job_id: str) -> list[Description]:
+        rows = self._conn.execute(
+            "SELECT * FROM descriptions WHERE job_id = ? ORDER BY start_time, scene_index",
+            (job_id,),
+        ).fetchall()
+        return [Description(**json.loads(row["data"])) for row in rows]
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        return await self._run(self._count_by_status)
+
+    def _count_by_status(self) -> dict[JobStatus, int]:
+        counts = dict.fromkeys(JobStatus, 0)
+        for row in self._conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"):
+            counts[JobStatus(row[0])] = row[1]
+        return counts
+
+    # --- outbox ------------------------------------------------------------------------------
+
+    async def jobs_with_pending_events(self) -> list[str]:
+        return await self._run(self._jobs_with_pending_events)
+
+    def _jobs_with_pending_events(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT job_id, min(id) AS first FROM outbox WHERE state = 'pending' "
+            "GROUP BY job_id ORDER BY first"
+        ).fetchall()
+        return [row["job_id"] for row in rows]
+
+    async def next_pending_event(self, job_id: str) -> OutboxEvent | None:
+        return await self._run(self._next_pending_event, job_id)
+
+    def _next_pending_event(self, job_id: str) -> OutboxEvent | None:
+        row = self._conn.execute(
+            "SELECT * FROM outbox WHERE state = 'pending' AND job_id = ? ORDER BY id LIMIT 1",
+            (job_id,),
+        ).fetchone()
+        return None if row is None else _event(row)
+
+    async def settle_event(
+        self, event_id: int, state: EventState, attempts: int, error: str | None
+    ) -> None:
+        await self._run(self._settle_event, event_id, state, attempts, error)
+
+    def _settle_event(
+        self, event_id: int, state: EventState, attempts: int, error: str | None
+    ) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE outbox SET state = ?, attempts = attempts + ?, last_error = ?, "
+                "settled_at = ? WHERE id = ?",
+                (state.value, attempts, error, time.time(), event_id),
+            )
+
+    async def count_events(self) -> dict[EventState, int]:
+        return await self._run(self._count_events)
+
+    def _count_events(self) -> dict[EventState, int]:
+        counts = dict.fromkeys(EventState, 0)
+        for row in self._conn.execute("SELECT state, count(*) FROM outbox GROUP BY state"):
+            counts[EventState(row[0])] = row[1]
+        return counts

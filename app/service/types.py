@@ -1,0 +1,138 @@
+"""Plain data of the service: jobs, their states, callback events, and the per-job logger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from app.errors import DescriberError
+from app.pipeline.types import Stage
+
+
+class JobStatus(StrEnum):
+    """Where a job stands. ``processed`` and ``not_processed`` are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PROCESSED = "processed"
+    NOT_PROCESSED = "not_processed"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobStatus.PROCESSED, JobStatus.NOT_PROCESSED)
+
+
+class EventState(StrEnum):
+    """Delivery state of a callback in the outbox."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Core refused it (4xx): recorded, not retried."""
+
+
+class EventType(StrEnum):
+    """Kinds of callbacks sent to core."""
+
+    DESCRIPTION = "description"
+    STATUS = "status"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a client asked for."""
+
+    url: str
+    subtitles: str | None = None
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a running job got."""
+
+    stage: Stage | None = None
+    fraction: float = 0.0
+    scenes_found: int = 0
+    scenes_captioned: int = 0
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as stored. Times are Unix seconds."""
+
+    id: str
+    url: str
+    subtitles: str | None
+    status: JobStatus
+    progress: JobProgress
+    reason: str | None
+    attempts: int
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The result of submitting a job: the job, and whether it was created by this call."""
+
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """A callback to deliver to core, exactly as it will be sent.
+
+    The body is serialised once, before the event is stored, so every try sends the same
+    bytes under the same signature.
+    """
+
+    event_id: str
+    """Stable id core deduplicates on."""
+    job_id: str
+    type: EventType
+    path: str
+    """Path under core's base URL."""
+    body: bytes
+    id: int = 0
+    """Position in the outbox (0 until stored); a job's events are delivered in this order."""
+    state: EventState = EventState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class QueueFull(DescriberError):
+    """The job queue holds as many jobs as it may; the client should retry later."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"the job queue is full ({limit} jobs waiting); retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class JobNotFound(DescriberError):
+    """No job has this id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}; check the id returned by POST /process")
+        self.job_id = job_id
+
+
+class RefusedURL(DescriberError):
+    """A submitted URL is refused before any work starts (scheme, private address)."""
+
+
+class _JobLogger(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every line with the job id: ``job <id>: <message>``."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        assert self.extra is not None
+        return f"job {self.extra['job_id']}: {msg}", kwargs
+
+
+def job_logger(logger: logging.Logger, job_id: str) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger adapter that puts ``job_id`` in every line (and in ``record.job_id``)."""
+    return _JobLogger(logger, {"job_id": job_id})

@@ -1,0 +1,347 @@
+"""The worker: takes jobs from the queue and runs the pipeline on them, off the event loop.
+
+Every failure rule lives in ``Worker.run_job``: the time limit of a job, how an outcome is
+sorted into PROCESSED / NOT_PROCESSED / interrupted, and the final bookkeeping, which is
+shielded from cancellation. Each description and the callback announcing it are stored
+before the pipeline may go on, so a crash loses at most the description being made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from app.callbacks import description_event, status_event
+from app.errors import DescriberError
+from app.metrics import Metrics
+from app.models import Captioner
+from app.pipeline.describe import DescribeOptions, SpeechSource, describe_media
+from app.pipeline.novelty import NoveltyScorer
+from app.pipeline.sources import FetchOptions, URLGuard
+from app.pipeline.speech import SpeechOptions
+from app.pipeline.types import Description, Progress, Stage
+from app.service.queue import JobQueue
+from app.service.store import JobStore
+from app.service.types import Job, JobProgress, JobStatus, job_logger
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two progress writes of a job (a stage change is always written).
+PROGRESS_INTERVAL = 1.0
+
+
+class JobInterrupted(Exception):
+    """Raised inside the pipeline thread to stop a job at a safe point."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How the worker runs jobs."""
+
+    describe: DescribeOptions = field(default_factory=DescribeOptions)
+    """Pipeline options."""
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    """Download limits."""
+    speech_source: SpeechSource = SpeechSource.AUTO
+    """Where dialogue intervals come from."""
+    speech_detector: str = "silero"
+    """Voice activity detector for the audio track."""
+    speech: SpeechOptions = field(default_factory=SpeechOptions)
+    """Voice activity detection options."""
+    job_timeout: float = 4 * 3600.0
+    """Seconds a job may run, download included."""
+    callbacks: bool = False
+    """Write an outbox callback for each description and final status (core is configured)."""
+    guard: URLGuard | None = None
+    """Checks every URL fetched (SSRF)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended: a final status and, for NOT_PROCESSED, the reason."""
+
+    status: JobStatus
+    reason: str | None = None
+
+
+class SerialCaptioner:
+    """Lets several workers share one model: one ``caption`` call at a time."""
+
+    def __init__(self, captioner: Captioner) -> None:
+        self._captioner = captioner
+        self._lock = threading.Lock()
+
+    def caption(
+        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+    ) -> list[str]:
+        with self._lock:
+            return self._captioner.caption(images, max_new_tokens=max_new_tokens)
+
+
+class _Run:
+    """State shared by a job's coroutine and its pipeline thread."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.stop = threading.Event()
+        self.stored = 0
+        self._stage: Stage | None = None
+        self._stage_started = time.monotonic()
+        self._last_write = 0.0
+
+    def check(self) -> None:
+        if self.stop.is_set():
+            raise JobInterrupted
+
+    def stage_change(self, stage: Stage) -> tuple[Stage, float] | None:
+        """Note the current stage; returns the stage that just ended and its duration."""
+        if stage == self._stage:
+            return None
+        now = time.monotonic()
+        ended = None if self._stage is None else (self._stage, now - self._stage_started)
+        self._stage, self._stage_started = stage, now
+        return ended
+
+    def due(self, changed: bool) -> bool:
+        now = time.monotonic()
+        if changed or now - self._last_write >= PROGRESS_INTERVAL:
+            self._last_write = now
+            return True
+        return False
+
+
+class Worker:
+    """Runs jobs from a queue, one at a time per worker task, ``concurrency`` tasks at once.
+
+    Args:
+        queue: Where jobs come from.
+        store: Where descriptions and final statuses go.
+        captioner: The model, shared by all tasks.
+        options: Pipeline options, limits, and whether callbacks are written.
+        metrics: Counters to update.
+        scorer: Novelty scorer shared by all jobs (None: the pipeline's METEOR default).
+        notify: Called with a job id when it has a new callback in the outbox.
+        concurrency: Jobs run at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        store: JobStore,
+        captioner: Captioner,
+        options: WorkerOptions,
+        metrics: Metrics,
+        scorer: NoveltyScorer | None = None,
+        notify: Callable[[str], None] | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.captioner: Captioner = SerialCaptioner(captioner) if concurrency > 1 else captioner
+        self.options = options
+        self.metrics = metrics
+        self.scorer = scorer
+        self._notify = notify or (lambda job_id: None)
+        self._concurrency = concurrency
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pipeline")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runs: dict[str, _Run] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker tasks."""
+        for index in range(self._concurrency):
+            self._tasks.append(asyncio.create_task(self._loop(), name=f"worker-{index}"))
+        logger.info("%d worker(s) started", self._concurrency)
+
+    async def stop(self) -> None:
+        """Stop taking jobs and let running ones reach a safe point; they are queued again."""
+        self.queue.close()
+        for run in self._runs.values():
+            job_logger(logger, run.job.id).info("stopping at the next safe point")
+            run.stop.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._executor.shutdown(wait=True)
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the jobs being processed."""
+        return list(self._runs)
+
+    async def _loop(self) -> None:
+        while (job := await self.queue.next_job()) is not None:
+            await self.run_job(job)
+
+    # --- one job -----------------------------------------------------------------------------
+
+    async def run_job(self, job: Job) -> None:
+        """Run one claimed job to its end, or to a safe point when stopped; never raises
+        but ``CancelledError``."""
+        log = job_logger(logger, job.id)
+        log.info("started (run %d): %s", job.attempts, job.url)
+        run = _Run(job)
+        self._runs[job.id] = run
+        outcome: Outcome | None = None
+        try:
+            async with asyncio.timeout(self.options.job_timeout):
+                await self._describe(run)
+            outcome = Outcome(JobStatus.PROCESSED)
+        except JobInterrupted:
+            outcome = None
+        except TimeoutError:
+            outcome = Outcome(
+                JobStatus.NOT_PROCESSED,
+                f"the job took longer than {self.options.job_timeout:g} s, the longest a job "
+                "may run",
+            )
+        except DescriberError as exc:  # bad input or model: the message says what to do
+            outcome = Outcome(JobStatus.NOT_PROCESSED, str(exc))
+        except asyncio.CancelledError:
+            # Cancelled from outside (hard shutdown): give the job back, then go.
+            await asyncio.shield(self._release(run, log))
+            raise
+        except Exception as exc:
+            log.exception("failed unexpectedly")
+            outcome = Outcome(
+                JobStatus.NOT_PROCESSED, f"internal error ({type(exc).__name__}); see the logs"
+            )
+        finally:
+            self._runs.pop(job.id, None)
+        if outcome is None:
+            await asyncio.shield(self._release(run, log))
+        else:
+            await asyncio.shield(self.finish(job, outcome))
+
+    async def _release(self, run: _Run, log: logging.LoggerAdapter[logging.Logger]) -> None:
+        try:
+            await self.queue.release(run.job)
+        except Exception:
+            log.exception("could not queue the job again; it runs again after a restart")
+            return
+        log.info(
+            "interrupted at a safe point after %d new description(s); queued again", run.stored
+        )
+
+    async def finish(self, job: Job, outcome: Outcome) -> None:
+        """Store a job's final status and its callback; never raises (logs instead)."""
+        log = job_logger(logger, job.id)
+        try:
+            count = len(await self.store.descriptions(job.id))
+            event = (
+                status_event(job, outcome.status, outcome.reason, count)
+                if self.options.callbacks
+                else None
+            )
+            await self.store.finish(job.id, outcome.status, outcome.reason, event)
+        except Exception:
+            log.exception("could not store the final status; the job runs again after a restart")
+            return
+        self.metrics.jobs_finished.labels(outcome.status.value).inc()
+        if event is not None:
+            self._notify(job.id)
+        if outcome.status is JobStatus.PROCESSED:
+            log.info("processed: %d description(s)", count)
+        else:
+            log.warning("not processed: %s", outcome.reason)
+
+    async def _describe(self, run: _Run) -> None:
+        """Run the pipeline in a thread; on cancellation, stop it at a safe point first."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._pipeline, run, loop)
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            run.stop.set()
+            # The thread cannot be killed: wait until it gets to a safe point and lets go of
+            # its files and the model, however many times we are cancelled meanwhile.
+            while not future.done():
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    continue
+                except BaseException:  # its exception is not ours: we were cancelled
+                    break
+            raise
+
+    def _pipeline(self, run: _Run, loop: asyncio.AbstractEventLoop) -> None:
+        """The pipeline thread: describe the video, storing each description as it comes."""
+        job = run.job
+        log = job_logger(logger, job.id)
+
+        def on_progress(progress: Progress) -> None:
+            run.check()
+            ended = run.stage_change(progress.stage)
+            if ended is not None:
+                stage, seconds = ended
+                self.metrics.stage_seconds.labels(stage.value).observe(seconds)
+                log.info("%s took %.2f s", stage.value, seconds)
+            if run.due(changed=ended is not None or progress.stage is Stage.DONE):
+                state = JobProgress(
+                    stage=progress.stage,
+                    fraction=progress.fraction,
+                    scenes_found=progress.scenes_found,
+                    scenes_captioned=progress.scenes_captioned,
+                )
+                written = asyncio.run_coroutine_threadsafe(
+                    self.store.set_progress(job.id, state), loop
+                )
+                written.add_done_callback(lambda f: _log_failure(f, log, "progress write"))
+
+        descriptions: Generator[Description, None, None] = describe_media(  # type: ignore[assignment]
+            job.url,
+            self.captioner,
+            subtitles=job.subtitles,
+            options=self.options.describe,
+            speech_source=self.options.speech_source,
+            speech_detector=self.options.speech_detector,
+            speech_options=self.options.speech,
+            fetch_options=self.options.fetch,
+            guard=self.options.guard,
+            scorer=self.scorer,
+            on_progress=on_progress,
+        )
+        try:
+            for description in descriptions:
+                # Wait until it is stored: the safe points are between two descriptions.
+                asyncio.run_coroutine_threadsafe(self._record(run, description), loop).result()
+                run.check()
+        finally:
+            descriptions.close()
+
+    async def _record(self, run: _Run, description: Description) -> None:
+        job = run.job
+        event = description_event(job, description) if self.options.callbacks else None
+        if await self.store.add_description(job.id, description, event):
+            run.stored += 1
+            self.metrics.descriptions.inc()
+            if event is not None:
+                self._notify(job.id)
+            job_logger(logger, job.id).debug(
+                "scene %d described: %s", description.scene_index, description.text
+            )
+        else:
+            job_logger(logger, job.id).info(
+                "scene %d was described by an earlier run; kept as it was",
+                description.scene_index,
+            )
+
+
+def _log_failure(
+    future: Future[None], log: logging.LoggerAdapter[logging.Logger], what: str
+) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        log.warning("%s failed: %s", what, error)

@@ -1,0 +1,499 @@
+"""The service end to end, in this process: a real uvicorn on a loopback port, videos on a real
+file server, core as a real recording server, a scripted captioner instead of a model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image
+
+from app.api import create_app
+from app.config import Settings
+from app.pipeline.novelty import NoveltyScorer
+from tests.fixtures.core import RecordingCore
+from tests.fixtures.media import MadeVideo, make_coded_video
+from tests.fixtures.models import ScriptedCaptioner
+
+SECRET = "s3cret-shared-with-core"
+FINAL = ("processed", "not_processed")
+
+
+class WordScorer:
+    """A cheap novelty scorer: the share of words two captions have in common."""
+
+    def similarity(self, previous: str, current: str) -> float:
+        a, b = set(previous.split()), set(current.split())
+        return len(a & b) / max(1, len(a | b))
+
+
+def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test service: its own store, fast retries, private URLs allowed."""
+    values: dict[str, Any] = {
+        "db_path": tmp_path / "service.sqlite3",
+        "allow_private_urls": True,
+        "callback_backoff_initial": 0.05,
+        "callback_backoff_max": 0.2,
+        "queue_poll_interval": 0.5,
+        "novelty_threshold": 0.9,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class GatedCaptioner(ScriptedCaptioner):
+    """Names colours like ScriptedCaptioner, but each call waits until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def caption(
+        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+    ) -> list[str]:
+        self.entered.set()
+        if not self.gate.wait(timeout=60):
+            raise RuntimeError("the test never opened the gate")
+        return super().caption(images, max_new_tokens=max_new_tokens)
+
+
+class SlowCaptioner(ScriptedCaptioner):
+    """A model that takes ``delay`` seconds per call (to run past a job's time limit)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def caption(
+        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+    ) -> list[str]:
+        time.sleep(self.delay)
+        return super().caption(images, max_new_tokens=max_new_tokens)
+
+
+class LiveService:
+    """The app under a real uvicorn in a thread, on a socket bound before it starts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        captioner: Any,
+        scorer: NoveltyScorer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.app = create_app(settings, captioner, scorer=scorer or WordScorer())
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(self.app, log_config=None, lifespan="on", access_log=False)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        token = settings.api_token
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, timeout=30, headers=headers)
+
+    def start(self) -> LiveService:
+        self._thread.start()
+        wait_until(
+            lambda: self.http.get("/readyz").status_code == 200, what="the service to be ready"
+        )
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=60)
+        assert not self._thread.is_alive(), "the service did not shut down"
+        self.http.close()
+        self._socket.close()
+
+    def submit(self, url: str, subtitles: str | None = None) -> str:
+        response = self.http.post("/process", json={"url": url, "subtitles": subtitles})
+        assert response.status_code == 202, response.text
+        job_id: str = response.json()["job_id"]
+        return job_id
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    def wait_done(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        job: dict[str, Any] = wait_until(
+            lambda: (j := self.job(job_id))["status"] in FINAL and j,
+            timeout,
+            f"job {job_id} to finish",
+        )
+        return job
+
+
+@pytest.fixture
+def live_service(tmp_path: Path) -> Iterator[Callable[..., LiveService]]:
+    """Factory: ``live_service(captioner, **settings)`` → a started LiveService; stopped after."""
+    services: list[LiveService] = []
+
+    def start(captioner: Any = None, **overrides: Any) -> LiveService:
+        settings = service_settings(tmp_path, **overrides)
+        service = LiveService(settings, captioner or ScriptedCaptioner()).start()
+        services.append(service)
+        return service
+
+    try:
+        yield start
+    finally:
+        for service in services:
+            if service._thread.is_alive():
+                service.stop()
+
+
+@pytest.fixture
+def media(file_server: tuple[str, Path], six_scene_video: MadeVideo) -> tuple[str, Path]:
+    """The file server, holding ``six.mp4`` (20 s, six colour scenes) and ``short.mp4`` (4 s)."""
+    base, root = file_server
+    shutil.copy(six_scene_video.path, root / "six.mp4")
+    make_coded_video(root / "short.mp4", [("red", 50), ("blue", 50)])
+    return base, root
+
+
+def test_happy_path_delivers_each_description_in_order_then_processed(
+    live_service: Callable[..., LiveService],
+    core_factory: Callable[..., RecordingCore],
+    media: tuple[str, Path],
+) -> None:
+    core = core_factory(secret=SECRET)
+    service = live_service(core_url=core.url, callback_secret=SECRET)
+    base, _ = media
+
+    job_id = service.submit(f"{base}/six.mp4")
+
+    final = core.wait_final(job_id)
+    assert final["status"] == "PROCESSED"
+    assert final["reason"] is None
+    job = service.wait_done(job_id)
+    assert job["status"] == "processed"
+    assert job["progress"]["stage"] == "done"
+    assert job["progress"]["fraction"] == 1.0
+    delivered = core.descriptions(job_id)
+    assert len(delivered) >= 4
+    assert delivered == job["descriptions"]
+    assert final["descriptions"] == len(delivered)
+    starts = [d["start"] for d in delivered]
+    assert starts == sorted(starts)
+    assert [d["text"] for d in delivered][:4] == [
+        "a red scene",
+        "a green scene",
+        "a blue scene",
+        "a yellow scene",
+    ]
+    # The status came last, every event once, each signed and to its documented path.
+    events = [r for r in core.requests if r.json["job_id"] == job_id]
+    assert events[-1].json["type"] == "status"
+    assert events[-1].path == f"/jobs/{job_id}/status"
+    assert {r.path for r in events[:-1]} == {f"/jobs/{job_id}/descriptions"}
+    assert not core.duplicates
+    assert all(r.status == 200 for r in events)
+
+    vtt = service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "vtt"})
+    assert vtt.headers["content-type"].startswith("text/vtt")
+    assert vtt.text.startswith("WEBVTT") and "a red scene" in vtt.text
+    srt = service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "srt"})
+    assert srt.text.startswith("1\n00:00:")
+    as_json = service.http.get(f"/jobs/{job_id}/descriptions")
+    assert json.loads(as_json.text) == delivered
+    bad_format = service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "doc"})
+    assert bad_format.status_code == 422 and "format" in bad_format.json()["detail"]
+    assert service.http.get("/jobs/nope").status_code == 404
+
+    core.wait_for(lambda c: len(c.events) == len(delivered) + 1)
+    metrics = service.http.get("/metrics").text
+    assert 'describer_jobs{status="processed"} 1.0' in metrics
+    assert "describer_queue_depth 0.0" in metrics
+    assert f'describer_callbacks_total{{result="delivered"}} {len(delivered) + 1}.0' in metrics
+    assert 'describer_stage_duration_seconds_count{stage="scanning"} 1.0' in metrics
+
+
+def test_local_use_without_core_keeps_results_in_the_api(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    service = live_service()
+    base, _ = media
+    job = service.wait_done(service.submit(f"{base}/short.mp4"))
+    assert job["status"] == "processed"
+    assert [d["text"] for d in job["descriptions"]] == ["a red scene", "a blue scene"]
+
+
+def test_duplicate_submit_returns_the_active_job_and_health_answers_during_a_job(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    captioner = GatedCaptioner()
+    service = live_service(captioner)
+    base, _ = media
+    first = service.http.post("/process", json={"url": f"{base}/six.mp4"})
+    assert first.status_code == 202 and first.json()["created"] is True
+    assert captioner.entered.wait(30)
+
+    again = service.http.post("/process", json={"url": f"{base}/six.mp4"})
+    assert again.status_code == 202
+    assert again.json() == {"job_id": first.json()["job_id"], "status": "running", "created": False}
+    other = service.http.post(
+        "/process", json={"url": f"{base}/six.mp4", "subtitles": f"{base}/none.srt"}
+    )
+    assert other.json()["job_id"] != first.json()["job_id"]
+
+    # The pipeline thread is busy in the model: the event loop still answers at once.
+    started = time.monotonic()
+    assert service.http.get("/healthz").json() == {"status": "ok"}
+    assert time.monotonic() - started < 0.5
+    running = service.job(first.json()["job_id"])
+    assert running["status"] == "running"
+    assert running["progress"]["stage"] in ("scanning", "captioning")
+
+    captioner.gate.set()
+    assert service.wait_done(first.json()["job_id"])["status"] == "processed"
+    # Once finished, the same URL is a new job.
+    assert service.http.post("/process", json={"url": f"{base}/six.mp4"}).json()["created"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"url": "not a url"}, "url", "http and https"),
+        ({"url": "ftp://example.org/film.mp4"}, "url", "ftp"),
+        ({"url": ""}, "url", "http and https"),
+        ({}, "url", "required"),
+        ({"url": 42}, "url", "string"),
+        ({"url": "https://example.org/a.mp4", "subtitles": "file:///etc/passwd"}, "subtitles", ""),
+        ({"url": "http://10.1.2.3/film.mp4"}, "url", "private address"),
+        ({"url": "http://127.0.0.1/film.mp4"}, "url", "loopback"),
+        ({"url": "http://169.254.169.254/latest/meta-data"}, "url", "metadata"),
+        ({"url": "http://[::1]:8080/film.mp4"}, "url", "loopback"),
+    ],
+)
+def test_invalid_requests_are_422_naming_the_field(
+    live_service: Callable[..., LiveService], body: dict[str, Any], field: str, words: str
+) -> None:
+    service = live_service(allow_private_urls=False)
+    response = service.http.post("/process", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"{field}:")
+    assert words in detail
+
+
+@pytest.mark.allow_error_log  # the 4xx from core is logged as an error
+def test_bad_inputs_end_not_processed_with_a_reason_and_the_next_job_runs(
+    live_service: Callable[..., LiveService],
+    recording_core: RecordingCore,
+    media: tuple[str, Path],
+) -> None:
+    base, root = media
+    (root / "notes.mp4").write_text("this is not a video\n" * 100)
+    (root / "big.mp4").write_bytes(b"\0" * 300_000)
+    (root / "broken.srt").write_bytes(b"\xff\xfe\x00garbage without any cue\x00" * 10)
+    (root / "good.srt").write_text("1\n00:00:00,500 --> 00:00:01,000\nHello.\n")
+    service = live_service(
+        core_url=recording_core.url, max_download_bytes=200_000, max_video_duration=10
+    )
+    cases = {
+        f"{base}/missing.mp4": "404",
+        f"{base}/notes.mp4": "video",
+        f"{base}/big.mp4": "limit",
+        f"{base}/six.mp4": "longer than",
+    }
+    jobs = {service.submit(url): words for url, words in cases.items()}
+    subtitled = service.submit(f"{base}/short.mp4", subtitles=f"{base}/broken.srt")
+    jobs[subtitled] = "subtitles"
+    for job_id, words in jobs.items():
+        job = service.wait_done(job_id)
+        assert job["status"] == "not_processed", job
+        assert words in job["reason"], job["reason"]
+        final = recording_core.wait_final(job_id)
+        assert final["status"] == "NOT_PROCESSED"
+        assert final["reason"] == job["reason"]
+
+    good = service.wait_done(service.submit(f"{base}/short.mp4", subtitles=f"{base}/good.srt"))
+    assert good["status"] == "processed"
+    assert service.http.get("/healthz").status_code == 200
+
+
+def test_hosts_resolving_to_private_addresses_are_refused_when_fetched(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    base, _ = media
+    service = live_service(allow_private_urls=False)
+    port = base.rsplit(":", 1)[1]
+    job = service.wait_done(service.submit(f"http://localhost:{port}/short.mp4"))
+    assert job["status"] == "not_processed"
+    assert "loopback" in job["reason"]
+
+
+def test_job_timeout_ends_the_job_not_processed(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    base, _ = media
+    service = live_service(SlowCaptioner(delay=1.0), job_timeout=0.3)
+    job = service.wait_done(service.submit(f"{base}/short.mp4"))
+    assert job["status"] == "not_processed"
+    assert "longer than 0.3 s" in job["reason"]
+    assert service.wait_done(service.submit(f"{base}/short.mp4?again"))["status"] == (
+        "not_processed"
+    )
+
+
+def test_core_failing_then_down_gets_everything_once_it_recovers(
+    live_service: Callable[..., LiveService],
+    recording_core: RecordingCore,
+    media: tuple[str, Path],
+) -> None:
+    base, _ = media
+    recording_core.fail_with(503)
+    service = live_service(core_url=recording_core.url)
+    job_id = service.submit(f"{base}/six.mp4")
+    job = service.wait_done(job_id)
+    assert job["status"] == "processed"
+    recording_core.wait_for(lambda c: len(c.requests) >= 3)  # retried, not given up
+    assert not recording_core.events
+
+    recording_core.down()
+    recording_core.recover()
+    before = len(recording_core.requests)
+    recording_core.up()
+
+    final = recording_core.wait_final(job_id)
+    assert final["status"] == "PROCESSED"
+    assert recording_core.descriptions(job_id) == job["descriptions"]
+    assert len(recording_core.requests) > before
+    assert not recording_core.duplicates
+    metrics = service.http.get("/metrics").text
+    assert "describer_callback_retries_total" in metrics
+
+
+@pytest.mark.allow_error_log  # a refused callback is logged as an error
+def test_a_callback_refused_with_4xx_is_recorded_failed_and_the_rest_still_arrive(
+    live_service: Callable[..., LiveService],
+    recording_core: RecordingCore,
+    media: tuple[str, Path],
+) -> None:
+    base, _ = media
+    recording_core.fail_with(400, count=1)
+    service = live_service(core_url=recording_core.url)
+    job_id = service.submit(f"{base}/short.mp4")
+    final = recording_core.wait_final(job_id)
+    assert final["status"] == "PROCESSED"
+    assert [d["text"] for d in recording_core.descriptions(job_id)] == ["a blue scene"]
+    assert [r.status for r in recording_core.requests] == [400, 200, 200]
+    metrics = service.http.get("/metrics").text
+    assert 'describer_callbacks_total{result="failed"} 1.0' in metrics
+    assert 'describer_outbox_events{state="failed"} 1.0' in metrics
+
+
+def test_bearer_token_guards_every_endpoint_but_health(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    base, _ = media
+    service = live_service(api_token="a-token-long-enough-for-prod")
+    anonymous = httpx.Client(base_url=service.url)
+    assert anonymous.get("/healthz").status_code == 200
+    assert anonymous.get("/readyz").status_code == 200
+    for method, path in [("POST", "/process"), ("GET", "/jobs/x"), ("GET", "/metrics")]:
+        response = anonymous.request(method, path, json={"url": f"{base}/short.mp4"})
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+    wrong = anonymous.post(
+        "/process", json={"url": f"{base}/short.mp4"}, headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status_code == 401
+    anonymous.close()
+    job_id = service.submit(f"{base}/short.mp4")
+    assert service.wait_done(job_id)["status"] == "processed"
+
+
+async def test_100_concurrent_submits_are_accepted_or_refused_and_none_is_lost(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    base, _ = media
+    captioner = GatedCaptioner()
+    service = await asyncio.to_thread(live_service, captioner, queue_max=5, retry_after=7)
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+
+        async def submit(n: int) -> httpx.Response:
+            return await client.post("/process", json={"url": f"{base}/short.mp4?n={n}"})
+
+        responses = await asyncio.gather(*(submit(n) for n in range(100)))
+        health = await client.get("/healthz")
+        assert health.status_code == 200
+
+        accepted = [r.json()["job_id"] for r in responses if r.status_code == 202]
+        refused = [r for r in responses if r.status_code == 503]
+        assert len(accepted) + len(refused) == 100
+        assert 5 <= len(accepted) <= 6
+        assert len(set(accepted)) == len(accepted)
+        assert all(r.headers["retry-after"] == "7" for r in refused)
+        assert "queue is full" in refused[0].json()["detail"]
+
+        captioner.gate.set()
+        for job_id in accepted:
+            job = await asyncio.to_thread(service.wait_done, job_id)
+            assert job["status"] == "processed"
+        assert (await submit(1000)).status_code == 202
+
+
+def test_shutdown_mid_job_requeues_it_and_a_restart_finishes_it_once(
+    tmp_path: Path,
+    recording_core: RecordingCore,
+    media: tuple[str, Path],
+) -> None:
+    base, _ = media
+    settings = service_settings(tmp_path, core_url=recording_core.url, batch_size=1)
+    captioner = GatedCaptioner()
+    first = LiveService(settings, captioner).start()
+    job_id = first.submit(f"{base}/six.mp4")
+    assert captioner.entered.wait(30)
+
+    stopping = threading.Thread(target=first.stop)
+    stopping.start()
+    wait_until(lambda: first.server.should_exit, what="the shutdown to begin")
+    captioner.gate.set()
+    stopping.join(60)
+    assert not stopping.is_alive()
+    recording_core.wait_for(lambda c: len(c.descriptions(job_id)) >= 1)
+    assert recording_core.final(job_id) is None
+
+    second = LiveService(settings, ScriptedCaptioner()).start()
+    try:
+        job = second.wait_done(job_id)
+        assert job["status"] == "processed"
+        assert job["attempts"] == 2
+        final = recording_core.wait_final(job_id)
+        assert final["descriptions"] == len(job["descriptions"])
+        assert recording_core.descriptions(job_id) == job["descriptions"]
+        assert not recording_core.duplicates
+    finally:
+        second.stop()
