@@ -24,6 +24,8 @@ DESCRIPTIONS = [
         scene_end=4.0,
         text="A woman opens a red door.",
         novelty=0.0,
+        max_words=6,
+        fits=True,
     ),
     Description(
         start=65.25,
@@ -34,6 +36,8 @@ DESCRIPTIONS = [
         scene_end=71.5,
         text="Дети бегут \n по мосту <быстро> & смеются.",
         novelty=0.125,
+        max_words=11,
+        fits=False,
     ),
     Description(
         start=3723.004,
@@ -44,6 +48,8 @@ DESCRIPTIONS = [
         scene_end=3730.0,
         text="The city at night -- lights everywhere.",
         novelty=0.5,
+        max_words=4,
+        fits=True,
     ),
 ]
 

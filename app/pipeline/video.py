@@ -42,7 +42,7 @@ class DecodedFrame:
 
     def to_image(self) -> Image.Image:
         """The frame as an upright RGB image (display rotation applied)."""
-        pixels = self.frame.to_ndarray(format="rgb24")
+        pixels: np.ndarray = self.frame.to_ndarray(format="rgb24")
         quarter_turns = round(self.frame.rotation / 90) % 4
         if quarter_turns:
             pixels = np.ascontiguousarray(np.rot90(pixels, k=quarter_turns))
