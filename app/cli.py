@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import TextIO
 
+from PIL import Image
 from tqdm import tqdm
 
 from app.errors import DescriberError
-from app.models import DEFAULT_MODEL, KNOWN_MODELS, CaptionOptions, load_captioner
+from app.models import DEFAULT_MODEL, KNOWN_MODELS, Captioner, CaptionOptions, load_captioner
 from app.pipeline.describe import DescribeOptions, describe_media
 from app.pipeline.novelty import DEFAULT_METEOR_THRESHOLD
 from app.pipeline.scenes import DETECTORS, SceneOptions
@@ -62,6 +63,22 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
+
+
+class _LazyCaptioner:
+    """Loads the model on first use, so bad inputs are reported before a slow model load."""
+
+    def __init__(self, name_or_path: str, options: CaptionOptions) -> None:
+        self._name = name_or_path
+        self._options = options
+        self._captioner: Captioner | None = None
+
+    def caption(
+        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+    ) -> list[str]:
+        if self._captioner is None:
+            self._captioner = load_captioner(self._name, self._options)
+        return self._captioner.caption(images, max_new_tokens=max_new_tokens)
 
 
 class _ProgressBar:
@@ -115,7 +132,7 @@ def _describe(
     options: DescribeOptions,
     stdout: TextIO,
 ) -> int:
-    captioner = load_captioner(args.model, caption_options)
+    captioner = _LazyCaptioner(args.model, caption_options)
     bar = _ProgressBar(enabled=not args.quiet)
     with ExitStack() as stack:
         stack.callback(bar.close)

@@ -386,6 +386,8 @@ def describe_media(
         )
         speech = from_subtitles
         if use_audio:
+            # Refuse a file without a video stream before spending time on its audio.
+            VideoReader(video_path).close()
             if on_progress is not None:
                 on_progress(Progress(stage=Stage.LISTENING))
             from_audio = detect_speech(video_path, speech_detector, speech_options)
