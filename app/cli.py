@@ -62,6 +62,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="drop a caption at least this similar (METEOR) to the previous one",
     )
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    serve = commands.add_parser(
+        "serve", help="run the HTTP service (settings from DESCRIBER_* environment variables)"
+    )
+    serve.add_argument("--host", help="listen address (overrides DESCRIBER_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (overrides DESCRIBER_PORT)")
     return parser
 
 
@@ -147,10 +153,31 @@ def _describe(
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+    from app.service.server import run_server
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"error: invalid settings: {problems}", file=sys.stderr)
+        return 1
+    run_server(settings)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         caption_options, options = _options(args)
