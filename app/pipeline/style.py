@@ -191,8 +191,7 @@ def _present_tense(text: str, had_there: bool) -> str:
 
 
 def _sentence(text: str) -> str:
-    """Capitalise the first letter and end with one mark: "?" or "!" if the text's final
-    punctuation has one, else a full stop."""
+    """Capitalise the first letter and end with one "?", "!" or full stop (as the text did)."""
     trailing = _TRAILING.search(text)
     ending = trailing.group(0) if trailing else ""
     text = text[: len(text) - len(ending)]
