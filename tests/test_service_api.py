@@ -60,7 +60,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "c
             return result
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 class GatedCaptioner(ScriptedCaptioner):

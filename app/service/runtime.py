@@ -102,13 +102,8 @@ class Service:
     async def _start_worker(self, given_up: list[Job]) -> None:
         settings = self.settings
         try:
-            captioner = self._captioner
-            if captioner is None:
-                logger.info("loading the captioning model %s", settings.model)
-                captioner = await asyncio.to_thread(
-                    load_captioner, settings.model, settings.caption_options()
-                )
-            scorer = self._scorer or await asyncio.to_thread(MeteorScorer)
+            # The model and WordNet (for METEOR) load side by side: both take seconds.
+            captioner, scorer = await asyncio.gather(self._load_captioner(), self._load_scorer())
         except DescriberError as exc:
             self.model_state = ModelState.FAILED
             self.model_error = str(exc)
@@ -145,6 +140,19 @@ class Service:
         self.worker.start()
         self.model_state = ModelState.READY
         logger.info("ready: taking jobs")
+
+    async def _load_captioner(self) -> Captioner:
+        if self._captioner is not None:
+            return self._captioner
+        logger.info("loading the captioning model %s", self.settings.model)
+        return await asyncio.to_thread(
+            load_captioner, self.settings.model, self.settings.caption_options()
+        )
+
+    async def _load_scorer(self) -> NoveltyScorer:
+        if self._scorer is not None:
+            return self._scorer
+        return await asyncio.to_thread(MeteorScorer)
 
     async def stop(self) -> None:
         """Stop taking jobs, let running ones reach a safe point, close everything.

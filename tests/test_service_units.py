@@ -1,0 +1,285 @@
+"""The service's parts on their own: settings, SSRF policy, store, queue, callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from app.callbacks import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    CallbackClient,
+    description_event,
+    sign,
+    status_event,
+    verify,
+)
+from app.config import Settings
+from app.errors import InputError
+from app.pipeline.types import Description
+from app.security import URLPolicy, address_problem
+from app.service.queue import StoreJobQueue
+from app.service.store import SqliteJobStore
+from app.service.types import EventState, JobRequest, JobStatus, QueueFull
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESCRIBER_QUEUE_MAX", "7")
+    monkeypatch.setenv("DESCRIBER_CORE_URL", "https://core.example.org/api/")
+    monkeypatch.setenv("DESCRIBER_MAX_MEMORY", '{"0": "10GiB"}')
+    read = settings()
+    assert read.queue_max == 7
+    assert read.core_url == "https://core.example.org/api"
+    assert read.caption_options().max_memory == {"0": "10GiB"}
+    assert read.describe_options().max_duration == read.max_video_duration
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"environment": "production"}, "api_token"),
+        ({"environment": "production", "api_token": "short"}, "api_token"),
+        (
+            {"environment": "production", "api_token": "x" * 32, "allow_private_urls": True},
+            "allow_private_urls",
+        ),
+        (
+            {"environment": "production", "api_token": "x" * 32, "core_url": "https://core"},
+            "callback_secret",
+        ),
+        ({"detector": "magic"}, "adaptive"),
+        ({"speech_detector": "ears"}, "silero"),
+        ({"core_url": "ftp://core"}, "http"),
+        ({"device": "tpu"}, "cuda"),
+        ({"queue_max": 0}, "queue_max"),
+    ],
+)
+def test_unsafe_or_invalid_settings_are_refused(values: dict[str, object], words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        settings(**values)
+
+
+def test_production_settings_with_secrets_are_accepted() -> None:
+    read = settings(
+        environment="production",
+        api_token="t" * 32,
+        core_url="https://core.example.org",
+        callback_secret="s" * 32,
+    )
+    assert read.api_token is not None
+
+
+# --- SSRF policy -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "allow_private", "problem"),
+    [
+        ("93.184.216.34", False, None),
+        ("2606:2800:220:1:248:1893:25c8:1946", False, None),
+        ("127.0.0.1", False, "loopback"),
+        ("127.0.0.1", True, None),
+        ("10.0.0.8", False, "private"),
+        ("192.168.1.1", True, None),
+        ("::1", False, "loopback"),
+        ("::ffff:10.0.0.1", False, "private"),
+        ("fd12::1", False, "private"),
+        ("169.254.169.254", True, "metadata"),
+        ("fd00:ec2::254", True, "metadata"),
+        ("169.254.1.1", True, "link-local"),
+        ("fe80::1", True, "link-local"),
+        ("0.0.0.0", True, "unspecified"),
+        ("224.0.0.1", True, "multicast"),
+        ("100.64.0.1", False, "non-public"),
+    ],
+)
+def test_address_rules(address: str, allow_private: bool, problem: str | None) -> None:
+    found = address_problem(ipaddress.ip_address(address), allow_private=allow_private)
+    assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_the_guard_resolves_host_names_and_checks_every_address() -> None:
+    policy = URLPolicy(allow_private=False)
+    with pytest.raises(InputError, match=r"localhost \(127.0.0.1\) is a loopback address"):
+        policy(httpx.URL("http://localhost:8000/film.mp4"))
+    with pytest.raises(InputError, match="only http and https"):
+        policy(httpx.URL("ftp://example.org/film.mp4"))
+    with pytest.raises(InputError, match="cannot resolve"):
+        policy(httpx.URL("http://no-such-host.invalid/film.mp4"))
+    URLPolicy(allow_private=True)(httpx.URL("http://localhost:8000/film.mp4"))
+    # Submission only checks what needs no DNS.
+    policy.check_literal("http://localhost:8000/film.mp4")
+    with pytest.raises(InputError, match="private"):
+        policy.check_literal("http://10.0.0.1/film.mp4")
+
+
+# --- store and queue -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
+    opened = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def description(scene: int, text: str = "a red scene") -> Description:
+    return Description(
+        start=scene * 2.0,
+        end=scene * 2.0 + 2,
+        frame_time=scene * 2.0 + 1,
+        scene_index=scene,
+        scene_start=scene * 2.0,
+        scene_end=scene * 2.0 + 2,
+        text=text,
+        novelty=0.0,
+        max_words=5,
+        fits=True,
+    )
+
+
+async def test_store_deduplicates_active_requests_and_bounds_the_queue(
+    store: SqliteJobStore,
+) -> None:
+    first = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=2, retry_after=5)
+    again = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=2, retry_after=5)
+    assert first.created and not again.created
+    assert again.job.id == first.job.id
+    subtitled = await store.add_job(
+        JobRequest("http://a/v.mp4", "http://a/v.srt"), max_queued=2, retry_after=5
+    )
+    assert subtitled.created
+    with pytest.raises(QueueFull) as refused:
+        await store.add_job(JobRequest("http://b/v.mp4"), max_queued=2, retry_after=5)
+    assert refused.value.retry_after == 5
+
+    claimed = await store.claim_next()
+    assert claimed is not None and claimed.id == first.job.id
+    assert claimed.status is JobStatus.RUNNING and claimed.attempts == 1
+    # A running job still counts as the active job of its request.
+    running = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=5)
+    assert running.job.id == first.job.id
+    await store.finish(claimed.id, JobStatus.PROCESSED, None, None)
+    after = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=5)
+    assert after.created and after.job.id != first.job.id
+
+
+async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(
+    store: SqliteJobStore,
+) -> None:
+    job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
+    for scene in (0, 1):
+        assert await store.add_description(
+            job.id, description(scene), description_event(job, description(scene))
+        )
+    # A second run describing scene 1 again stores nothing new.
+    assert not await store.add_description(
+        job.id, description(1, "other"), description_event(job, description(1, "other"))
+    )
+    assert [d.text for d in await store.descriptions(job.id)] == ["a red scene"] * 2
+    await store.finish(
+        job.id, JobStatus.PROCESSED, None, status_event(job, JobStatus.PROCESSED, None, 2)
+    )
+
+    assert await store.jobs_with_pending_events() == [job.id]
+    seen = []
+    while (event := await store.next_pending_event(job.id)) is not None:
+        seen.append(event.event_id)
+        await store.settle_event(event.id, EventState.DELIVERED, 1, None)
+    assert seen == [f"{job.id}:description:0", f"{job.id}:description:1", f"{job.id}:status"]
+    assert (await store.count_events())[EventState.DELIVERED] == 3
+    assert (await store.get_job(job.id)).status is JobStatus.PROCESSED
+
+
+async def test_the_queue_requeues_interrupted_jobs_and_gives_up_after_max_attempts(
+    store: SqliteJobStore,
+) -> None:
+    queue = StoreJobQueue(store, max_queued=9, retry_after=1, poll_interval=0.1)
+    once = (await queue.submit(JobRequest("http://a/1.mp4"))).job
+    often = (await queue.submit(JobRequest("http://a/2.mp4"))).job
+    assert (await queue.next_job()) is not None
+    assert (await queue.next_job()) is not None
+    for _ in range(2):  # "often" was interrupted twice before
+        await store.requeue(often.id)
+        await store.claim_next()
+
+    given_up = await queue.recover(max_attempts=3)
+    assert [job.id for job in given_up] == [often.id]
+    assert (await store.get_job(once.id)).status is JobStatus.QUEUED
+    assert await queue.depth() == 1
+
+    waiter = asyncio.create_task(queue.next_job())
+    assert (await waiter) is not None
+    blocked = asyncio.create_task(queue.next_job())
+    queue.close()
+    assert await blocked is None
+
+
+# --- callbacks -----------------------------------------------------------------------------------
+
+
+async def test_callbacks_are_signed_and_retried_until_core_takes_them(
+    store: SqliteJobStore,
+) -> None:
+    job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
+    event = description_event(job, description(3))
+    answers = iter([503, 500, 200])
+    received: list[httpx.Request] = []
+
+    def core(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(next(answers))
+
+    client = CallbackClient(
+        "http://core/api/",
+        secret="k" * 20,
+        backoff_initial=0.001,
+        backoff_max=0.002,
+        transport=httpx.MockTransport(core),
+    )
+    delivery = await client.deliver(event)
+    await client.aclose()
+
+    assert delivery.state is EventState.DELIVERED and delivery.attempts == 3
+    assert [r.url.path for r in received] == [f"/api/jobs/{job.id}/descriptions"] * 3
+    assert {r.content for r in received} == {event.body}
+    request = received[-1]
+    assert request.headers[EVENT_ID_HEADER] == f"{job.id}:description:3"
+    assert verify(request.content, "k" * 20, request.headers[SIGNATURE_HEADER])
+    assert request.headers[SIGNATURE_HEADER] == sign(event.body, "k" * 20)
+    body = json.loads(request.content)
+    assert body["description"]["scene_index"] == 3
+    assert body["type"] == "description" and body["url"] == "http://a/v.mp4"
+
+
+@pytest.mark.allow_error_log
+async def test_a_4xx_answer_is_not_retried(store: SqliteJobStore) -> None:
+    job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
+    calls = 0
+
+    def core(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(422, text="unknown job")
+
+    client = CallbackClient("http://core", transport=httpx.MockTransport(core))
+    delivery = await client.deliver(status_event(job, JobStatus.NOT_PROCESSED, "bad", 0))
+    await client.aclose()
+    assert delivery.state is EventState.FAILED and calls == 1
+    assert delivery.error is not None and "422" in delivery.error
