@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from app.errors import DescriberError
 from app.models import DEFAULT_MODEL, KNOWN_MODELS, Captioner, CaptionOptions, load_captioner
-from app.pipeline.describe import DescribeOptions, describe_media
-from app.pipeline.novelty import DEFAULT_METEOR_THRESHOLD
+from app.pipeline.describe import DescribeOptions, SpeechSource, describe_media
+from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
 from app.pipeline.scenes import DETECTORS, SceneOptions
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
@@ -56,11 +56,24 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threshold", type=float, default=None, help="scene detector threshold")
     d.add_argument("--no-fades", action="store_true", help="do not cut on fades to black")
     d.add_argument(
+        "--novelty",
+        choices=sorted(SCORERS),
+        default=DEFAULT_SCORER,
+        help="how captions are compared to recent ones: METEOR or sentence embeddings",
+    )
+    d.add_argument(
         "--novelty-threshold",
         type=float,
-        default=DEFAULT_METEOR_THRESHOLD,
-        help="drop a caption at least this similar (METEOR) to the previous one",
+        default=None,
+        help="drop a caption at least this similar to a recent one (default: per scorer)",
     )
+    d.add_argument(
+        "--speech",
+        choices=[s.value for s in SpeechSource],
+        default=SpeechSource.AUTO.value,
+        help="dialogue from subtitles, the audio track, both, or auto (subtitles if given)",
+    )
+    d.add_argument("--words-per-second", type=float, default=2.5, help="narration speed")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     serve = commands.add_parser(
@@ -124,7 +137,9 @@ def _options(args: argparse.Namespace) -> tuple[CaptionOptions, DescribeOptions]
     options = DescribeOptions(
         frame_offset=args.frame_offset,
         min_gap=args.min_gap,
+        novelty_scorer=args.novelty,
         novelty_threshold=args.novelty_threshold,
+        words_per_second=args.words_per_second,
         scenes=SceneOptions(
             detector=args.detector, threshold=args.threshold, fades=not args.no_fades
         ),
@@ -147,7 +162,12 @@ def _describe(
             out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
         writer = stack.enter_context(open_writer(OutputFormat(args.format), out))
         for description in describe_media(
-            args.video, captioner, subtitles=args.subtitles, options=options, on_progress=bar
+            args.video,
+            captioner,
+            subtitles=args.subtitles,
+            options=options,
+            speech_source=SpeechSource(args.speech),
+            on_progress=bar,
         ):
             writer.write(description)
     return 0

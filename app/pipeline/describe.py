@@ -24,10 +24,11 @@ from app.errors import VideoTooLong
 from app.models.base import Captioner
 from app.pipeline.frames import ClosedScene, FrameSelector
 from app.pipeline.novelty import (
-    DEFAULT_METEOR_THRESHOLD,
-    MeteorScorer,
+    DEFAULT_SCORER,
+    SCORERS,
     NoveltyFilter,
     NoveltyScorer,
+    make_novelty_filter,
 )
 from app.pipeline.pauses import PauseFinder, merge_intervals
 from app.pipeline.scenes import CutDetector, SceneOptions
@@ -68,8 +69,14 @@ class DescribeOptions:
     """Seconds after a scene starts at which its frame is taken."""
     min_gap: float = 2.0
     """Shortest dialogue-free window, seconds, that can hold a description."""
-    novelty_threshold: float = DEFAULT_METEOR_THRESHOLD
-    """A caption at least this similar to the previous one is dropped as a repeat."""
+    novelty_scorer: str = DEFAULT_SCORER
+    """How captions are compared: ``meteor`` (word overlap with WordNet synonyms) or
+    ``semantic`` (sentence embeddings)."""
+    novelty_threshold: float | None = None
+    """A caption at least this similar to a recent one is dropped as a repeat (None: the
+    scorer's measured default)."""
+    novelty_history: int | None = None
+    """How many recent descriptions a caption is compared with (None: the scorer's default)."""
     scenes: SceneOptions = field(default_factory=SceneOptions)
     """Scene detection settings."""
     batch_size: int = 8
@@ -91,6 +98,11 @@ class DescribeOptions:
     one without calling the model; None compares nothing."""
 
     def __post_init__(self) -> None:
+        if self.novelty_scorer not in SCORERS:
+            raise ValueError(
+                f"unknown novelty scorer {self.novelty_scorer!r}; choose one of "
+                f"{', '.join(SCORERS)}"
+            )
         if self.words_per_second <= 0:
             raise ValueError("words_per_second must be > 0")
         if self.min_words < 1:
@@ -239,7 +251,8 @@ def describe(
         speech: When someone speaks (from subtitles or audio); None: unknown, every scene
             is described.
         options: Pipeline options.
-        scorer: Similarity measure for the novelty check (default: METEOR).
+        scorer: A built scorer of the kind ``options.novelty_scorer`` names, shared between
+            videos so its model loads once; None builds one.
         on_progress: Called with progress snapshots, from the decoding thread too.
 
     Yields:
@@ -262,7 +275,9 @@ def describe(
             f"video lasts {info.duration:.0f} s, longer than the {options.max_duration:g} s "
             "accepted"
         )
-    novelty = NoveltyFilter(scorer or MeteorScorer(), options.novelty_threshold)
+    novelty = make_novelty_filter(
+        options.novelty_scorer, options.novelty_threshold, options.novelty_history, scorer=scorer
+    )
     # A window must hold both the shortest pause and the fewest words worth saying.
     min_window = max(options.min_gap, options.min_words / options.words_per_second)
     finder = PauseFinder(speech, min_window)
