@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="DESCRIBER_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="DESCRIBER_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # DESCRIBER_MAX_VIDEO_DURATION=none (any optional setting) means None.
+        env_parse_none_str="none",
     )
 
     # --- Deployment -----------------------------------------------------------------------

@@ -80,6 +80,11 @@ class ServiceProcess:
         self.process.send_signal(sig)
         try:
             return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # SIGABRT makes faulthandler write every thread's stack to the log.
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(30)
+            pytest.fail(f"the service did not stop within {timeout} s:\n{self.logs()}")
         finally:
             self.http.close()
 
@@ -104,6 +109,7 @@ def start_service(
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
+        "PYTHONFAULTHANDLER": "1",
         "DESCRIBER_PORT": str(free_port()),
         "DESCRIBER_DB_PATH": str(tmp_path / "store.sqlite3"),
         "DESCRIBER_MODEL": str(colour_blip_dir),

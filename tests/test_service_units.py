@@ -283,3 +283,9 @@ async def test_a_4xx_answer_is_not_retried(store: SqliteJobStore) -> None:
     await client.aclose()
     assert delivery.state is EventState.FAILED and calls == 1
     assert delivery.error is not None and "422" in delivery.error
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    table = (Path(__file__).parent.parent / "docs" / "service.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`DESCRIBER_{name.upper()}`" not in table]
+    assert not missing, f"document these settings in docs/service.md: {missing}"
