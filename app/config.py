@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.models import DEFAULT_MODEL, CaptionOptions
 from app.pipeline.describe import DescribeOptions, SpeechSource
-from app.pipeline.novelty import DEFAULT_METEOR_THRESHOLD
+from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
 from app.pipeline.scenes import DETECTORS, SceneOptions
 from app.pipeline.sources import FetchOptions
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions
@@ -140,8 +140,14 @@ class Settings(BaseSettings):
     """Seconds after a cut before another cut is accepted."""
     fades: bool = True
     """Also cut on fades to and from black."""
-    novelty_threshold: float = Field(default=DEFAULT_METEOR_THRESHOLD, ge=0, le=1)
-    """A caption at least this similar (METEOR) to the previous one is dropped."""
+    novelty_scorer: str = DEFAULT_SCORER
+    """How captions are compared with recent ones: meteor (words, WordNet synonyms) or
+    semantic (sentence embeddings)."""
+    novelty_threshold: float | None = Field(default=None, ge=0, le=1)
+    """A caption at least this similar to a recent one is dropped; `none`: the scorer's
+    measured default."""
+    novelty_history: int | None = Field(default=None, ge=1)
+    """How many recent descriptions a caption is compared with; `none`: the scorer's default."""
     similar_frame_threshold: float | None = Field(default=0.97, gt=0, le=1)
     """Skip a frame at least this similar to the last captioned one; None compares nothing."""
     words_per_second: float = Field(default=2.5, gt=0)
@@ -161,6 +167,15 @@ class Settings(BaseSettings):
     def _known_detector(cls, value: str) -> str:
         if value not in DETECTORS:
             raise ValueError(f"unknown detector {value!r}; choose one of {', '.join(DETECTORS)}")
+        return value
+
+    @field_validator("novelty_scorer")
+    @classmethod
+    def _known_scorer(cls, value: str) -> str:
+        if value not in SCORERS:
+            raise ValueError(
+                f"unknown novelty scorer {value!r}; choose one of {', '.join(SCORERS)}"
+            )
         return value
 
     @field_validator("speech_detector")
@@ -236,7 +251,9 @@ class Settings(BaseSettings):
         return DescribeOptions(
             frame_offset=self.frame_offset,
             min_gap=self.min_gap,
+            novelty_scorer=self.novelty_scorer,
             novelty_threshold=self.novelty_threshold,
+            novelty_history=self.novelty_history,
             scenes=SceneOptions(
                 detector=self.detector,
                 threshold=self.detector_threshold,

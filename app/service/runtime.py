@@ -16,7 +16,7 @@ from app.config import Settings
 from app.errors import DescriberError, InputError
 from app.metrics import Metrics
 from app.models import Captioner, load_captioner
-from app.pipeline.novelty import MeteorScorer, NoveltyScorer
+from app.pipeline.novelty import NoveltyScorer, make_scorer
 from app.pipeline.types import Description
 from app.security import URLPolicy
 from app.service.outbox import OutboxDispatcher
@@ -102,7 +102,8 @@ class Service:
     async def _start_worker(self, given_up: list[Job]) -> None:
         settings = self.settings
         try:
-            # The model and WordNet (for METEOR) load side by side: both take seconds.
+            # The captioner and the novelty scorer (WordNet or an embedding model) load side by
+            # side: both take seconds.
             captioner, scorer = await asyncio.gather(self._load_captioner(), self._load_scorer())
         except DescriberError as exc:
             self.model_state = ModelState.FAILED
@@ -152,7 +153,7 @@ class Service:
     async def _load_scorer(self) -> NoveltyScorer:
         if self._scorer is not None:
             return self._scorer
-        return await asyncio.to_thread(MeteorScorer)
+        return await asyncio.to_thread(make_scorer, self.settings.novelty_scorer)
 
     async def stop(self) -> None:
         """Stop taking jobs, let running ones reach a safe point, close everything.
