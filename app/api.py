@@ -182,7 +182,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         case JobNotFound():
             return _error(404, str(exc))
         case RefusedURL():
-            return _error(422, f"url: {exc}")
+            return _error(422, f"{exc.field}: {exc}")
         case _:
             return _error(400, str(exc))
 

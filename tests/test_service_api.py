@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,11 @@ def test_duplicate_submit_returns_the_active_job_and_health_answers_during_a_job
         ({"url": "http://127.0.0.1/film.mp4"}, "url", "loopback"),
         ({"url": "http://169.254.169.254/latest/meta-data"}, "url", "metadata"),
         ({"url": "http://[::1]:8080/film.mp4"}, "url", "loopback"),
+        (
+            {"url": "https://example.org/a.mp4", "subtitles": "http://192.168.0.9/a.srt"},
+            "subtitles",
+            "private",
+        ),
     ],
 )
 def test_invalid_requests_are_422_naming_the_field(
@@ -357,6 +363,51 @@ def test_hosts_resolving_to_private_addresses_are_refused_when_fetched(
     job = service.wait_done(service.submit(f"http://localhost:{port}/short.mp4"))
     assert job["status"] == "not_processed"
     assert "loopback" in job["reason"]
+
+
+@pytest.fixture
+def redirector() -> Iterator[Callable[[str], str]]:
+    """Factory: ``redirector(target)`` → a loopback URL that answers 302 to ``target``."""
+    targets: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", targets[int(self.path.strip("/"))])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Keep request lines out of the test output."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def redirect(target: str) -> str:
+        targets.append(target)
+        return f"http://127.0.0.1:{server.server_address[1]}/{len(targets) - 1}"
+
+    try:
+        yield redirect
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_every_redirect_is_checked_against_the_url_policy(
+    live_service: Callable[..., LiveService],
+    media: tuple[str, Path],
+    redirector: Callable[[str], str],
+) -> None:
+    base, _ = media
+    service = live_service()  # private addresses allowed, metadata addresses never
+    followed = service.wait_done(service.submit(redirector(f"{base}/short.mp4")))
+    assert followed["status"] == "processed"
+    refused = service.wait_done(service.submit(redirector("http://169.254.169.254/latest/")))
+    assert refused["status"] == "not_processed"
+    assert "metadata" in refused["reason"]
 
 
 def test_job_timeout_ends_the_job_not_processed(

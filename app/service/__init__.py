@@ -1,8 +1,5 @@
 """The HTTP service around the pipeline: durable jobs, a worker pool and callbacks to core.
 
-``run_server`` runs it under uvicorn (``python -m app serve`` or ``python -m app.service``).
+``app.service.server.run_server`` runs it under uvicorn (``python -m app serve`` or
+``python -m app.service``); ``app.api.create_app`` builds the ASGI app.
 """
-
-from app.service.server import run_server
-
-__all__ = ["run_server"]

@@ -185,12 +185,12 @@ class Service:
             RefusedURL: A URL is not http(s) or names a refused address.
             QueueFull: The queue is at its limit.
         """
-        for source in (url, subtitles):
+        for field, source in (("url", url), ("subtitles", subtitles)):
             if source is not None:
                 try:
                     self.policy.check_literal(source)
                 except InputError as exc:
-                    raise RefusedURL(str(exc)) from exc
+                    raise RefusedURL(field, str(exc)) from exc
         submission = await self.queue.submit(JobRequest(url=url, subtitles=subtitles))
         if submission.created:
             job_logger(logger, submission.job.id).info("queued: %s", url)

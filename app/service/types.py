@@ -124,6 +124,10 @@ class JobNotFound(DescriberError):
 class RefusedURL(DescriberError):
     """A submitted URL is refused before any work starts (scheme, private address)."""
 
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 class _JobLogger(logging.LoggerAdapter[logging.Logger]):
     """Prefixes every line with the job id: ``job <id>: <message>``."""
