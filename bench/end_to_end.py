@@ -1,0 +1,302 @@
+"""Benchmark 3, end to end: ``describe()`` on a generated 10-minute 720p video with a tiny model.
+
+Runs the whole pipeline (``app.pipeline.describe``: one decoding pass, scene detection,
+frame grabbing, pause finding, batched captioning, METEOR novelty filter) on the bench
+video of ``bench/common.py`` (default 10 min, 1280x720, 25 fps) with a randomly initialised
+tiny BLIP saved like the test fixture (``tests.fixtures.models.build_tiny_blip``) and loaded
+through ``app.models.load_captioner``. The model costs next to nothing, so the figures are
+those of the pipeline around it. Speech comes from a seeded dialogue-like track (bursts of
+1-6 s, mostly short pauses, some long ones: about 60 % of the time is speech) unless
+``--no-speech``, which describes every scene as for a video without subtitles.
+
+Each run is a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own: the video of
+``--duration`` seconds is run ``--repeats`` times, then a video twice as long (same shot plan,
+continued) as many times, to show that memory does not grow with the length of the video.
+
+Printed: wall time of ``describe()`` (model loading excluded, shown apart), real-time factor
+(wall / video length; below 1 is faster than real time), peak RSS, RSS before ``describe()``
+and at half-way, scenes found, the share of scenes that reached the model, and how many of
+the captioned frames were visually near-identical to the previous captioned one (what a
+skip-before-captioning check could save; the pipeline does not do that check yet).
+
+Run::
+
+    .venv/bin/python bench/end_to_end.py                    # 10 and 20 min, 2 runs each
+    .venv/bin/python bench/end_to_end.py --duration 120     # 2 and 4 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    add_common_arguments,
+    bench_video,
+    current_rss_bytes,
+    log,
+    machine_line,
+    max_rss_bytes,
+    median,
+    mib,
+    parse_size,
+    table,
+)
+
+#: Side of the grey thumbnails compared by the near-duplicate count.
+THUMBNAIL = (64, 36)
+#: Mean absolute difference (0-255) of two thumbnails under which frames count as
+#: near-identical: film grain and compression leave about 2-3, a new shot 20 and more.
+NEAR_IDENTICAL = 6.0
+
+
+def dialogue(duration: float, seed: int) -> list[tuple[float, float]]:
+    """A seeded speech track: bursts of 1-6 s; pauses mostly 0.2-1.5 s, 30 % of 2-10 s."""
+    rng = random.Random(seed)
+    speech: list[tuple[float, float]] = []
+    time_s = rng.uniform(0, 3)
+    while time_s < duration:
+        end = min(duration, time_s + rng.uniform(1, 6))
+        speech.append((time_s, end))
+        pause = rng.uniform(2, 10) if rng.random() < 0.3 else rng.uniform(0.2, 1.5)
+        time_s = end + pause
+    return speech
+
+
+@dataclass
+class ChildResult:
+    """What one run of ``describe()`` in a subprocess reports."""
+
+    video_seconds: float
+    load_seconds: float
+    wall_seconds: float
+    peak_rss: int
+    rss_before: int
+    rss_half: int
+    scenes_found: int
+    captioned: int
+    descriptions: int
+    near_identical: int
+    speech_share: float
+
+
+class CountingCaptioner:
+    """Wraps a captioner: counts the images and the near-identical consecutive ones."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.captioned = 0
+        self.near_identical = 0
+        self._last: np.ndarray | None = None
+
+    def caption(
+        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+    ) -> list[str]:
+        for image in images:
+            thumb = np.asarray(
+                image.convert("L").resize(THUMBNAIL, Image.Resampling.BILINEAR), np.float32
+            )
+            if self._last is not None and np.abs(thumb - self._last).mean() < NEAR_IDENTICAL:
+                self.near_identical += 1
+            self._last = thumb
+        self.captioned += len(images)
+        return self.inner.caption(images, max_new_tokens=max_new_tokens)  # type: ignore[attr-defined]
+
+
+def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
+    """One run in this (fresh) process; prints nothing but the result."""
+    from app.models import CaptionOptions, load_captioner
+    from app.pipeline.describe import describe
+    from app.pipeline.types import Interval, Progress
+    from app.pipeline.video import VideoReader
+
+    with VideoReader(video) as reader:
+        duration = reader.info.duration or 0.0
+    speech = None
+    speech_share = 0.0
+    if speech_seed is not None:
+        spans = dialogue(duration, speech_seed)
+        speech = [Interval(start, end) for start, end in spans]
+        speech_share = sum(end - start for start, end in spans) / duration
+    started = time.perf_counter()
+    captioner = CountingCaptioner(
+        load_captioner(str(model), CaptionOptions(device="cpu", local_files_only=True))
+    )
+    load_seconds = time.perf_counter() - started
+    rss_before = current_rss_bytes()
+    state = {"found": 0, "half": 0}
+
+    def on_progress(progress: Progress) -> None:
+        state["found"] = max(state["found"], progress.scenes_found)
+        if not state["half"] and progress.scanned_seconds >= duration / 2:
+            state["half"] = current_rss_bytes()
+
+    started = time.perf_counter()
+    descriptions = sum(
+        1 for _ in describe(video, captioner, speech=speech, on_progress=on_progress)
+    )
+    wall = time.perf_counter() - started
+    return ChildResult(
+        video_seconds=duration,
+        load_seconds=load_seconds,
+        wall_seconds=wall,
+        peak_rss=max_rss_bytes(),
+        rss_before=rss_before,
+        rss_half=state["half"],
+        scenes_found=state["found"],
+        captioned=captioner.captioned,
+        descriptions=descriptions,
+        near_identical=captioner.near_identical,
+        speech_share=speech_share,
+    )
+
+
+def run_child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(video), str(model)]
+    if speech_seed is not None:
+        cmd += ["--speech-seed", str(speech_seed)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return ChildResult(**json.loads(out.strip().splitlines()[-1]))
+
+
+def tiny_model(workdir: Path) -> Path:
+    """The tiny random BLIP of the tests, saved once under ``workdir``."""
+    from tests.fixtures.models import build_tiny_blip
+
+    directory = workdir / "tiny-blip"
+    if not (directory / "config.json").exists():
+        partial = workdir / "tiny-blip.part"
+        partial.mkdir(parents=True, exist_ok=True)
+        build_tiny_blip(partial)
+        partial.replace(directory)
+    return directory
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
+        # Internal: one measured run, result as JSON on stdout.
+        parser = argparse.ArgumentParser(prog="end_to_end.py --child")
+        parser.add_argument("video", type=Path)
+        parser.add_argument("model", type=Path)
+        parser.add_argument("--speech-seed", type=int)
+        child_args = parser.parse_args(sys.argv[2:])
+        result = child(child_args.video, child_args.model, child_args.speech_seed)
+        print(json.dumps(asdict(result)))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring (bench/end_to_end.py) for what is measured.",
+    )
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--duration", type=float, default=600, help="seconds of the shorter video (default 600)"
+    )
+    parser.add_argument("--size", type=parse_size, default=(1280, 720), help="default 1280x720")
+    parser.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
+    parser.add_argument(
+        "--no-speech", action="store_true", help="no speech track: every scene is described"
+    )
+    args = parser.parse_args(argv)
+
+    model = tiny_model(args.workdir)
+    videos = [
+        bench_video(
+            args.workdir,
+            duration=duration,
+            size=args.size,
+            fps=args.fps,
+            seed=args.seed,
+            jobs=args.jobs,
+        )
+        for duration in (args.duration, 2 * args.duration)
+    ]
+    speech_seed = None if args.no_speech else args.seed
+    results: dict[Path, list[ChildResult]] = {video.path: [] for video in videos}
+    for repeat in range(args.repeats):
+        for video in videos:
+            log(f"run {repeat + 1}/{args.repeats}: {video.path.name}")
+            results[video.path].append(run_child(video.path, model, speech_seed))
+
+    print(machine_line())
+    for video in videos:
+        print(video.describe())
+    print(
+        f"Tiny random BLIP (tests.fixtures.models), CPU; speech: "
+        f"{'none (every scene described)' if speech_seed is None else 'seeded dialogue track'}. "
+        f"Every run is a fresh process; all runs in this one invocation, {args.repeats} per "
+        "video, alternating; median wall time, largest peak RSS."
+    )
+    rows = []
+    for video in videos:
+        runs = results[video.path]
+        wall = median([r.wall_seconds for r in runs])
+        last = runs[-1]
+        rows.append(
+            [
+                f"{video.duration / 60:g} min {video.height}p",
+                " / ".join(f"{r.wall_seconds:.0f}" for r in runs),
+                f"{wall:.0f}",
+                f"{wall / video.duration:.3f}",
+                f"{video.frame_count / wall:.0f}",
+                f"{median([r.load_seconds for r in runs]):.1f}",
+                mib(max(r.rss_before for r in runs)),
+                mib(max(r.rss_half for r in runs)),
+                mib(max(r.peak_rss for r in runs)),
+                f"{len(video.cut_frames) + 1}/{last.scenes_found}",
+                f"{last.captioned} ({last.captioned / max(1, last.scenes_found):.0%})",
+                f"{last.near_identical}",
+                f"{last.descriptions}",
+            ]
+        )
+    print(
+        table(
+            [
+                "video",
+                "runs (s)",
+                "wall s",
+                "RTF",
+                "frames/s",
+                "load s",
+                "RSS before",
+                "RSS half-way",
+                "peak RSS",
+                "scenes true/found",
+                "to model",
+                "near-dup",
+                "descriptions",
+            ],
+            rows,
+        )
+    )
+    last = results[videos[0].path][-1]
+    if speech_seed is not None:
+        print(f"Speech covers {last.speech_share:.0%} of the time (seeded dialogue track).")
+    short, long = (max(r.peak_rss for r in results[v.path]) for v in videos)
+    print(
+        f"Peak RSS {mib(short)} for {videos[0].duration / 60:g} min and {mib(long)} for "
+        f"{videos[1].duration / 60:g} min: {(long - short) / 2**20:+.0f} MiB for twice the "
+        f"length ({(long - short) / short:+.1%})."
+    )
+    print(
+        "to model: scenes whose frame reached the captioner (a usable pause); near-dup: of "
+        f"those, frames whose {THUMBNAIL[0]}x{THUMBNAIL[1]} grey thumbnail differs from the "
+        f"previous captioned one by < {NEAR_IDENTICAL:g}/255 on average."
+    )
+
+
+if __name__ == "__main__":
+    main()
