@@ -154,6 +154,7 @@ class Worker:
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pipeline")
         self._tasks: list[asyncio.Task[None]] = []
         self._runs: dict[str, _Run] = {}
+        self._stopping = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -165,6 +166,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop taking jobs and let running ones reach a safe point; they are queued again."""
+        self._stopping = True
         self.queue.close()
         for run in self._runs.values():
             job_logger(logger, run.job.id).info("stopping at the next safe point")
@@ -192,6 +194,8 @@ class Worker:
         log.info("started (run %d): %s", job.attempts, job.url)
         run = _Run(job)
         self._runs[job.id] = run
+        if self._stopping:  # claimed while stop() was closing the queue: give it back
+            run.stop.set()
         outcome: Outcome | None = None
         try:
             async with asyncio.timeout(self.options.job_timeout):
