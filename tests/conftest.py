@@ -9,6 +9,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.audio",
+    "tests.fixtures.core",
     "tests.fixtures.media",
     "tests.fixtures.servers",
     "tests.fixtures.models",
