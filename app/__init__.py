@@ -1,1 +1,1 @@
-"""Automatic audio description: timed descriptions of what is on screen, placed in dialogue pauses."""
+"""Automatic audio description: what is on screen, timed to fall in the pauses of dialogue."""

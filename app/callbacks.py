@@ -1,6 +1,6 @@
 """Callbacks to core: what each one says, how it is signed, and how it is delivered.
 
-The contract (documented in ``docs/service.md``):
+The contract (documented in ``README.md``):
 
 * ``POST {core_url}/jobs/{job_id}/descriptions`` for each description, in time order;
 * ``POST {core_url}/jobs/{job_id}/status`` once, last, with ``PROCESSED`` or ``NOT_PROCESSED``;

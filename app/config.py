@@ -1,6 +1,6 @@
 """The service's settings: one pydantic-settings object, read once from ``DESCRIBER_*`` variables.
 
-Every field is documented in ``docs/service.md``. The pipeline never imports this module: the
+Every field is documented in ``README.md``. The pipeline never imports this module: the
 service turns these values into the pipeline's option dataclasses (``caption_options`` and
 friends below).
 """

@@ -286,6 +286,6 @@ async def test_a_4xx_answer_is_not_retried(store: SqliteJobStore) -> None:
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    table = (Path(__file__).parent.parent / "docs" / "service.md").read_text()
+    table = (Path(__file__).parent.parent / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`DESCRIBER_{name.upper()}`" not in table]
-    assert not missing, f"document these settings in docs/service.md: {missing}"
+    assert not missing, f"document these settings in README.md: {missing}"
