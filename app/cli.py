@@ -1,7 +1,8 @@
 """Command line: ``python -m app describe VIDEO`` writes timed descriptions; ``serve`` runs the API.
 
-Errors print one line on stderr, without a traceback, and exit with status 1 (bad input or
-model) or 130 (interrupted).
+Both commands read the same settings as the service (``DESCRIBER_*`` environment variables,
+see README.md); command-line options override them. Errors print one line on stderr, without
+a traceback, and exit with status 1 (bad input or model), 2 (bad option) or 130 (interrupted).
 """
 
 from __future__ import annotations
@@ -14,74 +15,71 @@ from contextlib import ExitStack
 from typing import TextIO
 
 from PIL import Image
+from pydantic import ValidationError
 from tqdm import tqdm
 
+from app.config import Settings
 from app.errors import DescriberError
-from app.models import DEFAULT_MODEL, KNOWN_MODELS, Captioner, CaptionOptions, load_captioner
-from app.pipeline.describe import DescribeOptions, SpeechSource, describe_media
-from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
-from app.pipeline.scenes import DETECTORS, SceneOptions
+from app.models import KNOWN_MODELS, Captioner, CaptionOptions, load_captioner
+from app.pipeline.describe import SpeechSource, describe_media
+from app.pipeline.novelty import SCORERS
+from app.pipeline.scenes import DETECTORS
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
 
 logger = logging.getLogger("app.cli")
+
+# Options that override a setting: (flags, Settings field, add_argument keywords).
+_ON = {"action": "store_const", "const": True}
+_SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
+    (("--model", "-m"), "model", {"help": f"hub id or directory ({', '.join(KNOWN_MODELS)})"}),
+    (("--device",), "device", {"help": "auto, cpu, cuda or cuda:N"}),
+    (("--beams",), "beams", {"type": int, "help": "beam search width"}),
+    (("--max-new-tokens",), "max_new_tokens", {"type": int, "help": "longest caption, tokens"}),
+    (("--repetition-penalty",), "repetition_penalty", {"type": float}),
+    (("--batch-size",), "model_batch_size", {"type": int, "help": "images per forward pass"}),
+    (("--offload",), "offload", {**_ON, "help": "spread the model over GPU and CPU"}),
+    (("--local-files-only",), "local_files_only", {**_ON, "help": "never contact the hub"}),
+    (("--cache-dir",), "cache_dir", {"help": "Hugging Face cache directory"}),
+    (("--min-gap",), "min_gap", {"type": float, "help": "shortest usable pause, seconds"}),
+    (("--frame-offset",), "frame_offset", {"type": float, "help": "seconds into each scene"}),
+    (("--detector",), "detector", {"choices": sorted(DETECTORS)}),
+    (("--threshold",), "detector_threshold", {"type": float, "help": "detector threshold"}),
+    (("--no-fades",), "fades", {**_ON, "const": False, "help": "no cuts on fades to black"}),
+    (("--novelty",), "novelty_scorer", {"choices": sorted(SCORERS), "help": "repeat check"}),
+    (("--novelty-threshold",), "novelty_threshold", {"type": float, "help": "repeat if >="}),
+    (("--speech",), "speech_source", {"choices": [s.value for s in SpeechSource]}),
+    (("--words-per-second",), "words_per_second", {"type": float, "help": "narration speed"}),
+]
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    d = commands.add_parser("describe", help="describe a video file or URL")
+    d = commands.add_parser(
+        "describe",
+        help="describe a video file or URL",
+        epilog="Options without a value given take the DESCRIBER_* setting or its default.",
+    )
     d.add_argument("video", help="video file path or http(s) URL")
     d.add_argument("--subtitles", "-s", help="SRT or WebVTT file or URL: describe only in pauses")
     d.add_argument("--format", "-f", choices=[f.value for f in OutputFormat], default="json")
     d.add_argument("--output", "-o", help="output file (default: standard output)")
-    d.add_argument(
-        "--model",
-        "-m",
-        default=DEFAULT_MODEL,
-        help=f"hub id or local directory of a BLIP/BLIP-2 model (known: {', '.join(KNOWN_MODELS)})",
-    )
-    d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    d.add_argument("--beams", type=int, default=3, help="beam search width")
-    d.add_argument("--max-new-tokens", type=int, default=30, help="longest caption, tokens")
-    d.add_argument("--repetition-penalty", type=float, default=1.0)
-    d.add_argument("--batch-size", type=int, default=None, help="frames per model call")
-    d.add_argument("--offload", action="store_true", help="spread BLIP-2 over GPU and CPU")
-    d.add_argument("--local-files-only", action="store_true", help="never contact the hub")
-    d.add_argument("--cache-dir", help="Hugging Face cache directory")
-    d.add_argument("--min-gap", type=float, default=2.0, help="shortest usable pause, seconds")
-    d.add_argument("--frame-offset", type=float, default=1.0, help="seconds into each scene")
-    d.add_argument("--detector", choices=sorted(DETECTORS), default="adaptive")
-    d.add_argument("--threshold", type=float, default=None, help="scene detector threshold")
-    d.add_argument("--no-fades", action="store_true", help="do not cut on fades to black")
-    d.add_argument(
-        "--novelty",
-        choices=sorted(SCORERS),
-        default=DEFAULT_SCORER,
-        help="how captions are compared to recent ones: METEOR or sentence embeddings",
-    )
-    d.add_argument(
-        "--novelty-threshold",
-        type=float,
-        default=None,
-        help="drop a caption at least this similar to a recent one (default: per scorer)",
-    )
-    d.add_argument(
-        "--speech",
-        choices=[s.value for s in SpeechSource],
-        default=SpeechSource.AUTO.value,
-        help="dialogue from subtitles, the audio track, both, or auto (subtitles if given)",
-    )
-    d.add_argument("--words-per-second", type=float, default=2.5, help="narration speed")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    for flags, field, keywords in _SETTING_OPTIONS:
+        d.add_argument(*flags, dest=field, default=None, **keywords)  # type: ignore[arg-type]
 
-    serve = commands.add_parser(
-        "serve", help="run the HTTP service (settings from DESCRIBER_* environment variables)"
-    )
-    serve.add_argument("--host", help="listen address (overrides DESCRIBER_HOST)")
-    serve.add_argument("--port", type=int, help="listen port (overrides DESCRIBER_PORT)")
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default=None, help="listen address (DESCRIBER_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (DESCRIBER_PORT)")
     return parser
+
+
+def _settings(args: argparse.Namespace, fields: Sequence[str]) -> Settings:
+    """The settings from the environment, with the options given on the command line."""
+    overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    return Settings(**overrides)
 
 
 class _LazyCaptioner:
@@ -122,38 +120,8 @@ class _ProgressBar:
             self._bar.close()
 
 
-def _options(args: argparse.Namespace) -> tuple[CaptionOptions, DescribeOptions]:
-    """Options from the command line; raises ValueError for an out-of-range value."""
-    caption_options = CaptionOptions(
-        num_beams=args.beams,
-        max_new_tokens=args.max_new_tokens,
-        repetition_penalty=args.repetition_penalty,
-        batch_size=args.batch_size,
-        device=args.device,
-        offload=args.offload,
-        local_files_only=args.local_files_only,
-        cache_dir=args.cache_dir,
-    )
-    options = DescribeOptions(
-        frame_offset=args.frame_offset,
-        min_gap=args.min_gap,
-        novelty_scorer=args.novelty,
-        novelty_threshold=args.novelty_threshold,
-        words_per_second=args.words_per_second,
-        scenes=SceneOptions(
-            detector=args.detector, threshold=args.threshold, fades=not args.no_fades
-        ),
-    )
-    return caption_options, options
-
-
-def _describe(
-    args: argparse.Namespace,
-    caption_options: CaptionOptions,
-    options: DescribeOptions,
-    stdout: TextIO,
-) -> int:
-    captioner = _LazyCaptioner(args.model, caption_options)
+def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+    captioner = _LazyCaptioner(settings.model, settings.caption_options())
     bar = _ProgressBar(enabled=not args.quiet)
     with ExitStack() as stack:
         stack.callback(bar.close)
@@ -165,30 +133,14 @@ def _describe(
             args.video,
             captioner,
             subtitles=args.subtitles,
-            options=options,
-            speech_source=SpeechSource(args.speech),
+            options=settings.describe_options(),
+            speech_source=settings.speech_source,
+            speech_detector=settings.speech_detector,
+            speech_options=settings.speech_options(),
+            fetch_options=settings.fetch_options(),
             on_progress=bar,
         ):
             writer.write(description)
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from app.config import Settings
-    from app.service.server import run_server
-
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        print(f"error: invalid settings: {problems}", file=sys.stderr)
-        return 1
-    run_server(settings)
     return 0
 
 
@@ -196,15 +148,22 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     """Run the command line; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    fields = ["host", "port"] if args.command == "serve" else [f for _, f, _ in _SETTING_OPTIONS]
+    try:
+        settings = _settings(args, fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        parser.error(f"invalid settings: {problems}")
     if args.command == "serve":
-        return _serve(args)
+        from app.service.server import run_server
+
+        run_server(settings)
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        caption_options, options = _options(args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        return _describe(args, caption_options, options, stdout or sys.stdout)
+        return _describe(args, settings, stdout or sys.stdout)
     except DescriberError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
