@@ -14,10 +14,12 @@ Each run is a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own: the 
 continued) as many times, to show that memory does not grow with the length of the video.
 
 Printed: wall time of ``describe()`` (model loading excluded, shown apart), real-time factor
-(wall / video length; below 1 is faster than real time), peak RSS, RSS before ``describe()``
-and at half-way, scenes found, the share of scenes that reached the model, and how many of
-the captioned frames were visually near-identical to the previous captioned one (what a
-skip-before-captioning check could save; the pipeline does not do that check yet).
+(wall / video length; below 1 is faster than real time), frames/s, peak RSS, RSS before
+``describe()`` and at half-way, and what happened to the scenes: found, without a usable
+pause (never converted nor captioned), skipped because their frame is near-identical to the
+last captioned one, captioned (the share of scenes that reached the model), and captions
+dropped as repeats. The pipeline has no counters for these, so the bench counts its debug
+log messages.
 
 Run::
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import subprocess
 import sys
@@ -37,12 +40,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.models import Captioner
 from bench.common import (
     add_common_arguments,
     bench_video,
@@ -56,11 +59,13 @@ from bench.common import (
     table,
 )
 
-#: Side of the grey thumbnails compared by the near-duplicate count.
-THUMBNAIL = (64, 36)
-#: Mean absolute difference (0-255) of two thumbnails under which frames count as
-#: near-identical: film grain and compression leave about 2-3, a new shot 20 and more.
-NEAR_IDENTICAL = 6.0
+#: The pipeline's debug messages counted by the bench, by what they mean. The pipeline has
+#: no counters of its own for these; a renamed message reads as 0 here.
+PIPELINE_EVENTS = {
+    "scene %d has no usable pause": "no_pause",
+    "scene %d looks like the last one (%.3f)": "similar_frame",
+    "scene %d: %r repeats the previous description (%.2f)": "repeated_caption",
+}
 
 
 def dialogue(duration: float, seed: int) -> list[tuple[float, float]]:
@@ -87,33 +92,39 @@ class ChildResult:
     rss_before: int
     rss_half: int
     scenes_found: int
+    no_pause: int
+    similar_frame: int
     captioned: int
+    repeated_caption: int
     descriptions: int
-    near_identical: int
     speech_share: float
 
 
 class CountingCaptioner:
-    """Wraps a captioner: counts the images and the near-identical consecutive ones."""
+    """Wraps a captioner and counts the images it is given."""
 
-    def __init__(self, inner: object) -> None:
+    def __init__(self, inner: Captioner) -> None:
         self.inner = inner
         self.captioned = 0
-        self.near_identical = 0
-        self._last: np.ndarray | None = None
 
     def caption(
         self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
     ) -> list[str]:
-        for image in images:
-            thumb = np.asarray(
-                image.convert("L").resize(THUMBNAIL, Image.Resampling.BILINEAR), np.float32
-            )
-            if self._last is not None and np.abs(thumb - self._last).mean() < NEAR_IDENTICAL:
-                self.near_identical += 1
-            self._last = thumb
         self.captioned += len(images)
-        return self.inner.caption(images, max_new_tokens=max_new_tokens)  # type: ignore[attr-defined]
+        return self.inner.caption(images, max_new_tokens=max_new_tokens)
+
+
+class EventCounter(logging.Handler):
+    """Counts the pipeline's debug messages listed in ``PIPELINE_EVENTS``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.counts = dict.fromkeys(PIPELINE_EVENTS.values(), 0)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = PIPELINE_EVENTS.get(str(record.msg))
+        if event is not None:
+            self.counts[event] += 1
 
 
 def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
@@ -138,6 +149,10 @@ def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
     load_seconds = time.perf_counter() - started
     rss_before = current_rss_bytes()
     state = {"found": 0, "half": 0}
+    events = EventCounter()
+    pipeline_logger = logging.getLogger("app.pipeline.describe")
+    pipeline_logger.setLevel(logging.DEBUG)
+    pipeline_logger.addHandler(events)
 
     def on_progress(progress: Progress) -> None:
         state["found"] = max(state["found"], progress.scenes_found)
@@ -159,8 +174,8 @@ def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
         scenes_found=state["found"],
         captioned=captioner.captioned,
         descriptions=descriptions,
-        near_identical=captioner.near_identical,
         speech_share=speech_share,
+        **events.counts,
     )
 
 
@@ -257,8 +272,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 mib(max(r.rss_half for r in runs)),
                 mib(max(r.peak_rss for r in runs)),
                 f"{len(video.cut_frames) + 1}/{last.scenes_found}",
+                f"{last.no_pause}",
+                f"{last.similar_frame}",
                 f"{last.captioned} ({last.captioned / max(1, last.scenes_found):.0%})",
-                f"{last.near_identical}",
+                f"{last.repeated_caption}",
                 f"{last.descriptions}",
             ]
         )
@@ -275,8 +292,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "RSS half-way",
                 "peak RSS",
                 "scenes true/found",
+                "no pause",
+                "similar frame",
                 "to model",
-                "near-dup",
+                "repeat caption",
                 "descriptions",
             ],
             rows,
@@ -292,9 +311,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"length ({(long - short) / short:+.1%})."
     )
     print(
-        "to model: scenes whose frame reached the captioner (a usable pause); near-dup: of "
-        f"those, frames whose {THUMBNAIL[0]}x{THUMBNAIL[1]} grey thumbnail differs from the "
-        f"previous captioned one by < {NEAR_IDENTICAL:g}/255 on average."
+        "Scenes: no pause: no dialogue-free window long enough, never converted nor captioned; "
+        "similar frame: skipped without calling the model, its frame near-identical to the last "
+        "captioned one; to model: frames captioned (share of the scenes found); repeat caption: "
+        "captions dropped by the novelty filter (the tiny random model repeats itself)."
     )
 
 
