@@ -32,7 +32,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +54,14 @@ from app.models.blip import BlipCaptioner
 from bench.common import (
     DEFAULT_WORKDIR,
     RssSampler,
+    current_rss_bytes,
+    load_average,
     log,
     machine_line,
-    max_rss_bytes,
     median,
     mib,
     table,
+    timed,
 )
 
 #: BERT-base's special tokens at their usual ids, and BLIP's decoder start token after them.
@@ -149,9 +151,10 @@ class Way:
 
     name: str
     caption: Callable[[], list[str]]
-    seconds: list[float]
-    peaks: list[int]
-    texts: list[str]
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    peaks: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
 
 
 class PeakMemory:
@@ -222,34 +225,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     count = args.images or (128 if device.type == "cuda" else 8)
     images = bench_images(count)
     batch = captioner.batch_size
-    rss_loaded = max_rss_bytes()
 
     log("warming up both shapes")
     captioner.caption(images[:1])
     captioner.caption(images[:batch])
+    # After the warm-up: the weights are memory-mapped and count once they have been read.
+    rss_warm = current_rss_bytes()
 
+    load = load_average()
     ways = [
-        Way("one per generate", lambda: [captioner.caption([im])[0] for im in images], [], [], []),
-        Way(f"batched ({batch} per generate)", lambda: captioner.caption(images), [], [], []),
+        Way("one per generate", lambda: [captioner.caption([im])[0] for im in images]),
+        Way(f"batched ({batch} per generate)", lambda: captioner.caption(images)),
     ]
     for repeat in range(args.repeats):
         for way in ways:
             log(f"run {repeat + 1}/{args.repeats}: {way.name}, {count} images")
             with PeakMemory(device) as memory:
-                started = time.perf_counter()
-                way.texts = way.caption()
-                way.seconds.append(time.perf_counter() - started)
+                timing, way.texts = timed(way.caption)
+            way.seconds.append(timing.wall)
+            way.cpu.append(timing.cpu)
             way.peaks.append(memory.peak)
 
     single, batched = ways
     same = sum(a == b for a, b in zip(single.texts, batched.texts, strict=True))
     memory_kind = "CUDA max allocated" if device.type == "cuda" else "peak RSS (sampled)"
-    print(machine_line())
+    print(machine_line(load))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
         f"BLIP-large architecture, random weights, on {device} ({name}) as {captioner.dtype}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; loaded in "
-        f"{load_seconds:.0f} s, RSS after load {mib(rss_loaded)}"
+        f"{load_seconds:.0f} s, RSS after warm-up {mib(rss_warm)}"
     )
     print(
         f"{count} images of 1280x720, {args.tokens} tokens each (min = max), "
@@ -267,10 +272,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{seconds:.1f}",
                 f"{count / seconds:.2f}",
                 f"{base / seconds:.2f}x",
+                " / ".join(f"{c:.0f}" for c in way.cpu),
                 mib(max(way.peaks)),
             ]
         )
-    print(table(["way", "runs (s)", "median s", "images/s", "vs one", memory_kind], rows))
+    print(table(["way", "runs (s)", "median s", "images/s", "vs one", "CPU s", memory_kind], rows))
+    print(
+        "runs: wall seconds of each run; CPU s: user + system seconds of each run (all "
+        "threads), which grows less than wall time when other work shares the machine."
+    )
     print(f"Captions identical between the two ways: {same} of {count}.")
     if device.type == "cuda":
         ratio = base / median(batched.seconds)

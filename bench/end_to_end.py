@@ -50,6 +50,7 @@ from bench.common import (
     add_common_arguments,
     bench_video,
     current_rss_bytes,
+    load_average,
     log,
     machine_line,
     max_rss_bytes,
@@ -241,12 +242,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     speech_seed = None if args.no_speech else args.seed
     results: dict[Path, list[ChildResult]] = {video.path: [] for video in videos}
+    load = load_average()
     for repeat in range(args.repeats):
         for video in videos:
             log(f"run {repeat + 1}/{args.repeats}: {video.path.name}")
             results[video.path].append(run_child(video.path, model, speech_seed))
 
-    print(machine_line())
+    print(machine_line(load))
     for video in videos:
         print(video.describe())
     print(
