@@ -57,6 +57,7 @@ from bench.common import (
     Timing,
     add_common_arguments,
     bench_video,
+    count_packets,
     load_average,
     log,
     machine_line,
@@ -287,16 +288,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    video = bench_video(
-        args.workdir,
-        duration=args.duration,
-        size=args.size,
-        fps=args.fps,
-        seed=args.seed,
-        jobs=args.jobs,
-    )
-    path = args.video or video.path
-    fps = float(args.fps)
+    video: BenchVideo | None = None
+    if args.video is None:
+        video = bench_video(
+            args.workdir,
+            duration=args.duration,
+            size=args.size,
+            fps=args.fps,
+            seed=args.seed,
+            jobs=args.jobs,
+        )
+    if video is None:
+        path: Path = args.video
+        with VideoReader(path) as reader:
+            fps = float(reader.info.frame_rate)
+    else:
+        path, fps = video.path, float(video.fps)
+    frames = count_packets(path)
     measures = [
         Measure("ffmpeg -f null (default threads)", lambda: run_ffmpeg(path, None), []),
         Measure("ffmpeg -f null -threads 1", lambda: run_ffmpeg(path, 1), []),
@@ -340,14 +348,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             log(f"run {repeat + 1}/{args.repeats}: {measure.name}")
             measure.runs.append(measure.run())
     print(machine_line(load))
-    print(video.describe() if args.video is None else f"{path}")
-    print_report(video, measures, args.tolerance, args.repeats, truth=args.video is None)
+    print(video.describe() if video is not None else f"{path}: {frames} frames")
+    print_report(video, frames, measures, args.tolerance, args.repeats)
 
 
 def print_report(
-    video: BenchVideo, measures: Sequence[Measure], tolerance: int, repeats: int, *, truth: bool
+    video: BenchVideo | None,
+    frames: int,
+    measures: Sequence[Measure],
+    tolerance: int,
+    repeats: int,
 ) -> None:
-    frames = video.frame_count
+    """Print the table; cut scores only for a bench video (``video``), whose cuts are known."""
     limit, limit_cpu = measures[0].seconds(), measures[0].cpu()
     project = measures[2].seconds()
     rows = []
@@ -356,7 +368,7 @@ def print_report(
     for measure in measures:
         seconds = measure.seconds()
         cuts = measure.runs[-1].cuts
-        if truth and cuts is not None:
+        if video is not None and cuts is not None:
             strict[measure.name] = score_cuts(video.cut_frames, cuts, tolerance)
             lenient[measure.name] = score_cuts(
                 video.cut_frames, cuts, tolerance, windows=video.fade_windows()
@@ -411,7 +423,7 @@ def print_report(
             rows,
         )
     )
-    if not lenient:
+    if video is None or not lenient:
         return
     print()
     print(
