@@ -9,9 +9,9 @@ those of the pipeline around it. Speech comes from a seeded dialogue-like track 
 1-6 s, mostly short pauses, some long ones: about 60 % of the time is speech) unless
 ``--no-speech``, which describes every scene as for a video without subtitles.
 
-Each run is a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own: the video of
-``--duration`` seconds is run ``--repeats`` times, then a video twice as long (same shot plan,
-continued) as many times, to show that memory does not grow with the length of the video.
+Each run is a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own. The video of
+``--duration`` seconds and one twice as long (same shot plan, continued) are run in turn,
+``--repeats`` times each, to show that memory does not grow with the length of the video.
 
 Printed: wall time of ``describe()`` (model loading excluded, shown apart), real-time factor
 (wall / video length; below 1 is faster than real time), frames/s, peak RSS, RSS before

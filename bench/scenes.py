@@ -20,7 +20,9 @@ Measures, on a generated 1080p bench video with known cuts (default 3 min, 25 fp
   ``FAST_BILINEAR`` filter, to show where the project's time goes and what a fix gains.
 
 Every measurement runs ``--repeats`` times, interleaved, in the same run; the median is
-reported. Timings are wall clock on a shared machine: compare columns of one run only.
+reported, wall clock and CPU seconds (user + system, all threads and child processes). On a
+shared machine wall times scatter with the load: compare rows of one run only, and lean on
+the CPU column when the runs of a row disagree.
 
 Run::
 
