@@ -14,10 +14,10 @@ Measures, on a generated 1080p bench video with known cuts (default 3 min, 25 fp
   downscaling to about 256 px wide, which the project also uses).
 * Unless ``--no-breakdown``: single-threaded passes that add one stage at a time (PyAV
   decode; + downscale to BGR with ``DecodedFrame.to_small_bgr`` as the project does; + the
-  detectors), the same with the proposed fix for the downscale (one ``VideoReformatter``
-  kept across frames, no swscale slice threads), and ``describe()`` itself with that fix
-  patched in (the bench never edits ``app/``), also with swscale's cheaper
-  ``FAST_BILINEAR`` filter, to show where the project's time goes and what a fix gains.
+  detectors), and ``describe()`` with ``to_small_bgr`` patched (the bench never edits
+  ``app/``): as before commit 724608c (``VideoFrame.reformat`` per frame, a new swscale
+  context and slice threads each time) and with swscale's cheaper ``FAST_BILINEAR`` filter,
+  to show where the time goes and what the downscale costs in speed and in F1.
 
 Every measurement runs ``--repeats`` times, interleaved, in the same run; the median is
 reported, wall clock and CPU seconds (user + system, all threads and child processes). On a
@@ -164,17 +164,22 @@ def _small_size(frame: DecodedFrame, width: int) -> tuple[int, int]:
 
 
 def downscale_project(decoded: DecodedFrame, width: int) -> np.ndarray:
-    """What the project does now: ``DecodedFrame.to_small_bgr`` (swscale, bilinear)."""
+    """What the project does: ``DecodedFrame.to_small_bgr`` (one kept swscale context, bilinear)."""
     return decoded.to_small_bgr(width)
 
 
-class ReusedReformatter:
-    """The proposed fix: one ``VideoReformatter`` for all frames, without slice threads.
+def downscale_per_frame(decoded: DecodedFrame, width: int) -> np.ndarray:
+    """What the project did before 724608c: ``VideoFrame.reformat`` on every frame.
 
-    ``VideoFrame.reformat`` builds a new swscale context for every frame, with a pool of
-    slice threads that is created and joined each time; a reformatter kept across frames
-    builds its context once (``sws_getCachedContext``).
+    That builds a new swscale context, with a pool of slice threads created and joined each
+    time, for every frame; the project now keeps one ``VideoReformatter`` per video.
     """
+    w, h = _small_size(decoded, width)
+    return decoded.frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
+
+
+class KeptReformatter:
+    """One ``VideoReformatter`` per thread for all frames, one slice thread, any filter."""
 
     def __init__(self, interpolation: str | None = None) -> None:
         self.interpolation = interpolation
@@ -213,7 +218,7 @@ def patched_to_small_bgr(downscale: Downscale) -> Iterator[None]:
 
 
 def run_project_patched(path: Path, fps: float, downscale: Downscale) -> Run:
-    """The project's scan with ``to_small_bgr`` replaced by the proposed fix."""
+    """The project's scan with ``to_small_bgr`` replaced by ``downscale``."""
     with patched_to_small_bgr(downscale):
         return run_project(path, fps)
 
@@ -320,8 +325,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("stage: PyAV decode only", None, False),
             ("stage: + to_small_bgr (project)", downscale_project, False),
             ("stage: + detectors (= scan, 1 thread)", downscale_project, True),
-            ("fix: decode + reused reformatter", ReusedReformatter(), False),
-            ("fix: + detectors (1 thread)", ReusedReformatter(), True),
+            ("old: decode + reformat per frame", downscale_per_frame, False),
         ]
         for name, downscale, detect in stages:
             measures.append(
@@ -332,14 +336,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                     detect,
                 )
             )
-        for name, downscale in (
-            ("fix: describe() scan, reused reformatter", ReusedReformatter()),
-            ("fix: same, fast_bilinear", ReusedReformatter("FAST_BILINEAR")),
+        for name, patch in (
+            ("old: describe() scan, reformat per frame", downscale_per_frame),
+            ("alt: describe() scan, fast_bilinear", KeptReformatter("FAST_BILINEAR")),
         ):
             measures.append(
                 Measure(
                     name,
-                    lambda d=downscale: run_project_patched(path, fps, d),
+                    lambda d=patch: run_project_patched(path, fps, d),
                     [],
                     True,
                 )
