@@ -46,6 +46,11 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
     (("--detector",), "detector", {"choices": sorted(DETECTORS)}),
     (("--threshold",), "detector_threshold", {"type": float, "help": "detector threshold"}),
     (("--no-fades",), "fades", {**_ON, "const": False, "help": "no cuts on fades to black"}),
+    (
+        ("--every-frame",),
+        "skip_nonref_frames",
+        {**_ON, "const": False, "help": "decode non-reference frames too (slower)"},
+    ),
     (("--novelty",), "novelty_scorer", {"choices": sorted(SCORERS), "help": "repeat check"}),
     (("--novelty-threshold",), "novelty_threshold", {"type": float, "help": "repeat if >="}),
     (("--speech",), "speech_source", {"choices": [s.value for s in SpeechSource]}),
@@ -99,11 +104,13 @@ class _LazyCaptioner:
 
 
 class _ProgressBar:
-    """tqdm bar on stderr: seconds of video scanned, with scenes found and captioned."""
+    """tqdm bar on stderr: seconds of video scanned, with scenes found and captioned; a
+    summary of what became of the scenes when it closes."""
 
     def __init__(self, enabled: bool) -> None:
         self._bar: tqdm[None] | None = None
         self._enabled = enabled
+        self._last: Progress | None = None
 
     def __call__(self, progress: Progress) -> None:
         if not self._enabled or progress.stage == Stage.DOWNLOADING:
@@ -114,10 +121,20 @@ class _ProgressBar:
         self._bar.n = round(progress.scanned_seconds, 1)
         self._bar.set_description(progress.stage.value)
         self._bar.set_postfix(scenes=progress.scenes_found, captioned=progress.scenes_captioned)
+        self._last = progress
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        if self._bar is None:
+            return
+        self._bar.close()
+        last = self._last
+        if last is not None and last.stage == Stage.DONE:
+            print(
+                f"{last.scenes_found} scenes: {last.scenes_without_pause} without a pause, "
+                f"{last.scenes_similar} like the last captioned one, {last.scenes_captioned} "
+                f"captioned, {last.captions_dropped} captions dropped as repeats or empty",
+                file=sys.stderr,
+            )
 
 
 def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:

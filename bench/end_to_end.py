@@ -18,8 +18,7 @@ Printed: wall time of ``describe()`` (model loading excluded, shown apart), real
 ``describe()`` and at half-way, and what happened to the scenes: found, without a usable
 pause (never converted nor captioned), skipped because their frame is near-identical to the
 last captioned one, captioned (the share of scenes that reached the model), and captions
-dropped as repeats. The pipeline has no counters for these, so the bench counts its debug
-log messages.
+dropped as repeats, all from the pipeline's own counters (``app.pipeline.types.Progress``).
 
 Run::
 
@@ -31,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import random
 import subprocess
 import sys
@@ -40,12 +38,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from PIL import Image
-
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.models import Captioner
 from bench.common import (
     add_common_arguments,
     bench_video,
@@ -59,14 +54,6 @@ from bench.common import (
     parse_size,
     table,
 )
-
-#: The pipeline's debug messages counted by the bench, by what they mean. The pipeline has
-#: no counters of its own for these; a renamed message reads as 0 here.
-PIPELINE_EVENTS = {
-    "scene %d has no usable pause": "no_pause",
-    "scene %d looks like the last one (%.3f)": "similar_frame",
-    "scene %d: %r repeats the previous description (%.2f)": "repeated_caption",
-}
 
 
 def dialogue(duration: float, seed: int) -> list[tuple[float, float]]:
@@ -101,38 +88,11 @@ class ChildResult:
     speech_share: float
 
 
-class CountingCaptioner:
-    """Wraps a captioner and counts the images it is given."""
-
-    def __init__(self, inner: Captioner) -> None:
-        self.inner = inner
-        self.captioned = 0
-
-    def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
-    ) -> list[str]:
-        self.captioned += len(images)
-        return self.inner.caption(images, max_new_tokens=max_new_tokens)
-
-
-class EventCounter(logging.Handler):
-    """Counts the pipeline's debug messages listed in ``PIPELINE_EVENTS``."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.counts = dict.fromkeys(PIPELINE_EVENTS.values(), 0)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        event = PIPELINE_EVENTS.get(str(record.msg))
-        if event is not None:
-            self.counts[event] += 1
-
-
 def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
     """One run in this (fresh) process; prints nothing but the result."""
     from app.models import CaptionOptions, load_captioner
     from app.pipeline.describe import describe
-    from app.pipeline.types import Interval, Progress
+    from app.pipeline.types import Interval, Progress, Stage
     from app.pipeline.video import VideoReader
 
     with VideoReader(video) as reader:
@@ -144,21 +104,17 @@ def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
         speech = [Interval(start, end) for start, end in spans]
         speech_share = sum(end - start for start, end in spans) / duration
     started = time.perf_counter()
-    captioner = CountingCaptioner(
-        load_captioner(str(model), CaptionOptions(device="cpu", local_files_only=True))
-    )
+    captioner = load_captioner(str(model), CaptionOptions(device="cpu", local_files_only=True))
     load_seconds = time.perf_counter() - started
     rss_before = current_rss_bytes()
-    state = {"found": 0, "half": 0}
-    events = EventCounter()
-    pipeline_logger = logging.getLogger("app.pipeline.describe")
-    pipeline_logger.setLevel(logging.DEBUG)
-    pipeline_logger.addHandler(events)
+    rss_half = 0
+    final = Progress(stage=Stage.SCANNING)
 
     def on_progress(progress: Progress) -> None:
-        state["found"] = max(state["found"], progress.scenes_found)
-        if not state["half"] and progress.scanned_seconds >= duration / 2:
-            state["half"] = current_rss_bytes()
+        nonlocal rss_half, final
+        final = progress
+        if not rss_half and progress.scanned_seconds >= duration / 2:
+            rss_half = current_rss_bytes()
 
     started = time.perf_counter()
     descriptions = sum(
@@ -171,12 +127,14 @@ def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
         wall_seconds=wall,
         peak_rss=max_rss_bytes(),
         rss_before=rss_before,
-        rss_half=state["half"],
-        scenes_found=state["found"],
-        captioned=captioner.captioned,
+        rss_half=rss_half,
+        scenes_found=final.scenes_found,
+        no_pause=final.scenes_without_pause,
+        similar_frame=final.scenes_similar,
+        captioned=final.scenes_captioned,
+        repeated_caption=final.captions_dropped,
         descriptions=descriptions,
         speech_share=speech_share,
-        **events.counts,
     )
 
 

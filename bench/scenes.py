@@ -10,13 +10,16 @@ Measures, on a generated 1080p bench video with known cuts (default 3 min, 25 fp
   keeps everything. That is decoding, downscaling, cut detection (AdaptiveDetector plus
   ThresholdDetector for fades), frame selection, the producer/consumer threads and the
   conversion of each scene's frame: scene detection and frame grabbing, minus the model.
+  By default it decodes only reference frames (``SceneOptions.skip_nonref_frames``); the
+  row "every frame decoded" is the same scan decoding every frame.
 * PySceneDetect's plain ``detect(path, AdaptiveDetector())`` (OpenCV backend, automatic
   downscaling to about 256 px wide, which the project also uses).
 * Unless ``--no-breakdown``: single-threaded passes that add one stage at a time (PyAV
   decode; + downscale to BGR with ``DecodedFrame.to_small_bgr`` as the project does; + the
-  detectors), and ``describe()`` with ``to_small_bgr`` patched (the bench never edits
-  ``app/``): as before commit 724608c (``VideoFrame.reformat`` per frame, a new swscale
-  context and slice threads each time) and with swscale's cheaper ``FAST_BILINEAR`` filter,
+  detectors), reference frames only and every frame, and ``describe()`` decoding every
+  frame with ``to_small_bgr`` patched (the bench never edits ``app/``): as before commit
+  724608c (``VideoFrame.reformat`` per frame, a new swscale context and slice threads each
+  time) and with swscale's cheaper ``FAST_BILINEAR`` filter,
   to show where the time goes and what the downscale costs in speed and in F1.
 
 Every measurement runs ``--repeats`` times, interleaved, in the same run; the median is
@@ -49,7 +52,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from PIL import Image
 
-from app.pipeline.describe import describe
+from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.video import DecodedFrame, VideoReader
 from bench.common import (
@@ -70,6 +73,9 @@ from bench.common import (
     table,
     timed,
 )
+
+EVERY_FRAME = DescribeOptions(scenes=SceneOptions(skip_nonref_frames=False))
+"""The scan as before non-reference frames were skipped (``skip_nonref_frames`` off)."""
 
 
 class NullCaptioner:
@@ -124,7 +130,7 @@ def run_ffmpeg(path: Path, threads: int | None) -> Run:
     return Run(timing)
 
 
-def run_project(path: Path, fps: float) -> Run:
+def run_project(path: Path, fps: float, options: DescribeOptions | None = None) -> Run:
     """The project's scan: describe() with a no-work captioner, every scene a candidate.
 
     The cuts are read from the descriptions' scene bounds, starts and ends, so a scene the
@@ -138,7 +144,7 @@ def run_project(path: Path, fps: float) -> Run:
 
     def scan() -> list[float]:
         bounds: set[float] = set()
-        for d in describe(path, captioner, speech=None, scorer=KeepAllScorer()):
+        for d in describe(path, captioner, speech=None, options=options, scorer=KeepAllScorer()):
             bounds.update((d.scene_start, d.scene_end))
         return sorted(b for b in bounds if 0 < b <= last_frame)
 
@@ -218,17 +224,19 @@ def patched_to_small_bgr(downscale: Downscale) -> Iterator[None]:
 
 
 def run_project_patched(path: Path, fps: float, downscale: Downscale) -> Run:
-    """The project's scan with ``to_small_bgr`` replaced by ``downscale``."""
+    """The project's scan, decoding every frame, with ``to_small_bgr`` replaced by ``downscale``."""
     with patched_to_small_bgr(downscale):
-        return run_project(path, fps)
+        return run_project(path, fps, EVERY_FRAME)
 
 
-def run_stages(path: Path, fps: float, *, downscale: Downscale | None, detect: bool) -> Run:
+def run_stages(
+    path: Path, fps: float, *, downscale: Downscale | None, detect: bool, skip_nonref: bool
+) -> Run:
     """One single-threaded pass: decode, optionally downscale, optionally detect cuts."""
-    options = SceneOptions()
+    options = SceneOptions(skip_nonref_frames=skip_nonref)
 
     def scan() -> list[float]:
-        with VideoReader(path) as reader:
+        with VideoReader(path, skip_nonref=skip_nonref) as reader:
             cuts = CutDetector(options, reader.info.frame_rate)
             found: list[float] = []
             last = 0.0
@@ -319,19 +327,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         Measure(
             "PySceneDetect detect(AdaptiveDetector())", lambda: run_pyscenedetect(path), [], True
         ),
+        Measure(
+            "project scan, every frame decoded",
+            lambda: run_project(path, fps, EVERY_FRAME),
+            [],
+            True,
+        ),
     ]
     if args.breakdown:
-        stages: list[tuple[str, Downscale | None, bool]] = [
-            ("stage: PyAV decode only", None, False),
-            ("stage: + to_small_bgr (project)", downscale_project, False),
-            ("stage: + detectors (= scan, 1 thread)", downscale_project, True),
-            ("old: decode + reformat per frame", downscale_per_frame, False),
+        stages: list[tuple[str, Downscale | None, bool, bool]] = [
+            ("stage: PyAV decode only, reference frames", None, False, True),
+            ("stage: + to_small_bgr (project)", downscale_project, False, True),
+            ("stage: + detectors (= scan, 1 thread)", downscale_project, True, True),
+            ("stage: PyAV decode only, every frame", None, False, False),
+            ("stage: every frame + to_small_bgr", downscale_project, False, False),
+            ("stage: every frame + detectors", downscale_project, True, False),
+            ("old: decode + reformat per frame", downscale_per_frame, False, False),
         ]
-        for name, downscale, detect in stages:
+        for name, downscale, detect, skip in stages:
             measures.append(
                 Measure(
                     name,
-                    lambda d=downscale, t=detect: run_stages(path, fps, downscale=d, detect=t),
+                    lambda d=downscale, t=detect, k=skip: run_stages(
+                        path, fps, downscale=d, detect=t, skip_nonref=k
+                    ),
                     [],
                     detect,
                 )

@@ -63,6 +63,7 @@ def test_describe_with_a_model_directory(
     colours = [d["text"].split()[1] for d in descriptions]
     assert colours == ["red", "green", "blue", "yellow", "white", "red", "green"]
     assert "scanning" in proc.stderr or "captioning" in proc.stderr or "done" in proc.stderr
+    assert "7 scenes: 0 without a pause, 0 like the last captioned one, 7 captioned" in proc.stderr
 
 
 def test_describe_with_subtitles_writes_vtt(film: MadeVideo, tmp_path: Path) -> None:

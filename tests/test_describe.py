@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from app.errors import SubtitleError, VideoOpenFailure, VideoTooLong
+from app.errors import ModelLoadError, SubtitleError, VideoOpenFailure, VideoTooLong
 from app.pipeline.describe import DescribeOptions, SpeechSource, describe, describe_media
+from app.pipeline.speech import SPEECH_DETECTORS, AudioInput, SpeechOptions, SpeechUpdate
 from app.pipeline.types import Description, Interval, Progress, Stage
 from tests.fixtures.audio import SpeechMedia
 from tests.fixtures.media import MadeVideo, VideoFactory
@@ -81,8 +85,12 @@ def test_only_scenes_with_a_long_enough_pause_are_described(
 
 def test_repeated_caption_is_dropped(six_scene_video: MadeVideo) -> None:
     texts = ["a man walks down the street", "a man is walking down a street", *TEXTS[2:]]
-    results = list(describe(six_scene_video.path, ScriptedCaptioner(texts)))
+    seen: list[Progress] = []
+    results = list(
+        describe(six_scene_video.path, ScriptedCaptioner(texts), on_progress=seen.append)
+    )
     assert [d.scene_index for d in results] == [0, 2, 3, 4, 5]
+    assert (seen[-1].scenes_captioned, seen[-1].captions_dropped) == (6, 1)
 
 
 def test_caption_is_trimmed_to_its_word_budget(coded_video: VideoFactory) -> None:
@@ -102,9 +110,15 @@ def test_near_identical_frame_skips_the_model(coded_video: VideoFactory, tmp_pat
     made = coded_video([("red", 75), ("green", 75), ("red", 75)])
     subtitles = srt(tmp_path / "s.srt", [(3.0, 6.0)])  # the green scene is all dialogue
     captioner = ScriptedCaptioner(TEXTS)
-    results = list(describe_media(str(made.path), captioner, subtitles=str(subtitles)))
+    seen: list[Progress] = []
+    results = list(
+        describe_media(str(made.path), captioner, subtitles=str(subtitles), on_progress=seen.append)
+    )
     assert [d.scene_index for d in results] == [0]
     assert captioner.captioned == 1
+    final = seen[-1]
+    assert (final.scenes_found, final.scenes_without_pause, final.scenes_similar) == (3, 1, 1)
+    assert (final.scenes_captioned, final.captions_dropped) == (1, 0)
     # With the check off, the second red scene reaches the model.
     captioner = ScriptedCaptioner(TEXTS)
     options = DescribeOptions(similar_frame_threshold=None)
@@ -209,3 +223,94 @@ def test_video_without_audio_track_means_no_speech(video_without_audio: Path) ->
     results = list(describe_media(str(video_without_audio), ScriptedCaptioner(TEXTS)))
     assert len(results) == 1
     assert results[0].start == 0.0
+
+
+@pytest.fixture(scope="module")
+def six_scenes_with_audio(
+    six_scene_video: MadeVideo, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The six-scene video (scenes 0-4, 4-7, 7-12, 12-14, 14-18, 18-20 s) with a silent track."""
+    path = tmp_path_factory.mktemp("with-audio") / "six-audio.mp4"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(six_scene_video.path),
+         "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-shortest",
+         "-c:v", "copy", "-c:a", "aac", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+class GatedDetector:
+    """A speech detector that knows the first 8 s at once (no speech there), then holds the
+    rest (speech from 12.5 s) until the test opens the gate."""
+
+    gate = threading.Event()
+    waited_out = False
+
+    def __init__(self, options: SpeechOptions) -> None:
+        pass
+
+    def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
+        yield SpeechUpdate([], 8.0)
+        # Bounded, so a pipeline that wrongly waits for all the speech fails instead of hanging.
+        GatedDetector.waited_out = not self.gate.wait(timeout=60)
+        yield SpeechUpdate([Interval(12.5, 25.0)], 25.0)
+
+    def detect(self, audio: AudioInput, sample_rate: int) -> list[Interval]:
+        return [i for u in self.stream(audio, sample_rate) for i in u.intervals]
+
+
+class FailingDetector(GatedDetector):
+    def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
+        yield SpeechUpdate([], 8.0)
+        raise ModelLoadError("the speech model broke at 8 s")
+
+
+@pytest.fixture
+def scripted_detectors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Register ``gated`` and ``failing``; the gate is closed, and opened at the end."""
+    monkeypatch.setitem(SPEECH_DETECTORS, "gated", GatedDetector)
+    monkeypatch.setitem(SPEECH_DETECTORS, "failing", FailingDetector)
+    GatedDetector.gate.clear()
+    GatedDetector.waited_out = False
+    yield
+    GatedDetector.gate.set()
+
+
+@pytest.mark.usefixtures("scripted_detectors")
+def test_scenes_are_decided_while_the_audio_is_still_analysed(six_scenes_with_audio: Path) -> None:
+    results = describe_media(
+        str(six_scenes_with_audio),
+        ScriptedCaptioner(TEXTS),
+        speech_detector="gated",
+        options=DescribeOptions(queue_size=1, batch_size=1),
+    )
+    # Scenes 0 and 1 end before 8 s: described while the detector holds the rest.
+    assert [next(results).scene_index, next(results).scene_index] == [0, 1]
+    assert not GatedDetector.gate.is_set()
+    GatedDetector.gate.set()
+    # Scene 2 (7-12 s) is free; 3 has 0.5 s before the speech; 4 and 5 are all speech.
+    assert [d.scene_index for d in results] == [2]
+    assert not GatedDetector.waited_out
+
+
+@pytest.mark.usefixtures("scripted_detectors")
+def test_a_speech_detector_failure_fails_the_video(six_scenes_with_audio: Path) -> None:
+    results = describe_media(
+        str(six_scenes_with_audio), ScriptedCaptioner(TEXTS), speech_detector="failing"
+    )
+    with pytest.raises(ModelLoadError, match="broke at 8 s"):
+        list(results)
+
+
+@pytest.mark.usefixtures("scripted_detectors")
+def test_speech_detection_stops_with_the_pipeline(six_scenes_with_audio: Path) -> None:
+    results = describe_media(
+        str(six_scenes_with_audio), ScriptedCaptioner(TEXTS), speech_detector="gated"
+    )
+    assert next(results).scene_index == 0
+    listeners = [t for t in threading.enumerate() if t.name.startswith("listen-")]
+    assert listeners
+    GatedDetector.gate.set()
+    results.close()
+    assert not any(t.is_alive() for t in listeners)

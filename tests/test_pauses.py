@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from app.pipeline.pauses import PauseFinder, merge_intervals
+from app.pipeline.pauses import PauseFinder, SpeechTrack, merge_intervals
 from app.pipeline.types import Interval, Scene
 
 SCENE = Scene(index=0, start=10.0, end=20.0)
@@ -73,3 +75,53 @@ def test_empty_subtitle_list_means_no_speech() -> None:
 def test_negative_min_gap_is_refused() -> None:
     with pytest.raises(ValueError, match="min_gap"):
         PauseFinder(None, min_gap=-1)
+
+
+def test_a_track_filled_while_scanning_gives_the_same_windows() -> None:
+    # Subtitles say 10-13 s; the audio adds 16-17 s later on.
+    track = SpeechTrack([Interval(10.0, 13.0)])
+    finder = PauseFinder(track, min_gap=2.0)
+    stop = threading.Event()
+    later = Scene(index=1, start=20.0, end=24.0)
+    track.add([], known_until=15.0)
+    stop.set()
+    assert not finder.ready(SCENE, stop)  # the scene ends at 20 s: not known yet
+    stop.clear()
+    track.add([Interval(16.0, 17.0)], known_until=21.0)
+    assert finder.ready(SCENE, stop)
+    assert finder.window(SCENE) == Interval(13.0, 16.0)
+    track.add([Interval(20.5, 22.0)], known_until=30.0)
+    assert finder.ready(later, stop)
+    assert finder.window(later) == Interval(22.0, 24.0)
+
+
+def test_waiting_on_a_track_ends_with_stop_or_the_detector() -> None:
+    stop = threading.Event()
+    track = SpeechTrack()
+    track.add([], known_until=5.0)
+    assert track.wait(5.0, stop)
+    stop.set()
+    assert not track.wait(6.0, stop)  # stopped, not known
+    stop.clear()
+    track.finish(RuntimeError("decoder died at 7 s"))
+    assert track.wait(5.0, stop)  # known before it failed
+    with pytest.raises(RuntimeError, match="died at 7 s"):
+        track.wait(8.0, stop)
+
+    done = SpeechTrack()
+    done.add([Interval(1.0, 2.0)], known_until=3.0)
+    done.finish()  # the audio is shorter than the video: the rest has no speech
+    assert done.wait(100.0, stop)
+    assert done.snapshot()[1] == [Interval(1.0, 2.0)]
+
+
+def test_a_waiting_scan_wakes_up_when_speech_arrives() -> None:
+    track = SpeechTrack()
+    stop = threading.Event()
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(track.wait(12.0, stop)))
+    waiter.start()
+    track.add([Interval(3.0, 4.0)], known_until=6.0)  # not far enough: still waiting
+    track.add([], known_until=12.5)
+    waiter.join(timeout=30)
+    assert woke == [True]

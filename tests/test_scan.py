@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ from tests.fixtures.media import (
 )
 
 
-def scan(path: Path, options: SceneOptions | None = None) -> list[ClosedScene[DecodedFrame]]:
-    with VideoReader(path) as reader:
+def scan(
+    path: Path, options: SceneOptions | None = None, *, skip_nonref: bool = False
+) -> list[ClosedScene[DecodedFrame]]:
+    with VideoReader(path, skip_nonref=skip_nonref) as reader:
         cuts = CutDetector(options or SceneOptions(), reader.info.frame_rate)
         selector: FrameSelector[DecodedFrame] = FrameSelector(1.0)
         closed: list[ClosedScene[DecodedFrame] | None] = []
@@ -78,6 +81,50 @@ def test_video_without_cut_is_one_scene(coded_video: VideoFactory) -> None:
     [only] = scan(made.path)
     assert (only.scene.start, only.scene.end) == (0.0, pytest.approx(2.4))
     assert decode_frame_number(np.asarray(only.frame.to_image())) == 25
+
+
+# x264 with three B-frames in a pyramid: the middle one is a reference, the other two are
+# not, so a reader skipping non-reference frames gets every other frame.
+_PYRAMID = ("-bf", "3")
+# Eight B-frames in a row, none a reference: gaps of nine frames.
+_LONG_B_RUNS = ("-bf", "8", "-b-pyramid", "none")
+
+
+def test_skipping_nonref_frames_keeps_cuts_and_frames_exact(coded_video: VideoFactory) -> None:
+    scenes = [("red", 60), ("green", 47), ("blue", 71), ("yellow", 55), ("magenta", 66)]
+    made = coded_video(scenes, extra_args=_PYRAMID)
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        decoded = list(reader.frames())
+    # Fewer frames decoded, and each is exactly the frame shown at its time.
+    assert len(decoded) < 0.6 * made.frame_count
+    for frame in decoded[::7]:
+        assert decode_frame_number(np.asarray(frame.to_image())) == round(frame.time * made.fps)
+    assert max(b.time - a.time for a, b in itertools.pairwise(decoded)) <= 2 / made.fps + 1e-6
+
+    closed = scan(made.path, skip_nonref=True)
+    starts = [c.scene.start for c in closed[1:]]
+    assert len(starts) == len(made.cut_times)
+    for found, truth in zip(starts, made.cut_times, strict=True):
+        assert abs(found - truth) <= 2 / made.fps
+    for item in closed:
+        shown = decode_frame_number(np.asarray(item.frame.to_image()))
+        assert shown == round(item.frame_time * made.fps)
+        assert abs(item.frame_time - (item.scene.start + 1.0)) <= 2 / made.fps
+
+
+def test_long_runs_of_nonref_frames_switch_to_decoding_every_frame(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video([("red", 100), ("blue", 100)], extra_args=_LONG_B_RUNS)
+    with caplog.at_level("INFO"), VideoReader(made.path, skip_nonref=True) as reader:
+        times = [round(frame.time * made.fps) for frame in reader.frames()]
+    # After the first gap of nine frames the reader decodes every frame, once the few
+    # packets already inside the decoder (skipped before the switch) are out.
+    switch = times[next(i for i, (a, b) in enumerate(itertools.pairwise(times)) if b - a > 3) + 1]
+    missing = sorted(set(range(switch, made.frame_count)) - set(times))
+    assert times[-1] == made.frame_count - 1
+    assert all(frame < switch + 9 for frame in missing)
+    assert "decoding every frame from here" in caplog.text
 
 
 def test_fade_through_black_is_a_cut(tmp_path: Path) -> None:

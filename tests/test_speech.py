@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from app.pipeline.speech import (
     detect_speech,
     make_speech_detector,
     merge_intervals,
+    stream_speech,
 )
 from app.pipeline.types import Interval
 from tests.fixtures.audio import ESPEAK_RATE, SpeechMedia, SpeechMediaFactory, speak
@@ -140,6 +143,74 @@ def test_chunking_does_not_change_the_result(
     chunks = np.split(samples, bounds[bounds < samples.size])
     assert make_speech_detector(detector).detect(iter(chunks), SAMPLE_RATE) == whole
     assert_matches(whole, [truth])
+
+
+@pytest.fixture(scope="module")
+def dialogue_samples(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """Short lines at 16 kHz, with pauses around the length at which a stream is cut.
+
+    A 0.25 s pause is bridged into one interval (min_silence 0.3 s); pauses from 0.9 to 1.3 s
+    in 32 ms steps put the start of the next line at every position just after a cut.
+    """
+    directory = tmp_path_factory.mktemp("dialogue")
+    lines = ["Where were you?", "At the station.", "Why?", "The train was late.", "Again."]
+    clips = []
+    for i, line in enumerate(lines):
+        clip = speak(line, directory / f"{i}.wav")
+        clips.append(
+            np.interp(
+                np.arange(0, clip.size / ESPEAK_RATE, 1 / SAMPLE_RATE),
+                np.arange(clip.size) / ESPEAK_RATE,
+                clip,
+            ).astype(np.float32)
+        )
+    pauses = [1.0, 0.25, 2.5, *(0.9 + 0.032 * k for k in range(13)), 1.0]
+    parts = [np.zeros(round(pauses[0] * SAMPLE_RATE), dtype=np.float32)]
+    for i, pause in enumerate(pauses[1:]):
+        parts += [clips[i % len(clips)], np.zeros(round(pause * SAMPLE_RATE), dtype=np.float32)]
+    return np.concatenate(parts)
+
+
+def rounded(intervals: list[Interval]) -> list[tuple[float, float]]:
+    return [(round(i.start, 6), round(i.end, 6)) for i in intervals]
+
+
+@pytest.mark.parametrize("kind", [SileroSpeechDetector, WebRtcSpeechDetector])
+def test_streaming_reports_speech_early_and_changes_nothing(
+    dialogue_samples: np.ndarray, kind: type[SileroSpeechDetector | WebRtcSpeechDetector]
+) -> None:
+    updates = list(kind().stream(dialogue_samples, SAMPLE_RATE))
+    known = [u.known_until for u in updates]
+    assert known == sorted(known) and len(known) >= 3
+    assert known[-1] == pytest.approx(dialogue_samples.size / SAMPLE_RATE)
+    for update in updates:
+        assert all(i.end <= update.known_until for i in update.intervals)
+    streamed = [i for u in updates for i in u.intervals]
+    # The first sentence is reported long before the audio ends.
+    assert next(u.known_until for u in updates if u.intervals) < known[-1] / 2
+    # One pass that never cuts at a quiet run finds exactly the same intervals.
+    one_pass = kind(split_after=math.inf).detect(dialogue_samples, SAMPLE_RATE)
+    assert rounded(streamed) == rounded(one_pass)
+    assert len(streamed) >= 10
+
+
+def test_speech_from_a_file_is_streamed(speech_video: SpeechMedia) -> None:
+    updates = list(stream_speech(speech_video.path))
+    assert len(updates) > 2
+    assert updates[-1].known_until == pytest.approx(speech_video.duration, abs=0.1)
+    assert_matches(merge_intervals(i for u in updates for i in u.intervals), speech_video.speech)
+
+
+def test_streaming_stops_when_asked(speech_video: SpeechMedia) -> None:
+    stop = threading.Event()
+    updates = stream_speech(speech_video.path, stop=stop)
+    first = next(updates)
+    stop.set()
+    rest = list(updates)
+    # Decoding stopped at the next audio frame; the detector reported what it had.
+    assert len(rest) == 1
+    assert first.known_until <= rest[0].known_until < first.known_until + 0.5
+    assert rest[0].known_until < speech_video.duration - 1
 
 
 @pytest.mark.parametrize("detector", DETECTORS)

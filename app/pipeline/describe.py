@@ -13,6 +13,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -30,10 +31,10 @@ from app.pipeline.novelty import (
     NoveltyScorer,
     make_novelty_filter,
 )
-from app.pipeline.pauses import PauseFinder, merge_intervals
+from app.pipeline.pauses import PauseFinder, SpeechTrack
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard, fetch
-from app.pipeline.speech import SpeechOptions, detect_speech
+from app.pipeline.speech import SpeechOptions, stream_speech
 from app.pipeline.style import clean_caption, trim_to_words
 from app.pipeline.subtitles import load_speech_intervals
 from app.pipeline.types import Description, Interval, Progress, Scene, Stage
@@ -176,7 +177,7 @@ def _scan(
     info = reader.info
     cuts = CutDetector(options.scenes, info.frame_rate)
     selector: FrameSelector[DecodedFrame] = FrameSelector(options.frame_offset)
-    scenes_found = 0
+    counts = {"scenes_found": 0, "scenes_without_pause": 0, "scenes_similar": 0}
     next_report = 0.0
     last_time = 0.0
     last_thumbnail: np.ndarray | None = None
@@ -191,14 +192,17 @@ def _scan(
         return False
 
     def close(closed: ClosedScene[DecodedFrame] | None) -> bool:
-        nonlocal scenes_found, last_thumbnail
+        nonlocal last_thumbnail
         if closed is None:
             return True
-        scenes_found += 1
+        counts["scenes_found"] += 1
         scene = closed.scene
+        if not finder.ready(scene, stop):
+            return False
         window = finder.window(scene)
         if window is None:
             logger.debug("scene %d has no usable pause", scene.index)
+            counts["scenes_without_pause"] += 1
             return True
         if options.similar_frame_threshold is not None:
             thumbnail = _thumbnail(closed.frame)
@@ -206,6 +210,7 @@ def _scan(
                 similarity = frame_similarity(thumbnail, last_thumbnail)
                 if similarity >= options.similar_frame_threshold:
                     logger.debug("scene %d looks like the last one (%.3f)", scene.index, similarity)
+                    counts["scenes_similar"] += 1
                     return True
             last_thumbnail = thumbnail
         # Only scenes that will be described pay for the full-size RGB conversion.
@@ -225,20 +230,20 @@ def _scan(
                 return
         if decoded.time >= next_report:
             next_report = decoded.time + options.progress_interval
-            progress.update(scanned_seconds=decoded.time, scenes_found=scenes_found)
+            progress.update(scanned_seconds=decoded.time, **counts)
     end = last_time + 1 / float(info.frame_rate)
     for cut in cuts.finish(end):
         if not close(selector.cut(cut)):
             return
     close(selector.finish(end))
-    progress.update(scanned_seconds=end, scenes_found=scenes_found, stage=Stage.CAPTIONING)
+    progress.update(scanned_seconds=end, stage=Stage.CAPTIONING, **counts)
 
 
 def describe(
     video: Path,
     captioner: Captioner,
     *,
-    speech: Sequence[Interval] | None = None,
+    speech: Sequence[Interval] | SpeechTrack | None = None,
     options: DescribeOptions | None = None,
     scorer: NoveltyScorer | None = None,
     on_progress: ProgressCallback | None = None,
@@ -248,8 +253,9 @@ def describe(
     Args:
         video: Path to the video.
         captioner: Turns frames into text.
-        speech: When someone speaks (from subtitles or audio); None: unknown, every scene
-            is described.
+        speech: When someone speaks (from subtitles or audio), or a ``SpeechTrack`` that a
+            detector fills while the video is scanned (each scene waits for the speech under
+            it); None: unknown, every scene is described.
         options: Pipeline options.
         scorer: A built scorer of the kind ``options.novelty_scorer`` names, shared between
             videos so its model loads once; None builds one.
@@ -263,7 +269,7 @@ def describe(
         VideoTooLong: the video is longer than ``options.max_duration``.
     """
     options = options or DescribeOptions()
-    reader = VideoReader(video)
+    reader = VideoReader(video, skip_nonref=options.scenes.skip_nonref_frames)
     info = reader.info
     if (
         options.max_duration is not None
@@ -295,7 +301,7 @@ def describe(
 
     producer = threading.Thread(target=produce, name=f"scan-{video.name}", daemon=True)
     producer.start()
-    captioned = 0
+    captioned = dropped = 0
     try:
         finished = False
         while not finished:
@@ -324,9 +330,11 @@ def describe(
                 captioned += 1
                 candidate.image.close()
                 description = _accept(candidate, text, novelty)
-                if description is not None:
+                if description is None:
+                    dropped += 1
+                else:
                     yield description
-            progress.update(scenes_captioned=captioned)
+            progress.update(scenes_captioned=captioned, captions_dropped=dropped)
         progress.update(stage=Stage.DONE)
     finally:
         stop.set()
@@ -386,8 +394,8 @@ def describe_media(
     audio track (``speech_detector``, one of ``app.pipeline.speech.SPEECH_DETECTORS``), both,
     or ``auto`` (subtitles when given, else audio). A video without an audio track has no
     speech. Downloads go to temporary files that are removed when the generator finishes or
-    is closed. Raises what ``fetch``, ``load_speech_intervals``, ``detect_speech`` and
-    ``describe`` raise.
+    is closed. Speech in the audio is detected in a thread beside the video scan. Raises what
+    ``fetch``, ``load_speech_intervals``, ``stream_speech`` and ``describe`` raise.
     """
     if on_progress is not None:
         on_progress(Progress(stage=Stage.DOWNLOADING))
@@ -399,20 +407,63 @@ def describe_media(
         use_audio = speech_source in (SpeechSource.AUDIO, SpeechSource.BOTH) or (
             speech_source == SpeechSource.AUTO and from_subtitles is None
         )
-        speech = from_subtitles
-        if use_audio:
-            # Refuse a file without a video stream before spending time on its audio.
-            VideoReader(video_path).close()
-            if on_progress is not None:
-                on_progress(Progress(stage=Stage.LISTENING))
-            from_audio = detect_speech(video_path, speech_detector, speech_options)
-            logger.info("%s: %d speech intervals in the audio", video_path.name, len(from_audio))
-            speech = merge_intervals([*(from_subtitles or []), *from_audio])
-        yield from describe(
-            video_path,
-            captioner,
-            speech=speech,
-            options=options,
-            scorer=scorer,
-            on_progress=on_progress,
+        if not use_audio:
+            yield from describe(
+                video_path,
+                captioner,
+                speech=from_subtitles,
+                options=options,
+                scorer=scorer,
+                on_progress=on_progress,
+            )
+            return
+        track = SpeechTrack(from_subtitles or ())
+        with _listening(video_path, track, speech_detector, speech_options):
+            yield from describe(
+                video_path,
+                captioner,
+                speech=track,
+                options=options,
+                scorer=scorer,
+                on_progress=on_progress,
+            )
+
+
+@contextmanager
+def _listening(
+    path: Path, track: SpeechTrack, detector: str, options: SpeechOptions | None
+) -> Iterator[None]:
+    """Find speech in ``path``'s audio in a thread that fills ``track`` while the body runs.
+
+    The audio is decoded apart from the video, beside the scan, so it costs no wall time on
+    a machine with a core to spare; a scene waits only if the audio is behind it.
+    """
+    stop = threading.Event()
+
+    def listen() -> None:
+        found = 0
+        try:
+            with closing(stream_speech(path, detector, options, stop=stop)) as updates:
+                for update in updates:
+                    if stop.is_set():
+                        break
+                    found += len(update.intervals)
+                    track.add(update.intervals, update.known_until)
+        except BaseException as exc:  # handed to the scan, which waits on the track
+            track.finish(exc)
+            return
+        track.finish()
+        logger.info("%s: %d speech intervals in the audio", path.name, found)
+
+    thread = threading.Thread(target=listen, name=f"listen-{path.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    if track.error is not None:
+        # Every scene was decided before the detector failed: past the end of the video.
+        logger.warning(
+            "%s: speech detection failed after the video ended: %s", path.name, track.error
         )

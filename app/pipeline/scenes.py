@@ -86,6 +86,9 @@ class SceneOptions:
     """Also cut on fades to and from black (ThresholdDetector beside the main detector)."""
     analysis_width: int = 256
     """Frames are scaled to this width before detection (0 keeps full size)."""
+    skip_nonref_frames: bool = True
+    """Decode only the frames other frames refer to (``app.pipeline.video``): cuts and the
+    chosen frames stay within two frames of exact, decoding and detection do less work."""
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:

@@ -32,13 +32,21 @@ it is as good as on the quiet track. Its aggressiveness (0 to 3) changed none of
 music results. Both detectors merge the 0.15 s pause between two sentences, which Silero cannot
 resolve even with a shorter min_silence.
 Throughput on 2 cores, 10 min of AAC: Silero 14 s (about 3 min for a 2 h film), WebRTC 1.5 s.
+
+Detectors report speech as they go (``stream``): each time the audio has been quiet for
+``split_after`` seconds, the speech before that point is final and reported with how far the
+audio has been analysed, so the pipeline can decide a scene's pause as soon as the audio
+under it is known, while the rest is still being analysed. The quiet run is longer than any
+pause the detectors bridge, so the intervals are the same as from one pass over all of it.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import math
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +97,16 @@ class SpeechOptions:
                 raise ValueError(f"{name} must be 0 or more seconds, got {getattr(self, name)}")
 
 
+@dataclass(frozen=True)
+class SpeechUpdate:
+    """Speech found so far in a stream of audio."""
+
+    intervals: list[Interval]
+    """New speech intervals, sorted, none reported before."""
+    known_until: float
+    """Seconds from the first sample: all speech before this time has been reported."""
+
+
 @runtime_checkable
 class SpeechDetector(Protocol):
     """Anything that finds speech in mono float32 audio.
@@ -96,9 +114,68 @@ class SpeechDetector(Protocol):
     Implementations are stateful while they run: use one instance per thread.
     """
 
+    def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
+        """Report speech as the audio is analysed, in seconds from the first sample."""
+        ...
+
     def detect(self, audio: AudioInput, sample_rate: int) -> list[Interval]:
         """Return the sorted, non-overlapping speech intervals, in seconds from the first sample."""
         ...
+
+
+class _Segments:
+    """Cuts a stream of per-frame speech scores where the audio has been quiet long enough.
+
+    A detector's decisions before such a cut cannot depend on what follows it, so each segment
+    can be turned into intervals on its own. The last ``keep`` quiet frames before the cut
+    also start the next segment: room for the padding before speech that resumes right after
+    the cut, and for a detector whose score at a frame looks at the frames after it.
+    """
+
+    def __init__(self, quiet_frames: float, keep: int) -> None:
+        self._needed = quiet_frames + keep
+        self._keep = keep
+        self._scores: list[float] = []
+        self._start = 0
+        self._quiet = 0
+
+    def push(self, score: float, quiet: bool) -> tuple[int, list[float]] | None:
+        """Add one frame's score; returns a finished segment (first frame, scores), if any."""
+        self._scores.append(score)
+        self._quiet = self._quiet + 1 if quiet else 0
+        if self._quiet < self._needed:
+            return None
+        cut = len(self._scores) - self._keep
+        segment = (self._start, self._scores[:cut])
+        self._start += cut
+        self._scores = self._scores[cut:]
+        self._quiet = self._keep
+        return segment
+
+    def rest(self) -> tuple[int, list[float]]:
+        """The frames since the last cut."""
+        return self._start, self._scores
+
+
+class _StreamingDetector:
+    """``detect`` for detectors that implement ``stream``."""
+
+    def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
+        raise NotImplementedError
+
+    def detect(self, audio: AudioInput, sample_rate: int) -> list[Interval]:
+        """Find speech; see ``SpeechDetector.detect``."""
+        return [i for update in self.stream(audio, sample_rate) for i in update.intervals]
+
+
+def _segments(
+    options: SpeechOptions, split_after: float, frame_seconds: float, lookahead: int = 0
+) -> _Segments:
+    """Segments cut after ``split_after`` s of quiet: longer than any pause the detectors
+    bridge plus the padding on both sides, so cutting changes no interval."""
+    seconds = max(split_after, options.min_silence + 2 * options.padding + 0.1)
+    quiet = math.ceil(seconds / frame_seconds) if math.isfinite(seconds) else math.inf
+    return _Segments(quiet, keep=lookahead + math.ceil(options.padding / frame_seconds) + 1)
 
 
 def _blocks(audio: AudioInput, size: int) -> Iterator[tuple[Samples, int]]:
@@ -166,65 +243,102 @@ def load_silero_model() -> Any:
         torch.set_num_threads(threads)
 
 
-class SileroSpeechDetector:
+class SileroSpeechDetector(_StreamingDetector):
     """Silero VAD: a speech probability per 32 ms window, turned into intervals by silero-vad."""
 
     WINDOW = 512
     """Samples per window at 16 kHz, fixed by the model."""
+    NEGATIVE_MARGIN = 0.15
+    """silero-vad ends speech on windows below ``threshold - NEGATIVE_MARGIN``."""
 
-    def __init__(self, options: SpeechOptions | None = None, *, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        options: SpeechOptions | None = None,
+        *,
+        num_threads: int = 1,
+        split_after: float = 1.0,
+    ) -> None:
         """Load the model.
 
         Args:
             options: Threshold and durations; defaults to ``SpeechOptions()``.
             num_threads: Torch intra-op threads while detecting (restored afterwards).
+            split_after: Seconds of quiet after which the speech before is reported
+                (``math.inf``: only at the end).
         """
         self.options = options or SpeechOptions()
         self.num_threads = num_threads
+        self.split_after = split_after
         self._model = load_silero_model()
 
-    def detect(self, audio: AudioInput, sample_rate: int) -> list[Interval]:
-        """Find speech; see ``SpeechDetector.detect``. ``sample_rate`` must be 16000."""
+    def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
+        """Find speech; see ``SpeechDetector.stream``. ``sample_rate`` must be 16000."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"Silero VAD needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
         import torch
-        from silero_vad import get_speech_timestamps_from_probs
 
-        probabilities: list[float] = []
+        window_seconds = self.WINDOW / sample_rate
+        segments = _segments(self.options, self.split_after, window_seconds)
+        quiet_below = max(self.options.threshold - self.NEGATIVE_MARGIN, 0.01)
         length = 0
         self._model.reset_states()
         with torch.no_grad(), _torch_threads(self.num_threads):
             for block, real in _blocks(audio, self.WINDOW):
-                probabilities.append(float(self._model(torch.tensor(block), sample_rate)))
+                probability = float(self._model(torch.tensor(block), sample_rate))
                 length += real
+                done = segments.push(probability, probability < quiet_below)
+                if done is not None:
+                    start, probabilities = done
+                    yield self._update(start, probabilities, len(probabilities) * self.WINDOW)
+        start, probabilities = segments.rest()
+        yield self._update(start, probabilities, length - start * self.WINDOW)
+
+    def _update(self, start: int, probabilities: list[float], samples: int) -> SpeechUpdate:
+        """The speech in one segment that starts at window ``start`` and holds ``samples``."""
+        from silero_vad import get_speech_timestamps_from_probs
+
+        offset = start * self.WINDOW
+        known_until = (offset + samples) / SAMPLE_RATE
         if not probabilities:
-            return []
+            return SpeechUpdate([], known_until)
         spans = get_speech_timestamps_from_probs(
             probabilities,
-            sampling_rate=sample_rate,
+            sampling_rate=SAMPLE_RATE,
             threshold=self.options.threshold,
             min_speech_duration_ms=self.options.min_speech * 1000,
             min_silence_duration_ms=self.options.min_silence * 1000,
             speech_pad_ms=self.options.padding * 1000,
-            audio_length_samples=length,
+            audio_length_samples=samples,
         )
-        return [Interval(s["start"] / sample_rate, s["end"] / sample_rate) for s in spans]
+        intervals = [
+            Interval((offset + s["start"]) / SAMPLE_RATE, (offset + s["end"]) / SAMPLE_RATE)
+            for s in spans
+        ]
+        return SpeechUpdate(intervals, known_until)
 
 
-class WebRtcSpeechDetector:
+class WebRtcSpeechDetector(_StreamingDetector):
     """WebRTC's voice detector on 30 ms frames, smoothed by a majority vote and a hangover."""
 
     FRAME_SECONDS = 0.03
     SMOOTHING_FRAMES = 5
     """Frames in the voting window (150 ms): a single voiced click does not count as speech."""
 
-    def __init__(self, options: SpeechOptions | None = None, *, aggressiveness: int = 3) -> None:
+    def __init__(
+        self,
+        options: SpeechOptions | None = None,
+        *,
+        aggressiveness: int = 3,
+        split_after: float = 1.0,
+    ) -> None:
         """Set up the detector.
 
         Args:
             options: Threshold and durations; defaults to ``SpeechOptions()``.
             aggressiveness: 0 (lenient) to 3 (strictest about what is speech); 3 is the least
                 fooled by film noise and music.
+            split_after: Seconds of quiet after which the speech before is reported
+                (``math.inf``: only at the end).
         """
         if aggressiveness not in range(4):
             raise ValueError(f"aggressiveness must be 0, 1, 2 or 3, got {aggressiveness}")
@@ -232,25 +346,42 @@ class WebRtcSpeechDetector:
 
         self.options = options or SpeechOptions()
         self.aggressiveness = aggressiveness
+        self.split_after = split_after
         self._vad = webrtcvad.Vad(aggressiveness)
 
-    def detect(self, audio: AudioInput, sample_rate: int) -> list[Interval]:
-        """Find speech; see ``SpeechDetector.detect``. Rates: 8, 16, 32 or 48 kHz."""
+    def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
+        """Find speech; see ``SpeechDetector.stream``. Rates: 8, 16, 32 or 48 kHz."""
         if sample_rate not in (8000, 16000, 32000, 48000):
             raise ValueError(f"WebRTC VAD needs 8, 16, 32 or 48 kHz audio, got {sample_rate} Hz")
         frame = round(sample_rate * self.FRAME_SECONDS)
-        voiced = bytearray()
+        # The vote at a frame looks SMOOTHING_FRAMES // 2 frames ahead.
+        segments = _segments(
+            self.options, self.split_after, self.FRAME_SECONDS, self.SMOOTHING_FRAMES // 2
+        )
         length = 0
         for block, real in _blocks(audio, frame):
             pcm = (np.clip(block, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-            voiced.append(self._vad.is_speech(pcm, sample_rate))
+            voiced = self._vad.is_speech(pcm, sample_rate)
             length += real
-        if not voiced:
-            return []
-        votes = np.frombuffer(bytes(voiced), dtype=np.uint8).astype(np.float32)
-        share = np.convolve(votes, np.ones(self.SMOOTHING_FRAMES) / self.SMOOTHING_FRAMES, "same")
-        speech = share >= self.options.threshold
-        return _runs_to_intervals(speech, self.FRAME_SECONDS, length / sample_rate, self.options)
+            done = segments.push(float(voiced), not voiced)
+            if done is not None:
+                start, votes = done
+                yield self._update(start, votes, len(votes) * self.FRAME_SECONDS)
+        start, votes = segments.rest()
+        yield self._update(start, votes, length / sample_rate - start * self.FRAME_SECONDS)
+
+    def _update(self, start: int, votes: list[float], seconds: float) -> SpeechUpdate:
+        """The speech in one segment that starts at frame ``start`` and lasts ``seconds``."""
+        offset = start * self.FRAME_SECONDS
+        if not votes:
+            return SpeechUpdate([], offset + seconds)
+        window = np.ones(self.SMOOTHING_FRAMES) / self.SMOOTHING_FRAMES
+        speech = np.convolve(np.asarray(votes), window, "same") >= self.options.threshold
+        intervals = [
+            Interval(offset + i.start, offset + i.end)
+            for i in _runs_to_intervals(speech, self.FRAME_SECONDS, seconds, self.options)
+        ]
+        return SpeechUpdate(intervals, offset + seconds)
 
 
 def _runs_to_intervals(
@@ -311,22 +442,28 @@ def _decode_mono(container: av.container.InputContainer, path: Path) -> Iterator
         ) from exc
 
 
-def detect_speech(
-    path: Path, detector: str = "silero", options: SpeechOptions | None = None
-) -> list[Interval]:
-    """Find speech in the first audio track of a video or audio file.
+def stream_speech(
+    path: Path,
+    detector: str = "silero",
+    options: SpeechOptions | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> Generator[SpeechUpdate, None, None]:
+    """Find speech in the first audio track of a video or audio file, reporting as it goes.
 
     Times are on the file's timeline (seconds from the start of the earliest stream), so they
-    line up with the video frames. Decoding and detection block: call from a worker thread.
+    line up with the video frames. Decoding and detection block: run it in a worker thread.
 
     Args:
         path: The media file.
         detector: A name from ``SPEECH_DETECTORS``.
         options: Threshold and durations; defaults to ``SpeechOptions()``.
+        stop: When set, decoding stops at the next audio frame and the detector reports
+            what it has.
 
-    Returns:
-        Sorted speech intervals, pauses shorter than ``options.min_silence`` merged away. Empty
-        when the file has no audio stream (then no scene is blocked by dialogue).
+    Yields:
+        New speech intervals and how far the audio has been analysed; nothing when the file
+        has no audio stream (then no scene is blocked by dialogue).
 
     Raises:
         ValueError: Unknown detector name.
@@ -334,8 +471,7 @@ def detect_speech(
         VideoOpenFailure: The file is not media FFmpeg can read, or its audio cannot be decoded.
         ModelLoadError: The Silero model cannot be loaded.
     """
-    options = options or SpeechOptions()
-    vad = make_speech_detector(detector, options)
+    vad = make_speech_detector(detector, options or SpeechOptions())
     try:
         container = av.open(str(path))
     except FileNotFoundError as exc:
@@ -348,15 +484,37 @@ def detect_speech(
     with container:
         if not container.streams.audio:
             logger.info("%s has no audio stream: treating it as free of speech", path.name)
-            return []
+            return
         stream = container.streams.audio[0]
         offset = 0.0
         if stream.start_time is not None and stream.time_base is not None:
             offset = float(stream.start_time * stream.time_base)
             offset -= (container.start_time or 0) / av.time_base
-        speech = vad.detect(_decode_mono(container, path), SAMPLE_RATE)
-    shifted = (Interval(max(0.0, s.start + offset), max(0.0, s.end + offset)) for s in speech)
-    merged = merge_intervals(shifted, gap=options.min_silence)
+        chunks: Iterable[Samples] = _decode_mono(container, path)
+        if stop is not None:
+            chunks = itertools.takewhile(lambda _chunk: not stop.is_set(), chunks)
+        for update in vad.stream(chunks, SAMPLE_RATE):
+            shifted = [
+                Interval(max(0.0, s.start + offset), max(0.0, s.end + offset))
+                for s in update.intervals
+            ]
+            yield SpeechUpdate(shifted, update.known_until + offset)
+
+
+def detect_speech(
+    path: Path, detector: str = "silero", options: SpeechOptions | None = None
+) -> list[Interval]:
+    """All the speech in a file at once: ``stream_speech`` collected.
+
+    Returns:
+        Sorted speech intervals, pauses shorter than ``options.min_silence`` merged away.
+
+    Raises:
+        What ``stream_speech`` raises.
+    """
+    options = options or SpeechOptions()
+    found = (i for update in stream_speech(path, detector, options) for i in update.intervals)
+    merged = merge_intervals(found, gap=options.min_silence)
     logger.info(
         "%s: %d speech interval(s), %.1f s in all (%s detector)",
         path.name, len(merged), sum(s.duration for s in merged), detector,

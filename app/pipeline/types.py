@@ -76,7 +76,6 @@ class Stage(StrEnum):
     """Pipeline stages, as reported in progress updates."""
 
     DOWNLOADING = "downloading"
-    LISTENING = "listening"
     SCANNING = "scanning"
     CAPTIONING = "captioning"
     DONE = "done"
@@ -84,13 +83,20 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress update: stage, seconds of video scanned, scenes found and captioned."""
+    """A progress update: stage, seconds of video scanned, and what became of the scenes."""
 
     stage: Stage
     scanned_seconds: float = 0.0
     duration: float | None = None
     scenes_found: int = 0
+    scenes_without_pause: int = 0
+    """Scenes without a dialogue-free window long enough: never captioned."""
+    scenes_similar: int = 0
+    """Scenes whose frame looks like the last captioned one: not captioned."""
     scenes_captioned: int = 0
+    """Frames given to the captioner."""
+    captions_dropped: int = 0
+    """Captions not used: empty, or too close to a recent description."""
 
     @property
     def fraction(self) -> float:
