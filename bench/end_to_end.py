@@ -5,9 +5,14 @@ frame grabbing, pause finding, batched captioning, METEOR novelty filter) on the
 video of ``bench/common.py`` (default 10 min, 1280x720, 25 fps) with a randomly initialised
 tiny BLIP saved like the test fixture (``tests.fixtures.models.build_tiny_blip``) and loaded
 through ``app.models.load_captioner``. The model costs next to nothing, so the figures are
-those of the pipeline around it. Speech comes from a seeded dialogue-like track (bursts of
-1-6 s, mostly short pauses, some long ones: about 60 % of the time is speech) unless
-``--no-speech``, which describes every scene as for a video without subtitles.
+those of the pipeline around it. Speech (``--speech``) comes from a seeded dialogue-like
+track (bursts of 1-6 s, mostly short pauses, some long ones: about 60 % of the time is
+speech): ``seeded`` (default) hands its intervals to ``describe()``, as subtitles would;
+``audio`` speaks it (espeak-ng lines looped over each burst) into an AAC track of a copy of
+the video and runs ``describe_media()`` with speech found in that track by Silero VAD, in
+its thread beside the scan, and then, in the same process, the two one after the other
+(``detect_speech``, then ``describe()`` with what it found); ``none`` describes every
+scene, as for a video without subtitles.
 
 Each run is a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own. The video of
 ``--duration`` seconds and one twice as long (same shot plan, continued) are run in turn,
@@ -23,6 +28,7 @@ dropped as repeats, all from the pipeline's own counters (``app.pipeline.types.P
 Run::
 
     .venv/bin/python bench/end_to_end.py                    # 10 and 20 min, 2 runs each
+    .venv/bin/python bench/end_to_end.py --speech audio     # speech found in the audio
     .venv/bin/python bench/end_to_end.py --duration 120     # 2 and 4 min
 """
 
@@ -55,6 +61,12 @@ from bench.common import (
     table,
 )
 
+SPEECH_MODES = {
+    "seeded": "seeded dialogue intervals given to describe()",
+    "audio": "the seeded dialogue spoken in an AAC track, found by Silero VAD beside the scan",
+    "none": "none (every scene described)",
+}
+
 
 def dialogue(duration: float, seed: int) -> list[tuple[float, float]]:
     """A seeded speech track: bursts of 1-6 s; pauses mostly 0.2-1.5 s, 30 % of 2-10 s."""
@@ -67,6 +79,53 @@ def dialogue(duration: float, seed: int) -> list[tuple[float, float]]:
         pause = rng.uniform(2, 10) if rng.random() < 0.3 else rng.uniform(0.2, 1.5)
         time_s = end + pause
     return speech
+
+
+DIALOGUE_LINES = (
+    "Where were you last night?",
+    "I told you, I was at the station waiting for the train.",
+    "Nobody saw you there.",
+    "Then ask the conductor, he will remember me.",
+    "We did. He remembers a man in a grey coat.",
+)
+
+
+def dialogue_video(video: Path, spans: Sequence[tuple[float, float]], workdir: Path) -> Path:
+    """A copy of ``video`` with an AAC track that speaks during ``spans`` and is silent
+    between them (built once, cached under ``workdir``)."""
+    import wave
+
+    import numpy as np
+
+    from tests.fixtures.audio import ESPEAK_RATE, speak
+
+    path = workdir / f"{video.stem}-dialogue.mp4"
+    if path.exists():
+        return path
+    lines = [speak(text, workdir / f"line-{i}.wav") for i, text in enumerate(DIALOGUE_LINES)]
+    pause = np.zeros(ESPEAK_RATE // 5, dtype=np.float32)
+    loop = np.concatenate([part for line in lines for part in (line, pause)])
+    track = np.zeros(round(spans[-1][1] * ESPEAK_RATE) + ESPEAK_RATE, dtype=np.float32)
+    for i, (start, end) in enumerate(spans):
+        first, last = round(start * ESPEAK_RATE), round(end * ESPEAK_RATE)
+        shift = (i * 7919 * ESPEAK_RATE // 10) % loop.size  # each burst starts elsewhere
+        track[first:last] = np.resize(np.roll(loop, -shift), last - first)
+    wav_path = workdir / f"{video.stem}-dialogue.wav"
+    with wave.open(str(wav_path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(ESPEAK_RATE)
+        wav.writeframes((np.clip(track, -1, 1) * 32767).astype("<i2").tobytes())
+    partial = path.with_suffix(".part.mp4")
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(video), "-i", str(wav_path),
+         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "96k",
+         "-shortest", str(partial)],
+        check=True,
+    )  # fmt: skip
+    wav_path.unlink()
+    partial.replace(path)
+    return path
 
 
 @dataclass
@@ -86,23 +145,28 @@ class ChildResult:
     repeated_caption: int
     descriptions: int
     speech_share: float
+    speech_alone_seconds: float | None = None
+    """``--speech audio``: wall time of ``detect_speech`` on the file by itself."""
+    sequential_seconds: float | None = None
+    """``--speech audio``: wall time of ``detect_speech`` and then ``describe()`` with what it
+    found, one after the other (the pipeline before speech detection ran beside the scan)."""
 
 
-def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
+def child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> ChildResult:
     """One run in this (fresh) process; prints nothing but the result."""
     from app.models import CaptionOptions, load_captioner
-    from app.pipeline.describe import describe
+    from app.pipeline.describe import SpeechSource, describe, describe_media
+    from app.pipeline.speech import detect_speech
     from app.pipeline.types import Interval, Progress, Stage
     from app.pipeline.video import VideoReader
 
     with VideoReader(video) as reader:
         duration = reader.info.duration or 0.0
-    speech = None
-    speech_share = 0.0
-    if speech_seed is not None:
-        spans = dialogue(duration, speech_seed)
-        speech = [Interval(start, end) for start, end in spans]
-        speech_share = sum(end - start for start, end in spans) / duration
+    spans = dialogue(duration, seed)
+    intervals = None if speech == "none" else [Interval(start, end) for start, end in spans]
+    speech_share = 0.0 if intervals is None else sum(i.duration for i in intervals) / duration
+    if speech == "audio":
+        video = dialogue_video(video, spans, workdir)
     started = time.perf_counter()
     captioner = load_captioner(str(model), CaptionOptions(device="cpu", local_files_only=True))
     load_seconds = time.perf_counter() - started
@@ -117,10 +181,21 @@ def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
             rss_half = current_rss_bytes()
 
     started = time.perf_counter()
-    descriptions = sum(
-        1 for _ in describe(video, captioner, speech=speech, on_progress=on_progress)
-    )
+    if speech == "audio":
+        found = describe_media(
+            str(video), captioner, speech_source=SpeechSource.AUDIO, on_progress=on_progress
+        )
+    else:
+        found = describe(video, captioner, speech=intervals, on_progress=on_progress)
+    descriptions = sum(1 for _ in found)
     wall = time.perf_counter() - started
+    speech_alone = sequential = None
+    if speech == "audio":
+        started = time.perf_counter()
+        found_speech = detect_speech(video)
+        speech_alone = time.perf_counter() - started
+        sum(1 for _ in describe(video, captioner, speech=found_speech))
+        sequential = time.perf_counter() - started
     return ChildResult(
         video_seconds=duration,
         load_seconds=load_seconds,
@@ -135,13 +210,14 @@ def child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
         repeated_caption=final.captions_dropped,
         descriptions=descriptions,
         speech_share=speech_share,
+        speech_alone_seconds=speech_alone,
+        sequential_seconds=sequential,
     )
 
 
-def run_child(video: Path, model: Path, speech_seed: int | None) -> ChildResult:
+def run_child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> ChildResult:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(video), str(model)]
-    if speech_seed is not None:
-        cmd += ["--speech-seed", str(speech_seed)]
+    cmd += ["--speech", speech, "--seed", str(seed), "--workdir", str(workdir)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return ChildResult(**json.loads(out.strip().splitlines()[-1]))
 
@@ -165,9 +241,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser = argparse.ArgumentParser(prog="end_to_end.py --child")
         parser.add_argument("video", type=Path)
         parser.add_argument("model", type=Path)
-        parser.add_argument("--speech-seed", type=int)
-        child_args = parser.parse_args(sys.argv[2:])
-        result = child(child_args.video, child_args.model, child_args.speech_seed)
+        parser.add_argument("--speech", required=True)
+        parser.add_argument("--seed", type=int, required=True)
+        parser.add_argument("--workdir", type=Path, required=True)
+        a = parser.parse_args(sys.argv[2:])
+        result = child(a.video, a.model, a.speech, a.seed, a.workdir)
         print(json.dumps(asdict(result)))
         return
     parser = argparse.ArgumentParser(
@@ -182,7 +260,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=parse_size, default=(1280, 720), help="default 1280x720")
     parser.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
     parser.add_argument(
-        "--no-speech", action="store_true", help="no speech track: every scene is described"
+        "--speech",
+        choices=("seeded", "audio", "none"),
+        default="seeded",
+        help="seeded dialogue intervals (default), the same dialogue spoken in an audio track "
+        "and found by Silero VAD, or no speech (every scene described)",
     )
     args = parser.parse_args(argv)
 
@@ -198,20 +280,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         for duration in (args.duration, 2 * args.duration)
     ]
-    speech_seed = None if args.no_speech else args.seed
+    if args.speech == "audio":
+        for video in videos:  # built here, not inside a timed child
+            dialogue_video(video.path, dialogue(video.duration, args.seed), args.workdir)
     results: dict[Path, list[ChildResult]] = {video.path: [] for video in videos}
     load = load_average()
     for repeat in range(args.repeats):
         for video in videos:
             log(f"run {repeat + 1}/{args.repeats}: {video.path.name}")
-            results[video.path].append(run_child(video.path, model, speech_seed))
+            results[video.path].append(
+                run_child(video.path, model, args.speech, args.seed, args.workdir)
+            )
 
     print(machine_line(load))
     for video in videos:
         print(video.describe())
     print(
-        f"Tiny random BLIP (tests.fixtures.models), CPU; speech: "
-        f"{'none (every scene described)' if speech_seed is None else 'seeded dialogue track'}. "
+        f"Tiny random BLIP (tests.fixtures.models), CPU; speech: {SPEECH_MODES[args.speech]}. "
         f"Every run is a fresh process; all runs in this one invocation, {args.repeats} per "
         "video, alternating; median wall time, largest peak RSS."
     )
@@ -262,8 +347,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     )
     last = results[videos[0].path][-1]
-    if speech_seed is not None:
+    if args.speech != "none":
         print(f"Speech covers {last.speech_share:.0%} of the time (seeded dialogue track).")
+    if args.speech == "audio":
+        for video in videos:
+            runs = results[video.path]
+            alone = median([r.speech_alone_seconds or 0.0 for r in runs])
+            sequential = median([r.sequential_seconds or 0.0 for r in runs])
+            print(
+                f"{video.duration / 60:g} min: describe_media with speech detection beside the "
+                f"scan {median([r.wall_seconds for r in runs]):.1f} s; one after the other "
+                f"(detect_speech {alone:.1f} s, then describe()) {sequential:.1f} s."
+            )
     short, long = (max(r.peak_rss for r in results[v.path]) for v in videos)
     print(
         f"Peak RSS {mib(short)} for {videos[0].duration / 60:g} min and {mib(long)} for "
