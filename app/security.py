@@ -2,11 +2,10 @@
 
 ``URLPolicy`` is handed to the pipeline as its ``guard`` hook, so it checks the first URL and
 every redirect. It resolves the host name and refuses it when any address it resolves to is
-not a public one (loopback, private, link-local, multicast, reserved, cloud metadata).
-
-The check resolves names itself, then httpx resolves them again to connect: a DNS server
-that answers differently the second time (DNS rebinding) is not caught here; run the service
-where its network cannot reach internal services when that matters.
+not a public one (loopback, private, link-local, multicast, reserved, cloud metadata), and
+returns the address the download then connects to (``app.pipeline.sources``): the name is
+resolved once per request, so a DNS server cannot answer the check with a public address
+and the connection with an internal one (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -109,8 +108,11 @@ class URLPolicy:
         if address is not None:
             self._check_address(url, host, address)
 
-    def __call__(self, url: httpx.URL) -> None:
+    def __call__(self, url: httpx.URL) -> str:
         """Full check of a URL about to be requested: scheme, and every address of its host.
+
+        Returns:
+            The address to connect to: the first one the host resolved to.
 
         Raises:
             InputError: The URL is refused, or its host name does not resolve.
@@ -122,6 +124,7 @@ class URLPolicy:
         addresses = [address] if address is not None else self._resolve(text, host, url.port)
         for found in addresses:
             self._check_address(text, host, found)
+        return str(addresses[0])
 
     def _check_address(self, url: str, host: str, address: IPAddress) -> None:
         problem = address_problem(address, allow_private=self.allow_private)

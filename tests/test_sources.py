@@ -80,7 +80,7 @@ def test_guard_sees_every_request(file_server: tuple[str, Path]) -> None:
     (root / "v.mp4").write_bytes(b"1")
     seen: list[httpx.URL] = []
 
-    def refuse(url: httpx.URL) -> None:
+    def refuse(url: httpx.URL) -> str:
         seen.append(url)
         raise InputError(f"refused {url.host}")
 
@@ -90,6 +90,24 @@ def test_guard_sees_every_request(file_server: tuple[str, Path]) -> None:
     ):
         pass
     assert [str(u) for u in seen] == [f"{base}/v.mp4"]
+
+
+def test_requests_connect_to_the_address_the_guard_returns(file_server: tuple[str, Path]) -> None:
+    base, root = file_server
+    (root / "films").mkdir()
+    (root / "films" / "index.html").write_bytes(b"video bytes")
+    port = httpx.URL(base).port
+    seen: list[str] = []
+
+    def pin(url: httpx.URL) -> str:
+        seen.append(str(url))
+        return "127.0.0.1"
+
+    # A .invalid name never resolves: only the address the guard returned can be reached.
+    with fetch(f"http://video.invalid:{port}/films", guard=pin) as path:
+        assert path.read_bytes() == b"video bytes"
+    # The server's relative redirect to /films/ is resolved against the name, and checked.
+    assert seen == [f"http://video.invalid:{port}/films", f"http://video.invalid:{port}/films/"]
 
 
 @pytest.mark.parametrize(

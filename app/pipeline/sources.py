@@ -1,7 +1,9 @@
 """Fetch a video or subtitles file: a local path as is, an http(s) URL into a temporary file.
 
 Downloads stream to disk with a size limit and a timeout, and the temporary file is removed
-when the ``fetch`` context exits, whatever happened.
+when the ``fetch`` context exits, whatever happened. With a ``guard``, every request (each
+redirect too) connects to the address the guard vetted, never to a second DNS answer, and
+proxy settings from the environment (``HTTP_PROXY``...) are not used.
 """
 
 from __future__ import annotations
@@ -23,8 +25,36 @@ from app.errors import InputError, InputTooLarge
 
 logger = logging.getLogger(__name__)
 
-URLGuard = Callable[[httpx.URL], None]
-"""Called with every URL requested, redirects included; raises InputError to refuse one."""
+URLGuard = Callable[[httpx.URL], str]
+"""Called with every URL about to be requested, redirects included: returns the IP address
+to connect to, which it has checked, or raises InputError to refuse the URL."""
+
+
+class _PinnedTransport(httpx.BaseTransport):
+    """Connects each request to the address its guard returned for the URL.
+
+    The request keeps its host name for the Host header and for TLS (SNI and certificate
+    check); only the TCP connection goes to the vetted address. So a DNS server cannot answer
+    the guard with a public address and the connection with an internal one (DNS rebinding).
+    """
+
+    def __init__(self, guard: URLGuard) -> None:
+        self._guard = guard
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        address = self._guard(request.url)
+        pinned = httpx.Request(
+            request.method,
+            request.url.copy_with(host=address),
+            headers=request.headers,
+            stream=request.stream,
+            extensions={**request.extensions, "sni_hostname": request.url.host},
+        )
+        return self._inner.handle_request(pinned)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 @dataclass(frozen=True)
@@ -95,10 +125,6 @@ def fetch(
 def _download(
     url: str, out: BinaryIO, *, what: str, options: FetchOptions, guard: URLGuard | None
 ) -> None:
-    def check(request: httpx.Request) -> None:
-        if guard is not None:
-            guard(request.url)
-
     timeout = httpx.Timeout(options.connect_timeout)
     size = 0
     try:
@@ -107,7 +133,9 @@ def _download(
                 timeout=timeout,
                 follow_redirects=True,
                 max_redirects=options.max_redirects,
-                event_hooks={"request": [check]},
+                transport=None if guard is None else _PinnedTransport(guard),
+                # A proxy from the environment would resolve names itself, past the guard.
+                trust_env=guard is None,
             ) as client,
             client.stream("GET", url) as response,
         ):
