@@ -204,9 +204,13 @@ def test_happy_path_delivers_each_description_in_order_then_processed(
     assert final["reason"] is None
     job = service.wait_done(job_id)
     assert job["status"] == "processed"
-    assert job["progress"]["stage"] == "done"
-    assert job["progress"]["fraction"] == 1.0
+    progress = job["progress"]
+    assert (progress["stage"], progress["fraction"], progress["scenes_found"]) == ("done", 1.0, 6)
+    # Every scene is accounted for: no pause (none here: no speech), similar, or captioned.
+    assert progress["scenes_without_pause"] == 0
+    assert progress["scenes_similar"] + progress["scenes_captioned"] == 6
     delivered = core.descriptions(job_id)
+    assert len(delivered) == progress["scenes_captioned"] - progress["captions_dropped"]
     assert len(delivered) >= 4
     assert delivered == job["descriptions"]
     assert final["descriptions"] == len(delivered)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from app.pipeline.types import Description
 from app.security import URLPolicy, address_problem
 from app.service.queue import StoreJobQueue
 from app.service.store import SqliteJobStore
-from app.service.types import EventState, JobRequest, JobStatus, QueueFull
+from app.service.types import EventState, JobProgress, JobRequest, JobStatus, QueueFull
 
 # --- settings --------------------------------------------------------------------------------
 
@@ -181,6 +182,42 @@ async def test_store_deduplicates_active_requests_and_bounds_the_queue(
     await store.finish(claimed.id, JobStatus.PROCESSED, None, None)
     after = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=5)
     assert after.created and after.job.id != first.job.id
+
+
+async def test_a_store_file_from_before_the_scene_counters_gains_them(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            """
+            CREATE TABLE jobs (
+                id TEXT PRIMARY KEY, url TEXT NOT NULL, subtitles TEXT, status TEXT NOT NULL,
+                stage TEXT, fraction REAL NOT NULL DEFAULT 0,
+                scenes_found INTEGER NOT NULL DEFAULT 0,
+                scenes_captioned INTEGER NOT NULL DEFAULT 0, reason TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+                started_at REAL, finished_at REAL
+            );
+            INSERT INTO jobs (id, url, status, created_at) VALUES ('old', 'http://a/v.mp4',
+                'queued', 1.0);
+            """
+        )
+    store = SqliteJobStore(path)
+    await store.open()
+    try:
+        assert (await store.get_job("old")).progress == JobProgress()
+        claimed = await store.claim_next()
+        assert claimed is not None and claimed.id == "old"
+        counts = JobProgress(
+            scenes_found=9,
+            scenes_captioned=4,
+            scenes_without_pause=3,
+            scenes_similar=2,
+            captions_dropped=1,
+        )
+        await store.set_progress("old", counts)
+        assert (await store.get_job("old")).progress == counts
+    finally:
+        await store.close()
 
 
 async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(

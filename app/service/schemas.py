@@ -66,7 +66,16 @@ class ProgressOut(BaseModel):
     stage: Stage | None = Field(description="downloading, scanning, captioning or done.")
     fraction: float = Field(description="Share of the video scanned, 0 to 1.")
     scenes_found: int
-    scenes_captioned: int
+    scenes_captioned: int = Field(description="Frames given to the captioning model.")
+    scenes_without_pause: int = Field(
+        description="Scenes without a dialogue-free window long enough: not captioned."
+    )
+    scenes_similar: int = Field(
+        description="Scenes whose frame looks like the last captioned one: not captioned."
+    )
+    captions_dropped: int = Field(
+        description="Captions not sent: empty, or too close to a recent description."
+    )
 
 
 class DescriptionOut(BaseModel):
@@ -114,12 +123,7 @@ class JobOut(BaseModel):
             url=job.url,
             subtitles=job.subtitles,
             status=job.status,
-            progress=ProgressOut(
-                stage=job.progress.stage,
-                fraction=job.progress.fraction,
-                scenes_found=job.progress.scenes_found,
-                scenes_captioned=job.progress.scenes_captioned,
-            ),
+            progress=ProgressOut.model_validate(job.progress, from_attributes=True),
             reason=job.reason,
             attempts=job.attempts,
             created_at=datetime.fromtimestamp(job.created_at, UTC),

@@ -121,6 +121,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     fraction REAL NOT NULL DEFAULT 0,
     scenes_found INTEGER NOT NULL DEFAULT 0,
     scenes_captioned INTEGER NOT NULL DEFAULT 0,
+    scenes_without_pause INTEGER NOT NULL DEFAULT 0,
+    scenes_similar INTEGER NOT NULL DEFAULT 0,
+    captions_dropped INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
@@ -157,8 +160,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, job_id, id);
 """
 
+#: Columns added to ``jobs`` after its first version, added to older files when opened.
+_ADDED_JOB_COLUMNS = {
+    "scenes_without_pause": "INTEGER NOT NULL DEFAULT 0",
+    "scenes_similar": "INTEGER NOT NULL DEFAULT 0",
+    "captions_dropped": "INTEGER NOT NULL DEFAULT 0",
+}
+
 _JOB_COLUMNS = (
-    "id, url, subtitles, status, stage, fraction, scenes_found, scenes_captioned, reason, "
+    "id, url, subtitles, status, stage, fraction, scenes_found, scenes_captioned, "
+    "scenes_without_pause, scenes_similar, captions_dropped, reason, "
     "attempts, created_at, started_at, finished_at"
 )
 
@@ -174,6 +185,9 @@ def _job(row: sqlite3.Row) -> Job:
             fraction=row["fraction"],
             scenes_found=row["scenes_found"],
             scenes_captioned=row["scenes_captioned"],
+            scenes_without_pause=row["scenes_without_pause"],
+            scenes_similar=row["scenes_similar"],
+            captions_dropped=row["captions_dropped"],
         ),
         reason=row["reason"],
         attempts=row["attempts"],
@@ -245,6 +259,11 @@ class SqliteJobStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
+        present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED_JOB_COLUMNS.items():
+            if column not in present:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                logger.info("job store %s: added column jobs.%s", self.path, column)
         self._db = conn
         logger.info("job store open at %s", self.path)
 
@@ -343,13 +362,17 @@ class SqliteJobStore:
     def _set_progress(self, job_id: str, progress: JobProgress) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE jobs SET stage = ?, fraction = ?, scenes_found = ?, scenes_captioned = ? "
+                "UPDATE jobs SET stage = ?, fraction = ?, scenes_found = ?, scenes_captioned = ?, "
+                "scenes_without_pause = ?, scenes_similar = ?, captions_dropped = ? "
                 "WHERE id = ? AND status = 'running'",
                 (
                     progress.stage.value if progress.stage else None,
                     progress.fraction,
                     progress.scenes_found,
                     progress.scenes_captioned,
+                    progress.scenes_without_pause,
+                    progress.scenes_similar,
+                    progress.captions_dropped,
                     job_id,
                 ),
             )

@@ -57,6 +57,9 @@ class JobProgress:
     fraction: float = 0.0
     scenes_found: int = 0
     scenes_captioned: int = 0
+    scenes_without_pause: int = 0
+    scenes_similar: int = 0
+    captions_dropped: int = 0
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,9 @@ class Worker:
                     fraction=progress.fraction,
                     scenes_found=progress.scenes_found,
                     scenes_captioned=progress.scenes_captioned,
+                    scenes_without_pause=progress.scenes_without_pause,
+                    scenes_similar=progress.scenes_similar,
+                    captions_dropped=progress.captions_dropped,
                 )
                 written = asyncio.run_coroutine_threadsafe(
                     self.store.set_progress(job.id, state), loop
