@@ -68,7 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog="Options without a value given take the DESCRIBER_* setting or its default.",
     )
     d.add_argument("video", help="video file path or http(s) URL")
-    d.add_argument("--subtitles", "-s", help="SRT or WebVTT file or URL: describe only in pauses")
+    d.add_argument(
+        "--subtitles", "-s", help="SRT, WebVTT or ASS/SSA file or URL: describe only in pauses"
+    )
     d.add_argument("--format", "-f", choices=[f.value for f in OutputFormat], default="json")
     d.add_argument("--output", "-o", help="output file (default: standard output)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

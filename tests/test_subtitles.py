@@ -1,4 +1,4 @@
-"""Tests of reading speech intervals from SRT and WebVTT files in several encodings."""
+"""Tests of reading speech intervals from SRT, WebVTT and ASS/SSA files in several encodings."""
 
 from __future__ import annotations
 
@@ -294,3 +294,67 @@ def test_many_broken_blocks_log_a_bounded_number_of_warnings(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 11
     assert "skipped 40 more broken cues" in warnings[-1]
+
+
+ASS = """\
+[Script Info]
+Title: Test
+ScriptType: v4.00+
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, \
+Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, \
+Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,\
+2,2,2,10,10,10,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:01.00,0:00:03.50,Default,Anna,0,0,0,,{\\i1}Где ты был?{\\i0}
+Comment: 0,0:00:04.00,0:00:05.00,Default,,0,0,0,,a note for the translator, not spoken
+Dialogue: 0,0:00:0x.00,0:00:07.00,Default,,0,0,0,,broken start time
+Dialogue: 0,0:00:08.00,0:00:09.00,Default,,0,0,0,,{\\p1}m 0 0 l 100 0 100 100{\\p0}
+Dialogue: 0,0:00:10.00,0:00:12.00,Default,Ivan,0,0,0,,На вокзале.\\NПоезд опоздал.
+Dialogue: 1,0:00:11.50,0:00:13.25,Default,Anna,0,0,0,,Опять?
+"""
+
+SSA = """\
+[Script Info]
+ScriptType: v4.00
+
+[V4 Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, TertiaryColour, BackColour, \
+Bold, Italic, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, AlphaLevel, \
+Encoding
+Style: Default,Arial,20,16777215,255,0,0,0,0,1,2,2,2,10,10,10,0,1
+
+[Events]
+Format: Marked, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: Marked=0,0:00:02.00,0:00:04.00,Default,,0000,0000,0000,,Hello there
+"""
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1251"])
+def test_ass_dialogue_events_are_speech(
+    tmp_path: Path, encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path, "film.ass", ASS.encode(encoding))
+    assert detect_format(ASS) is SubtitleFormat.ASS
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        intervals = load_speech_intervals(path)
+    # The comment and the vector drawing are not speech; overlapping lines merge.
+    assert intervals == [Interval(1.0, 3.5), Interval(10.0, 13.25)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"{path}:13:" in warnings[0] and "0:00:0x.00" in warnings[0]
+
+
+def test_ssa_is_read_too(tmp_path: Path) -> None:
+    path = _write(tmp_path, "old.ssa", SSA.encode("utf-8"))
+    assert load_speech_intervals(path) == [Interval(2.0, 4.0)]
+
+
+def test_ass_without_events_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "styles.ass", ASS.split("[Events]")[0].encode("utf-8"))
+    with pytest.raises(SubtitleError, match=r"no \[Events\] section"):
+        load_speech_intervals(path)

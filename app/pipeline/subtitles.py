@@ -1,9 +1,10 @@
-"""Read speech intervals from an SRT or WebVTT subtitles file, whatever its text encoding.
+"""Read speech intervals from an SRT, WebVTT or ASS/SSA subtitles file, whatever its encoding.
 
-The cue format is parsed by libraries: pysrt for SubRip, webvtt-py for WebVTT. This module
-only decodes the bytes, splits the text into blank-line separated blocks (so that a broken
-cue can be reported by its line number and skipped without losing the rest), and hands each
-block to the parser of the format.
+The cue format is parsed by libraries: pysrt for SubRip, webvtt-py for WebVTT, pysubs2 for
+Advanced SubStation Alpha (ASS) and SubStation Alpha (SSA). This module only decodes the
+bytes, splits the text into cues (blank-line separated blocks; for ASS/SSA, the event lines),
+so that a broken cue can be reported by its line number and skipped without losing the rest,
+and hands each cue to the parser of the format.
 
 Decisions:
 
@@ -11,8 +12,11 @@ Decisions:
   when the bytes are valid UTF-8, else the best guess of charset-normalizer (cp1251 and
   other legacy code pages). Cue timings are ASCII in all of these, so a wrong guess on a
   very short legacy file can garble the cue text but never the intervals.
-* The format is WebVTT when the text starts with the ``WEBVTT`` header, SRT otherwise,
-  whatever the file name says.
+* The format is WebVTT when the text starts with the ``WEBVTT`` header, ASS/SSA when it
+  starts with ``[Script Info]``, SRT otherwise, whatever the file name says.
+* In ASS/SSA every ``Dialogue`` event is speech, signs and songs included (they keep
+  narration off, which errs on the safe side); ``Comment`` events and vector drawings
+  (override tag ``p1``) are not.
 * A cue whose text is empty or only whitespace (after removing markup tags) is not speech
   and is skipped; so are cues of zero length. A cue that ends before it starts is broken
   and is skipped with a warning, like a cue that cannot be parsed.
@@ -23,13 +27,14 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import charset_normalizer
 import pysrt
+import pysubs2
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
@@ -65,6 +70,8 @@ class SubtitleFormat(StrEnum):
 
     SRT = "srt"
     VTT = "vtt"
+    ASS = "ass"
+    """Advanced SubStation Alpha, and its predecessor SubStation Alpha (SSA)."""
 
 
 @dataclass(frozen=True)
@@ -90,13 +97,13 @@ class _BrokenCue(Exception):
 
 
 def load_speech_intervals(path: Path) -> list[Interval]:
-    """Read the times when someone speaks from an SRT or WebVTT subtitles file.
+    """Read the times when someone speaks from an SRT, WebVTT or ASS/SSA subtitles file.
 
     Broken cues are skipped, each with a WARNING naming its line; cues with no text and
     cues of zero length are skipped silently.
 
     Args:
-        path: The subtitles file, SRT or WebVTT, in UTF-8/16/32 (with or without a byte
+        path: The subtitles file, SRT, WebVTT or ASS/SSA, in UTF-8/16/32 (with or without a byte
             order mark) or a legacy code page such as cp1251.
 
     Returns:
@@ -130,7 +137,7 @@ def load_speech_intervals(path: Path) -> list[Interval]:
     if not merged:
         raise SubtitleError(
             f"subtitles file {path} holds no cue with text and a positive duration; "
-            "check that it is an SRT or WebVTT file with dialogue"
+            "check that it is an SRT, WebVTT or ASS/SSA file with dialogue"
         )
     logger.info(
         "%s: %d cues of speech in %d intervals (%s)", path, len(intervals), len(merged), fmt.value
@@ -156,7 +163,9 @@ def read_subtitle_text(path: Path) -> str:
     except OSError as exc:
         raise InputError(f"cannot read subtitles file {path}: {exc.strerror or exc}") from exc
     if not data.strip():
-        raise SubtitleError(f"subtitles file {path} is empty; give a file with SRT or WebVTT cues")
+        raise SubtitleError(
+            f"subtitles file {path} is empty; give a file with SRT, WebVTT or ASS/SSA cues"
+        )
     encoding = detect_encoding(data)
     if encoding is None:
         raise SubtitleError(
@@ -172,7 +181,7 @@ def read_subtitle_text(path: Path) -> str:
         ) from exc
     if "\x00" in text:
         raise SubtitleError(
-            f"subtitles file {path} holds binary data; give an SRT or WebVTT text file"
+            f"subtitles file {path} holds binary data; give an SRT, WebVTT or ASS/SSA text file"
         )
     logger.debug("%s: decoded as %s", path, encoding)
     return text.removeprefix("\ufeff")
@@ -202,27 +211,38 @@ def detect_encoding(data: bytes) -> str | None:
 
 
 def detect_format(text: str) -> SubtitleFormat:
-    """Tell WebVTT from SRT by the content: WebVTT files start with a ``WEBVTT`` line.
+    """Tell the format by the content: WebVTT files start with a ``WEBVTT`` line, ASS and
+    SSA files with a ``[Script Info]`` section.
 
     Args:
         text: The decoded file, without a byte order mark.
 
     Returns:
         ``SubtitleFormat.VTT`` when the first line is ``WEBVTT``, alone or followed by a
-        space or tab; ``SubtitleFormat.SRT`` otherwise.
+        space or tab; ``SubtitleFormat.ASS`` when the first non-blank line is
+        ``[Script Info]`` (any case); ``SubtitleFormat.SRT`` otherwise.
     """
     first_line = _LINE_BREAK.split(text, maxsplit=1)[0]
     if first_line == "WEBVTT" or first_line.startswith(("WEBVTT ", "WEBVTT\t")):
         return SubtitleFormat.VTT
+    if text.lstrip().lower().startswith("[script info]"):
+        return SubtitleFormat.ASS
     return SubtitleFormat.SRT
 
 
 def _parse_cues(path: Path, fmt: SubtitleFormat, lines: Sequence[str]) -> list[_Cue]:
-    """Parse every block of the file, skipping and reporting the broken ones."""
-    parse_block = _parse_vtt_block if fmt is SubtitleFormat.VTT else _parse_srt_block
+    """Parse every cue of the file, skipping and reporting the broken ones."""
+    blocks: Iterator[_Block]
+    parse_block: Callable[[_Block], list[_Cue]]
+    if fmt is SubtitleFormat.ASS:
+        parser = _AssEvents(path, lines)
+        blocks, parse_block = parser.events(), parser.parse
+    else:
+        blocks = _iter_blocks(lines)
+        parse_block = _parse_vtt_block if fmt is SubtitleFormat.VTT else _parse_srt_block
     cues: list[_Cue] = []
     broken = 0
-    for block in _iter_blocks(lines):
+    for block in blocks:
         try:
             cues.extend(parse_block(block))
         except _BrokenCue as exc:
@@ -234,7 +254,7 @@ def _parse_cues(path: Path, fmt: SubtitleFormat, lines: Sequence[str]) -> list[_
     if not cues:
         raise SubtitleError(
             f"subtitles file {path} holds no parseable {fmt.value.upper()} cue "
-            f"({broken} broken blocks); check that it is an SRT or WebVTT file"
+            f"({broken} broken); check that it is an SRT, WebVTT or ASS/SSA file"
         )
     return cues
 
@@ -302,3 +322,49 @@ def _parse_vtt_block(block: _Block) -> list[_Cue]:
         )
         for caption in captions
     ]
+
+
+class _AssEvents:
+    """The ``Dialogue`` lines of an ASS/SSA file, each parsed by pysubs2 on its own.
+
+    pysubs2 reads whole files and gives up on the first bad timestamp, so each event line
+    is handed to it behind the file's own header (script info, styles, the events' Format
+    line), which keeps one broken line from losing the others.
+    """
+
+    def __init__(self, path: Path, lines: Sequence[str]) -> None:
+        sections = [i for i, line in enumerate(lines) if line.strip().lower() == "[events]"]
+        if not sections:
+            raise SubtitleError(
+                f"subtitles file {path} has no [Events] section; it is not a complete ASS/SSA file"
+            )
+        self._start = sections[0] + 1
+        self._lines = lines
+        formats = [line for line in lines[self._start :] if line.lower().startswith("format:")]
+        self._header = "\n".join([*lines[: self._start], *formats[:1]]) + "\n"
+        self._format = (
+            "ssa"
+            if any(line.strip().lower() == "[v4 styles]" for line in lines[: self._start])
+            else "ass"
+        )
+
+    def events(self) -> Iterator[_Block]:
+        """Each ``Dialogue`` line, with its line number."""
+        for number, line in enumerate(self._lines[self._start :], start=self._start + 1):
+            if line.lower().startswith("dialogue:"):
+                yield _Block(number, [line])
+
+    def parse(self, block: _Block) -> list[_Cue]:
+        """Parse one ``Dialogue`` line; a vector drawing gives no cue."""
+        try:
+            events = pysubs2.SSAFile.from_string(
+                self._header + block.lines[0], format_=self._format
+            ).events
+        except (ValueError, pysubs2.Pysubs2Error) as exc:
+            raise _BrokenCue(f"{exc} in {block.lines[0]!r}") from exc
+        if len(events) != 1:
+            raise _BrokenCue(f"not a dialogue event: {block.lines[0]!r}")
+        event = events[0]
+        if event.is_drawing:
+            return []
+        return [_Cue(block.line, event.start / 1000, event.end / 1000, event.plaintext)]

@@ -47,8 +47,8 @@ class ProcessRequest(BaseModel):
     url: HttpURL = Field(description="http(s) URL of the video.")
     subtitles: HttpURL | None = Field(
         None,
-        description="http(s) URL of SRT or WebVTT subtitles: descriptions then go only in the "
-        "pauses between lines. Without subtitles every scene is described.",
+        description="http(s) URL of SRT, WebVTT or ASS/SSA subtitles: descriptions then go "
+        "only in the pauses between lines. Without subtitles every scene is described.",
     )
 
 
