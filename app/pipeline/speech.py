@@ -46,6 +46,7 @@ import itertools
 import logging
 import math
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,11 +158,12 @@ class _Segments:
         return self._start, self._scores
 
 
-class _StreamingDetector:
+class _StreamingDetector(ABC):
     """``detect`` for detectors that implement ``stream``."""
 
+    @abstractmethod
     def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
-        raise NotImplementedError
+        """Report speech as the audio is analysed; see ``SpeechDetector.stream``."""
 
     def detect(self, audio: AudioInput, sample_rate: int) -> list[Interval]:
         """Find speech; see ``SpeechDetector.detect``."""
