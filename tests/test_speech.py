@@ -28,12 +28,6 @@ from app.pipeline.speech import (
 from app.pipeline.types import Interval
 from tests.fixtures.audio import ESPEAK_RATE, SpeechMedia, SpeechMediaFactory, speak
 
-pytestmark = [
-    # silero-vad 6.2.3 loads its model with torch.jit.load, which torch 2.13 deprecates;
-    # the ONNX alternative needs onnxruntime, which this project does not install.
-    pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
-]
-
 DETECTORS = sorted(SPEECH_DETECTORS)
 TOLERANCE = 0.3
 """Largest accepted error of a speech boundary, seconds."""

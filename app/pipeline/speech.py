@@ -5,8 +5,9 @@ time; detectors consume that stream of chunks, so a two-hour film never sits in 
 would take 460 MB as float32). Two detectors plug in through ``SPEECH_DETECTORS``:
 
 * ``silero`` (default): Silero VAD, a small neural network shipped inside the silero-vad wheel
-  (loaded from the package, never downloaded). Tells speech from music and noise.
-* ``webrtc``: WebRTC's GMM voice detector on 30 ms frames. No torch, about 10x faster, but it
+  (loaded from the package, never downloaded; run by ONNX Runtime). Tells speech from music
+  and noise.
+* ``webrtc``: WebRTC's GMM voice detector on 30 ms frames. About 6x faster, but it
   takes music and moderate noise for speech, so a film's score would leave no pauses.
 
 Measured by ``tests/test_speech.py::test_detector_comparison`` (run it with ``-s``) on three
@@ -31,7 +32,9 @@ With the brown noise at -35 dBFS WebRTC still marks almost 17 of the 18 s as spe
 it is as good as on the quiet track. Its aggressiveness (0 to 3) changed none of the noise or
 music results. Both detectors merge the 0.15 s pause between two sentences, which Silero cannot
 resolve even with a shorter min_silence.
-Throughput on 2 cores, 10 min of AAC: Silero 14 s (about 3 min for a 2 h film), WebRTC 1.5 s.
+Throughput on 2 cores, decoding included, on the 10 min AAC dialogue track of
+``bench/end_to_end.py --speech audio``: Silero 5.2-5.5 s with its ONNX model (8.7-8.8 s with
+the TorchScript one; same 89 intervals), about 1 min for a 2 h film; WebRTC 0.9 s.
 
 Detectors report speech as they go (``stream``): each time the audio has been quiet for
 ``split_after`` seconds, the speech before that point is final and reported with how far the
@@ -48,7 +51,6 @@ import math
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -200,26 +202,12 @@ def _blocks(audio: AudioInput, size: int) -> Iterator[tuple[Samples, int]]:
         yield np.pad(pending, (0, size - pending.size)), pending.size
 
 
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Run torch with ``count`` intra-op threads, then restore the previous count.
-
-    Silero's network is tiny: on 2 cores one thread ran a 32 ms window in 0.45 ms, two threads in
-    3 ms. The setting is per OS thread under OpenMP but inherited by threads started later, so
-    it is put back for the captioner.
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def load_silero_model() -> Any:
-    """Load the Silero VAD TorchScript model bundled in the silero-vad wheel (no download).
+    """Load the Silero VAD model bundled in the silero-vad wheel (no download), in ONNX form.
+
+    ONNX Runtime runs it on one thread (silero-vad's setting) about twice as fast as the
+    TorchScript copy on this project's CPU: 300 s of audio in 1.8 s against 3.6 s. The
+    TorchScript copy also loads through ``torch.jit.load``, which torch 2.13 deprecates.
 
     Returns:
         The model; it keeps state between windows, so give each detector its own.
@@ -234,7 +222,7 @@ def load_silero_model() -> Any:
         # silero_vad calls torch.set_num_threads(1) process-wide when first imported.
         import silero_vad
 
-        return silero_vad.load_silero_vad(onnx=False)
+        return silero_vad.load_silero_vad(onnx=True)
     except (ImportError, OSError, RuntimeError) as exc:
         raise ModelLoadError(
             f"the Silero VAD model could not be loaded ({exc}); "
@@ -257,19 +245,16 @@ class SileroSpeechDetector(_StreamingDetector):
         self,
         options: SpeechOptions | None = None,
         *,
-        num_threads: int = 1,
         split_after: float = 1.0,
     ) -> None:
         """Load the model.
 
         Args:
             options: Threshold and durations; defaults to ``SpeechOptions()``.
-            num_threads: Torch intra-op threads while detecting (restored afterwards).
             split_after: Seconds of quiet after which the speech before is reported
                 (``math.inf``: only at the end).
         """
         self.options = options or SpeechOptions()
-        self.num_threads = num_threads
         self.split_after = split_after
         self._model = load_silero_model()
 
@@ -284,7 +269,7 @@ class SileroSpeechDetector(_StreamingDetector):
         quiet_below = max(self.options.threshold - self.NEGATIVE_MARGIN, 0.01)
         length = 0
         self._model.reset_states()
-        with torch.no_grad(), _torch_threads(self.num_threads):
+        with torch.no_grad():
             for block, real in _blocks(audio, self.WINDOW):
                 probability = float(self._model(torch.tensor(block), sample_rate))
                 length += real
