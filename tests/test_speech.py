@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.errors import InputError, VideoOpenFailure
+from app.errors import InputError, ModelLoadError, VideoOpenFailure
+from app.pipeline import speech
 from app.pipeline.speech import (
     SAMPLE_RATE,
     SPEECH_DETECTORS,
@@ -304,3 +305,12 @@ def test_detector_comparison(speech_media: SpeechMediaFactory) -> None:
     # The default must not mistake music for dialogue, nor miss speech under noise.
     assert scores["silero", "music"].false_speech == 0
     assert scores["silero", "noise"].intervals == len(cases["noise"].speech)
+
+
+def test_a_damaged_silero_model_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "silero_vad.onnx").write_bytes(b"not an onnx model")
+    monkeypatch.setattr(speech.resources, "files", lambda package: tmp_path)
+    with pytest.raises(ModelLoadError, match=r"could not be loaded.*force-reinstall silero-vad"):
+        SileroSpeechDetector()
