@@ -121,8 +121,11 @@ class _ProgressBar:
             total = round(progress.duration, 1) if progress.duration else None
             self._bar = tqdm(total=total, unit="s", desc="scanning", file=sys.stderr, leave=False)
         self._bar.n = round(progress.scanned_seconds, 1)
-        self._bar.set_description(progress.stage.value)
-        self._bar.set_postfix(scenes=progress.scenes_found, captioned=progress.scenes_captioned)
+        self._bar.set_description(progress.stage.value, refresh=False)
+        self._bar.set_postfix(
+            scenes=progress.scenes_found, captioned=progress.scenes_captioned, refresh=False
+        )
+        self._bar.refresh()  # one line per update, not one per field
         self._last = progress
 
     def close(self) -> None:
