@@ -10,8 +10,9 @@ track (bursts of 1-6 s, mostly short pauses, some long ones: about 60 % of the t
 speech): ``seeded`` (default) hands its intervals to ``describe()``, as subtitles would;
 ``audio`` speaks it (espeak-ng lines looped over each burst) into an AAC track of a copy of
 the video and runs ``describe_media()`` with speech found in that track by Silero VAD, in
-its thread beside the scan, and then, in the same process, the two one after the other
-(``detect_speech``, then ``describe()`` with what it found); ``none`` describes every
+its thread beside the scan, and, in a fresh process of its own, the two one after the other
+(``detect_speech``, then ``describe()`` with what it found), which first alternating between
+repeats; ``none`` describes every
 scene, as for a video without subtitles.
 
 Each run is a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own. The video of
@@ -61,6 +62,9 @@ from bench.common import (
     table,
 )
 
+SEQUENTIAL = "audio-sequential"
+"""Internal child mode: ``detect_speech`` on the whole file, then ``describe()``."""
+
 SPEECH_MODES = {
     "seeded": "seeded dialogue intervals given to describe()",
     "audio": "the seeded dialogue spoken in an AAC track, found by Silero VAD beside the scan",
@@ -93,11 +97,9 @@ DIALOGUE_LINES = (
 def dialogue_video(video: Path, spans: Sequence[tuple[float, float]], workdir: Path) -> Path:
     """A copy of ``video`` with an AAC track that speaks during ``spans`` and is silent
     between them (built once, cached under ``workdir``)."""
-    import wave
-
     import numpy as np
 
-    from tests.fixtures.audio import ESPEAK_RATE, speak
+    from tests.fixtures.audio import ESPEAK_RATE, speak, write_wav
 
     path = workdir / f"{video.stem}-dialogue.mp4"
     if path.exists():
@@ -110,12 +112,7 @@ def dialogue_video(video: Path, spans: Sequence[tuple[float, float]], workdir: P
         first, last = round(start * ESPEAK_RATE), round(end * ESPEAK_RATE)
         shift = (i * 7919 * ESPEAK_RATE // 10) % loop.size  # each burst starts elsewhere
         track[first:last] = np.resize(np.roll(loop, -shift), last - first)
-    wav_path = workdir / f"{video.stem}-dialogue.wav"
-    with wave.open(str(wav_path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(ESPEAK_RATE)
-        wav.writeframes((np.clip(track, -1, 1) * 32767).astype("<i2").tobytes())
+    wav_path = write_wav(workdir / f"{video.stem}-dialogue.wav", track)
     partial = path.with_suffix(".part.mp4")
     subprocess.run(
         ["ffmpeg", "-y", "-loglevel", "error", "-i", str(video), "-i", str(wav_path),
@@ -146,10 +143,7 @@ class ChildResult:
     descriptions: int
     speech_share: float
     speech_alone_seconds: float | None = None
-    """``--speech audio``: wall time of ``detect_speech`` on the file by itself."""
-    sequential_seconds: float | None = None
-    """``--speech audio``: wall time of ``detect_speech`` and then ``describe()`` with what it
-    found, one after the other (the pipeline before speech detection ran beside the scan)."""
+    """Sequential audio runs: the part of the wall time spent in ``detect_speech``."""
 
 
 def child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> ChildResult:
@@ -165,7 +159,7 @@ def child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> Ch
     spans = dialogue(duration, seed)
     intervals = None if speech == "none" else [Interval(start, end) for start, end in spans]
     speech_share = 0.0 if intervals is None else sum(i.duration for i in intervals) / duration
-    if speech == "audio":
+    if speech in ("audio", SEQUENTIAL):
         video = dialogue_video(video, spans, workdir)
     started = time.perf_counter()
     captioner = load_captioner(str(model), CaptionOptions(device="cpu", local_files_only=True))
@@ -181,21 +175,19 @@ def child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> Ch
             rss_half = current_rss_bytes()
 
     started = time.perf_counter()
+    speech_alone = None
     if speech == "audio":
         found = describe_media(
             str(video), captioner, speech_source=SpeechSource.AUDIO, on_progress=on_progress
         )
+    elif speech == SEQUENTIAL:
+        heard = detect_speech(video)
+        speech_alone = time.perf_counter() - started
+        found = describe(video, captioner, speech=heard, on_progress=on_progress)
     else:
         found = describe(video, captioner, speech=intervals, on_progress=on_progress)
     descriptions = sum(1 for _ in found)
     wall = time.perf_counter() - started
-    speech_alone = sequential = None
-    if speech == "audio":
-        started = time.perf_counter()
-        found_speech = detect_speech(video)
-        speech_alone = time.perf_counter() - started
-        sum(1 for _ in describe(video, captioner, speech=found_speech))
-        sequential = time.perf_counter() - started
     return ChildResult(
         video_seconds=duration,
         load_seconds=load_seconds,
@@ -211,7 +203,6 @@ def child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> Ch
         descriptions=descriptions,
         speech_share=speech_share,
         speech_alone_seconds=speech_alone,
-        sequential_seconds=sequential,
     )
 
 
@@ -284,13 +275,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         for video in videos:  # built here, not inside a timed child
             dialogue_video(video.path, dialogue(video.duration, args.seed), args.workdir)
     results: dict[Path, list[ChildResult]] = {video.path: [] for video in videos}
+    sequential: dict[Path, list[ChildResult]] = {video.path: [] for video in videos}
     load = load_average()
     for repeat in range(args.repeats):
         for video in videos:
             log(f"run {repeat + 1}/{args.repeats}: {video.path.name}")
-            results[video.path].append(
-                run_child(video.path, model, args.speech, args.seed, args.workdir)
-            )
+            runs = [(args.speech, results)]
+            if args.speech == "audio":  # both ways, which first alternating
+                runs.append((SEQUENTIAL, sequential))
+                runs = runs[:: 1 if repeat % 2 == 0 else -1]
+            for speech, store in runs:
+                store[video.path].append(
+                    run_child(video.path, model, speech, args.seed, args.workdir)
+                )
 
     print(machine_line(load))
     for video in videos:
@@ -351,13 +348,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"Speech covers {last.speech_share:.0%} of the time (seeded dialogue track).")
     if args.speech == "audio":
         for video in videos:
-            runs = results[video.path]
-            alone = median([r.speech_alone_seconds or 0.0 for r in runs])
-            sequential = median([r.sequential_seconds or 0.0 for r in runs])
+            beside = [r.wall_seconds for r in results[video.path]]
+            after = [r.wall_seconds for r in sequential[video.path]]
+            alone = median([r.speech_alone_seconds or 0.0 for r in sequential[video.path]])
             print(
                 f"{video.duration / 60:g} min: describe_media with speech detection beside the "
-                f"scan {median([r.wall_seconds for r in runs]):.1f} s; one after the other "
-                f"(detect_speech {alone:.1f} s, then describe()) {sequential:.1f} s."
+                f"scan {' / '.join(f'{w:.1f}' for w in beside)} s (median {median(beside):.1f}); "
+                f"one after the other (detect_speech, median {alone:.1f} s, then describe()) "
+                f"{' / '.join(f'{w:.1f}' for w in after)} s (median {median(after):.1f}). "
+                "Each a fresh process."
             )
     short, long = (max(r.peak_rss for r in results[v.path]) for v in videos)
     print(
