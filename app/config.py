@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     """How many recent descriptions a caption is compared with; `none`: the scorer's default."""
     similar_frame_threshold: float | None = Field(default=0.97, gt=0, le=1)
     """Skip a frame at least this similar to the last captioned one; None compares nothing."""
+    caption_image_side: int | None = Field(default=768, ge=16)
+    """Frames go to the captioner scaled to at most this many pixels on their long side;
+    None: full size."""
     words_per_second: float = Field(default=2.5, gt=0)
     """Narration speed that sets each description's word budget."""
     min_words: int = Field(default=3, ge=1)
@@ -270,6 +273,7 @@ class Settings(BaseSettings):
             min_words=self.min_words,
             max_new_tokens=self.max_new_tokens,
             similar_frame_threshold=self.similar_frame_threshold,
+            caption_image_side=self.caption_image_side,
         )
 
     def speech_options(self) -> SpeechOptions:

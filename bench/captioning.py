@@ -14,6 +14,10 @@ default 20) with 3 beams, so both ways do the same work.
   captioner's batch size (``--batch-size``; default: the captioner's own choice, from free
   GPU memory on CUDA, a small fixed size on the CPU).
 
+Last, the processor alone (resize and normalise, which run in the captioning thread) is
+timed on 1080p frames and on frames scaled to ``DescribeOptions.caption_image_side``, the
+size the pipeline hands over.
+
 Both ways run on the same images, after a warm-up of each shape, ``--repeats`` times,
 interleaved, in the same run; the median is reported with images/s, the ratio and the
 peak memory of each way (``torch.cuda.max_memory_allocated`` on CUDA; sampled process RSS
@@ -51,6 +55,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from app.models import CaptionOptions, load_captioner
 from app.models.blip import BlipCaptioner
+from app.pipeline.describe import DescribeOptions
 from bench.common import (
     DEFAULT_WORKDIR,
     RssSampler,
@@ -132,14 +137,17 @@ def build_blip_large(directory: Path) -> Path:
     return directory
 
 
-def bench_images(count: int, seed: int = 0) -> list[Image.Image]:
-    """Distinct 1280x720 RGB images: colour gradients with noise, no two alike."""
+def bench_images(
+    count: int, seed: int = 0, size: tuple[int, int] = (1280, 720)
+) -> list[Image.Image]:
+    """Distinct RGB images of ``size``: colour gradients with noise, no two alike."""
     rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:720, 0:1280].astype(np.float32)
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     images = []
     for _ in range(count):
         a, b, c = rng.uniform(-1, 1, 3), rng.uniform(-1, 1, 3), rng.uniform(0, 255, 3)
-        pixels = c + 120 * (a * (xs[..., None] / 1280) + b * (ys[..., None] / 720))
+        pixels = c + 120 * (a * (xs[..., None] / width) + b * (ys[..., None] / height))
         pixels += rng.normal(0, 20, pixels.shape)
         images.append(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB"))
     return images
@@ -286,6 +294,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         ratio = base / median(batched.seconds)
         verdict = "meets" if ratio >= 3 else "misses"
         print(f"Target: batched >= 3x one-per-generate on GPU; {ratio:.2f}x {verdict} it.")
+    print_preprocessing(captioner)
+
+
+def print_preprocessing(captioner: BlipCaptioner, count: int = 8, repeats: int = 3) -> None:
+    """Time the processor (resize, normalise), which runs in the captioning thread before
+    each ``generate``, on 1080p frames and on frames scaled as the pipeline hands them over
+    (``DescribeOptions.caption_image_side``)."""
+    side = DescribeOptions().caption_image_side or 1920
+    sizes = [(1920, 1080), (side, round(side * 1080 / 1920))]
+    cells = []
+    for size in sizes:
+        images = bench_images(count, seed=1, size=size)
+        captioner.processor(images=images, return_tensors="pt")
+        started = time.perf_counter()
+        for _ in range(repeats):
+            captioner.processor(images=images, return_tensors="pt")
+        each = (time.perf_counter() - started) / repeats / count
+        cells.append(f"{size[0]}x{size[1]} {each * 1000:.1f} ms")
+    print(f"Processor per image, in the captioning thread: {'; '.join(cells)}.")
 
 
 if __name__ == "__main__":

@@ -314,3 +314,17 @@ def test_speech_detection_stops_with_the_pipeline(six_scenes_with_audio: Path) -
     GatedDetector.gate.set()
     results.close()
     assert not any(t.is_alive() for t in listeners)
+
+
+@pytest.mark.parametrize(
+    ("side", "expected"), [(768, (768, 432)), (None, (1280, 720)), (2000, (1280, 720))]
+)
+def test_frames_reach_the_captioner_scaled_to_the_caption_side(
+    coded_video: VideoFactory, side: int | None, expected: tuple[int, int]
+) -> None:
+    made = coded_video([("red", 50), ("blue", 50)], size=(1280, 720))
+    captioner = ScriptedCaptioner()
+    options = DescribeOptions(caption_image_side=side)
+    results = list(describe(made.path, captioner, options=options))
+    assert [image.size for call in captioner.calls for image in call] == [expected, expected]
+    assert [d.text for d in results] == ["A red scene.", "A blue scene."]
