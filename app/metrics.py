@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from app.pipeline.types import Progress
 from app.service.types import EventState, JobStatus
 
 #: Stage durations span seconds (download of a clip) to hours (a film).
@@ -34,6 +35,18 @@ class Metrics:
         self.descriptions = Counter(
             "describer_descriptions", "Descriptions stored.", registry=self.registry
         )
+        self.scenes = Counter(
+            "describer_scenes",
+            "Scenes of finished videos, by what became of them: without_pause and similar "
+            "(never captioned), captioned.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.captions_dropped = Counter(
+            "describer_captions_dropped",
+            "Captions of finished videos not sent: empty, or too close to a recent one.",
+            registry=self.registry,
+        )
         self.stage_seconds = Histogram(
             "describer_stage_duration_seconds",
             "Time jobs spent in each pipeline stage.",
@@ -63,6 +76,13 @@ class Metrics:
         for status in JobStatus:
             if status.final:
                 self.jobs_finished.labels(status.value)
+
+    def count_scenes(self, final: Progress) -> None:
+        """Add what became of the scenes of a video the pipeline finished."""
+        self.scenes.labels("without_pause").inc(final.scenes_without_pause)
+        self.scenes.labels("similar").inc(final.scenes_similar)
+        self.scenes.labels("captioned").inc(final.scenes_captioned)
+        self.captions_dropped.inc(final.captions_dropped)
 
     def refresh(self, jobs: dict[JobStatus, int], events: dict[EventState, int]) -> None:
         """Set the gauges that mirror the store."""

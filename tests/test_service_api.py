@@ -247,6 +247,10 @@ def test_happy_path_delivers_each_description_in_order_then_processed(
     assert "describer_queue_depth 0.0" in metrics
     assert f'describer_callbacks_total{{result="delivered"}} {len(delivered) + 1}.0' in metrics
     assert 'describer_stage_duration_seconds_count{stage="scanning"} 1.0' in metrics
+    for outcome in ("without_pause", "similar", "captioned"):
+        count = progress[f"scenes_{outcome}"]
+        assert f'describer_scenes_total{{outcome="{outcome}"}} {count}.0' in metrics
+    assert f"describer_captions_dropped_total {progress['captions_dropped']}.0" in metrics
 
 
 def test_local_use_without_core_keeps_results_in_the_api(

@@ -290,6 +290,8 @@ class Worker:
                 stage, seconds = ended
                 self.metrics.stage_seconds.labels(stage.value).observe(seconds)
                 log.info("%s took %.2f s", stage.value, seconds)
+            if progress.stage is Stage.DONE:
+                self.metrics.count_scenes(progress)
             if run.due(changed=ended is not None or progress.stage is Stage.DONE):
                 state = JobProgress(
                     stage=progress.stage,
