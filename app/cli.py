@@ -51,6 +51,11 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         "skip_nonref_frames",
         {**_ON, "const": False, "help": "decode non-reference frames too (slower)"},
     ),
+    (
+        ("--decode-device",),
+        "decode_device",
+        {"help": "cpu, or cuda / cuda:N to decode with the GPU's NVDEC"},
+    ),
     (("--novelty",), "novelty_scorer", {"choices": sorted(SCORERS), "help": "repeat check"}),
     (("--novelty-threshold",), "novelty_threshold", {"type": float, "help": "repeat if >="}),
     (("--speech",), "speech_source", {"choices": [s.value for s in SpeechSource]}),

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     """Seconds after a cut before another cut is accepted."""
     fades: bool = True
     """Also cut on fades to and from black."""
+    decode_device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    """Where video frames are decoded: ``cpu``, or ``cuda`` / ``cuda:N`` for the GPU's video
+    decoder (NVDEC); checked when the service starts."""
     skip_nonref_frames: bool = True
     """Decode only the frames other frames refer to (about a third fewer in H.264 with
     B-frames): cuts and chosen frames within two frames of exact; false decodes every frame."""
@@ -266,6 +269,7 @@ class Settings(BaseSettings):
                 min_scene_len=self.min_scene_len,
                 fades=self.fades,
                 skip_nonref_frames=self.skip_nonref_frames,
+                decode_device=self.decode_device,
             ),
             batch_size=self.batch_size,
             max_duration=self.max_video_duration,

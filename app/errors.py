@@ -20,6 +20,10 @@ class VideoOpenFailure(DescriberError):
     """The file is not a decodable video (not media, truncated, empty, or no video stream)."""
 
 
+class DecoderUnavailable(DescriberError):
+    """The configured decode device (NVDEC through FFmpeg) cannot be used on this machine."""
+
+
 class VideoTooLong(DescriberError):
     """The video is longer than the configured maximum duration."""
 

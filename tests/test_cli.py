@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 
 from app.cli import main
-from tests.fixtures.media import MadeVideo, make_lavfi_video
+from tests.fixtures.media import MadeVideo, make_lavfi_video, nvdec_usable
 from tests.fixtures.models import ScriptedCaptioner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,3 +114,15 @@ def test_bad_option_value_is_a_usage_error(film: MadeVideo) -> None:
     proc = run_cli(str(film.path), "--beams", "0")
     assert proc.returncode == 2
     assert "invalid settings: beams: Input should be greater than or equal to 1" in proc.stderr
+
+
+@pytest.mark.skipif(nvdec_usable(), reason="this machine has a GPU that FFmpeg can decode on")
+def test_decoding_on_a_missing_gpu_is_one_line(
+    film: MadeVideo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["describe", str(film.path), "--decode-device", "cuda", "-q"]
+    code = main(args, stdout=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: frames cannot be decoded on 'cuda'"), err
+    assert err.count("\n") == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.errors import VideoOpenFailure
+from app.errors import DecoderUnavailable, VideoOpenFailure
 from app.pipeline.frames import ClosedScene, FrameSelector
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.video import DecodedFrame, VideoReader
@@ -18,6 +18,7 @@ from tests.fixtures.media import (
     VideoFactory,
     decode_frame_number,
     make_lavfi_video,
+    nvdec_usable,
 )
 
 
@@ -189,3 +190,16 @@ def test_truncated_file_is_refused_or_cut_short(six_scene_video: MadeVideo, tmp_
     # The moov atom sits at the end of ffmpeg's default mp4 output: a cut file has no index.
     with pytest.raises(VideoOpenFailure), VideoReader(path) as reader:
         list(reader.frames())
+
+
+@pytest.mark.skipif(nvdec_usable(), reason="this machine has a GPU that FFmpeg can decode on")
+def test_decoding_on_a_gpu_that_is_not_there_says_so_before_reading(
+    six_scene_video: MadeVideo,
+) -> None:
+    with pytest.raises(DecoderUnavailable, match=r"'cuda:0'.*--decode-device cpu"):
+        VideoReader(six_scene_video.path, decode_device="cuda:0")
+
+
+def test_decode_devices_other_than_cpu_and_cuda_are_refused(six_scene_video: MadeVideo) -> None:
+    with pytest.raises(ValueError, match="'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+        VideoReader(six_scene_video.path, decode_device="gpu")

@@ -65,6 +65,7 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"speech_detector": "ears"}, "silero"),
         ({"core_url": "ftp://core"}, "http"),
         ({"device": "tpu"}, "cuda"),
+        ({"decode_device": "gpu"}, "decode_device"),
         ({"queue_max": 0}, "queue_max"),
     ],
 )

@@ -273,10 +273,15 @@ def describe(
 
     Raises:
         VideoOpenFailure: the file is not a readable video.
+        DecoderUnavailable: ``options.scenes.decode_device`` is a GPU FFmpeg cannot use.
         VideoTooLong: the video is longer than ``options.max_duration``.
     """
     options = options or DescribeOptions()
-    reader = VideoReader(video, skip_nonref=options.scenes.skip_nonref_frames)
+    reader = VideoReader(
+        video,
+        skip_nonref=options.scenes.skip_nonref_frames,
+        decode_device=options.scenes.decode_device,
+    )
     info = reader.info
     if (
         options.max_duration is not None

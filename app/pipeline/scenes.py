@@ -89,6 +89,8 @@ class SceneOptions:
     skip_nonref_frames: bool = True
     """Decode only the frames other frames refer to (``app.pipeline.video``): cuts and the
     chosen frames stay within two frames of exact, decoding and detection do less work."""
+    decode_device: str = "cpu"
+    """``cpu``, or ``cuda`` / ``cuda:N`` to decode with the GPU's video decoder (NVDEC)."""
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:

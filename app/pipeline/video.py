@@ -8,11 +8,17 @@ decodes them, and every frame it does hand out is bit-identical to a full decode
 frame it depends on was skipped. In H.264 with B-frames that is about a third of the
 frames; streams without B-frames lose none. The frames handed out are at most
 ``MAX_SKIP_GAP`` frame durations apart, or the reader decodes every frame from there on.
+
+Frames are decoded on the CPU, or by the GPU's video decoder (NVDEC, ``decode_device="cuda"``)
+through FFmpeg's CUDA hardware acceleration; decoded frames then come back to system memory
+(NV12), so everything after decoding is the same on both.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,17 +26,63 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 from av.container import InputContainer
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from app.errors import VideoOpenFailure
+from app.errors import DecoderUnavailable, VideoOpenFailure
 
 logger = logging.getLogger(__name__)
 
 MAX_SKIP_GAP = 3
 """Most frame durations between two frames handed out while skipping non-reference frames:
 with at most two skipped frames in a row, a cut between them is placed within two frames."""
+
+
+DECODE_DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+"""Decode devices: ``cpu``, or ``cuda`` / ``cuda:N`` for NVDEC on that GPU."""
+
+
+def check_decode_device(decode_device: str) -> None:
+    """Make sure frames can be decoded on ``decode_device``; cheap after the first call.
+
+    Raises:
+        DecoderUnavailable: it is a GPU and FFmpeg cannot open it (no NVIDIA GPU or driver,
+            or an FFmpeg built without NVDEC).
+        ValueError: it is not ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+    if not DECODE_DEVICE_PATTERN.fullmatch(decode_device):
+        raise ValueError(f"decode device must be 'cpu', 'cuda' or 'cuda:N', got {decode_device!r}")
+    if decode_device != "cpu":
+        problem = _cuda_problem(decode_device)
+        if problem is not None:
+            raise DecoderUnavailable(
+                f"frames cannot be decoded on {decode_device!r}: {problem}; decode on the CPU "
+                "instead (--decode-device cpu, DESCRIBER_DECODE_DEVICE=cpu)"
+            )
+
+
+@functools.cache
+def _cuda_problem(decode_device: str) -> str | None:
+    """Why FFmpeg cannot open the CUDA device for decoding, or None when it can."""
+    if "cuda" not in av.codec.hwaccel.hwdevices_available():
+        return "this FFmpeg (PyAV's) was built without CUDA hardware acceleration"
+    try:
+        _hwaccel(decode_device).create(av.codec.Codec("h264", "r"))
+    except av.FFmpegError as exc:
+        return (
+            f"FFmpeg could not open the CUDA device ({exc.strerror or exc}): no NVIDIA GPU, "
+            "driver or NVDEC library (libnvcuvid) here"
+        )
+    return None
+
+
+def _hwaccel(decode_device: str) -> HWAccel:
+    """NVDEC on the GPU that ``cuda`` or ``cuda:N`` names. A stream NVDEC cannot decode (a
+    codec or profile the GPU lacks) is decoded in software, and the reader logs it."""
+    _, _, index = decode_device.partition(":")
+    return HWAccel("cuda", device=index or None, allow_software_fallback=True)
 
 
 @dataclass(frozen=True)
@@ -101,11 +153,31 @@ class VideoReader:
         VideoOpenFailure: the file is not media FFmpeg can read, or has no video stream.
     """
 
-    def __init__(self, path: Path, *, threads: int = 0, skip_nonref: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int = 0,
+        skip_nonref: bool = False,
+        decode_device: str = "cpu",
+    ) -> None:
+        """Open ``path``.
+
+        Args:
+            path: The video file.
+            threads: Decoding threads; 0 lets FFmpeg pick (one per core).
+            skip_nonref: Skip the frames no other frame refers to (see the module docstring).
+            decode_device: ``cpu``, or ``cuda`` / ``cuda:N`` to decode with NVDEC.
+
+        Raises:
+            DecoderUnavailable: ``decode_device`` is a GPU that FFmpeg cannot use here.
+        """
         self.path = path
         self.skip_nonref = skip_nonref
+        check_decode_device(decode_device)
+        hwaccel = None if decode_device == "cpu" else _hwaccel(decode_device)
         try:
-            self._container: InputContainer = av.open(str(path), mode="r")
+            self._container: InputContainer = av.open(str(path), mode="r", hwaccel=hwaccel)
         except av.FFmpegError as exc:
             raise VideoOpenFailure(
                 f"{path.name} is not a readable video ({exc.strerror or exc}); "
@@ -117,6 +189,12 @@ class VideoReader:
                 f"{path.name} has no video stream (audio only?); a video track is required"
             )
         self._stream = self._container.streams.video[0]
+        if hwaccel is not None and not self._stream.codec_context.is_hwaccel:
+            logger.warning(
+                "%s: NVDEC cannot decode this %s stream; decoding it on the CPU",
+                path.name,
+                self._stream.codec_context.name,
+            )
         # Frame threading keeps both cores busy; "AUTO" lets FFmpeg pick frame or slice.
         self._stream.thread_type = "AUTO"
         self._stream.thread_count = threads

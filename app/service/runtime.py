@@ -18,6 +18,7 @@ from app.metrics import Metrics
 from app.models import Captioner, load_captioner
 from app.pipeline.novelty import NoveltyScorer, make_scorer
 from app.pipeline.types import Description
+from app.pipeline.video import check_decode_device
 from app.security import URLPolicy
 from app.service.outbox import OutboxDispatcher
 from app.service.queue import StoreJobQueue
@@ -104,7 +105,11 @@ class Service:
         try:
             # The captioner and the novelty scorer (WordNet or an embedding model) load side by
             # side: both take seconds.
-            captioner, scorer = await asyncio.gather(self._load_captioner(), self._load_scorer())
+            captioner, scorer, _ = await asyncio.gather(
+                self._load_captioner(),
+                self._load_scorer(),
+                asyncio.to_thread(check_decode_device, settings.decode_device),
+            )
         except DescriberError as exc:
             self.model_state = ModelState.FAILED
             self.model_error = str(exc)
