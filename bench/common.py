@@ -6,9 +6,10 @@ cellauto, life, gradients, sierpinski, colour bars), each with moving content, t
 film grain (``noise=alls=8:allf=t``) and its own colouring, so that the detectors see
 frame-to-frame change inside shots as they do on film. A share of the shot boundaries fade
 out to black over one second and back in over the next; some shots return to the shot
-before the previous one (shot / reverse shot). Each shot is encoded once with libx264
-(CRF 23 with a bitrate cap, B-frames and CABAC, like a web video) and cached under the work
-directory; a video is the concatenation of its shots, so the true cut frames are exact.
+before the previous one (shot / reverse shot). Each shot is rendered and encoded once with
+libx264 (CRF 23 with a bitrate cap, B-frames and CABAC, like a web video) in FFmpeg's
+libraries through PyAV, so no ffmpeg program is needed, and cached under the work directory;
+a video is the concatenation of its shots' packets, so the true cut frames are exact.
 The shot plan comes from a seeded generator, so a longer video of the same seed starts with
 the shots of the shorter one and reuses their files.
 
@@ -18,26 +19,27 @@ Not a test module and not imported by the app: run the scripts in ``bench/`` dir
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
 #: Default directory for generated videos and model directories.
 DEFAULT_WORKDIR = Path("/tmp/describer-bench")
 #: Bumped whenever the generator changes, so cached files of an older generator are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: Frames a detected cut may be away from the true one and still count as found.
 DEFAULT_TOLERANCE = 2
 
@@ -224,85 +226,78 @@ def _shot_graph(shot: Shot, width: int, height: int, fps: int) -> str:
     return ",".join(chain)
 
 
-def _encoder_args(width: int, height: int, fps: int) -> list[str]:
+def _encoder_options(width: int, height: int, fps: int) -> dict[str, str]:
     # CRF 23 capped at about 0.16 bit per pixel (8 Mbit/s at 1080p25, 3.7 at 720p25): the
     # range of web and streaming video. "superfast" keeps CABAC, deblocking and B-frames, so
     # decoding costs what it costs on real files.
     cap = round(width * height * fps * 0.16 / 1000)
-    return [
-        "-c:v",
-        "libx264",
-        "-preset",
-        "superfast",
-        "-crf",
-        "23",
-        "-maxrate",
-        f"{cap}k",
-        "-bufsize",
-        f"{2 * cap}k",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        "250",
-    ]
-
-
-def _run(cmd: Sequence[str]) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{cmd[0]} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
-        )
+    return {
+        "preset": "superfast",
+        "crf": "23",
+        "maxrate": f"{cap}k",
+        "bufsize": f"{2 * cap}k",
+        "g": "250",
+    }
 
 
 def _encode_shot(shot: Shot, width: int, height: int, fps: int, directory: Path) -> Path:
+    """Render a shot's lavfi graph and encode it with libx264, both in FFmpeg's libraries
+    through PyAV (no ffmpeg program needed, so it runs on machines that only have wheels)."""
+    import av
+
     graph = _shot_graph(shot, width, height, fps)
     key = hashlib.sha1(f"{GENERATOR_VERSION} {graph} {shot.frames}".encode()).hexdigest()[:16]
     path = directory / f"shot-{key}.mp4"
     if path.exists():
         return path
     partial = path.with_suffix(".part.mp4")
-    _run(
-        [
-            "ffmpeg",
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            graph,
-            "-frames:v",
-            str(shot.frames),
-            *_encoder_args(width, height, fps),
-            str(partial),
-        ]
-    )
+    with av.open(graph, format="lavfi") as source, av.open(str(partial), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options=_encoder_options(width, height, fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, frame in enumerate(source.decode(video=0)):
+            if index == shot.frames:
+                break
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
     partial.replace(path)
     return path
 
 
+def _concatenate(files: Sequence[Path], path: Path) -> None:
+    """Join shot files of one encoder setting without re-encoding (like ffmpeg's concat
+    demuxer with ``-c copy``): each file's packets shifted by the length of those before."""
+    import av
+
+    with (
+        av.open(str(files[0])) as first,
+        av.open(str(path), "w", options={"movflags": "+faststart"}) as out,
+    ):
+        stream = out.add_stream_from_template(first.streams.video[0])
+        offset = 0
+        for file in files:
+            with av.open(str(file)) as shot:
+                source = shot.streams.video[0]
+                end = 0
+                for packet in shot.demux(source):
+                    if packet.size == 0:
+                        continue
+                    assert packet.pts is not None and packet.dts is not None
+                    end = max(end, packet.pts + (packet.duration or 0))
+                    packet.pts += offset
+                    packet.dts += offset
+                    packet.stream = stream
+                    out.mux(packet)
+                offset += end
+
+
 def count_packets(path: Path) -> int:
     """Frames in the first video stream, counted from packets (no decoding)."""
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_packets",
-            "-show_entries",
-            "stream=nb_read_packets",
-            "-of",
-            "csv=p=0",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.strip().rstrip(","))
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
 
 
 def bench_video(
@@ -322,7 +317,7 @@ def bench_video(
         size: Width and height.
         fps: Frame rate.
         seed: Seed of the shot plan.
-        jobs: ffmpeg encoders run at once while building.
+        jobs: shots encoded at once (processes) while building.
     """
     width, height = size
     shots = plan_shots(duration, fps, seed)
@@ -336,31 +331,14 @@ def bench_video(
         return video
     started = time.perf_counter()
     log(f"building {path.name} from {len(shots)} shots (cached under {shot_dir}) ...")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        files = list(pool.map(lambda s: _encode_shot(s, width, height, fps, shot_dir), shots))
-    listing = path.with_suffix(".txt")
-    listing.write_text("".join(f"file '{file.resolve()}'\n" for file in files))
-    partial = path.with_suffix(".part.mp4")
-    _run(
-        [
-            "ffmpeg",
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            str(listing),
-            "-c",
-            "copy",
-            "-movflags",
-            "+faststart",
-            str(partial),
-        ]
+    # Processes, not threads: rendering the lavfi sources holds the GIL.
+    encode = functools.partial(
+        _encode_shot, width=width, height=height, fps=fps, directory=shot_dir
     )
-    listing.unlink()
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        files = list(pool.map(encode, shots))
+    partial = path.with_suffix(".part.mp4")
+    _concatenate(files, partial)
     found = count_packets(partial)
     if found != video.frame_count:
         raise RuntimeError(f"{partial} holds {found} frames, {video.frame_count} were planned")
@@ -611,5 +589,5 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, repeats: int = 2) -
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the video's shot plan")
     parser.add_argument(
-        "--jobs", type=int, default=2, help="ffmpeg encoders at once while building videos"
+        "--jobs", type=int, default=2, help="shot encoders at once while building videos"
     )

@@ -189,7 +189,7 @@ class VideoReader:
                 f"{path.name} has no video stream (audio only?); a video track is required"
             )
         self._stream = self._container.streams.video[0]
-        if hwaccel is not None and not self._stream.codec_context.is_hwaccel:
+        if hwaccel is not None and not self.decodes_on_gpu:
             logger.warning(
                 "%s: NVDEC cannot decode this %s stream; decoding it on the CPU",
                 path.name,
@@ -202,6 +202,11 @@ class VideoReader:
             self._stream.codec_context.skip_frame = "NONREF"
         start = self._container.start_time
         self._origin = start / av.time_base if start is not None else 0.0
+
+    @property
+    def decodes_on_gpu(self) -> bool:
+        """Whether NVDEC decodes the stream (False on the CPU, or for a stream it cannot take)."""
+        return bool(self._stream.codec_context.is_hwaccel)
 
     @property
     def info(self) -> VideoInfo:
