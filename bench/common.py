@@ -250,7 +250,9 @@ def _encode_shot(shot: Shot, width: int, height: int, fps: int, directory: Path)
     path = directory / f"shot-{key}.mp4"
     if path.exists():
         return path
-    partial = path.with_suffix(".part.mp4")
+    # Two shots of a video can share a graph (a return to an earlier shot): each process
+    # writes its own partial file, and the rename is atomic.
+    partial = path.with_suffix(f".{os.getpid()}.part.mp4")
     with av.open(graph, format="lavfi") as source, av.open(str(partial), "w") as out:
         stream = out.add_stream("libx264", rate=fps, options=_encoder_options(width, height, fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
