@@ -375,6 +375,18 @@ def build_blip2(directory: Path, tiny: bool, device: str) -> Path:
     return directory
 
 
+def blip_model(workdir: Path, sizes: Sizes) -> Path:
+    """The BLIP the captioning and end-to-end sections use, built once."""
+    if not sizes.tiny:
+        return build_blip_large(workdir / "blip-large-random")
+    from tests.fixtures.models import build_tiny_blip
+
+    directory = workdir / "tiny-blip"
+    if not (directory / "config.json").exists():
+        build_tiny_blip(directory)
+    return directory
+
+
 def offload_section(model_dir: Path, sizes: Sizes) -> str:
     rows = []
     for cap in sizes.offload_caps:
@@ -490,12 +502,15 @@ def write_subtitles(video: BenchVideo, path: Path) -> float:
     return sum(end - start for start, end in spans) / video.duration
 
 
-def end_to_end_section(video: BenchVideo, model_dir: Path, sizes: Sizes, workdir: Path) -> str:
+def end_to_end_section(
+    video: BenchVideo, model_dir: Path, sizes: Sizes, workdir: Path, speech: Sequence[str]
+) -> str:
     subtitles = workdir / "dialogue.srt"
     speech_share = write_subtitles(video, subtitles)
     decoders = ["cpu", "cuda"] if sizes.device == "cuda" else ["cpu"]
-    runs = [(f"subtitles, decode {d}", ["--subtitles", str(subtitles)], d) for d in decoders]
-    runs.append((f"no subtitles (every scene), decode {decoders[-1]}", [], decoders[-1]))
+    given = {"subtitles": ["--subtitles", str(subtitles)], "none": []}
+    names = {"subtitles": "subtitles", "none": "no subtitles, no audio (every scene)"}
+    runs = [(f"{names[s]}, decode {d}", given[s], d) for s in speech for d in decoders]
     rows = []
     summaries = []
     for label, extra, decode in runs:
@@ -594,7 +609,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--workdir", type=Path, default=Path("/tmp/describer-gpu"), help="videos and models"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU")
+    parser.add_argument(
+        "--sections",
+        default="1,2,3,4,5",
+        help="which sections to run, e.g. 3,4 (default all)",
+    )
+    parser.add_argument(
+        "--speech",
+        default="subtitles,none",
+        help="end-to-end runs: with seeded dialogue subtitles and/or none (default both)",
+    )
     args = parser.parse_args(argv)
+    chosen = set(args.sections.split(","))
+    speech = args.speech.split(",")
+    if not speech or set(speech) - {"subtitles", "none"}:
+        parser.error(f"--speech takes subtitles and/or none, got {args.speech!r}")
     sizes = SMOKE if args.smoke else GPU
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
@@ -609,41 +638,38 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     report = Report(args.out)
     report.add("# GPU figures\n\n" + environment(sizes))
-    report.section("1. Decoding", lambda: decode_rows(video, sizes))
-
-    if sizes.tiny:
-        from tests.fixtures.models import build_tiny_blip
-
-        blip = workdir / "tiny-blip"
-        if not (blip / "config.json").exists():
-            build_tiny_blip(blip)
-        blip_label = "Tiny BLIP (tests.fixtures.models)"
-    else:
-        blip = build_blip_large(workdir / "blip-large-random")
-        blip_label = "BLIP-large architecture"
-    report.section(
-        "2. Captioning: BLIP-large",
-        lambda: captioning_section(blip, blip_label, sizes, sizes.images, sizes.batches),
-    )
-    report.section(
-        "3. End to end: describe a 10-minute film",
-        lambda: end_to_end_section(video, blip, sizes, workdir),
-    )
-    blip2 = workdir / ("tiny-blip2-random" if sizes.tiny else "blip2-opt-2.7b-random")
-    report.section(
-        "4. Captioning: BLIP-2 OPT-2.7B",
-        lambda: captioning_section(
-            build_blip2(blip2, sizes.tiny, sizes.device),
-            "BLIP-2 OPT-2.7B architecture" if not sizes.tiny else "Tiny BLIP-2",
-            sizes,
-            sizes.blip2_images,
-            sizes.blip2_batches,
+    sections: dict[str, tuple[str, Callable[[], str]]] = {
+        "1": ("1. Decoding", lambda: decode_rows(video, sizes)),
+        "2": (
+            "2. Captioning: BLIP-large",
+            lambda: captioning_section(
+                blip_model(workdir, sizes), blip_label, sizes, sizes.images, sizes.batches
+            ),
         ),
-    )
-    if sizes.offload_caps:
-        report.section(
-            "5. BLIP-2 offloaded under a GPU memory cap", lambda: offload_section(blip2, sizes)
-        )
+        "3": (
+            "3. End to end: describe a 10-minute film",
+            lambda: end_to_end_section(video, blip_model(workdir, sizes), sizes, workdir, speech),
+        ),
+        "4": (
+            "4. Captioning: BLIP-2 OPT-2.7B",
+            lambda: captioning_section(
+                build_blip2(blip2, sizes.tiny, sizes.device),
+                "Tiny BLIP-2" if sizes.tiny else "BLIP-2 OPT-2.7B architecture",
+                sizes,
+                sizes.blip2_images,
+                sizes.blip2_batches,
+            ),
+        ),
+        "5": (
+            "5. BLIP-2 offloaded under a GPU memory cap",
+            lambda: offload_section(build_blip2(blip2, sizes.tiny, sizes.device), sizes),
+        ),
+    }
+    blip_label = "Tiny BLIP (tests.fixtures.models)" if sizes.tiny else "BLIP-large architecture"
+    blip2 = workdir / ("tiny-blip2-random" if sizes.tiny else "blip2-opt-2.7b-random")
+    for key, (title, run) in sections.items():
+        if key in chosen and (key != "5" or sizes.offload_caps):
+            report.section(title, run)
     log(f"report written to {args.out}")
 
 

@@ -4,7 +4,8 @@
 # wheels in .whl/, with WordNet for METEOR as an archive beside them.
 #
 #   bash bench/gpu.sh prepare        # here, with PyPI: fill .whl/ (about 50 MiB)
-#   bash bench/gpu.sh [OUT_DIR]      # there: install from .whl/, run; tables in OUT_DIR/gpu.md
+#   bash bench/gpu.sh [OUT_DIR [ARGS]]  # there: install from .whl/, run bench/gpu.py ARGS
+#                                       # (e.g. --sections 3,4); tables in OUT_DIR/gpu.md
 #
 # OUT_DIR defaults to $OUT (the device tool's output folder), else bench/results. The run
 # stops itself after GPU_BENCH_TIMEOUT seconds (default 470); the tables written by then stay.
@@ -35,6 +36,7 @@ if [[ "${1:-}" == "prepare" ]]; then
 fi
 
 out=${1:-${OUT:-bench/results}}
+shift || true
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/gpu-bench-site .whl/*.whl
@@ -42,4 +44,4 @@ mkdir -p /tmp/gpu-bench-nltk && tar -C /tmp/gpu-bench-nltk -xJf .whl/nltk_data.t
 export PYTHONPATH=/tmp/gpu-bench-site:$PWD NLTK_DATA=/tmp/gpu-bench-nltk/nltk_data
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
-timeout "${GPU_BENCH_TIMEOUT:-470}" python3 bench/gpu.py --out "$out/gpu.md" 2>&1 | tee "$out/gpu.log"
+timeout "${GPU_BENCH_TIMEOUT:-470}" python3 bench/gpu.py --out "$out/gpu.md" "$@" 2>&1 | tee "$out/gpu.log"

@@ -260,3 +260,11 @@ def test_scripted_captioner_follows_a_script_and_records_calls() -> None:
     assert by_colour.batch_sizes == [2, 1]
     assert by_colour.limits == [None, 2]
     assert scripted.caption([solid_image("red")] * 2) == ["one two three", "four"]
+
+
+def test_pixels_go_to_the_model_in_the_type_of_its_weights(tiny_blip2_dir: Path) -> None:
+    # BLIP-2 keeps its query tokens in float32: model.dtype says float32 for a float16 model.
+    captioner = load_captioner(str(tiny_blip2_dir), CaptionOptions(device="cpu", dtype="float16"))
+    assert isinstance(captioner, BlipCaptioner)
+    assert captioner.dtype == torch.float16
+    assert len(captioner.caption([solid_image("red")], max_new_tokens=3)) == 1

@@ -67,6 +67,15 @@ def test_video_without_audio_has_no_speech(
     assert "no audio stream" in caplog.text
 
 
+def test_a_video_without_audio_loads_no_detector(
+    video_without_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Silero's model would be damaged: nothing is loaded when there is nothing to hear.
+    (tmp_path / "silero_vad.onnx").write_bytes(b"not an onnx model")
+    monkeypatch.setattr(speech.resources, "files", lambda package: tmp_path)
+    assert detect_speech(video_without_audio, "silero") == []
+
+
 def test_text_file_is_not_media(tmp_path: Path) -> None:
     notes = tmp_path / "film.mp4"
     notes.write_text("This is a shopping list, not a film.\n" * 20)

@@ -473,7 +473,6 @@ def stream_speech(
         VideoOpenFailure: The file is not media FFmpeg can read, or its audio cannot be decoded.
         ModelLoadError: The Silero model cannot be loaded.
     """
-    vad = make_speech_detector(detector, options or SpeechOptions())
     try:
         container = av.open(str(path))
     except FileNotFoundError as exc:
@@ -487,6 +486,8 @@ def stream_speech(
         if not container.streams.audio:
             logger.info("%s has no audio stream: treating it as free of speech", path.name)
             return
+        # Built once there is audio to listen to: Silero's model takes a while to load.
+        vad = make_speech_detector(detector, options or SpeechOptions())
         stream = container.streams.audio[0]
         offset = 0.0
         if stream.start_time is not None and stream.time_base is not None:
