@@ -105,6 +105,19 @@ def test_production_settings_with_secrets_are_accepted() -> None:
         ("0.0.0.0", True, "unspecified"),
         ("224.0.0.1", True, "multicast"),
         ("100.64.0.1", False, "non-public"),
+        # IPv6 forms that carry an IPv4 address a gateway connects to.
+        ("::127.0.0.1", False, "loopback (127.0.0.1, embedded in ::7f00:1)"),
+        ("::169.254.169.254", True, "metadata"),
+        ("64:ff9b::127.0.0.1", False, "loopback (127.0.0.1"),
+        ("64:ff9b::10.0.0.1", False, "private (10.0.0.1"),
+        ("64:ff9b::169.254.169.254", True, "metadata"),
+        ("64:ff9b::93.184.215.14", False, None),
+        ("64:ff9b:1:7f00:0:100::", False, "loopback (127.0.0.1"),
+        ("2002:7f00:1::", False, "loopback (127.0.0.1"),
+        ("2002:a9fe:a9fe::1", True, "metadata"),
+        ("2002:5db8:d70e::1", False, None),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False, "private"),
+        ("2001:0:a9fe:a9fe:8000:63bf:3fff:fdd2", True, "metadata (169.254.169.254"),
     ],
 )
 def test_address_rules(address: str, allow_private: bool, problem: str | None) -> None:
