@@ -16,8 +16,16 @@ class InputTooLarge(InputError):
     """A download exceeded the configured size limit."""
 
 
+class DiskFull(DescriberError):
+    """The temporary disk filled up while a download was written to it."""
+
+
 class VideoOpenFailure(DescriberError):
     """The file is not a decodable video (not media, truncated, empty, or no video stream)."""
+
+
+class VideoIncomplete(VideoOpenFailure):
+    """The video breaks off part-way (truncated or damaged): only its start could be decoded."""
 
 
 class VideoTooLong(DescriberError):
@@ -34,3 +42,7 @@ class ModelLoadError(DescriberError):
 
 class WordNetMissing(DescriberError):
     """WordNet, needed by METEOR for synonym matching, is not installed."""
+
+
+class Stopped(Exception):
+    """The caller's stop signal interrupted the work; it can be run again from the start."""

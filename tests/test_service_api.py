@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from app.pipeline.novelty import NoveltyScorer
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
 from tests.fixtures.models import ScriptedCaptioner
+from tests.fixtures.servers import TrickleServer
 
 SECRET = "s3cret-shared-with-core"
 FINAL = ("processed", "not_processed")
@@ -308,6 +310,14 @@ def test_duplicate_submit_returns_the_active_job_and_health_answers_during_a_job
         ({"url": "http://127.0.0.1/film.mp4"}, "url", "loopback"),
         ({"url": "http://169.254.169.254/latest/meta-data"}, "url", "metadata"),
         ({"url": "http://[::1]:8080/film.mp4"}, "url", "loopback"),
+        ({"url": "http://[::127.0.0.1]/film.mp4"}, "url", "loopback"),
+        ({"url": "http://[64:ff9b::169.254.169.254]/film.mp4"}, "url", "metadata"),
+        ({"url": "http://[2002:a00:1::]/film.mp4"}, "url", "private"),
+        ({"url": "http://0x7f.1/film.mp4"}, "url", "loopback"),
+        ({"url": "http://0177.0.0.1/film.mp4"}, "url", "cannot be parsed"),
+        ({"url": "http://\uff11\uff12\uff17.0.0.1/film.mp4"}, "url", "cannot be parsed"),
+        ({"url": "http://example.org/a\r\nX-Injected: 1.mp4"}, "url", "cannot be parsed"),
+        ({"url": "http://example.org/a\u0000.mp4"}, "url", "cannot be parsed"),
         (
             {"url": "https://example.org/a.mp4", "subtitles": "http://192.168.0.9/a.srt"},
             "subtitles",
@@ -429,6 +439,35 @@ def test_job_timeout_ends_the_job_not_processed(
     assert service.wait_done(service.submit(f"{base}/short.mp4?again"))["status"] == (
         "not_processed"
     )
+
+
+def test_a_slow_media_server_ends_the_job_at_the_download_timeout(
+    live_service: Callable[..., LiveService],
+    trickle_server: Callable[[float | None], TrickleServer],
+) -> None:
+    server = trickle_server(0.1)  # a byte every 0.1 s: no read ever times out
+    service = live_service(download_timeout=1.0, connect_timeout=30.0, job_timeout=60.0)
+    started = time.monotonic()
+    job = service.wait_done(service.submit(server.url), timeout=30)
+    assert job["status"] == "not_processed"
+    assert "download took longer than 1 s" in job["reason"]
+    assert time.monotonic() - started < 10
+
+
+def test_shutdown_interrupts_a_download_and_queues_the_job_again(
+    tmp_path: Path, trickle_server: Callable[[float | None], TrickleServer]
+) -> None:
+    server = trickle_server(None)  # headers, then nothing: the download never ends by itself
+    settings = service_settings(tmp_path, download_timeout=600.0, connect_timeout=600.0)
+    service = LiveService(settings, ScriptedCaptioner()).start()
+    job_id = service.submit(server.url)
+    assert server.headers_sent.wait(30)
+    started = time.monotonic()
+    service.stop()
+    assert time.monotonic() - started < 10
+    with sqlite3.connect(settings.db_path) as db:
+        (status,) = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert status == "queued"
 
 
 def test_core_failing_then_down_gets_everything_once_it_recovers(

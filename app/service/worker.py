@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from app.callbacks import description_event, status_event
-from app.errors import DescriberError
+from app.errors import DescriberError, Stopped
 from app.metrics import Metrics
 from app.models import Captioner
 from app.pipeline.describe import DescribeOptions, SpeechSource, describe_media
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 
 
-class JobInterrupted(Exception):
+class JobInterrupted(Stopped):
     """Raised inside the pipeline thread to stop a job at a safe point."""
 
 
@@ -201,7 +201,7 @@ class Worker:
             async with asyncio.timeout(self.options.job_timeout):
                 await self._describe(run)
             outcome = Outcome(JobStatus.PROCESSED)
-        except JobInterrupted:
+        except Stopped:  # at a safe point, or in the middle of a download
             outcome = None
         except TimeoutError:
             outcome = Outcome(
@@ -319,6 +319,7 @@ class Worker:
             guard=self.options.guard,
             scorer=self.scorer,
             on_progress=on_progress,
+            stop=run.stop,
         )
         try:
             for description in descriptions:
