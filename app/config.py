@@ -72,7 +72,9 @@ class Settings(BaseSettings):
 
     # --- Limits ----------------------------------------------------------------------------
     max_download_bytes: int = Field(default=4 * 1024**3, ge=1)
-    """Largest video or subtitles file downloaded, bytes."""
+    """Largest video downloaded, bytes."""
+    max_subtitles_bytes: int = Field(default=10 * 1024**2, ge=1)
+    """Largest subtitles file downloaded, bytes (read into memory whole)."""
     max_video_duration: float | None = Field(default=4 * 3600.0, gt=0)
     """Longest video accepted, seconds; None: no limit."""
     download_timeout: float = Field(default=900.0, gt=0)
@@ -284,6 +286,7 @@ class Settings(BaseSettings):
         """Download limits for ``describe_media``."""
         return FetchOptions(
             max_bytes=self.max_download_bytes,
+            max_subtitles_bytes=self.max_subtitles_bytes,
             timeout=self.download_timeout,
             connect_timeout=self.connect_timeout,
         )

@@ -41,7 +41,9 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESCRIBER_QUEUE_MAX", "7")
     monkeypatch.setenv("DESCRIBER_CORE_URL", "https://core.example.org/api/")
     monkeypatch.setenv("DESCRIBER_MAX_MEMORY", '{"0": "10GiB"}')
+    monkeypatch.setenv("DESCRIBER_MAX_SUBTITLES_BYTES", "1234")
     read = settings()
+    assert read.fetch_options().max_subtitles_bytes == 1234
     assert read.queue_max == 7
     assert read.core_url == "https://core.example.org/api"
     assert read.caption_options().max_memory == {"0": "10GiB"}
