@@ -52,16 +52,19 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
+def _token_ok(service: Service, given: str) -> bool:
+    token = service.settings.api_token
+    return token is None or secrets.compare_digest(
+        given.encode(), token.get_secret_value().encode()
+    )
+
+
 async def require_token(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Refuse a request without the bearer token, when one is configured."""
-    token = service.settings.api_token
-    if token is None:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+    if not _token_ok(service, credentials.credentials if credentials is not None else ""):
         raise _Unauthorized
 
 
@@ -165,6 +168,11 @@ def _field(location: tuple[int | str, ...]) -> str:
 
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # FastAPI reads and validates the body before it runs the route's dependencies: without
+    # this, a client without the token would learn about the body before being refused.
+    credentials = await _bearer(request)
+    if not _token_ok(get_service(request), credentials.credentials if credentials else ""):
+        return await _domain_error(request, _Unauthorized())
     errors = [
         {"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
         for e in exc.errors()

@@ -533,6 +533,17 @@ def test_bearer_token_guards_every_endpoint_but_health(
         "/process", json={"url": f"{base}/short.mp4"}, headers={"Authorization": "Bearer nope"}
     )
     assert wrong.status_code == 401
+    # Authentication comes before the body is looked at: nothing is learnt without a token.
+    for content in (b"{not json", b'{"url": 42}', b"{}"):
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            refused = anonymous.post(
+                "/process", content=content, headers={"Content-Type": "application/json", **headers}
+            )
+            assert refused.status_code == 401, (content, headers, refused.text)
+            assert refused.headers["www-authenticate"] == "Bearer"
+    bad_query = anonymous.get("/jobs/x/descriptions", params={"format": "doc"})
+    assert bad_query.status_code == 401
+    assert service.http.post("/process", content=b"{not json").status_code == 422
     anonymous.close()
     job_id = service.submit(f"{base}/short.mp4")
     assert service.wait_done(job_id)["status"] == "processed"
