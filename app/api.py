@@ -32,7 +32,7 @@ from app.service.schemas import (
     ProcessRequest,
     Readiness,
 )
-from app.service.types import JobNotFound, QueueFull, RefusedURL
+from app.service.types import JobNotFound, QueueFull, RefusedURL, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,12 @@ async def readyz(service: ServiceDep, response: Response) -> Readiness:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     summary="Describe a video",
-    responses={503: {"model": ErrorOut, "description": "Queue full; see Retry-After."}},
+    responses={
+        503: {
+            "model": ErrorOut,
+            "description": "Queue full, or the job store cannot take writes; see Retry-After.",
+        }
+    },
 )
 async def process(body: ProcessRequest, service: ServiceDep, response: Response) -> JobAccepted:
     """Queue a video for description. A URL (with the same subtitles) that already has a
@@ -187,6 +192,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
             return _error(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
         case QueueFull():
             return _error(503, str(exc), {"Retry-After": str(exc.retry_after)})
+        case StoreUnavailable():
+            retry_after = get_service(request).settings.retry_after
+            return _error(503, f"{exc}; retry later", {"Retry-After": str(retry_after)})
         case JobNotFound():
             return _error(404, str(exc))
         case RefusedURL():

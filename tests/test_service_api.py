@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -23,6 +23,8 @@ from PIL import Image
 from app.api import create_app
 from app.config import Settings
 from app.pipeline.novelty import NoveltyScorer
+from app.service.store import SqliteJobStore
+from app.service.types import JobRequest, JobStatus, OutboxEvent, Submission
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
 from tests.fixtures.models import ScriptedCaptioner
@@ -468,6 +470,98 @@ def test_shutdown_interrupts_a_download_and_queues_the_job_again(
     with sqlite3.connect(settings.db_path) as db:
         (status,) = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
     assert status == "queued"
+
+
+def _disk_full_error() -> sqlite3.OperationalError:
+    """The very error SQLite raises when its disk is full (from a database capped in size)."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (x)")
+    db.execute("PRAGMA max_page_count = 2")
+    try:
+        for _ in range(100):
+            db.execute("INSERT INTO t VALUES (?)", ("x" * 4096,))
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        db.close()
+    raise AssertionError("SQLite never ran out of room")
+
+
+class FullDiskStore(SqliteJobStore):
+    """The real store, whose chosen writes fail as on a full disk while ``full`` holds them."""
+
+    instances: ClassVar[list[FullDiskStore]] = []
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        self.full: set[str] = set()
+        self.refused = threading.Event()
+        FullDiskStore.instances.append(self)
+
+    def _refuse(self, what: str) -> None:
+        if what in self.full:
+            self.refused.set()
+            raise _disk_full_error()
+
+    def _add_job(self, request: JobRequest, max_queued: int, retry_after: int) -> Submission:
+        self._refuse("add_job")
+        return super()._add_job(request, max_queued, retry_after)
+
+    def _finish(
+        self, job_id: str, status: JobStatus, reason: str | None, event: OutboxEvent | None
+    ) -> None:
+        self._refuse("finish")
+        super()._finish(job_id, status, reason, event)
+
+
+@pytest.fixture
+def full_disk_store(monkeypatch: pytest.MonkeyPatch) -> Callable[[], FullDiskStore]:
+    """Makes services built after it use a FullDiskStore; returns the last one built."""
+    monkeypatch.setattr("app.service.runtime.SqliteJobStore", FullDiskStore)
+    FullDiskStore.instances.clear()
+    return lambda: FullDiskStore.instances[-1]
+
+
+def test_a_full_store_disk_answers_503_json_with_retry_after(
+    live_service: Callable[..., LiveService],
+    full_disk_store: Callable[[], FullDiskStore],
+    media: tuple[str, Path],
+) -> None:
+    base, _ = media
+    service = live_service(retry_after=17)
+    full_disk_store().full.add("add_job")
+    response = service.http.post("/process", json={"url": f"{base}/short.mp4"})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["retry-after"] == "17"
+    assert "is full" in response.json()["detail"]
+    assert "service.sqlite3" in response.json()["detail"]
+    full_disk_store().full.clear()
+    assert service.wait_done(service.submit(f"{base}/short.mp4"))["status"] == "processed"
+
+
+def test_a_final_status_refused_by_a_full_disk_is_written_once_space_is_freed(
+    live_service: Callable[..., LiveService],
+    full_disk_store: Callable[[], FullDiskStore],
+    media: tuple[str, Path],
+) -> None:
+    base, _ = media
+    captioner = GatedCaptioner()
+    service = live_service(captioner)
+    store = full_disk_store()
+    job_id = service.submit(f"{base}/short.mp4")
+    assert captioner.entered.wait(30)
+    store.full.add("finish")
+    captioner.gate.set()
+    assert store.refused.wait(30)
+    assert service.job(job_id)["status"] == "running"
+    again = service.http.post("/process", json={"url": f"{base}/short.mp4"}).json()
+    assert (again["job_id"], again["created"]) == (job_id, False)
+
+    store.full.clear()  # space is freed: no restart needed
+    assert service.wait_done(job_id)["status"] == "processed"
+    fresh = service.http.post("/process", json={"url": f"{base}/short.mp4"}).json()
+    assert fresh["created"] is True
 
 
 def test_core_failing_then_down_gets_everything_once_it_recovers(
