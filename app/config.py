@@ -194,6 +194,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown speech detector {value!r}; choose one of {valid}")
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        CaptionOptions(device=value)  # raises ValueError naming the valid devices
+        return value
+
     @field_validator("core_url")
     @classmethod
     def _http_core(cls, value: str | None) -> str | None:
