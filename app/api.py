@@ -32,7 +32,7 @@ from app.service.schemas import (
     ProcessRequest,
     Readiness,
 )
-from app.service.types import JobNotFound, QueueFull, RefusedURL
+from app.service.types import JobNotFound, QueueFull, RefusedURL, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +52,19 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
+def _token_ok(service: Service, given: str) -> bool:
+    token = service.settings.api_token
+    return token is None or secrets.compare_digest(
+        given.encode(), token.get_secret_value().encode()
+    )
+
+
 async def require_token(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Refuse a request without the bearer token, when one is configured."""
-    token = service.settings.api_token
-    if token is None:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+    if not _token_ok(service, credentials.credentials if credentials is not None else ""):
         raise _Unauthorized
 
 
@@ -97,7 +100,12 @@ async def readyz(service: ServiceDep, response: Response) -> Readiness:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     summary="Describe a video",
-    responses={503: {"model": ErrorOut, "description": "Queue full; see Retry-After."}},
+    responses={
+        503: {
+            "model": ErrorOut,
+            "description": "Queue full, or the job store cannot take writes; see Retry-After.",
+        }
+    },
 )
 async def process(body: ProcessRequest, service: ServiceDep, response: Response) -> JobAccepted:
     """Queue a video for description. A URL (with the same subtitles) that already has a
@@ -165,6 +173,11 @@ def _field(location: tuple[int | str, ...]) -> str:
 
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # FastAPI reads and validates the body before it runs the route's dependencies: without
+    # this, a client without the token would learn about the body before being refused.
+    credentials = await _bearer(request)
+    if not _token_ok(get_service(request), credentials.credentials if credentials else ""):
+        return await _domain_error(request, _Unauthorized())
     errors = [
         {"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
         for e in exc.errors()
@@ -179,6 +192,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
             return _error(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
         case QueueFull():
             return _error(503, str(exc), {"Retry-After": str(exc.retry_after)})
+        case StoreUnavailable():
+            retry_after = get_service(request).settings.retry_after
+            return _error(503, f"{exc}; retry later", {"Retry-After": str(retry_after)})
         case JobNotFound():
             return _error(404, str(exc))
         case RefusedURL():

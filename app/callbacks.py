@@ -130,6 +130,34 @@ class Delivery:
     seconds: float = 0.0
 
 
+class _PeerClosedTransport(httpx.AsyncBaseTransport):
+    """Reports a connection that core closed while it was being set up as the transport error
+    it is (``httpx.ConnectError``), instead of the ``AttributeError`` it surfaces as.
+
+    Root cause: right after connecting, httpcore asks the stream for its TLS object; anyio
+    builds every socket attribute at once and calls ``getpeername()`` on the socket its
+    transport returns, guarding only against ``OSError``. Under uvloop (which uvicorn uses) a
+    transport whose peer has already closed or reset the connection returns no socket at
+    all, so the lookup fails with ``'NoneType' object has no attribute 'getpeername'``.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except AttributeError as exc:
+            if exc.name != "getpeername" or exc.obj is not None:
+                raise
+            raise httpx.ConnectError(
+                "the connection was closed by the other side as it was opened", request=request
+            ) from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class CallbackClient:
     """Sends outbox events to core, retrying what can succeed later.
 
@@ -157,7 +185,9 @@ class CallbackClient:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._client = httpx.AsyncClient(
-            timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
+            timeout=timeout,
+            transport=_PeerClosedTransport(transport or httpx.AsyncHTTPTransport()),
+            headers={"User-Agent": USER_AGENT},
         )
 
     async def aclose(self) -> None:

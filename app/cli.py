@@ -8,10 +8,15 @@ a traceback, and exit with status 1 (bad input or model), 2 (bad option) or 130 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
 import sys
-from collections.abc import Sequence
-from contextlib import ExitStack
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TextIO
 
 from PIL import Image
@@ -26,25 +31,58 @@ from app.pipeline.novelty import SCORERS
 from app.pipeline.scenes import DETECTORS
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
+from app.quiet import disable_library_progress_bars
 
 logger = logging.getLogger("app.cli")
 
-# Options that override a setting: (flags, Settings field, add_argument keywords).
+# Options that override a setting: (flags, Settings field, add_argument keywords). The help
+# text gets the setting's variable and default appended (``_with_default``).
 _ON = {"action": "store_const", "const": True}
 _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
-    (("--model", "-m"), "model", {"help": f"hub id or directory ({', '.join(KNOWN_MODELS)})"}),
-    (("--device",), "device", {"help": "auto, cpu, cuda or cuda:N"}),
-    (("--beams",), "beams", {"type": int, "help": "beam search width"}),
-    (("--max-new-tokens",), "max_new_tokens", {"type": int, "help": "longest caption, tokens"}),
-    (("--repetition-penalty",), "repetition_penalty", {"type": float}),
-    (("--batch-size",), "model_batch_size", {"type": int, "help": "images per forward pass"}),
+    (
+        ("--model", "-m"),
+        "model",
+        {
+            "metavar": "NAME_OR_DIR",
+            "help": f"hub id or local directory ({', '.join(KNOWN_MODELS)})",
+        },
+    ),
+    (("--device",), "device", {"metavar": "DEVICE", "help": "auto, cpu, cuda or cuda:N"}),
+    (("--beams",), "beams", {"type": int, "metavar": "N", "help": "beam search width"}),
+    (
+        ("--max-new-tokens",),
+        "max_new_tokens",
+        {"type": int, "metavar": "N", "help": "longest caption, tokens"},
+    ),
+    (
+        ("--repetition-penalty",),
+        "repetition_penalty",
+        {"type": float, "metavar": "X", "help": "penalty on repeated tokens; 1.0 is none"},
+    ),
+    (
+        ("--batch-size",),
+        "model_batch_size",
+        {"type": int, "metavar": "N", "help": "images per forward pass"},
+    ),
     (("--offload",), "offload", {**_ON, "help": "spread the model over GPU and CPU"}),
     (("--local-files-only",), "local_files_only", {**_ON, "help": "never contact the hub"}),
-    (("--cache-dir",), "cache_dir", {"help": "Hugging Face cache directory"}),
-    (("--min-gap",), "min_gap", {"type": float, "help": "shortest usable pause, seconds"}),
-    (("--frame-offset",), "frame_offset", {"type": float, "help": "seconds into each scene"}),
-    (("--detector",), "detector", {"choices": sorted(DETECTORS)}),
-    (("--threshold",), "detector_threshold", {"type": float, "help": "detector threshold"}),
+    (("--cache-dir",), "cache_dir", {"metavar": "DIR", "help": "Hugging Face cache directory"}),
+    (
+        ("--min-gap",),
+        "min_gap",
+        {"type": float, "metavar": "SECONDS", "help": "shortest usable pause"},
+    ),
+    (
+        ("--frame-offset",),
+        "frame_offset",
+        {"type": float, "metavar": "SECONDS", "help": "how far into each scene its frame is"},
+    ),
+    (("--detector",), "detector", {"choices": sorted(DETECTORS), "help": "scene detector"}),
+    (
+        ("--threshold",),
+        "detector_threshold",
+        {"type": float, "metavar": "X", "help": "the scene detector's threshold"},
+    ),
     (("--no-fades",), "fades", {**_ON, "const": False, "help": "no cuts on fades to black"}),
     (
         ("--every-frame",),
@@ -57,41 +95,137 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         {"help": "cpu, or cuda / cuda:N to decode with the GPU's NVDEC"},
     ),
     (("--novelty",), "novelty_scorer", {"choices": sorted(SCORERS), "help": "repeat check"}),
-    (("--novelty-threshold",), "novelty_threshold", {"type": float, "help": "repeat if >="}),
-    (("--speech",), "speech_source", {"choices": [s.value for s in SpeechSource]}),
-    (("--words-per-second",), "words_per_second", {"type": float, "help": "narration speed"}),
+    (
+        ("--novelty-threshold",),
+        "novelty_threshold",
+        {
+            "type": float,
+            "metavar": "X",
+            "help": "a caption this similar to a recent one is dropped",
+        },
+    ),
+    (
+        ("--speech",),
+        "speech_source",
+        {"choices": [s.value for s in SpeechSource], "help": "where dialogue is found"},
+    ),
+    (
+        ("--words-per-second",),
+        "words_per_second",
+        {"type": float, "metavar": "X", "help": "narration speed"},
+    ),
 ]
 
+#: How a default of None reads, for the options whose setting has one.
+_NONE_MEANS = {
+    "model_batch_size": "picked from free GPU memory",
+    "cache_dir": "the Hugging Face default",
+    "detector_threshold": "the detector's own",
+    "novelty_threshold": "the scorer's own",
+}
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+_FLAG_OF = {field: flags[0] for flags, field, _ in _SETTING_OPTIONS} | {
+    "host": "--host",
+    "port": "--port",
+}
+
+_DESCRIPTION = (
+    "Timed audio descriptions of a video: 'describe' writes them for one video, 'serve' runs "
+    "the HTTP service. Both read the DESCRIBER_* settings (README.md, Configuration); options "
+    "override them. Errors print one line and exit with status 1 (bad input or model), 2 (bad "
+    "option) or 130 (interrupted)."
+)
+
+_SERVE_DESCRIPTION = (
+    "Run the HTTP service: POST /process queues a video, GET /jobs/{id} reports it, and each "
+    "description is posted to core (DESCRIBER_CORE_URL) as soon as it exists. Every setting "
+    "is a DESCRIBER_* environment variable (or a line of a .env file), listed with its "
+    "default in README.md under Configuration; API docs are served at /docs. The service "
+    "logs one line per event on stderr and shows no progress bars."
+)
+
+
+def _with_default(field: str, help_text: str) -> str:
+    """The help text of an option followed by its setting's variable and default."""
+    default = Settings.model_fields[field].default
+    if default is None:
+        shown = _NONE_MEANS.get(field, "unset")
+    elif isinstance(default, bool):
+        shown = "on" if default else "off"
+    else:
+        shown = str(getattr(default, "value", default))
+    return f"{help_text} (default: {shown}; setting DESCRIBER_{field.upper()})"
+
+
+def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="python -m app", description=_DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = commands.add_parser(
         "describe",
         help="describe a video file or URL",
+        description="Describe a video file or URL; descriptions are written as they come.",
         epilog="Options without a value given take the DESCRIBER_* setting or its default.",
     )
-    d.add_argument("video", help="video file path or http(s) URL")
+    d.add_argument("video", metavar="VIDEO", help="video file path or http(s) URL")
     d.add_argument(
-        "--subtitles", "-s", help="SRT, WebVTT or ASS/SSA file or URL: describe only in pauses"
+        "--subtitles",
+        "-s",
+        metavar="FILE_OR_URL",
+        help="SRT, WebVTT or ASS/SSA file or URL: describe only in pauses (default: none)",
     )
-    d.add_argument("--format", "-f", choices=[f.value for f in OutputFormat], default="json")
-    d.add_argument("--output", "-o", help="output file (default: standard output)")
-    d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    d.add_argument(
+        "--format",
+        "-f",
+        choices=[f.value for f in OutputFormat],
+        default="json",
+        help="output format (default: json)",
+    )
+    d.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="output file, written whole or not at all (default: standard output)",
+    )
+    d.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bars at all (default: off)"
+    )
     for flags, field, keywords in _SETTING_OPTIONS:
+        keywords = {**keywords, "help": _with_default(field, str(keywords["help"]))}
         d.add_argument(*flags, dest=field, default=None, **keywords)  # type: ignore[arg-type]
 
-    serve = commands.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host", default=None, help="listen address (DESCRIBER_HOST)")
-    serve.add_argument("--port", type=int, default=None, help="listen port (DESCRIBER_PORT)")
-    return parser
+    serve = commands.add_parser(
+        "serve", help="run the HTTP service", description=_SERVE_DESCRIPTION
+    )
+    serve.add_argument(
+        "--host", metavar="ADDRESS", default=None, help=_with_default("host", "listen address")
+    )
+    serve.add_argument(
+        "--port", metavar="PORT", type=int, default=None, help=_with_default("port", "listen port")
+    )
+    return parser, {"describe": d, "serve": serve}
 
 
 def _settings(args: argparse.Namespace, fields: Sequence[str]) -> Settings:
     """The settings from the environment, with the options given on the command line."""
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     return Settings(**overrides)
+
+
+def _settings_problems(exc: ValidationError, given: Sequence[str]) -> str:
+    """One line naming each bad option (or the DESCRIBER_* variable when it came from there)."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if field in given and field in _FLAG_OF:
+            name = _FLAG_OF[field]
+        elif field:
+            name = f"DESCRIBER_{field.upper()}"
+        else:
+            name = "settings"
+        problems.append(f"{name}: {message}")
+    return "; ".join(problems)
 
 
 class _LazyCaptioner:
@@ -111,16 +245,34 @@ class _LazyCaptioner:
 
 
 class _ProgressBar:
-    """tqdm bar on stderr: seconds of video scanned, with scenes found and captioned; a
-    summary of what became of the scenes when it closes."""
+    """Progress on stderr: a tqdm bar on a terminal; elsewhere (a log file, a pipe) a plain
+    line every ``LINE_INTERVAL`` seconds, without carriage returns. A summary of what became
+    of the scenes when it closes."""
 
-    def __init__(self, enabled: bool) -> None:
+    LINE_INTERVAL = 5.0
+
+    def __init__(self, enabled: bool, terminal: bool) -> None:
         self._bar: tqdm[None] | None = None
         self._enabled = enabled
+        self._terminal = terminal
+        self._next_line = 0.0
         self._last: Progress | None = None
 
     def __call__(self, progress: Progress) -> None:
         if not self._enabled or progress.stage == Stage.DOWNLOADING:
+            return
+        self._last = progress
+        if not self._terminal:
+            now = time.monotonic()
+            if now >= self._next_line or progress.stage == Stage.DONE:
+                self._next_line = now + self.LINE_INTERVAL
+                of = f" of {progress.duration:.1f}" if progress.duration else ""
+                print(
+                    f"{progress.stage.value}: {progress.scanned_seconds:.1f}{of} s, "
+                    f"{progress.scenes_found} scenes, {progress.scenes_captioned} captioned",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return
         if self._bar is None:
             total = round(progress.duration, 1) if progress.duration else None
@@ -131,12 +283,10 @@ class _ProgressBar:
             scenes=progress.scenes_found, captioned=progress.scenes_captioned, refresh=False
         )
         self._bar.refresh()  # one line per update, not one per field
-        self._last = progress
 
     def close(self) -> None:
-        if self._bar is None:
-            return
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
         last = self._last
         if last is not None and last.stage == Stage.DONE:
             print(
@@ -147,14 +297,45 @@ class _ProgressBar:
             )
 
 
+class OutputError(DescriberError):
+    """The output file cannot be written."""
+
+
+@contextmanager
+def _all_or_nothing(output: str | None, stdout: TextIO) -> Iterator[TextIO]:
+    """Where the document goes: a temporary file beside ``output``, renamed onto it once
+    complete, or a buffer copied to ``stdout`` once complete. On an error nothing is left."""
+    if output is None:
+        buffer = io.StringIO()
+        yield buffer
+        stdout.write(buffer.getvalue())
+        stdout.flush()
+        return
+    target = Path(output)
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            yield out
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
 def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+    terminal = sys.stderr.isatty()
+    if args.quiet or not terminal:
+        disable_library_progress_bars()  # transformers' and the hub's own bars
     captioner = _LazyCaptioner(settings.model, settings.caption_options())
-    bar = _ProgressBar(enabled=not args.quiet)
+    bar = _ProgressBar(enabled=not args.quiet, terminal=terminal)
     with ExitStack() as stack:
         stack.callback(bar.close)
-        out = stdout
-        if args.output:
-            out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
+        out = stack.enter_context(_all_or_nothing(args.output, stdout))
         writer = stack.enter_context(open_writer(OutputFormat(args.format), out))
         for description in describe_media(
             args.video,
@@ -173,16 +354,14 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = _build_parser()
+    parser, commands = _build_parser()
     args = parser.parse_args(argv)
     fields = ["host", "port"] if args.command == "serve" else [f for _, f, _ in _SETTING_OPTIONS]
     try:
         settings = _settings(args, fields)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        parser.error(f"invalid settings: {problems}")
+        given = [f for f in fields if getattr(args, f) is not None]
+        commands[args.command].error(_settings_problems(exc, given))
     if args.command == "serve":
         from app.service.server import run_server
 
@@ -192,6 +371,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     try:
         return _describe(args, settings, stdout or sys.stdout)
     except DescriberError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # standard output closed, a write failed...
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -72,7 +72,9 @@ class Settings(BaseSettings):
 
     # --- Limits ----------------------------------------------------------------------------
     max_download_bytes: int = Field(default=4 * 1024**3, ge=1)
-    """Largest video or subtitles file downloaded, bytes."""
+    """Largest video downloaded, bytes."""
+    max_subtitles_bytes: int = Field(default=10 * 1024**2, ge=1)
+    """Largest subtitles file downloaded, bytes (read into memory whole)."""
     max_video_duration: float | None = Field(default=4 * 3600.0, gt=0)
     """Longest video accepted, seconds; None: no limit."""
     download_timeout: float = Field(default=900.0, gt=0)
@@ -195,6 +197,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown speech detector {value!r}; choose one of {valid}")
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        CaptionOptions(device=value)  # raises ValueError naming the valid devices
+        return value
+
     @field_validator("core_url")
     @classmethod
     def _http_core(cls, value: str | None) -> str | None:
@@ -288,6 +296,7 @@ class Settings(BaseSettings):
         """Download limits for ``describe_media``."""
         return FetchOptions(
             max_bytes=self.max_download_bytes,
+            max_subtitles_bytes=self.max_subtitles_bytes,
             timeout=self.download_timeout,
             connect_timeout=self.connect_timeout,
         )

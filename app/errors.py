@@ -16,12 +16,20 @@ class InputTooLarge(InputError):
     """A download exceeded the configured size limit."""
 
 
+class DiskFull(DescriberError):
+    """The temporary disk filled up while a download was written to it."""
+
+
 class VideoOpenFailure(DescriberError):
     """The file is not a decodable video (not media, truncated, empty, or no video stream)."""
 
 
 class DecoderUnavailable(DescriberError):
     """The configured decode device (NVDEC through FFmpeg) cannot be used on this machine."""
+
+
+class VideoIncomplete(VideoOpenFailure):
+    """The video breaks off part-way (truncated or damaged): only its start could be decoded."""
 
 
 class VideoTooLong(DescriberError):
@@ -38,3 +46,7 @@ class ModelLoadError(DescriberError):
 
 class WordNetMissing(DescriberError):
     """WordNet, needed by METEOR for synonym matching, is not installed."""
+
+
+class Stopped(Exception):
+    """The caller's stop signal interrupted the work; it can be run again from the start."""

@@ -33,16 +33,59 @@ METADATA_ADDRESSES = frozenset(
 ALLOWED_SCHEMES = ("http", "https")
 
 
-def _plain(address: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv4-mapped IPv6 address, else the address itself."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, which a gateway would connect to.
+
+    IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::/96``
+    and ``64:ff9b:1::/48`` (RFC 6052 layout), 6to4 ``2002::/16`` and Teredo ``2001::/32``
+    (its server and its client).
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    value = int(address)
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address in _IPV4_COMPATIBLE and value > 1:  # not :: nor ::1
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address in _NAT64_WELL_KNOWN:
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    elif address in _NAT64_LOCAL:
+        # A /48 prefix: 16 bits of the IPv4 address, the reserved "u" octet, then 16 more.
+        high = (value >> 64) & 0xFFFF
+        low = (value >> 40) & 0xFFFF
+        found.append(ipaddress.IPv4Address((high << 16) | low))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
 
 
 def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
-    """Why the service must not connect to ``address``, or None when it may."""
-    address = _plain(address)
+    """Why the service must not connect to ``address``, or None when it may.
+
+    An IPv6 address that embeds an IPv4 address (``embedded_ipv4``) is refused when either
+    is: a NAT64 or 6to4 gateway would connect to the embedded one.
+    """
+    problem = _own_problem(address, allow_private=allow_private)
+    for inner in embedded_ipv4(address):
+        if problem is not None:
+            break
+        inner_problem = _own_problem(inner, allow_private=allow_private)
+        if inner_problem is not None:
+            problem = f"{inner_problem} ({inner}, embedded in {address})"
+    return problem
+
+
+def _own_problem(address: IPAddress, *, allow_private: bool) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if address.is_link_local:
@@ -63,11 +106,16 @@ def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
 
 
 def check_scheme(url: str) -> None:
-    """Refuse a URL that is not http(s) or has no host.
+    """Refuse a URL that cannot be parsed, is not http(s) or has no host.
 
     Raises:
-        InputError: The scheme is not http or https, or the host is missing.
+        InputError: The URL does not parse (octal or fullwidth digits in an address, control
+            characters...), its scheme is not http or https, or the host is missing.
     """
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise InputError(f"the URL cannot be parsed: {exc}") from exc
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
@@ -78,10 +126,19 @@ def check_scheme(url: str) -> None:
 
 
 def literal_address(host: str) -> IPAddress | None:
-    """The IP address a host is written as, or None for a host name."""
+    """The IP address a host is written as, or None for a host name.
+
+    Shorthand IPv4 forms the system resolver reads as addresses (``0x7f.1``, ``2130706433``)
+    count as written addresses too.
+    """
+    host = host.strip("[]")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
         return None
 
 

@@ -15,18 +15,7 @@ dev=0
 
 packages=(ffmpeg wordnet-base wordnet-sense-index)
 ((dev)) && packages+=(espeak-ng)
-if command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
-    missing=()
-    for p in "${packages[@]}"; do
-        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-    done
-    if ((${#missing[@]})); then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
-else
-    echo "install.sh: not root or no apt-get; make sure these are installed: ${packages[*]}" >&2
-fi
+bash scripts/system-packages.sh "${packages[@]}"
 
 [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet)

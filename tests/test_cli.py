@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
 from app.cli import main
+from app.config import Settings
 from tests.fixtures.media import MadeVideo, make_lavfi_video, nvdec_usable
 from tests.fixtures.models import ScriptedCaptioner
 
@@ -62,7 +64,10 @@ def test_describe_with_a_model_directory(
         assert abs(found - truth) <= 2 / film.fps
     colours = [d["text"].split()[1] for d in descriptions]
     assert colours == ["red", "green", "blue", "yellow", "white", "red", "green"]
-    assert "scanning" in proc.stderr or "captioning" in proc.stderr or "done" in proc.stderr
+    # stderr is a pipe here: plain progress lines, no carriage-return bars (ours or the
+    # libraries').
+    assert "done: 60.0 of 60.0 s" in proc.stderr
+    assert "\r" not in proc.stderr
     assert "7 scenes: 0 without a pause, 0 like the last captioned one, 7 captioned" in proc.stderr
 
 
@@ -113,7 +118,147 @@ def test_errors_are_one_line(
 def test_bad_option_value_is_a_usage_error(film: MadeVideo) -> None:
     proc = run_cli(str(film.path), "--beams", "0")
     assert proc.returncode == 2
-    assert "invalid settings: beams: Input should be greater than or equal to 1" in proc.stderr
+    assert "python -m app describe: error: --beams: Input should be greater than or equal to 1" in (
+        proc.stderr
+    )
+
+
+def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_bad_output_path_is_one_line_and_no_work_is_done(
+    film: MadeVideo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["describe", str(film.path), "-q", "-o", "/nonexistent/dir/out.json"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: cannot write /nonexistent/dir/out.json: No such file"), err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("fmt", ["json", "vtt", "srt"])
+def test_a_failed_run_leaves_no_partial_output(
+    tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "film.mp4"
+    notes.write_text("not a video\n" * 100)
+    out = tmp_path / f"out.{fmt}"
+    stdout = io.StringIO()
+    assert main(["describe", str(notes), "-q", "-f", fmt, "-o", str(out)]) == 1
+    assert main(["describe", str(notes), "-q", "-f", fmt], stdout=stdout) == 1
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [notes], "no temporary file is left either"
+    assert stdout.getvalue() == ""
+    assert capsys.readouterr().err.count("error: ") == 2
+
+
+def test_output_is_renamed_into_place_complete(film: MadeVideo, tmp_path: Path) -> None:
+    out = tmp_path / "out.vtt"
+    out.write_text("previous version\n")
+    with mock.patch("app.cli.load_captioner", return_value=ScriptedCaptioner()):
+        assert main(["describe", str(film.path), "-q", "-f", "vtt", "-o", str(out)]) == 0
+    assert out.read_text().startswith("WEBVTT")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.vtt"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--min-gap", "-1"], {}, "error: --min-gap: Input should be greater than 0"),
+        (["--device", "gpu"], {}, "error: --device: device must be 'auto'"),
+        ([], {"DESCRIBER_MIN_GAP": "-1"}, "error: DESCRIBER_MIN_GAP: Input should be greater"),
+    ],
+)
+def test_option_errors_name_the_option_under_the_subcommand_usage(
+    film: MadeVideo, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    proc = run_module("app", "describe", str(film.path), *args, env=env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: python -m app describe")
+    assert lines[-1] == f"python -m app describe: {expected}" or lines[-1].startswith(
+        f"python -m app describe: {expected}"
+    ), lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_gives_every_option_a_text_and_its_default() -> None:
+    top = run_module("app", "--help").stdout
+    assert "``" not in top and "describe" in top and "serve" in top
+    describe_help = run_module("app", "describe", "--help").stdout
+    options = describe_help.split("options:", 1)[1]
+    entries = [e for e in options.split("\n  -") if e.strip()][1:]  # after -h/--help
+    assert len(entries) >= 20
+    for entry in entries:
+        assert "default" in " ".join(entry.split()), entry
+    usage = describe_help.split("\n\n", 1)[0]
+    for internal in ("MODEL_BATCH_SIZE", "DETECTOR_THRESHOLD", "SPEECH_SOURCE", "MIN_GAP"):
+        assert internal not in usage, internal  # metavars are words, not setting names
+    serve_help = run_module("app", "serve", "--help").stdout
+    assert "HTTP service" in serve_help and "README.md" in serve_help
+    assert "Configuration" in serve_help
+
+
+def test_app_service_is_the_serve_entry_point() -> None:
+    helped = run_module("app.service", "--help")
+    assert helped.returncode == 0
+    assert helped.stdout.startswith("usage: python -m app serve")
+    for module in (["app.service"], ["app", "serve"]):
+        bad = run_module(*module, env={"DESCRIBER_PORT": "-5"})
+        assert bad.returncode == 2
+        assert bad.stderr.strip().splitlines()[-1] == (
+            "python -m app serve: error: DESCRIBER_PORT: Input should be greater than or equal to 0"
+        )
+        assert "Traceback" not in bad.stderr
+
+
+@pytest.fixture
+def library_bars() -> Iterator[None]:
+    """Puts the libraries' progress bars back on after a test that turns them off."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()
+    yield
+    transformers_logging.enable_progress_bar()
+
+
+def test_quiet_silences_the_libraries_bars_too(film: MadeVideo, library_bars: None) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    with mock.patch("app.cli.load_captioner", return_value=ScriptedCaptioner()):
+        assert main(["describe", str(film.path), "-q"], stdout=io.StringIO()) == 0
+    assert not transformers_logging.is_progress_bar_enabled()
+
+
+def test_the_service_draws_no_progress_bars(library_bars: None) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    from app.service.server import run_server
+
+    with mock.patch("uvicorn.run") as uvicorn_run:
+        run_server(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert uvicorn_run.called
+    assert not transformers_logging.is_progress_bar_enabled()
+
+
+def test_speech_from_subtitles_without_subtitles_warns(
+    film: MadeVideo, caplog: pytest.LogCaptureFixture
+) -> None:
+    with mock.patch("app.cli.load_captioner", return_value=ScriptedCaptioner()):
+        args = ["describe", str(film.path), "-q", "--speech", "subtitles"]
+        code = main(args, stdout=io.StringIO())
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("none were given" in w for w in warnings), warnings
 
 
 @pytest.mark.skipif(nvdec_usable(), reason="this machine has a GPU that FFmpeg can decode on")

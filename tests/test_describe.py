@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import ModelLoadError, SubtitleError, VideoOpenFailure, VideoTooLong
+from app.errors import (
+    ModelLoadError,
+    SubtitleError,
+    VideoIncomplete,
+    VideoOpenFailure,
+    VideoTooLong,
+)
 from app.pipeline.describe import DescribeOptions, SpeechSource, describe, describe_media
 from app.pipeline.speech import SPEECH_DETECTORS, AudioInput, SpeechOptions, SpeechUpdate
 from app.pipeline.types import Description, Interval, Progress, Stage
@@ -176,6 +182,44 @@ def test_text_file_named_mp4(tmp_path: Path) -> None:
     fake.write_text("hello\n" * 100)
     with pytest.raises(VideoOpenFailure, match="not a readable video"):
         list(describe_media(str(fake), ScriptedCaptioner()))
+
+
+def test_a_downloaded_non_video_is_named_by_its_url(file_server: tuple[str, Path]) -> None:
+    base, root = file_server
+    (root / "film.mp4").write_text("hello\n" * 100)
+    with pytest.raises(VideoOpenFailure) as raised:
+        list(describe_media(f"{base}/film.mp4", ScriptedCaptioner()))
+    assert str(raised.value).startswith(f"{base}/film.mp4 is not a readable video")
+    assert "describer-video-" not in str(raised.value)
+
+
+def test_a_truncated_video_with_its_index_is_incomplete_not_a_success(
+    coded_video: VideoFactory, tmp_path: Path
+) -> None:
+    # The index (moov) in front, so the cut file opens and decodes up to the damage.
+    made = coded_video(
+        [("red", 100), ("blue", 100), ("green", 100)], extra_args=["-movflags", "+faststart"]
+    )
+    data = made.path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    got: list[Description] = []
+    with pytest.raises(VideoIncomplete, match=r"incomplete .*stopped at [\d.]+ s of 12.0 s"):
+        got.extend(describe(cut, ScriptedCaptioner(), options=DescribeOptions(min_gap=0.5)))
+    assert got, "the descriptions before the damage are still yielded"
+
+
+def test_subtitles_source_without_subtitles_warns(
+    six_scene_video: MadeVideo, caplog: pytest.LogCaptureFixture
+) -> None:
+    list(
+        describe_media(
+            str(six_scene_video.path), ScriptedCaptioner(), speech_source=SpeechSource.SUBTITLES
+        )
+    )
+    assert any(
+        "none were given" in r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+    )
 
 
 def test_unparseable_subtitles(six_scene_video: MadeVideo, tmp_path: Path) -> None:

@@ -7,12 +7,13 @@ import asyncio
 import json
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -22,9 +23,12 @@ from PIL import Image
 from app.api import create_app
 from app.config import Settings
 from app.pipeline.novelty import NoveltyScorer
+from app.service.store import SqliteJobStore
+from app.service.types import JobRequest, JobStatus, OutboxEvent, Submission
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
 from tests.fixtures.models import ScriptedCaptioner
+from tests.fixtures.servers import TrickleServer
 
 SECRET = "s3cret-shared-with-core"
 FINAL = ("processed", "not_processed")
@@ -308,6 +312,14 @@ def test_duplicate_submit_returns_the_active_job_and_health_answers_during_a_job
         ({"url": "http://127.0.0.1/film.mp4"}, "url", "loopback"),
         ({"url": "http://169.254.169.254/latest/meta-data"}, "url", "metadata"),
         ({"url": "http://[::1]:8080/film.mp4"}, "url", "loopback"),
+        ({"url": "http://[::127.0.0.1]/film.mp4"}, "url", "loopback"),
+        ({"url": "http://[64:ff9b::169.254.169.254]/film.mp4"}, "url", "metadata"),
+        ({"url": "http://[2002:a00:1::]/film.mp4"}, "url", "private"),
+        ({"url": "http://0x7f.1/film.mp4"}, "url", "loopback"),
+        ({"url": "http://0177.0.0.1/film.mp4"}, "url", "cannot be parsed"),
+        ({"url": "http://\uff11\uff12\uff17.0.0.1/film.mp4"}, "url", "cannot be parsed"),
+        ({"url": "http://example.org/a\r\nX-Injected: 1.mp4"}, "url", "cannot be parsed"),
+        ({"url": "http://example.org/a\u0000.mp4"}, "url", "cannot be parsed"),
         (
             {"url": "https://example.org/a.mp4", "subtitles": "http://192.168.0.9/a.srt"},
             "subtitles",
@@ -431,6 +443,127 @@ def test_job_timeout_ends_the_job_not_processed(
     )
 
 
+def test_a_slow_media_server_ends_the_job_at_the_download_timeout(
+    live_service: Callable[..., LiveService],
+    trickle_server: Callable[[float | None], TrickleServer],
+) -> None:
+    server = trickle_server(0.1)  # a byte every 0.1 s: no read ever times out
+    service = live_service(download_timeout=1.0, connect_timeout=30.0, job_timeout=60.0)
+    started = time.monotonic()
+    job = service.wait_done(service.submit(server.url), timeout=30)
+    assert job["status"] == "not_processed"
+    assert "download took longer than 1 s" in job["reason"]
+    assert time.monotonic() - started < 10
+
+
+def test_shutdown_interrupts_a_download_and_queues_the_job_again(
+    tmp_path: Path, trickle_server: Callable[[float | None], TrickleServer]
+) -> None:
+    server = trickle_server(None)  # headers, then nothing: the download never ends by itself
+    settings = service_settings(tmp_path, download_timeout=600.0, connect_timeout=600.0)
+    service = LiveService(settings, ScriptedCaptioner()).start()
+    job_id = service.submit(server.url)
+    assert server.headers_sent.wait(30)
+    started = time.monotonic()
+    service.stop()
+    assert time.monotonic() - started < 10
+    with sqlite3.connect(settings.db_path) as db:
+        (status,) = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert status == "queued"
+
+
+def _disk_full_error() -> sqlite3.OperationalError:
+    """The very error SQLite raises when its disk is full (from a database capped in size)."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (x)")
+    db.execute("PRAGMA max_page_count = 2")
+    try:
+        for _ in range(100):
+            db.execute("INSERT INTO t VALUES (?)", ("x" * 4096,))
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        db.close()
+    raise AssertionError("SQLite never ran out of room")
+
+
+class FullDiskStore(SqliteJobStore):
+    """The real store, whose chosen writes fail as on a full disk while ``full`` holds them."""
+
+    instances: ClassVar[list[FullDiskStore]] = []
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        self.full: set[str] = set()
+        self.refused = threading.Event()
+        FullDiskStore.instances.append(self)
+
+    def _refuse(self, what: str) -> None:
+        if what in self.full:
+            self.refused.set()
+            raise _disk_full_error()
+
+    def _add_job(self, request: JobRequest, max_queued: int, retry_after: int) -> Submission:
+        self._refuse("add_job")
+        return super()._add_job(request, max_queued, retry_after)
+
+    def _finish(
+        self, job_id: str, status: JobStatus, reason: str | None, event: OutboxEvent | None
+    ) -> None:
+        self._refuse("finish")
+        super()._finish(job_id, status, reason, event)
+
+
+@pytest.fixture
+def full_disk_store(monkeypatch: pytest.MonkeyPatch) -> Callable[[], FullDiskStore]:
+    """Makes services built after it use a FullDiskStore; returns the last one built."""
+    monkeypatch.setattr("app.service.runtime.SqliteJobStore", FullDiskStore)
+    FullDiskStore.instances.clear()
+    return lambda: FullDiskStore.instances[-1]
+
+
+def test_a_full_store_disk_answers_503_json_with_retry_after(
+    live_service: Callable[..., LiveService],
+    full_disk_store: Callable[[], FullDiskStore],
+    media: tuple[str, Path],
+) -> None:
+    base, _ = media
+    service = live_service(retry_after=17)
+    full_disk_store().full.add("add_job")
+    response = service.http.post("/process", json={"url": f"{base}/short.mp4"})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["retry-after"] == "17"
+    assert "is full" in response.json()["detail"]
+    assert "service.sqlite3" in response.json()["detail"]
+    full_disk_store().full.clear()
+    assert service.wait_done(service.submit(f"{base}/short.mp4"))["status"] == "processed"
+
+
+def test_a_final_status_refused_by_a_full_disk_is_written_once_space_is_freed(
+    live_service: Callable[..., LiveService],
+    full_disk_store: Callable[[], FullDiskStore],
+    media: tuple[str, Path],
+) -> None:
+    base, _ = media
+    captioner = GatedCaptioner()
+    service = live_service(captioner)
+    store = full_disk_store()
+    job_id = service.submit(f"{base}/short.mp4")
+    assert captioner.entered.wait(30)
+    store.full.add("finish")
+    captioner.gate.set()
+    assert store.refused.wait(30)
+    assert service.job(job_id)["status"] == "running"
+    again = service.http.post("/process", json={"url": f"{base}/short.mp4"}).json()
+    assert (again["job_id"], again["created"]) == (job_id, False)
+
+    store.full.clear()  # space is freed: no restart needed
+    assert service.wait_done(job_id)["status"] == "processed"
+    fresh = service.http.post("/process", json={"url": f"{base}/short.mp4"}).json()
+    assert fresh["created"] is True
+
+
 def test_core_failing_then_down_gets_everything_once_it_recovers(
     live_service: Callable[..., LiveService],
     recording_core: RecordingCore,
@@ -494,6 +627,17 @@ def test_bearer_token_guards_every_endpoint_but_health(
         "/process", json={"url": f"{base}/short.mp4"}, headers={"Authorization": "Bearer nope"}
     )
     assert wrong.status_code == 401
+    # Authentication comes before the body is looked at: nothing is learnt without a token.
+    for content in (b"{not json", b'{"url": 42}', b"{}"):
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            refused = anonymous.post(
+                "/process", content=content, headers={"Content-Type": "application/json", **headers}
+            )
+            assert refused.status_code == 401, (content, headers, refused.text)
+            assert refused.headers["www-authenticate"] == "Bearer"
+    bad_query = anonymous.get("/jobs/x/descriptions", params={"format": "doc"})
+    assert bad_query.status_code == 401
+    assert service.http.post("/process", content=b"{not json").status_code == 422
     anonymous.close()
     job_id = service.submit(f"{base}/short.mp4")
     assert service.wait_done(job_id)["status"] == "processed"

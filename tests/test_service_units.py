@@ -8,15 +8,19 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import httpx
 import pytest
+import uvloop
 from pydantic import ValidationError
 
 from app.callbacks import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     CallbackClient,
+    Delivery,
     description_event,
     sign,
     status_event,
@@ -28,7 +32,8 @@ from app.pipeline.types import Description
 from app.security import URLPolicy, address_problem
 from app.service.queue import StoreJobQueue
 from app.service.store import SqliteJobStore
-from app.service.types import EventState, JobProgress, JobRequest, JobStatus, QueueFull
+from app.service.types import EventState, Job, JobProgress, JobRequest, JobStatus, QueueFull
+from tests.fixtures.core import RecordingCore
 
 # --- settings --------------------------------------------------------------------------------
 
@@ -41,7 +46,9 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESCRIBER_QUEUE_MAX", "7")
     monkeypatch.setenv("DESCRIBER_CORE_URL", "https://core.example.org/api/")
     monkeypatch.setenv("DESCRIBER_MAX_MEMORY", '{"0": "10GiB"}')
+    monkeypatch.setenv("DESCRIBER_MAX_SUBTITLES_BYTES", "1234")
     read = settings()
+    assert read.fetch_options().max_subtitles_bytes == 1234
     assert read.queue_max == 7
     assert read.core_url == "https://core.example.org/api"
     assert read.caption_options().max_memory == {"0": "10GiB"}
@@ -106,6 +113,19 @@ def test_production_settings_with_secrets_are_accepted() -> None:
         ("0.0.0.0", True, "unspecified"),
         ("224.0.0.1", True, "multicast"),
         ("100.64.0.1", False, "non-public"),
+        # IPv6 forms that carry an IPv4 address a gateway connects to.
+        ("::127.0.0.1", False, "loopback address (127.0.0.1, embedded in ::7f00:1)"),
+        ("::169.254.169.254", True, "metadata"),
+        ("64:ff9b::127.0.0.1", False, "loopback address (127.0.0.1"),
+        ("64:ff9b::10.0.0.1", False, "private address (10.0.0.1"),
+        ("64:ff9b::169.254.169.254", True, "metadata"),
+        ("64:ff9b::93.184.215.14", False, None),
+        ("64:ff9b:1:7f00:0:100::", False, "loopback address (127.0.0.1"),
+        ("2002:7f00:1::", False, "loopback address (127.0.0.1"),
+        ("2002:a9fe:a9fe::1", True, "metadata"),
+        ("2002:5db8:d70e::1", False, None),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False, "private"),
+        ("2001:0:a9fe:a9fe:8000:63bf:3fff:fdd2", True, "metadata address (169.254.169.254"),
     ],
 )
 def test_address_rules(address: str, allow_private: bool, problem: str | None) -> None:
@@ -324,6 +344,61 @@ async def test_a_4xx_answer_is_not_retried(store: SqliteJobStore) -> None:
     await client.aclose()
     assert delivery.state is EventState.FAILED and calls == 1
     assert delivery.error is not None and "422" in delivery.error
+
+
+class _ClosedOnArrival(httpcore.AsyncNetworkBackend):
+    """Connects for real, then loses the first connection before httpcore looks at it, as
+    when core closes or resets a connection just accepted."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self.closed = 0
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(*args, **kwargs)
+        if self.closed == 0:
+            self.closed += 1
+            transport = stream._stream._transport  # type: ignore[attr-defined]
+            protocol = stream._stream._protocol  # type: ignore[attr-defined]
+            transport.abort()
+            # Asking for the socket now would cache it: wait for connection_lost, then one
+            # more loop iteration for uvloop to release the handle.
+            for _ in range(100):
+                await asyncio.sleep(0)
+                if protocol.read_event.is_set():
+                    break
+            await asyncio.sleep(0)
+            assert transport.get_extra_info("socket") is None
+        return stream
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def test_a_connection_lost_as_it_opens_is_retried_like_any_transport_error(
+    recording_core: RecordingCore,
+) -> None:
+    async def deliver() -> tuple[Delivery, int]:
+        transport = httpx.AsyncHTTPTransport()
+        backend = _ClosedOnArrival()
+        transport._pool._network_backend = backend
+        client = CallbackClient(
+            recording_core.url, backoff_initial=0.001, backoff_max=0.002, transport=transport
+        )
+        job = Job("j1", "http://a/v.mp4", None, JobStatus.RUNNING, JobProgress(), None, 1, 0.0)
+        try:
+            return await client.deliver(
+                status_event(job, JobStatus.PROCESSED, None, 0)
+            ), backend.closed
+        finally:
+            await client.aclose()
+
+    # uvicorn runs the service under uvloop, whose closed transports have no socket.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        delivery, closed = runner.run(deliver())
+    assert closed == 1
+    assert delivery.state is EventState.DELIVERED and delivery.attempts == 2
+    assert list(recording_core.events) == ["j1:status"]
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:

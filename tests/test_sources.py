@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.errors import InputError, InputTooLarge
+from app.errors import DiskFull, InputError, InputTooLarge, Stopped
 from app.pipeline.sources import FetchOptions, fetch, is_url
+from tests.fixtures.servers import TrickleServer
 
 
 def test_local_file_is_used_in_place(tmp_path: Path) -> None:
@@ -116,3 +121,86 @@ def test_requests_connect_to_the_address_the_guard_returns(file_server: tuple[st
 )
 def test_is_url(source: str, expected: bool) -> None:
     assert is_url(source) is expected
+
+
+def test_a_slow_server_cannot_hold_a_download_past_its_timeout(
+    trickle_server: Callable[[float | None], TrickleServer],
+) -> None:
+    server = trickle_server(0.1)  # a byte every 0.1 s: no read ever times out
+    options = FetchOptions(timeout=1.0, connect_timeout=30.0)
+    started = time.monotonic()
+    with (
+        pytest.raises(InputError, match="took longer than 1 s"),
+        fetch(server.url, options=options),
+    ):
+        pass
+    assert time.monotonic() - started < 5
+
+
+def test_a_stalled_server_cannot_hold_a_download_past_its_timeout(
+    trickle_server: Callable[[float | None], TrickleServer],
+) -> None:
+    server = trickle_server(None)  # headers, then nothing at all
+    options = FetchOptions(timeout=1.0, connect_timeout=30.0)
+    started = time.monotonic()
+    with (
+        pytest.raises(InputError, match="took longer than 1 s"),
+        fetch(server.url, options=options),
+    ):
+        pass
+    assert time.monotonic() - started < 5
+
+
+def test_the_stop_signal_interrupts_a_download_at_once(
+    trickle_server: Callable[[float | None], TrickleServer],
+) -> None:
+    server = trickle_server(None)
+    stop = threading.Event()
+    threading.Thread(target=lambda: server.headers_sent.wait(30) and stop.set()).start()
+    options = FetchOptions(timeout=60.0, connect_timeout=60.0)
+    started = time.monotonic()
+    with pytest.raises(Stopped), fetch(server.url, options=options, stop=stop):
+        pass
+    assert stop.is_set()
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://0177.0.0.1/film.mp4",  # octal
+        "http://\uff11\uff12\uff17.0.0.1/film.mp4",  # fullwidth digits
+        "http://example.org/film\r\nX-Injected: 1",
+        "http://example.org/film\x00.mp4",
+    ],
+)
+def test_a_url_that_cannot_be_parsed_is_an_input_error(url: str) -> None:
+    with pytest.raises(InputError, match="cannot be parsed"), fetch(url):
+        pass
+
+
+def test_subtitles_have_their_own_size_limit(file_server: tuple[str, Path]) -> None:
+    base, root = file_server
+    (root / "film.srt").write_bytes(b"1\n00:00:01,000 --> 00:00:02,000\nhello\n\n" * 200)
+    options = FetchOptions(max_bytes=10**9, max_subtitles_bytes=1000)
+    too_large = pytest.raises(InputTooLarge, match="limit of 1000")
+    with too_large, fetch(f"{base}/film.srt", what="subtitles", options=options):
+        pass
+    with fetch(f"{base}/film.srt", what="video", options=options) as path:
+        assert path.stat().st_size > 1000
+
+
+def test_a_full_temporary_disk_says_so_and_where(
+    file_server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, root = file_server
+    (root / "film.mp4").write_bytes(b"x" * 300_000)
+    target = tmp_path / "download.mp4"
+    # /dev/full answers every write with ENOSPC, as a full disk does.
+    monkeypatch.setattr(
+        "app.pipeline.sources.tempfile.mkstemp",
+        lambda **_: (os.open("/dev/full", os.O_WRONLY), str(target)),
+    )
+    full = pytest.raises(DiskFull, match=r"no space left on the temporary disk \(.+\)")
+    with full, fetch(f"{base}/film.mp4"):
+        pass

@@ -254,6 +254,7 @@ def describe(
     options: DescribeOptions | None = None,
     scorer: NoveltyScorer | None = None,
     on_progress: ProgressCallback | None = None,
+    name: str | None = None,
 ) -> Iterator[Description]:
     """Describe a local video file.
 
@@ -267,6 +268,7 @@ def describe(
         scorer: A built scorer of the kind ``options.novelty_scorer`` names, shared between
             videos so its model loads once; None builds one.
         on_progress: Called with progress snapshots, from the decoding thread too.
+        name: What error messages call the video (its URL); None: the file's name.
 
     Yields:
         Each new description, in time order, as soon as it is captioned.
@@ -274,6 +276,8 @@ def describe(
     Raises:
         VideoOpenFailure: the file is not a readable video.
         DecoderUnavailable: ``options.scenes.decode_device`` is a GPU FFmpeg cannot use.
+        VideoIncomplete: the video breaks off part-way (after the descriptions before the
+            damage were yielded).
         VideoTooLong: the video is longer than ``options.max_duration``.
     """
     options = options or DescribeOptions()
@@ -281,6 +285,7 @@ def describe(
         video,
         skip_nonref=options.scenes.skip_nonref_frames,
         decode_device=options.scenes.decode_device,
+        name=name,
     )
     info = reader.info
     if (
@@ -399,6 +404,7 @@ def describe_media(
     guard: URLGuard | None = None,
     scorer: NoveltyScorer | None = None,
     on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[Description]:
     """Describe a video given by local path or http(s) URL, with optional subtitles.
 
@@ -406,15 +412,23 @@ def describe_media(
     audio track (``speech_detector``, one of ``app.pipeline.speech.SPEECH_DETECTORS``), both,
     or ``auto`` (subtitles when given, else audio). A video without an audio track has no
     speech. Downloads go to temporary files that are removed when the generator finishes or
-    is closed. Speech in the audio is detected in a thread beside the video scan. Raises what
-    ``fetch``, ``load_speech_intervals``, ``stream_speech`` and ``describe`` raise.
+    is closed. Speech in the audio is detected in a thread beside the video scan. Setting
+    ``stop`` abandons a download at once (``Stopped``). Raises what ``fetch``,
+    ``load_speech_intervals``, ``stream_speech`` and ``describe`` raise.
     """
+    if subtitles is None and speech_source == SpeechSource.SUBTITLES:
+        logger.warning(
+            "dialogue is to come from subtitles, but none were given: every scene is a "
+            "candidate for a description, even under dialogue"
+        )
     if on_progress is not None:
         on_progress(Progress(stage=Stage.DOWNLOADING))
-    with fetch(video, what="video", options=fetch_options, guard=guard) as video_path:
+    with fetch(video, what="video", options=fetch_options, guard=guard, stop=stop) as video_path:
         from_subtitles: list[Interval] | None = None
         if subtitles is not None and speech_source != SpeechSource.AUDIO:
-            with fetch(subtitles, what="subtitles", options=fetch_options, guard=guard) as path:
+            with fetch(
+                subtitles, what="subtitles", options=fetch_options, guard=guard, stop=stop
+            ) as path:
                 from_subtitles = load_speech_intervals(path)
         use_audio = speech_source in (SpeechSource.AUDIO, SpeechSource.BOTH) or (
             speech_source == SpeechSource.AUTO and from_subtitles is None
@@ -427,6 +441,7 @@ def describe_media(
                 options=options,
                 scorer=scorer,
                 on_progress=on_progress,
+                name=video,
             )
             return
         track = SpeechTrack(from_subtitles or ())
@@ -438,6 +453,7 @@ def describe_media(
                 options=options,
                 scorer=scorer,
                 on_progress=on_progress,
+                name=video,
             )
 
 

@@ -1,6 +1,8 @@
 """Fetch a video or subtitles file: a local path as is, an http(s) URL into a temporary file.
 
-Downloads stream to disk with a size limit and a timeout, and the temporary file is removed
+Downloads stream to disk with a size limit and a wall-clock limit on the whole download,
+enforced however slowly the bytes come (a watchdog thread shuts the connection down at the
+deadline, or as soon as the caller's stop signal is set), and the temporary file is removed
 when the ``fetch`` context exits, whatever happened. With a ``guard``, every request (each
 redirect too) connects to the address the guard vetted, never to a second DNS answer, and
 proxy settings from the environment (``HTTP_PROXY``...) are not used.
@@ -8,20 +10,23 @@ proxy settings from the environment (``HTTP_PROXY``...) are not used.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
 
-from app.errors import InputError, InputTooLarge
+from app.errors import DescriberError, DiskFull, InputError, InputTooLarge, Stopped
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +67,9 @@ class FetchOptions:
     """Limits on downloads."""
 
     max_bytes: int = 20 * 1024**3
-    """Largest file accepted, bytes."""
+    """Largest video accepted, bytes."""
+    max_subtitles_bytes: int = 10 * 1024**2
+    """Largest subtitles file accepted, bytes (they are read into memory whole)."""
     timeout: float = 600.0
     """Seconds for the whole download."""
     connect_timeout: float = 15.0
@@ -85,6 +92,7 @@ def fetch(
     what: str = "video",
     options: FetchOptions | None = None,
     guard: URLGuard | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[Path]:
     """Make ``source`` available as a local file for the duration of the context.
 
@@ -93,11 +101,16 @@ def fetch(
         what: What the file is, for error messages ("video", "subtitles").
         options: Download limits.
         guard: Checks each URL requested (e.g. refuses private addresses).
+        stop: Set by the caller to abandon the download at once.
 
     Raises:
-        InputError: the file is missing, the URL is not http(s), unreachable, or answers
-            with an error status.
-        InputTooLarge: the download exceeds ``options.max_bytes``.
+        InputError: the file is missing, the URL is not http(s), cannot be parsed, is
+            unreachable, answers with an error status, or takes longer than
+            ``options.timeout``.
+        InputTooLarge: the download exceeds the size limit of ``what`` (``max_bytes``, or
+            ``max_subtitles_bytes`` for subtitles).
+        DiskFull: the temporary disk filled up.
+        Stopped: ``stop`` was set during the download.
     """
     options = options or FetchOptions()
     if not is_url(source):
@@ -111,62 +124,161 @@ def fetch(
     scheme = urlsplit(source).scheme.lower()
     if scheme not in ("http", "https"):
         raise InputError(f"{what} URL must be http or https, not {scheme}: {source}")
+    try:
+        httpx.URL(source)
+    except httpx.InvalidURL as exc:
+        raise InputError(f"{what} URL cannot be parsed ({exc}): {source!r}") from exc
+    max_bytes = options.max_subtitles_bytes if what == "subtitles" else options.max_bytes
     suffix = Path(urlsplit(source).path).suffix[:16]
-    handle, name = tempfile.mkstemp(prefix=f"describer-{what}-", suffix=suffix)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f"describer-{what}-", suffix=suffix)
+    except OSError as exc:
+        raise _disk_problem(exc, what, 0) from exc
     path = Path(name)
     try:
         with os.fdopen(handle, "wb") as out:
-            _download(source, out, what=what, options=options, guard=guard)
+            _download(source, out, what, max_bytes, options, guard, stop)
         yield path
     finally:
         path.unlink(missing_ok=True)
 
 
+def _disk_problem(exc: OSError, what: str, written: int) -> DescriberError | OSError:
+    """A clear error for a full temporary disk; other OS errors stay as they are."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    return DiskFull(
+        f"no space left on the temporary disk ({tempfile.gettempdir()}) while downloading the "
+        f"{what}, after {written} bytes; free space there or point TMPDIR at a larger disk"
+    )
+
+
+class _Watchdog:
+    """Shuts a download's connections down at its deadline or when ``stop`` is set.
+
+    A blocked read then returns at once, whatever the server does: a slow server cannot
+    hold the download past its deadline, nor a worker past a stop. The sockets are learnt
+    from httpcore's ``trace`` extension as they connect (TLS ones too).
+    """
+
+    #: Seconds between two looks at the clock and the stop signal.
+    TICK = 0.05
+
+    def __init__(self, deadline: float, stop: threading.Event | None) -> None:
+        self.deadline = deadline
+        self.fired: str | None = None
+        """``"stopped"`` or ``"timeout"`` once it has shut the connections down."""
+        self._stop = stop
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._watch, name="download-watchdog", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.fired is not None:
+                _shut(sock)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.TICK):
+            if self._stop is not None and self._stop.is_set():
+                self._fire("stopped")
+                return
+            if time.monotonic() >= self.deadline:
+                self._fire("timeout")
+                return
+
+    def _fire(self, why: str) -> None:
+        with self._lock:
+            self.fired = why
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by its owner: nothing left to interrupt
+        return
+
+
 def _download(
-    url: str, out: BinaryIO, *, what: str, options: FetchOptions, guard: URLGuard | None
+    url: str,
+    out: BinaryIO,
+    what: str,
+    max_bytes: int,
+    options: FetchOptions,
+    guard: URLGuard | None,
+    stop: threading.Event | None,
 ) -> None:
     timeout = httpx.Timeout(options.connect_timeout)
     size = 0
-    try:
-        with (
-            httpx.Client(
-                timeout=timeout,
-                follow_redirects=True,
-                max_redirects=options.max_redirects,
-                transport=None if guard is None else _PinnedTransport(guard),
-                # A proxy from the environment would resolve names itself, past the guard.
-                trust_env=guard is None,
-            ) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise InputError(
-                    f"{what} URL answered HTTP {response.status_code} "
-                    f"{response.reason_phrase}: {url}"
-                )
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > options.max_bytes:
-                raise InputTooLarge(
-                    f"{what} is {int(declared)} bytes, over the limit of {options.max_bytes}"
-                )
-            deadline = time.monotonic() + options.timeout
-            for chunk in response.iter_bytes(1 << 20):
-                size += len(chunk)
-                if size > options.max_bytes:
-                    raise InputTooLarge(
-                        f"{what} download passed the limit of {options.max_bytes} bytes"
-                    )
-                if time.monotonic() > deadline:
+    too_slow = InputError(f"{what} download took longer than {options.timeout:g} s: {url}")
+    with _Watchdog(time.monotonic() + options.timeout, stop) as watchdog:
+        try:
+            with (
+                httpx.Client(
+                    timeout=timeout,
+                    follow_redirects=True,
+                    max_redirects=options.max_redirects,
+                    transport=None if guard is None else _PinnedTransport(guard),
+                    # A proxy from the environment would resolve names itself, past the guard.
+                    trust_env=guard is None,
+                ) as client,
+                client.stream("GET", url, extensions={"trace": watchdog.trace}) as response,
+            ):
+                if response.status_code != 200:
                     raise InputError(
-                        f"{what} download took longer than {options.timeout:g} s: {url}"
+                        f"{what} URL answered HTTP {response.status_code} "
+                        f"{response.reason_phrase}: {url}"
                     )
-                out.write(chunk)
-    except httpx.TooManyRedirects as exc:
-        raise InputError(f"{what} URL redirects too many times: {url}") from exc
-    except httpx.TimeoutException as exc:
-        raise InputError(f"{what} URL timed out: {url}") from exc
-    except httpx.HTTPError as exc:
-        raise InputError(f"{what} URL unreachable ({exc}): {url}") from exc
+                declared = response.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                    raise InputTooLarge(
+                        f"{what} is {int(declared)} bytes, over the limit of {max_bytes}"
+                    )
+                # Each chunk is what one read returned: the clock is looked at however few
+                # bytes come, and the watchdog cuts a read that waits past the deadline.
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise InputTooLarge(
+                            f"{what} download passed the limit of {max_bytes} bytes"
+                        )
+                    if watchdog.fired is not None or time.monotonic() > watchdog.deadline:
+                        break
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise _disk_problem(exc, what, size - len(chunk)) from exc
+        except httpx.TooManyRedirects as exc:
+            raise InputError(f"{what} URL redirects too many times: {url}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            if watchdog.fired == "stopped":
+                raise Stopped(f"{what} download stopped") from exc
+            if watchdog.fired == "timeout":
+                raise too_slow from exc
+            if isinstance(exc, httpx.TimeoutException):
+                raise InputError(f"{what} URL timed out: {url}") from exc
+            raise InputError(f"{what} URL unreachable ({exc}): {url}") from exc
+    if watchdog.fired == "stopped":
+        raise Stopped(f"{what} download stopped")
+    if watchdog.fired == "timeout" or time.monotonic() > watchdog.deadline:
+        raise too_slow
     if size == 0:
         raise InputError(f"{what} URL returned an empty file: {url}")
     logger.info("downloaded %s: %d bytes from %s", what, size, url)

@@ -31,13 +31,17 @@ from av.container import InputContainer
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from app.errors import DecoderUnavailable, VideoOpenFailure
+from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
 
 logger = logging.getLogger(__name__)
 
 MAX_SKIP_GAP = 3
 """Most frame durations between two frames handed out while skipping non-reference frames:
 with at most two skipped frames in a row, a cut between them is placed within two frames."""
+
+INCOMPLETE_SLACK = 0.5
+"""Seconds the decoded frames may fall short of the stream's declared duration before the
+video counts as incomplete."""
 
 
 DECODE_DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
@@ -160,6 +164,7 @@ class VideoReader:
         threads: int = 0,
         skip_nonref: bool = False,
         decode_device: str = "cpu",
+        name: str | None = None,
     ) -> None:
         """Open ``path``.
 
@@ -168,11 +173,14 @@ class VideoReader:
             threads: Decoding threads; 0 lets FFmpeg pick (one per core).
             skip_nonref: Skip the frames no other frame refers to (see the module docstring).
             decode_device: ``cpu``, or ``cuda`` / ``cuda:N`` to decode with NVDEC.
+            name: What messages call the video (its URL); default the file's name.
 
         Raises:
             DecoderUnavailable: ``decode_device`` is a GPU that FFmpeg cannot use here.
         """
         self.path = path
+        self.name = name or path.name
+        """What messages call the video: its URL or path as given (not a temporary file)."""
         self.skip_nonref = skip_nonref
         check_decode_device(decode_device)
         hwaccel = None if decode_device == "cpu" else _hwaccel(decode_device)
@@ -180,19 +188,19 @@ class VideoReader:
             self._container: InputContainer = av.open(str(path), mode="r", hwaccel=hwaccel)
         except av.FFmpegError as exc:
             raise VideoOpenFailure(
-                f"{path.name} is not a readable video ({exc.strerror or exc}); "
+                f"{self.name} is not a readable video ({exc.strerror or exc}); "
                 "check that the file is a complete video in a common format (mp4, mkv, webm, mov)"
             ) from exc
         if not self._container.streams.video:
             self._container.close()
             raise VideoOpenFailure(
-                f"{path.name} has no video stream (audio only?); a video track is required"
+                f"{self.name} has no video stream (audio only?); a video track is required"
             )
         self._stream = self._container.streams.video[0]
         if hwaccel is not None and not self.decodes_on_gpu:
             logger.warning(
                 "%s: NVDEC cannot decode this %s stream; decoding it on the CPU",
-                path.name,
+                self.name,
                 self._stream.codec_context.name,
             )
         # Frame threading keeps both cores busy; "AUTO" lets FFmpeg pick frame or slice.
@@ -226,7 +234,8 @@ class VideoReader:
         """Decode every frame once (every reference frame, with ``skip_nonref``).
 
         A file that breaks off part-way (truncated download) yields the frames before the
-        damage and logs a warning; one that yields no frame at all raises VideoOpenFailure.
+        damage, then raises VideoIncomplete; one that yields no frame at all raises
+        VideoOpenFailure.
         """
         step = 1 / float(self.info.frame_rate)
         last_time = -step
@@ -243,17 +252,32 @@ class VideoReader:
         except av.FFmpegError as exc:
             if count == 0:
                 raise VideoOpenFailure(
-                    f"{self.path.name}: no frame could be decoded ({exc}); the file is damaged"
+                    f"{self.name}: no frame could be decoded ({exc}); the file is damaged"
                 ) from exc
-            logger.warning(
-                "%s: decoding stopped after %d frames (%.1f s): %s; the rest is damaged",
-                self.path.name,
-                count,
-                last_time,
-                exc,
-            )
+            raise self._incomplete(last_time + step, f" ({exc})") from exc
         if count == 0:
-            raise VideoOpenFailure(f"{self.path.name}: the video stream holds no frame")
+            raise VideoOpenFailure(f"{self.name}: the video stream holds no frame")
+        declared = self._declared_stream_duration()
+        # Skipped non-reference frames may hide the last few frames: allow for them.
+        slack = max(INCOMPLETE_SLACK, (MAX_SKIP_GAP + 1) * step)
+        if declared is not None and last_time + step < declared - slack:
+            # The index promises more than the data holds (a truncated download whose index
+            # sits in front): FFmpeg stops quietly at the end of the data.
+            raise self._incomplete(last_time + step, "")
+
+    def _declared_stream_duration(self) -> float | None:
+        stream = self._stream
+        if stream.duration is None or stream.time_base is None:
+            return None
+        return float(stream.duration * stream.time_base)
+
+    def _incomplete(self, decoded: float, detail: str) -> VideoIncomplete:
+        declared = self.info.duration
+        of = f" of {declared:.1f} s" if declared is not None else ""
+        return VideoIncomplete(
+            f"{self.name}: the video is incomplete (damaged or cut short): decoding stopped "
+            f"at {decoded:.1f} s{of}{detail}; check that the file is complete"
+        )
 
     def _decode_every_frame(self, gap: float, at: float) -> None:
         """Stop skipping: the stream has long runs of non-reference frames."""
@@ -262,7 +286,7 @@ class VideoReader:
         logger.info(
             "%s: %.3f s between two reference frames at %.2f s (more than %d frames); "
             "decoding every frame from here",
-            self.path.name,
+            self.name,
             gap,
             at,
             MAX_SKIP_GAP,

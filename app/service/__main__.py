@@ -1,5 +1,7 @@
-"""``python -m app.service``: run the HTTP service with settings from the environment."""
+"""``python -m app.service``: the same entry point as ``python -m app serve``."""
 
-from app.service.server import run_server
+import sys
 
-run_server()
+from app.cli import main
+
+raise SystemExit(main(["serve", *sys.argv[1:]]))

@@ -12,7 +12,14 @@ import logging
 from typing import Protocol
 
 from app.service.store import JobStore
-from app.service.types import Job, JobRequest, JobStatus, Submission, job_logger
+from app.service.types import (
+    Job,
+    JobRequest,
+    JobStatus,
+    StoreUnavailable,
+    Submission,
+    job_logger,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +102,11 @@ class StoreJobQueue:
         while not self._closed:
             # Clear before looking, so a submit that lands during the look wakes us again.
             self._wakeup.clear()
-            job = await self._store.claim_next()
+            try:
+                job = await self._store.claim_next()
+            except StoreUnavailable as exc:  # e.g. its disk is full: look again later
+                logger.warning("cannot take a job from the store: %s", exc)
+                job = None
             if job is not None:
                 return job
             try:

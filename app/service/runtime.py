@@ -128,6 +128,7 @@ class Service:
                 job_timeout=settings.job_timeout,
                 callbacks=self.outbox is not None,
                 guard=self.policy,
+                store_retry_max=settings.queue_poll_interval,
             ),
             metrics=self.metrics,
             scorer=scorer,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings, get_settings
+from app.quiet import disable_library_progress_bars
 
 #: Seconds uvicorn waits for open requests before the lifespan shutdown (jobs then stop at
 #: their next safe point).
@@ -47,6 +48,9 @@ def run_server(settings: Settings | None = None) -> None:
     from app.api import create_app
 
     settings = settings or get_settings()
+    # Logs only: a bar drawn to a stderr pipe whose reader went away (``2>&1 | head``) blocked
+    # the main thread in tqdm's lock, and with it /healthz and the signal handlers.
+    disable_library_progress_bars()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

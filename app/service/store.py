@@ -31,6 +31,7 @@ from app.service.types import (
     JobStatus,
     OutboxEvent,
     QueueFull,
+    StoreUnavailable,
     Submission,
 )
 
@@ -224,7 +225,18 @@ class SqliteJobStore:
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
+                raise StoreUnavailable(
+                    f"the disk holding the job store ({self.path.resolve()}) is full; free "
+                    "space there",
+                    full=True,
+                ) from exc
+            raise StoreUnavailable(
+                f"the job store ({self.path.resolve()}) cannot be used now: {exc}", full=False
+            ) from exc
 
     @property
     def _conn(self) -> sqlite3.Connection:

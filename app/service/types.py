@@ -116,6 +116,15 @@ class QueueFull(DescriberError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(DescriberError):
+    """The job store cannot be read or written now (its disk is full, the file is locked);
+    the client should retry later."""
+
+    def __init__(self, message: str, *, full: bool) -> None:
+        super().__init__(message)
+        self.full = full
+
+
 class JobNotFound(DescriberError):
     """No job has this id."""
 

@@ -9,17 +9,18 @@ before the pipeline may go on, so a crash loses at most the description being ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from PIL import Image
 
 from app.callbacks import description_event, status_event
-from app.errors import DescriberError
+from app.errors import DescriberError, Stopped
 from app.metrics import Metrics
 from app.models import Captioner
 from app.pipeline.describe import DescribeOptions, SpeechSource, describe_media
@@ -29,7 +30,14 @@ from app.pipeline.speech import SpeechOptions
 from app.pipeline.types import Description, Progress, Stage
 from app.service.queue import JobQueue
 from app.service.store import JobStore
-from app.service.types import Job, JobProgress, JobStatus, job_logger
+from app.service.types import (
+    Job,
+    JobProgress,
+    JobStatus,
+    OutboxEvent,
+    StoreUnavailable,
+    job_logger,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +45,7 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 
 
-class JobInterrupted(Exception):
+class JobInterrupted(Stopped):
     """Raised inside the pipeline thread to stop a job at a safe point."""
 
 
@@ -61,6 +69,9 @@ class WorkerOptions:
     """Write an outbox callback for each description and final status (core is configured)."""
     guard: URLGuard | None = None
     """Checks every URL fetched (SSRF)."""
+    store_retry_max: float = 5.0
+    """Longest wait, seconds, between two tries of a job's final write (or of queueing it
+    again) while the store refuses writes (disk full); tries go on until the worker stops."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._runs: dict[str, _Run] = {}
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -167,6 +179,7 @@ class Worker:
     async def stop(self) -> None:
         """Stop taking jobs and let running ones reach a safe point; they are queued again."""
         self._stopping = True
+        self._stopped.set()
         self.queue.close()
         for run in self._runs.values():
             job_logger(logger, run.job.id).info("stopping at the next safe point")
@@ -201,7 +214,10 @@ class Worker:
             async with asyncio.timeout(self.options.job_timeout):
                 await self._describe(run)
             outcome = Outcome(JobStatus.PROCESSED)
-        except JobInterrupted:
+        except Stopped:  # at a safe point, or in the middle of a download
+            outcome = None
+        except StoreUnavailable as exc:  # a description could not be stored: run it again
+            log.warning("stopped: %s; queued again", exc)
             outcome = None
         except TimeoutError:
             outcome = Outcome(
@@ -228,19 +244,45 @@ class Worker:
             await asyncio.shield(self.finish(job, outcome))
 
     async def _release(self, run: _Run, log: logging.LoggerAdapter[logging.Logger]) -> None:
-        try:
-            await self.queue.release(run.job)
-        except Exception:
-            log.exception("could not queue the job again; it runs again after a restart")
+        if not await self._persist(lambda: self.queue.release(run.job), "queueing it again", log):
             return
         log.info(
             "interrupted at a safe point after %d new description(s); queued again", run.stored
         )
 
+    async def _persist(
+        self,
+        write: Callable[[], Awaitable[None]],
+        what: str,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> bool:
+        """Run a store write until it succeeds, waiting longer after each failure (a full
+        disk gets freed). Returns False when the worker stops first: the job is then still
+        ``running`` in the store, and the next start queues it again."""
+        delay = min(0.1, self.options.store_retry_max)
+        while True:
+            try:
+                await write()
+            except Exception as exc:
+                if self._stopping:
+                    log.error("%s failed (%s); it runs again after a restart", what, exc)
+                    return False
+                log.warning("%s failed (%s); trying again in %.1f s", what, exc, delay)
+                with contextlib.suppress(TimeoutError):  # the wait, cut short by a stop
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+                delay = min(delay * 2, self.options.store_retry_max)
+                continue
+            return True
+
     async def finish(self, job: Job, outcome: Outcome) -> None:
-        """Store a job's final status and its callback; never raises (logs instead)."""
+        """Store a job's final status and its callback, trying again while the store refuses
+        writes; never raises (logs instead)."""
         log = job_logger(logger, job.id)
-        try:
+        event: OutboxEvent | None = None
+        count = 0
+
+        async def write() -> None:
+            nonlocal event, count
             count = len(await self.store.descriptions(job.id))
             event = (
                 status_event(job, outcome.status, outcome.reason, count)
@@ -248,8 +290,8 @@ class Worker:
                 else None
             )
             await self.store.finish(job.id, outcome.status, outcome.reason, event)
-        except Exception:
-            log.exception("could not store the final status; the job runs again after a restart")
+
+        if not await self._persist(write, "storing the final status", log):
             return
         self.metrics.jobs_finished.labels(outcome.status.value).inc()
         if event is not None:
@@ -319,6 +361,7 @@ class Worker:
             guard=self.options.guard,
             scorer=self.scorer,
             on_progress=on_progress,
+            stop=run.stop,
         )
         try:
             for description in descriptions:
