@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import socket
 import threading
@@ -21,6 +22,7 @@ from PIL import Image
 
 from app.api import create_app
 from app.config import Settings
+from app.models import CaptionRequest
 from app.pipeline.novelty import NoveltyScorer
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
@@ -78,26 +80,36 @@ class GatedCaptioner(ScriptedCaptioner):
         self.entered = threading.Event()
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
         self.entered.set()
         if not self.gate.wait(timeout=60):
             raise RuntimeError("the test never opened the gate")
-        return super().caption(images, max_new_tokens=max_new_tokens)
+        return super().caption(images, requests)
 
 
-class SlowCaptioner(ScriptedCaptioner):
-    """A model that takes ``delay`` seconds per call (to run past a job's time limit)."""
+class OverrunCaptioner(ScriptedCaptioner, logging.Handler):
+    """A model that runs past a job's time limit: each job's captioning waits until the
+    worker logs that it stops the job (attach it to the worker's logger)."""
 
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
+    def __init__(self) -> None:
+        ScriptedCaptioner.__init__(self)
+        logging.Handler.__init__(self)
+        self.stopping = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "started (run" in message:
+            self.stopping.clear()
+        elif "stopping at the next safe point" in message:
+            self.stopping.set()
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
-        time.sleep(self.delay)
-        return super().caption(images, max_new_tokens=max_new_tokens)
+        if not self.stopping.wait(timeout=60):
+            raise RuntimeError("the job was never stopped")
+        return super().caption(images, requests)
 
 
 class LiveService:
@@ -422,13 +434,21 @@ def test_job_timeout_ends_the_job_not_processed(
     live_service: Callable[..., LiveService], media: tuple[str, Path]
 ) -> None:
     base, _ = media
-    service = live_service(SlowCaptioner(delay=1.0), job_timeout=0.3)
-    job = service.wait_done(service.submit(f"{base}/short.mp4"))
-    assert job["status"] == "not_processed"
-    assert "longer than 0.3 s" in job["reason"]
-    assert service.wait_done(service.submit(f"{base}/short.mp4?again"))["status"] == (
-        "not_processed"
-    )
+    captioner = OverrunCaptioner()
+    worker_log = logging.getLogger("app.service.worker")
+    level = worker_log.level
+    worker_log.setLevel(logging.INFO)
+    worker_log.addHandler(captioner)
+    try:
+        service = live_service(captioner, job_timeout=0.3)
+        job = service.wait_done(service.submit(f"{base}/short.mp4"))
+        assert job["status"] == "not_processed"
+        assert "longer than 0.3 s" in job["reason"]
+        again = service.wait_done(service.submit(f"{base}/short.mp4?again"))
+        assert again["status"] == "not_processed"
+    finally:
+        worker_log.removeHandler(captioner)
+        worker_log.setLevel(level)
 
 
 def test_core_failing_then_down_gets_everything_once_it_recovers(

@@ -26,9 +26,9 @@ from app.config import Settings
 from app.errors import InputError
 from app.pipeline.types import Description
 from app.security import URLPolicy, address_problem
+from app.service.jobs import EventState, JobProgress, JobRequest, JobStatus, QueueFull
 from app.service.queue import StoreJobQueue
 from app.service.store import SqliteJobStore
-from app.service.types import EventState, JobProgress, JobRequest, JobStatus, QueueFull
 
 # --- settings --------------------------------------------------------------------------------
 

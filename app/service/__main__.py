@@ -1,5 +1,5 @@
 """``python -m app.service``: run the HTTP service with settings from the environment."""
 
-from app.service.server import run_server
+from app.service.serve import run_server
 
 run_server()
