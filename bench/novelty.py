@@ -24,8 +24,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from novelty_pairs import PAIRS, STREAMS, Pair  # noqa: E402
 
-from app.pipeline.novelty import SCORERS, NoveltyFilter, NoveltyScorer, scorer_spec  # noqa: E402
 from app.pipeline.cleanup import clean_caption  # noqa: E402
+from app.pipeline.novelty import SCORERS, NoveltyFilter, NoveltyScorer, scorer_spec  # noqa: E402
 
 SWEEP = tuple(
     sorted(

@@ -153,12 +153,37 @@ def test_first_description_arrives_before_scanning_ends(six_scene_video: MadeVid
     assert seen[-1].scenes_found == 6 and seen[-1].scenes_captioned == 6
 
 
+def scan_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("scan-")]
+
+
 def test_closing_the_generator_early_stops_the_decoder(six_scene_video: MadeVideo) -> None:
-    results = describe(
-        six_scene_video.path, ScriptedCaptioner(TEXTS), options=DescribeOptions(queue_size=1)
-    )
+    captioner = ScriptedCaptioner(TEXTS)
+    results = describe(six_scene_video.path, captioner, options=DescribeOptions(queue_size=1))
     next(results)
-    results.close()  # joins the decoding thread; a hang here fails on the test timeout
+    assert scan_threads()  # the decoder is running, held by the full queue
+    results.close()
+    assert scan_threads() == []
+    assert captioner.captioned < 6
+
+
+def test_a_stop_signal_ends_the_video_at_the_next_safe_point(six_scene_video: MadeVideo) -> None:
+    stop = threading.Event()
+    seen: list[Progress] = []
+    captioner = ScriptedCaptioner(TEXTS)
+    results = describe(
+        six_scene_video.path,
+        captioner,
+        options=DescribeOptions(queue_size=1, batch_size=1),
+        on_progress=seen.append,
+        stop=stop,
+    )
+    first = next(results)
+    stop.set()
+    assert list(results) == []  # nothing after the description being handed over
+    assert first.scene_index == 0 and captioner.captioned == 1
+    assert scan_threads() == []
+    assert Stage.DONE not in {p.stage for p in seen}
 
 
 def test_captioner_failure_propagates(six_scene_video: MadeVideo) -> None:

@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from app.pipeline.novelty import NoveltyScorer
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
 from tests.fixtures.models import ScriptedCaptioner
+from tests.fixtures.servers import QuietHandler, serving, wait_until
 
 SECRET = "s3cret-shared-with-core"
 FINAL = ("processed", "not_processed")
@@ -57,18 +57,6 @@ def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
 def plain(text: str) -> str:
     """A caption without its narration style: "A red scene." → "a red scene"."""
     return text.lower().rstrip(".")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class GatedCaptioner(ScriptedCaptioner):
@@ -390,30 +378,20 @@ def redirector() -> Iterator[Callable[[str], str]]:
     """Factory: ``redirector(target)`` → a loopback URL that answers 302 to ``target``."""
     targets: list[str] = []
 
-    class Redirect(BaseHTTPRequestHandler):
+    class Redirect(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(302)
             self.send_header("Location", targets[int(self.path.strip("/"))])
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:
-            """Keep request lines out of the test output."""
+    with serving(Redirect) as base:
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+        def redirect(target: str) -> str:
+            targets.append(target)
+            return f"{base}/{len(targets) - 1}"
 
-    def redirect(target: str) -> str:
-        targets.append(target)
-        return f"http://127.0.0.1:{server.server_address[1]}/{len(targets) - 1}"
-
-    try:
         yield redirect
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_every_redirect_is_checked_against_the_url_policy(
