@@ -110,7 +110,17 @@ class _Segments:
 
 
 class StreamingDetector(ABC):
-    """``detect`` for detectors that implement ``stream``."""
+    """``detect`` for detectors that implement ``stream``.
+
+    Args:
+        options: Threshold and durations; defaults to ``SpeechOptions()``.
+        split_after: Seconds of quiet after which the speech before is reported
+            (``math.inf``: only at the end).
+    """
+
+    def __init__(self, options: SpeechOptions | None = None, *, split_after: float = 1.0) -> None:
+        self.options = options or SpeechOptions()
+        self.split_after = split_after
 
     @abstractmethod
     def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:

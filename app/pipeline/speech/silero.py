@@ -74,21 +74,9 @@ class SileroSpeechDetector(StreamingDetector):
     NEGATIVE_MARGIN = 0.15
     """silero-vad ends speech on windows below ``threshold - NEGATIVE_MARGIN``."""
 
-    def __init__(
-        self,
-        options: SpeechOptions | None = None,
-        *,
-        split_after: float = 1.0,
-    ) -> None:
-        """Load the model.
-
-        Args:
-            options: Threshold and durations; defaults to ``SpeechOptions()``.
-            split_after: Seconds of quiet after which the speech before is reported
-                (``math.inf``: only at the end).
-        """
-        self.options = options or SpeechOptions()
-        self.split_after = split_after
+    def __init__(self, options: SpeechOptions | None = None, *, split_after: float = 1.0) -> None:
+        """Load the model; arguments as for ``StreamingDetector``."""
+        super().__init__(options, split_after=split_after)
         self._model = load_silero_model()
 
     def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:

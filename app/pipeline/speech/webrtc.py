@@ -46,9 +46,8 @@ class WebRtcSpeechDetector(StreamingDetector):
             raise ValueError(f"aggressiveness must be 0, 1, 2 or 3, got {aggressiveness}")
         import webrtcvad
 
-        self.options = options or SpeechOptions()
+        super().__init__(options, split_after=split_after)
         self.aggressiveness = aggressiveness
-        self.split_after = split_after
         self._vad = webrtcvad.Vad(aggressiveness)
 
     def stream(self, audio: AudioInput, sample_rate: int) -> Iterator[SpeechUpdate]:
