@@ -23,7 +23,7 @@ from app.errors import DescriberError
 from app.models import Captioner
 from app.pipeline.novelty import NoveltyScorer
 from app.pipeline.writers import OutputFormat, render
-from app.service.runtime import Service
+from app.service.jobs import JobNotFound, QueueFull, RefusedURL, StoreUnavailable
 from app.service.schemas import (
     ErrorOut,
     Health,
@@ -32,7 +32,7 @@ from app.service.schemas import (
     ProcessRequest,
     Readiness,
 )
-from app.service.types import JobNotFound, QueueFull, RefusedURL, StoreUnavailable
+from app.service.service import Service
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from tenacity import (
 )
 
 from app.pipeline.types import Description
-from app.service.types import EventState, EventType, Job, JobStatus, OutboxEvent, job_logger
+from app.service.jobs import EventState, EventType, Job, JobStatus, OutboxEvent, job_logger
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from app.config import Settings
 from app.errors import DescriberError
-from app.models import KNOWN_MODELS, Captioner, CaptionOptions, load_captioner
+from app.models import KNOWN_MODELS, Captioner, CaptionOptions, CaptionRequest, load_captioner
 from app.pipeline.describe import SpeechSource, describe_media
 from app.pipeline.novelty import SCORERS
 from app.pipeline.scenes import DETECTORS
@@ -237,11 +237,11 @@ class _LazyCaptioner:
         self._captioner: Captioner | None = None
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
         if self._captioner is None:
             self._captioner = load_captioner(self._name, self._options)
-        return self._captioner.caption(images, max_new_tokens=max_new_tokens)
+        return self._captioner.caption(images, requests)
 
 
 class _ProgressBar:
@@ -259,7 +259,7 @@ class _ProgressBar:
         self._last: Progress | None = None
 
     def __call__(self, progress: Progress) -> None:
-        if not self._enabled or progress.stage == Stage.DOWNLOADING:
+        if not self._enabled or progress.stage in (None, Stage.DOWNLOADING):
             return
         self._last = progress
         if not self._terminal:
@@ -278,7 +278,7 @@ class _ProgressBar:
             total = round(progress.duration, 1) if progress.duration else None
             self._bar = tqdm(total=total, unit="s", desc="scanning", file=sys.stderr, leave=False)
         self._bar.n = round(progress.scanned_seconds, 1)
-        self._bar.set_description(progress.stage.value, refresh=False)
+        self._bar.set_description(str(progress.stage), refresh=False)
         self._bar.set_postfix(
             scenes=progress.scenes_found, captioned=progress.scenes_captioned, refresh=False
         )
@@ -341,11 +341,7 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
             args.video,
             captioner,
             subtitles=args.subtitles,
-            options=settings.describe_options(),
-            speech_source=settings.speech_source,
-            speech_detector=settings.speech_detector,
-            speech_options=settings.speech_options(),
-            fetch_options=settings.fetch_options(),
+            options=settings.media_options(),
             on_progress=bar,
         ):
             writer.write(description)
@@ -363,7 +359,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         given = [f for f in fields if getattr(args, f) is not None]
         commands[args.command].error(_settings_problems(exc, given))
     if args.command == "serve":
-        from app.service.server import run_server
+        from app.service.serve import run_server
 
         run_server(settings)
         return 0

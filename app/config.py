@@ -10,22 +10,34 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.models import DEFAULT_MODEL, CaptionOptions
-from app.pipeline.describe import DescribeOptions, SpeechSource
+from app.models.captioners import CAPTIONERS
+from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource
 from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
 from app.pipeline.scenes import DETECTORS, SceneOptions
-from app.pipeline.sources import FetchOptions
+from app.pipeline.sources import FetchOptions, URLGuard
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions
+from app.registry import Registry
+from app.service.backends import BACKENDS
 
 logger = logging.getLogger(__name__)
 
 #: Shortest bearer token or callback secret accepted in production.
 MIN_SECRET_LENGTH = 16
+
+#: The registry that checks each setting naming a plug-in.
+_REGISTRIES: dict[str, Registry[Any]] = {
+    "backend": BACKENDS,
+    "captioner": CAPTIONERS,
+    "detector": DETECTORS,
+    "novelty_scorer": SCORERS,
+    "speech_detector": SPEECH_DETECTORS,
+}
 
 
 class Settings(BaseSettings):
@@ -57,10 +69,13 @@ class Settings(BaseSettings):
     """Bearer token every endpoint but ``/healthz`` and ``/readyz`` requires; None: no auth."""
 
     # --- Store and queue -------------------------------------------------------------------
+    backend: str = "local"
+    """Job backend (store and queue): ``local`` is one SQLite file and workers in this
+    process."""
     db_path: Path = Path("data/describer.sqlite3")
     """SQLite file holding jobs, descriptions and the callback outbox (created if missing)."""
     workers: int = Field(default=1, ge=1, le=64)
-    """Jobs processed at once; they share one model (captioning is serialised)."""
+    """Jobs processed at once; they share one model (a local model serialises captioning)."""
     queue_max: int = Field(default=100, ge=1)
     """Most jobs waiting in the queue; ``POST /process`` answers 503 past it."""
     retry_after: int = Field(default=30, ge=1)
@@ -102,8 +117,10 @@ class Settings(BaseSettings):
     """Jobs whose callbacks are delivered at once (each job's own callbacks go one by one)."""
 
     # --- Model -----------------------------------------------------------------------------
+    captioner: str = "auto"
+    """Captioner kind (blip, blip-2); ``auto`` picks it from the model's config.json."""
     model: str = DEFAULT_MODEL
-    """Hub id or local directory of the BLIP / BLIP-2 captioning model."""
+    """Hub id or local directory of the captioning model."""
     model_revision: str | None = None
     """Hub revision (branch, tag or commit) of the model."""
     cache_dir: str | None = None
@@ -173,29 +190,12 @@ class Settings(BaseSettings):
     speech_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Speech score (0..1) from which audio counts as speech."""
 
-    @field_validator("detector")
+    @field_validator("backend", "captioner", "detector", "novelty_scorer", "speech_detector")
     @classmethod
-    def _known_detector(cls, value: str) -> str:
-        if value not in DETECTORS:
-            raise ValueError(f"unknown detector {value!r}; choose one of {', '.join(DETECTORS)}")
-        return value
-
-    @field_validator("novelty_scorer")
-    @classmethod
-    def _known_scorer(cls, value: str) -> str:
-        if value not in SCORERS:
-            raise ValueError(
-                f"unknown novelty scorer {value!r}; choose one of {', '.join(SCORERS)}"
-            )
-        return value
-
-    @field_validator("speech_detector")
-    @classmethod
-    def _known_speech_detector(cls, value: str) -> str:
-        if value not in SPEECH_DETECTORS:
-            valid = ", ".join(SPEECH_DETECTORS)
-            raise ValueError(f"unknown speech detector {value!r}; choose one of {valid}")
-        return value
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "captioner" and value == "auto":
+            return value
+        return _REGISTRIES[str(info.field_name)].check(value)
 
     @field_validator("device")
     @classmethod
@@ -242,7 +242,7 @@ class Settings(BaseSettings):
             raise ValueError("callback_backoff_max must not be below callback_backoff_initial")
         # The pipeline's dataclasses check their own ranges: fail at startup, not in a job.
         self.caption_options()
-        self.describe_options()
+        self.media_options()
         return self
 
     # --- The pipeline's option objects -------------------------------------------------------
@@ -250,6 +250,7 @@ class Settings(BaseSettings):
     def caption_options(self) -> CaptionOptions:
         """Options for ``load_captioner``."""
         return CaptionOptions(
+            kind=self.captioner,
             num_beams=self.beams,
             max_new_tokens=self.max_new_tokens,
             repetition_penalty=self.repetition_penalty,
@@ -263,8 +264,24 @@ class Settings(BaseSettings):
             cache_dir=self.cache_dir,
         )
 
+    def media_options(self, guard: URLGuard | None = None) -> MediaOptions:
+        """Options for ``describe_media``, fetching through ``guard``."""
+        return MediaOptions(
+            describe=self.describe_options(),
+            speech_source=self.speech_source,
+            speech_detector=self.speech_detector,
+            speech=SpeechOptions(threshold=self.speech_threshold),
+            fetch=FetchOptions(
+                max_bytes=self.max_download_bytes,
+                max_subtitles_bytes=self.max_subtitles_bytes,
+                timeout=self.download_timeout,
+                connect_timeout=self.connect_timeout,
+            ),
+            guard=guard,
+        )
+
     def describe_options(self) -> DescribeOptions:
-        """Options for ``describe_media``."""
+        """Options for ``describe``."""
         return DescribeOptions(
             frame_offset=self.frame_offset,
             min_gap=self.min_gap,
@@ -283,22 +300,8 @@ class Settings(BaseSettings):
             max_duration=self.max_video_duration,
             words_per_second=self.words_per_second,
             min_words=self.min_words,
-            max_new_tokens=self.max_new_tokens,
             similar_frame_threshold=self.similar_frame_threshold,
             caption_image_side=self.caption_image_side,
-        )
-
-    def speech_options(self) -> SpeechOptions:
-        """Voice activity detection options for ``describe_media``."""
-        return SpeechOptions(threshold=self.speech_threshold)
-
-    def fetch_options(self) -> FetchOptions:
-        """Download limits for ``describe_media``."""
-        return FetchOptions(
-            max_bytes=self.max_download_bytes,
-            max_subtitles_bytes=self.max_subtitles_bytes,
-            timeout=self.download_timeout,
-            connect_timeout=self.connect_timeout,
         )
 
 

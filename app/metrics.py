@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from app.pipeline.types import Progress
-from app.service.types import EventState, JobStatus
+from app.service.jobs import EventState, JobStatus
 
 #: Stage durations span seconds (download of a clip) to hours (a film).
 _STAGE_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400)

@@ -54,7 +54,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.models import CaptionOptions, load_captioner
-from app.models.blip import BlipCaptioner
+from app.models.captioners.blip import BlipCaptioner
 from app.pipeline.describe import DescribeOptions
 from bench.common import (
     DEFAULT_WORKDIR,

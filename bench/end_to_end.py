@@ -149,7 +149,7 @@ class ChildResult:
 def child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> ChildResult:
     """One run in this (fresh) process; prints nothing but the result."""
     from app.models import CaptionOptions, load_captioner
-    from app.pipeline.describe import SpeechSource, describe, describe_media
+    from app.pipeline.describe import MediaOptions, SpeechSource, describe, describe_media
     from app.pipeline.speech import detect_speech
     from app.pipeline.types import Interval, Progress, Stage
     from app.pipeline.video import VideoReader
@@ -178,7 +178,10 @@ def child(video: Path, model: Path, speech: str, seed: int, workdir: Path) -> Ch
     speech_alone = None
     if speech == "audio":
         found = describe_media(
-            str(video), captioner, speech_source=SpeechSource.AUDIO, on_progress=on_progress
+            str(video),
+            captioner,
+            options=MediaOptions(speech_source=SpeechSource.AUDIO),
+            on_progress=on_progress,
         )
     elif speech == SEQUENTIAL:
         heard = detect_speech(video)

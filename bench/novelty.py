@@ -6,7 +6,7 @@ Run from the repository root::
 
 Prints, for each scorer in :data:`app.pipeline.novelty.SCORERS`: precision, recall and F1 of
 "repeat" on the pairs of ``bench/novelty_pairs.py`` at the scorer's default threshold, on the
-captions as the model wrote them and after :func:`app.pipeline.style.clean_caption`; the
+captions as the model wrote them and after :func:`app.pipeline.cleanup.clean_caption`; the
 errors at the default; every pair's score; a threshold sweep; and the same figures on the
 caption streams for history lengths 1 to 5. Deterministic: the same numbers on every run.
 """
@@ -24,8 +24,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from novelty_pairs import PAIRS, STREAMS, Pair  # noqa: E402
 
+from app.pipeline.cleanup import clean_caption  # noqa: E402
 from app.pipeline.novelty import SCORERS, NoveltyFilter, NoveltyScorer, scorer_spec  # noqa: E402
-from app.pipeline.style import clean_caption  # noqa: E402
 
 SWEEP = tuple(
     sorted(

@@ -52,6 +52,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from PIL import Image
 
+from app.models import CaptionRequest
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.video import DecodedFrame, VideoReader
@@ -85,7 +86,7 @@ class NullCaptioner:
         self.captioned = 0
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
         texts = [f"scene{self.captioned + i}" for i in range(len(images))]
         self.captioned += len(images)

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
+# servers first: core builds on it.
 pytest_plugins = [
+    "tests.fixtures.servers",
     "tests.fixtures.audio",
     "tests.fixtures.core",
     "tests.fixtures.media",
-    "tests.fixtures.servers",
     "tests.fixtures.models",
 ]
 

@@ -242,7 +242,7 @@ def test_quiet_silences_the_libraries_bars_too(film: MadeVideo, library_bars: No
 def test_the_service_draws_no_progress_bars(library_bars: None) -> None:
     from transformers.utils import logging as transformers_logging
 
-    from app.service.server import run_server
+    from app.service.serve import run_server
 
     with mock.patch("uvicorn.run") as uvicorn_run:
         run_server(Settings(_env_file=None))  # type: ignore[call-arg]

@@ -17,9 +17,17 @@ from app.errors import (
     VideoOpenFailure,
     VideoTooLong,
 )
-from app.pipeline.describe import DescribeOptions, SpeechSource, describe, describe_media
+from app.models import CaptionRequest
+from app.pipeline.describe import (
+    DescribeOptions,
+    MediaOptions,
+    SpeechSource,
+    describe,
+    describe_media,
+)
 from app.pipeline.speech import SPEECH_DETECTORS, AudioInput, SpeechOptions, SpeechUpdate
 from app.pipeline.types import Description, Interval, Progress, Stage
+from app.registry import Member
 from tests.fixtures.audio import SpeechMedia
 from tests.fixtures.media import MadeVideo, VideoFactory
 from tests.fixtures.models import ScriptedCaptioner
@@ -108,8 +116,8 @@ def test_caption_is_trimmed_to_its_word_budget(coded_video: VideoFactory) -> Non
     for d in results:
         assert len(d.text.split()) <= 5
         assert not d.fits
-    # The model was asked for no more than the budget allows.
-    assert all(limit is not None and limit <= 8 for limit in captioner.limits)
+    # The model was told each image's budget.
+    assert captioner.requests == [[CaptionRequest(max_words=5)], [CaptionRequest(max_words=5)]]
 
 
 def test_near_identical_frame_skips_the_model(coded_video: VideoFactory, tmp_path: Path) -> None:
@@ -127,7 +135,7 @@ def test_near_identical_frame_skips_the_model(coded_video: VideoFactory, tmp_pat
     assert (final.scenes_captioned, final.captions_dropped) == (1, 0)
     # With the check off, the second red scene reaches the model.
     captioner = ScriptedCaptioner(TEXTS)
-    options = DescribeOptions(similar_frame_threshold=None)
+    options = MediaOptions(describe=DescribeOptions(similar_frame_threshold=None))
     results = list(
         describe_media(str(made.path), captioner, subtitles=str(subtitles), options=options)
     )
@@ -151,17 +159,42 @@ def test_first_description_arrives_before_scanning_ends(six_scene_video: MadeVid
     assert seen[-1].scenes_found == 6 and seen[-1].scenes_captioned == 6
 
 
+def scan_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("scan-")]
+
+
 def test_closing_the_generator_early_stops_the_decoder(six_scene_video: MadeVideo) -> None:
-    results = describe(
-        six_scene_video.path, ScriptedCaptioner(TEXTS), options=DescribeOptions(queue_size=1)
-    )
+    captioner = ScriptedCaptioner(TEXTS)
+    results = describe(six_scene_video.path, captioner, options=DescribeOptions(queue_size=1))
     next(results)
-    results.close()  # joins the decoding thread; a hang here fails on the test timeout
+    assert scan_threads()  # the decoder is running, held by the full queue
+    results.close()
+    assert scan_threads() == []
+    assert captioner.captioned < 6
+
+
+def test_a_stop_signal_ends_the_video_at_the_next_safe_point(six_scene_video: MadeVideo) -> None:
+    stop = threading.Event()
+    seen: list[Progress] = []
+    captioner = ScriptedCaptioner(TEXTS)
+    results = describe(
+        six_scene_video.path,
+        captioner,
+        options=DescribeOptions(queue_size=1, batch_size=1),
+        on_progress=seen.append,
+        stop=stop,
+    )
+    first = next(results)
+    stop.set()
+    assert list(results) == []  # nothing after the description being handed over
+    assert first.scene_index == 0 and captioner.captioned == 1
+    assert scan_threads() == []
+    assert Stage.DONE not in {p.stage for p in seen}
 
 
 def test_captioner_failure_propagates(six_scene_video: MadeVideo) -> None:
     class Broken(ScriptedCaptioner):
-        def caption(self, images, *, max_new_tokens=None):  # type: ignore[no-untyped-def]
+        def caption(self, images, requests=None):  # type: ignore[no-untyped-def]
             raise RuntimeError("CUDA out of memory")
 
     with pytest.raises(RuntimeError, match="out of memory"):
@@ -214,7 +247,9 @@ def test_subtitles_source_without_subtitles_warns(
 ) -> None:
     list(
         describe_media(
-            str(six_scene_video.path), ScriptedCaptioner(), speech_source=SpeechSource.SUBTITLES
+            str(six_scene_video.path),
+            ScriptedCaptioner(),
+            options=MediaOptions(speech_source=SpeechSource.SUBTITLES),
         )
     )
     assert any(
@@ -256,7 +291,9 @@ def test_pauses_from_the_audio_track_when_there_are_no_subtitles(speech_video: S
 def test_audio_is_ignored_when_source_is_subtitles(speech_video: SpeechMedia) -> None:
     results = list(
         describe_media(
-            str(speech_video.path), ScriptedCaptioner(TEXTS), speech_source=SpeechSource.SUBTITLES
+            str(speech_video.path),
+            ScriptedCaptioner(TEXTS),
+            options=MediaOptions(speech_source=SpeechSource.SUBTITLES),
         )
     )
     [only] = results
@@ -313,8 +350,9 @@ class FailingDetector(GatedDetector):
 @pytest.fixture
 def scripted_detectors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Register ``gated`` and ``failing``; the gate is closed, and opened at the end."""
-    monkeypatch.setitem(SPEECH_DETECTORS, "gated", GatedDetector)
-    monkeypatch.setitem(SPEECH_DETECTORS, "failing", FailingDetector)
+    # Registered as any detector is: a module attribute and a registry line.
+    monkeypatch.setitem(SPEECH_DETECTORS.members, "gated", Member(f"{__name__}:GatedDetector"))
+    monkeypatch.setitem(SPEECH_DETECTORS.members, "failing", Member(f"{__name__}:FailingDetector"))
     GatedDetector.gate.clear()
     GatedDetector.waited_out = False
     yield
@@ -326,8 +364,9 @@ def test_scenes_are_decided_while_the_audio_is_still_analysed(six_scenes_with_au
     results = describe_media(
         str(six_scenes_with_audio),
         ScriptedCaptioner(TEXTS),
-        speech_detector="gated",
-        options=DescribeOptions(queue_size=1, batch_size=1),
+        options=MediaOptions(
+            speech_detector="gated", describe=DescribeOptions(queue_size=1, batch_size=1)
+        ),
     )
     # Scenes 0 and 1 end before 8 s: described while the detector holds the rest.
     assert [next(results).scene_index, next(results).scene_index] == [0, 1]
@@ -341,7 +380,9 @@ def test_scenes_are_decided_while_the_audio_is_still_analysed(six_scenes_with_au
 @pytest.mark.usefixtures("scripted_detectors")
 def test_a_speech_detector_failure_fails_the_video(six_scenes_with_audio: Path) -> None:
     results = describe_media(
-        str(six_scenes_with_audio), ScriptedCaptioner(TEXTS), speech_detector="failing"
+        str(six_scenes_with_audio),
+        ScriptedCaptioner(TEXTS),
+        options=MediaOptions(speech_detector="failing"),
     )
     with pytest.raises(ModelLoadError, match="broke at 8 s"):
         list(results)
@@ -350,7 +391,9 @@ def test_a_speech_detector_failure_fails_the_video(six_scenes_with_audio: Path) 
 @pytest.mark.usefixtures("scripted_detectors")
 def test_speech_detection_stops_with_the_pipeline(six_scenes_with_audio: Path) -> None:
     results = describe_media(
-        str(six_scenes_with_audio), ScriptedCaptioner(TEXTS), speech_detector="gated"
+        str(six_scenes_with_audio),
+        ScriptedCaptioner(TEXTS),
+        options=MediaOptions(speech_detector="gated"),
     )
     assert next(results).scene_index == 0
     listeners = [t for t in threading.enumerate() if t.name.startswith("listen-")]

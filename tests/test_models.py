@@ -16,8 +16,16 @@ from PIL import Image
 from transformers import BertConfig
 
 from app.errors import ModelLoadError
-from app.models import BLIP2, DEFAULT_MODEL, Captioner, CaptionOptions, load_captioner
-from app.models.blip import (
+from app.models import (
+    BLIP2,
+    DEFAULT_MODEL,
+    Captioner,
+    CaptionOptions,
+    CaptionRequest,
+    load_captioner,
+)
+from app.models.captioners import CAPTIONERS, CaptionerKind
+from app.models.captioners.blip import (
     ARCHITECTURES,
     CPU_BATCH_SIZE,
     MAX_AUTO_BATCH_SIZE,
@@ -25,6 +33,8 @@ from app.models.blip import (
     BlipCaptioner,
     pick_batch_size,
 )
+from app.models.hub import ModelSource
+from app.registry import Member
 from tests.fixtures.models import (
     COLOURS,
     WORDS,
@@ -114,14 +124,17 @@ def test_colour_model_names_the_colour(colour_blip_dir: Path) -> None:
     assert captions == [colour_caption(name) for name in colours] + [colour_caption("red")]
 
 
-def test_max_new_tokens_per_call_bounds_the_caption(colour_blip_dir: Path) -> None:
+def test_word_budget_of_a_request_bounds_the_caption(colour_blip_dir: Path) -> None:
     captioner = load(colour_blip_dir)
     image = solid_image("blue")
 
-    assert captioner.caption([image], max_new_tokens=2) == ["a blue"]
+    # One word of budget allows two tokens (TOKENS_PER_WORD).
+    assert captioner.caption([image], [CaptionRequest(max_words=1)]) == ["a blue"]
     assert captioner.caption([image]) == ["a blue scene"]
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        captioner.caption([image], max_new_tokens=0)
+    with pytest.raises(ValueError, match="max_words"):
+        captioner.caption([image], [CaptionRequest(max_words=0)])
+    with pytest.raises(ValueError, match="2 requests for 1 images"):
+        captioner.caption([image], [CaptionRequest(), CaptionRequest()])
 
 
 def test_offload_with_accelerate_device_map(colour_blip_dir: Path) -> None:
@@ -256,10 +269,33 @@ def test_scripted_captioner_follows_a_script_and_records_calls() -> None:
         "a red scene",
         "a blue scene",
     ]
-    assert by_colour.caption([solid_image("green")], max_new_tokens=2) == ["a green"]
+    wanted = [CaptionRequest(max_words=2)]
+    assert by_colour.caption([solid_image("green")], wanted) == ["a green scene"]
     assert by_colour.batch_sizes == [2, 1]
-    assert by_colour.limits == [None, 2]
+    assert by_colour.requests == [None, wanted]
     assert scripted.caption([solid_image("red")] * 2) == ["one two three", "four"]
+
+
+def _load_scripted(source: ModelSource, options: CaptionOptions) -> ScriptedCaptioner:
+    return ScriptedCaptioner()
+
+
+#: A captioner kind defined in a test: registering it is the only change it needs.
+SCRIPTED_KIND = CaptionerKind(model_types=("bert",), load=_load_scripted)
+
+
+def test_a_captioner_kind_registered_in_a_test_plugs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(CAPTIONERS.members, "scripted", Member(f"{__name__}:SCRIPTED_KIND"))
+    BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1).save_pretrained(tmp_path)
+
+    # Picked by the model type of config.json, and by name.
+    assert isinstance(load_captioner(str(tmp_path), LOCAL), ScriptedCaptioner)
+    by_name = CaptionOptions(kind="scripted", local_files_only=True)
+    assert isinstance(load_captioner("any/model", by_name), ScriptedCaptioner)
+    with pytest.raises(ValueError, match="unknown captioner 'nope'"):
+        CaptionOptions(kind="nope")
 
 
 def test_pixels_go_to_the_model_in_the_type_of_its_weights(tiny_blip2_dir: Path) -> None:
@@ -267,4 +303,4 @@ def test_pixels_go_to_the_model_in_the_type_of_its_weights(tiny_blip2_dir: Path)
     captioner = load_captioner(str(tiny_blip2_dir), CaptionOptions(device="cpu", dtype="float16"))
     assert isinstance(captioner, BlipCaptioner)
     assert captioner.dtype == torch.float16
-    assert len(captioner.caption([solid_image("red")], max_new_tokens=3)) == 1
+    assert len(captioner.caption([solid_image("red")])) == 1

@@ -12,12 +12,8 @@ import pytest
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
 from app.errors import WordNetMissing
-from app.pipeline.novelty import (
-    DEFAULT_METEOR_THRESHOLD,
-    MeteorScorer,
-    NoveltyFilter,
-    NoveltyScorer,
-)
+from app.pipeline.novelty import NoveltyFilter, NoveltyScorer
+from app.pipeline.novelty.meteor import DEFAULT_METEOR_THRESHOLD, MeteorScorer
 from app.pipeline.wordnet import DEBIAN_WORDNET_DIR, install_wordnet, load_wordnet, main
 
 needs_debian_wordnet = pytest.mark.skipif(

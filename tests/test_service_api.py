@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,13 +22,14 @@ from PIL import Image
 
 from app.api import create_app
 from app.config import Settings
+from app.models import CaptionRequest
 from app.pipeline.novelty import NoveltyScorer
+from app.service.jobs import JobRequest, JobStatus, OutboxEvent, Submission
 from app.service.store import SqliteJobStore
-from app.service.types import JobRequest, JobStatus, OutboxEvent, Submission
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
 from tests.fixtures.models import ScriptedCaptioner
-from tests.fixtures.servers import TrickleServer
+from tests.fixtures.servers import QuietHandler, TrickleServer, serving, wait_until
 
 SECRET = "s3cret-shared-with-core"
 FINAL = ("processed", "not_processed")
@@ -61,18 +62,6 @@ def plain(text: str) -> str:
     return text.lower().rstrip(".")
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 class GatedCaptioner(ScriptedCaptioner):
     """Names colours like ScriptedCaptioner, but each call waits until the gate opens."""
 
@@ -82,26 +71,36 @@ class GatedCaptioner(ScriptedCaptioner):
         self.entered = threading.Event()
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
         self.entered.set()
         if not self.gate.wait(timeout=60):
             raise RuntimeError("the test never opened the gate")
-        return super().caption(images, max_new_tokens=max_new_tokens)
+        return super().caption(images, requests)
 
 
-class SlowCaptioner(ScriptedCaptioner):
-    """A model that takes ``delay`` seconds per call (to run past a job's time limit)."""
+class OverrunCaptioner(ScriptedCaptioner, logging.Handler):
+    """A model that runs past a job's time limit: each job's captioning waits until the
+    worker logs that it stops the job (attach it to the worker's logger)."""
 
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
+    def __init__(self) -> None:
+        ScriptedCaptioner.__init__(self)
+        logging.Handler.__init__(self)
+        self.stopping = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "started (run" in message:
+            self.stopping.clear()
+        elif "stopping at the next safe point" in message:
+            self.stopping.set()
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
-        time.sleep(self.delay)
-        return super().caption(images, max_new_tokens=max_new_tokens)
+        if not self.stopping.wait(timeout=60):
+            raise RuntimeError("the job was never stopped")
+        return super().caption(images, requests)
 
 
 class LiveService:
@@ -390,30 +389,20 @@ def redirector() -> Iterator[Callable[[str], str]]:
     """Factory: ``redirector(target)`` → a loopback URL that answers 302 to ``target``."""
     targets: list[str] = []
 
-    class Redirect(BaseHTTPRequestHandler):
+    class Redirect(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(302)
             self.send_header("Location", targets[int(self.path.strip("/"))])
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:
-            """Keep request lines out of the test output."""
+    with serving(Redirect) as base:
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+        def redirect(target: str) -> str:
+            targets.append(target)
+            return f"{base}/{len(targets) - 1}"
 
-    def redirect(target: str) -> str:
-        targets.append(target)
-        return f"http://127.0.0.1:{server.server_address[1]}/{len(targets) - 1}"
-
-    try:
         yield redirect
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_every_redirect_is_checked_against_the_url_policy(
@@ -434,13 +423,21 @@ def test_job_timeout_ends_the_job_not_processed(
     live_service: Callable[..., LiveService], media: tuple[str, Path]
 ) -> None:
     base, _ = media
-    service = live_service(SlowCaptioner(delay=1.0), job_timeout=0.3)
-    job = service.wait_done(service.submit(f"{base}/short.mp4"))
-    assert job["status"] == "not_processed"
-    assert "longer than 0.3 s" in job["reason"]
-    assert service.wait_done(service.submit(f"{base}/short.mp4?again"))["status"] == (
-        "not_processed"
-    )
+    captioner = OverrunCaptioner()
+    worker_log = logging.getLogger("app.service.worker")
+    level = worker_log.level
+    worker_log.setLevel(logging.INFO)
+    worker_log.addHandler(captioner)
+    try:
+        service = live_service(captioner, job_timeout=0.3)
+        job = service.wait_done(service.submit(f"{base}/short.mp4"))
+        assert job["status"] == "not_processed"
+        assert "longer than 0.3 s" in job["reason"]
+        again = service.wait_done(service.submit(f"{base}/short.mp4?again"))
+        assert again["status"] == "not_processed"
+    finally:
+        worker_log.removeHandler(captioner)
+        worker_log.setLevel(level)
 
 
 def test_a_slow_media_server_ends_the_job_at_the_download_timeout(
@@ -517,7 +514,7 @@ class FullDiskStore(SqliteJobStore):
 @pytest.fixture
 def full_disk_store(monkeypatch: pytest.MonkeyPatch) -> Callable[[], FullDiskStore]:
     """Makes services built after it use a FullDiskStore; returns the last one built."""
-    monkeypatch.setattr("app.service.runtime.SqliteJobStore", FullDiskStore)
+    monkeypatch.setattr("app.service.backends.local.SqliteJobStore", FullDiskStore)
     FullDiskStore.instances.clear()
     return lambda: FullDiskStore.instances[-1]
 

@@ -15,9 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
+from app.service.jobs import JobStatus
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
-from tests.test_service_api import FINAL, wait_until
+from tests.fixtures.servers import wait_until
+
+#: The statuses a job ends in.
+FINAL = tuple(status.value for status in JobStatus if status.final)
 
 COLOURS = ("red", "green", "blue", "yellow")
 

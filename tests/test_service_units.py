@@ -28,11 +28,13 @@ from app.callbacks import (
 )
 from app.config import Settings
 from app.errors import InputError
-from app.pipeline.types import Description
+from app.pipeline.types import Description, Progress, Stage
+from app.registry import Member
 from app.security import URLPolicy, address_problem
-from app.service.queue import StoreJobQueue
+from app.service.backends import BACKENDS, build_backend
+from app.service.backends.local import LocalBackend
+from app.service.jobs import EventState, Job, JobRequest, JobStatus, QueueFull
 from app.service.store import SqliteJobStore
-from app.service.types import EventState, Job, JobProgress, JobRequest, JobStatus, QueueFull
 from tests.fixtures.core import RecordingCore
 
 # --- settings --------------------------------------------------------------------------------
@@ -48,7 +50,7 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESCRIBER_MAX_MEMORY", '{"0": "10GiB"}')
     monkeypatch.setenv("DESCRIBER_MAX_SUBTITLES_BYTES", "1234")
     read = settings()
-    assert read.fetch_options().max_subtitles_bytes == 1234
+    assert read.media_options().fetch.max_subtitles_bytes == 1234
     assert read.queue_max == 7
     assert read.core_url == "https://core.example.org/api"
     assert read.caption_options().max_memory == {"0": "10GiB"}
@@ -205,7 +207,9 @@ async def test_store_deduplicates_active_requests_and_bounds_the_queue(
     assert after.created and after.job.id != first.job.id
 
 
-async def test_a_store_file_from_before_the_scene_counters_gains_them(tmp_path: Path) -> None:
+async def test_a_store_file_with_progress_columns_moves_them_into_the_record(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as old:
         old.executescript(
@@ -220,15 +224,31 @@ async def test_a_store_file_from_before_the_scene_counters_gains_them(tmp_path: 
             );
             INSERT INTO jobs (id, url, status, created_at) VALUES ('old', 'http://a/v.mp4',
                 'queued', 1.0);
+            INSERT INTO jobs (id, url, status, stage, fraction, scenes_found, scenes_captioned,
+                created_at) VALUES ('done', 'http://a/w.mp4', 'processed', 'done', 1.0, 7, 3, 2.0);
+            INSERT INTO jobs (id, url, status, stage, fraction, scenes_found, created_at)
+                VALUES ('half', 'http://a/x.mp4', 'not_processed', 'scanning', 0.5, 2, 3.0);
             """
         )
     store = SqliteJobStore(path)
     await store.open()
     try:
-        assert (await store.get_job("old")).progress == JobProgress()
+        assert (await store.get_job("old")).progress == Progress()
+        done = (await store.get_job("done")).progress
+        assert (done.stage, done.fraction, done.scenes_found, done.scenes_captioned) == (
+            Stage.DONE,
+            1.0,
+            7,
+            3,
+        )
+        half = (await store.get_job("half")).progress
+        assert (half.stage, half.fraction, half.scenes_found) == (Stage.SCANNING, 0.5, 2)
         claimed = await store.claim_next()
         assert claimed is not None and claimed.id == "old"
-        counts = JobProgress(
+        counts = Progress(
+            stage=Stage.CAPTIONING,
+            scanned_seconds=5.0,
+            duration=10.0,
             scenes_found=9,
             scenes_captioned=4,
             scenes_without_pause=3,
@@ -239,6 +259,9 @@ async def test_a_store_file_from_before_the_scene_counters_gains_them(tmp_path: 
         assert (await store.get_job("old")).progress == counts
     finally:
         await store.close()
+    with sqlite3.connect(path) as reopened:
+        columns = {row[1] for row in reopened.execute("PRAGMA table_info(jobs)")}
+    assert "progress" in columns and not columns & {"stage", "fraction", "scenes_found"}
 
 
 async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(
@@ -268,10 +291,12 @@ async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(
     assert (await store.get_job(job.id)).status is JobStatus.PROCESSED
 
 
-async def test_the_queue_requeues_interrupted_jobs_and_gives_up_after_max_attempts(
-    store: SqliteJobStore,
+async def test_the_backend_requeues_interrupted_jobs_and_gives_up_after_max_attempts(
+    tmp_path: Path,
 ) -> None:
-    queue = StoreJobQueue(store, max_queued=9, retry_after=1, poll_interval=0.1)
+    backend = LocalBackend(settings(db_path=tmp_path / "jobs.sqlite3", queue_poll_interval=0.1))
+    assert await backend.open(max_attempts=3) == []
+    store, queue = backend.store, backend.queue
     once = (await queue.submit(JobRequest("http://a/1.mp4"))).job
     often = (await queue.submit(JobRequest("http://a/2.mp4"))).job
     assert (await queue.next_job()) is not None
@@ -279,17 +304,47 @@ async def test_the_queue_requeues_interrupted_jobs_and_gives_up_after_max_attemp
     for _ in range(2):  # "often" was interrupted twice before
         await store.requeue(often.id)
         await store.claim_next()
+    await backend.close()
 
-    given_up = await queue.recover(max_attempts=3)
-    assert [job.id for job in given_up] == [often.id]
-    assert (await store.get_job(once.id)).status is JobStatus.QUEUED
-    assert await queue.depth() == 1
+    # The next process opens the same file.
+    backend = LocalBackend(settings(db_path=tmp_path / "jobs.sqlite3", queue_poll_interval=0.1))
+    given_up = await backend.open(max_attempts=3)
+    try:
+        assert [job.id for job in given_up] == [often.id]
+        assert (await backend.store.get_job(once.id)).status is JobStatus.QUEUED
+        assert await backend.queue.depth() == 1
 
-    waiter = asyncio.create_task(queue.next_job())
-    assert (await waiter) is not None
-    blocked = asyncio.create_task(queue.next_job())
-    queue.close()
-    assert await blocked is None
+        waiter = asyncio.create_task(backend.queue.next_job())
+        assert (await waiter) is not None
+        blocked = asyncio.create_task(backend.queue.next_job())
+        backend.queue.close()
+        assert await blocked is None
+    finally:
+        await backend.close()
+
+
+class CountingBackend(LocalBackend):
+    """A backend defined in a test: registering it is the only change it needs."""
+
+    opened = 0
+
+    async def open(self, max_attempts: int) -> list[Job]:
+        CountingBackend.opened += 1
+        return await super().open(max_attempts)
+
+
+async def test_a_backend_registered_in_a_test_plugs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS.members, "counting", Member(f"{__name__}:CountingBackend"))
+    chosen = settings(backend="counting", db_path=tmp_path / "jobs.sqlite3")
+    backend = build_backend(chosen)
+    assert isinstance(backend, CountingBackend)
+    assert await backend.open(max_attempts=1) == []
+    await backend.close()
+    assert CountingBackend.opened == 1
+    with pytest.raises(ValidationError, match="unknown job backend 'nope'; choose one of: local"):
+        settings(backend="nope")
 
 
 # --- callbacks -----------------------------------------------------------------------------------
@@ -385,7 +440,7 @@ def test_a_connection_lost_as_it_opens_is_retried_like_any_transport_error(
         client = CallbackClient(
             recording_core.url, backoff_initial=0.001, backoff_max=0.002, transport=transport
         )
-        job = Job("j1", "http://a/v.mp4", None, JobStatus.RUNNING, JobProgress(), None, 1, 0.0)
+        job = Job("j1", "http://a/v.mp4", None, JobStatus.RUNNING, Progress(), None, 1, 0.0)
         try:
             return await client.deliver(
                 status_event(job, JobStatus.PROCESSED, None, 0)

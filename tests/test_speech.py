@@ -13,19 +13,19 @@ import pytest
 import torch
 
 from app.errors import InputError, ModelLoadError, VideoOpenFailure
-from app.pipeline import speech
+from app.pipeline.pauses import merge_intervals
 from app.pipeline.speech import (
     SAMPLE_RATE,
     SPEECH_DETECTORS,
-    SileroSpeechDetector,
     SpeechDetector,
     SpeechOptions,
-    WebRtcSpeechDetector,
     detect_speech,
     make_speech_detector,
-    merge_intervals,
+    silero,
     stream_speech,
 )
+from app.pipeline.speech.silero import SileroSpeechDetector
+from app.pipeline.speech.webrtc import WebRtcSpeechDetector
 from app.pipeline.types import Interval
 from tests.fixtures.audio import ESPEAK_RATE, SpeechMedia, SpeechMediaFactory, speak
 
@@ -72,7 +72,7 @@ def test_a_video_without_audio_loads_no_detector(
 ) -> None:
     # Silero's model would be damaged: nothing is loaded when there is nothing to hear.
     (tmp_path / "silero_vad.onnx").write_bytes(b"not an onnx model")
-    monkeypatch.setattr(speech.resources, "files", lambda package: tmp_path)
+    monkeypatch.setattr(silero.resources, "files", lambda package: tmp_path)
     assert detect_speech(video_without_audio, "silero") == []
 
 
@@ -320,6 +320,6 @@ def test_a_damaged_silero_model_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "silero_vad.onnx").write_bytes(b"not an onnx model")
-    monkeypatch.setattr(speech.resources, "files", lambda package: tmp_path)
+    monkeypatch.setattr(silero.resources, "files", lambda package: tmp_path)
     with pytest.raises(ModelLoadError, match=r"could not be loaded.*force-reinstall silero-vad"):
         SileroSpeechDetector()

@@ -1,15 +1,15 @@
-"""Captioning models: the ``Captioner`` contract and the one function that loads a model.
+"""Models: the ``Captioner`` contract, the captioner kinds (``app.models.captioners``), the
+one model resolver (``app.models.hub``) and the sentence encoder.
 
 Importing this package is cheap: torch and transformers load with the first model.
 """
 
-from app.models.base import Captioner
+from app.models.base import Captioner, CaptionOptions, CaptionRequest
 from app.models.loader import (
     BLIP2,
     BLIP_BASE,
     DEFAULT_MODEL,
     KNOWN_MODELS,
-    CaptionOptions,
     load_captioner,
 )
 
@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "KNOWN_MODELS",
     "CaptionOptions",
+    "CaptionRequest",
     "Captioner",
     "load_captioner",
 ]

@@ -1,11 +1,31 @@
-"""The captioner contract: a batch of images in, one text per image out."""
+"""The captioner contract: a batch of images in, one text per image out, and the options a
+captioner is loaded with."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from PIL import Image
+
+from app.models.captioners import CAPTIONERS
+from app.models.hub import ModelSource
+
+
+@dataclass(frozen=True)
+class CaptionRequest:
+    """What a captioner is told about one image besides the image itself.
+
+    New needs (a language, the previous description as context) are new fields with a
+    default, so no captioner's signature changes.
+    """
+
+    max_words: int | None = None
+    """Most words the description may have (the pause it goes in); None: the model's own
+    limit. The pipeline trims to it anyway; a captioner uses it to stop early or to ask a
+    prompt-driven model for fewer words."""
 
 
 @runtime_checkable
@@ -13,17 +33,85 @@ class Captioner(Protocol):
     """Anything that describes images in words.
 
     Implementations must return exactly one string per input image, in order, and must give
-    the same caption for an image whether it is captioned alone or within a batch.
+    the same caption for an image whether it is captioned alone or within a batch. Jobs that
+    run side by side call ``caption`` from several threads at once: a captioner that cannot
+    overlap calls (one local model) serialises them itself; a remote endpoint need not.
     """
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
         """Caption a batch of RGB images.
 
         Args:
             images: The images to describe.
-            max_new_tokens: Most tokens per caption for this call (about one word each), to fit
-                a word budget; None keeps the captioner's own limit.
+            requests: One per image, in the same order; None asks nothing special of any.
         """
         ...
+
+
+_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+_DTYPES = ("auto", "float16", "bfloat16", "float32")
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    """How to load a captioning model and generate captions.
+
+    Every kind reads what applies to it: a remote endpoint ignores ``device`` and ``dtype``.
+    """
+
+    #: The captioner kind, a name in ``app.models.captioners.CAPTIONERS``; "auto" picks the
+    #: kind whose model types include the ``model_type`` of the model's config.json.
+    kind: str = "auto"
+
+    #: Beams of the beam search; 1 is greedy decoding.
+    num_beams: int = 3
+    #: Most tokens in a caption (about one word each); a call may ask for fewer.
+    max_new_tokens: int = 30
+    #: Fewest tokens in a caption; 0 lets the model stop when it is done.
+    min_new_tokens: int = 0
+    #: Penalty on repeating a token already generated; 1.0 means none.
+    repetition_penalty: float = 1.0
+    #: Images per forward pass; None picks it from free GPU memory (a small fixed size on CPU).
+    batch_size: int | None = None
+    #: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
+    device: str = "auto"
+    #: "auto" (float16 on CUDA, float32 on CPU), "float16", "bfloat16" or "float32".
+    dtype: str = "auto"
+    #: Spread the model over GPU and CPU with accelerate (``device_map="auto"``), e.g. BLIP-2 on a
+    #: 12 GB GPU; slower than a model that fits on the GPU.
+    offload: bool = False
+    #: Memory caps per device when offloading, e.g. ``{"0": "10GiB", "cpu": "30GiB"}``; None lets
+    #: accelerate use what is free.
+    max_memory: dict[str, str] | None = None
+    #: Hub revision (branch, tag or commit); ignored for a local directory.
+    revision: str | None = None
+    #: Never reach the hub: only a local directory or the cache (also on when HF_HUB_OFFLINE=1).
+    local_files_only: bool = False
+    #: Hub cache directory; None uses the Hugging Face default (HF_HUB_CACHE).
+    cache_dir: str | None = None
+
+    def source(self, name_or_path: str) -> ModelSource:
+        """Where the model ``name_or_path`` is, with these options' hub settings."""
+        return ModelSource(name_or_path, self.revision, self.cache_dir, self.local_files_only)
+
+    def __post_init__(self) -> None:
+        if self.kind != "auto":
+            CAPTIONERS.check(self.kind)
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be at least 1, got {self.num_beams}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.min_new_tokens < 0:
+            raise ValueError(f"min_new_tokens must not be negative, got {self.min_new_tokens}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be positive, got {self.repetition_penalty}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1 or None (auto), got {self.batch_size}")
+        if not _DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")

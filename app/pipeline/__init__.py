@@ -2,6 +2,7 @@
 
 from app.pipeline.describe import (
     DescribeOptions,
+    MediaOptions,
     ProgressCallback,
     SpeechSource,
     describe,
@@ -10,13 +11,14 @@ from app.pipeline.describe import (
 from app.pipeline.scenes import SceneOptions
 from app.pipeline.sources import FetchOptions
 from app.pipeline.speech import SpeechOptions
-from app.pipeline.types import Description, Interval, Progress, Scene, Stage
+from app.pipeline.types import Description, Interval, Progress, Scene, Stage, StopSignal
 
 __all__ = [
     "DescribeOptions",
     "Description",
     "FetchOptions",
     "Interval",
+    "MediaOptions",
     "Progress",
     "ProgressCallback",
     "Scene",
@@ -24,6 +26,7 @@ __all__ = [
     "SpeechOptions",
     "SpeechSource",
     "Stage",
+    "StopSignal",
     "describe",
     "describe_media",
 ]

@@ -8,6 +8,7 @@ time order. The CLI, the HTTP service and the tests all call them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import queue
@@ -22,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from app.errors import VideoTooLong
-from app.models.base import Captioner
+from app.models.base import Captioner, CaptionRequest
+from app.pipeline.cleanup import clean_caption, trim_to_words
 from app.pipeline.frames import ClosedScene, FrameSelector
 from app.pipeline.novelty import (
     DEFAULT_SCORER,
@@ -34,10 +36,9 @@ from app.pipeline.novelty import (
 from app.pipeline.pauses import PauseFinder, SpeechTrack
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard, fetch
-from app.pipeline.speech import SpeechOptions, stream_speech
-from app.pipeline.style import clean_caption, trim_to_words
+from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions, stream_speech
 from app.pipeline.subtitles import load_speech_intervals
-from app.pipeline.types import Description, Interval, Progress, Scene, Stage
+from app.pipeline.types import Description, Interval, Progress, Scene, Stage, StopSignal
 from app.pipeline.video import DecodedFrame, VideoReader
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ class DescribeOptions:
     """Narration speed used for each description's word budget (150 words a minute)."""
     min_words: int = 3
     """A window that holds fewer words than this is not used."""
-    max_new_tokens: int = 30
-    """Upper bound on tokens asked of the captioner, whatever the budget."""
     similar_frame_threshold: float | None = 0.97
     """Skip a frame at least this similar (0..1, colour thumbnails) to the last captioned
     one without calling the model; None compares nothing."""
@@ -104,11 +103,7 @@ class DescribeOptions:
     25 ms against 6 ms for a 768 px one (``bench/captioning.py``)."""
 
     def __post_init__(self) -> None:
-        if self.novelty_scorer not in SCORERS:
-            raise ValueError(
-                f"unknown novelty scorer {self.novelty_scorer!r}; choose one of "
-                f"{', '.join(SCORERS)}"
-            )
+        SCORERS.check(self.novelty_scorer)
         if self.words_per_second <= 0:
             raise ValueError("words_per_second must be > 0")
         if self.min_words < 1:
@@ -123,6 +118,38 @@ class DescribeOptions:
     def max_words(self, window: Interval) -> int:
         """Words that fit in ``window`` at ``words_per_second``."""
         return math.floor(window.duration * self.words_per_second + 1e-9)
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    """Everything ``describe_media`` needs besides the inputs: how to fetch them, where the
+    dialogue comes from, and how to describe."""
+
+    describe: DescribeOptions = field(default_factory=DescribeOptions)
+    """Scene, pause, captioning and novelty options."""
+    speech_source: SpeechSource = SpeechSource.AUTO
+    """Where the dialogue intervals come from."""
+    speech_detector: str = "silero"
+    """Voice activity detector for the audio track, a name in ``SPEECH_DETECTORS``."""
+    speech: SpeechOptions = field(default_factory=SpeechOptions)
+    """Voice activity detection options."""
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    """Download limits."""
+    guard: URLGuard | None = None
+    """Checks every URL fetched (SSRF); None fetches any http(s) URL."""
+
+    def __post_init__(self) -> None:
+        SPEECH_DETECTORS.check(self.speech_detector)
+
+
+class _Either:
+    """Set when either of two stop signals is."""
+
+    def __init__(self, first: StopSignal, second: StopSignal | None) -> None:
+        self._signals = (first,) if second is None else (first, second)
+
+    def is_set(self) -> bool:
+        return any(signal.is_set() for signal in self._signals)
 
 
 @dataclass
@@ -177,7 +204,7 @@ def _scan(
     options: DescribeOptions,
     finder: PauseFinder,
     out: queue.Queue[object],
-    stop: threading.Event,
+    stop: StopSignal,
     progress: _ProgressTracker,
 ) -> None:
     """Producer: decode once, detect cuts, pick each scene's frame, queue the usable ones."""
@@ -255,6 +282,7 @@ def describe(
     scorer: NoveltyScorer | None = None,
     on_progress: ProgressCallback | None = None,
     name: str | None = None,
+    stop: StopSignal | None = None,
 ) -> Iterator[Description]:
     """Describe a local video file.
 
@@ -269,6 +297,9 @@ def describe(
             videos so its model loads once; None builds one.
         on_progress: Called with progress snapshots, from the decoding thread too.
         name: What error messages call the video (its URL); None: the file's name.
+        stop: When set, decoding and captioning stop at the next safe point (between two
+            frames, before a batch, between two descriptions) and the generator ends early,
+            without a ``done`` progress report.
 
     Yields:
         Each new description, in time order, as soon as it is captioned.
@@ -306,11 +337,13 @@ def describe(
     finder = PauseFinder(speech, min_window)
     progress = _ProgressTracker(on_progress, info.duration)
     items: queue.Queue[object] = queue.Queue(maxsize=options.queue_size)
-    stop = threading.Event()
+    # Set when this generator ends, however it ends; the scan also stops on the caller's stop.
+    finished = threading.Event()
+    halt = _Either(finished, stop)
 
     def produce() -> None:
         try:
-            _scan(reader, options, finder, items, stop, progress)
+            _scan(reader, options, finder, items, halt, progress)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             items.put(_Failed(exc))
         finally:
@@ -320,15 +353,15 @@ def describe(
     producer.start()
     captioned = dropped = 0
     try:
-        finished = False
-        while not finished:
+        scanned = False
+        while not scanned:
             batch: list[_Candidate] = []
             item = items.get()
             while True:
                 if isinstance(item, _Failed):
                     raise item.error
                 if item is _DONE:
-                    finished = True
+                    scanned = True
                     break
                 assert isinstance(item, _Candidate)
                 batch.append(item)
@@ -338,23 +371,29 @@ def describe(
                     item = items.get_nowait()
                 except queue.Empty:
                     break
+            if halt.is_set():
+                return
             if not batch:
                 continue
-            budget = max(c.max_words for c in batch)
-            max_new_tokens = min(options.max_new_tokens, math.ceil(budget * _TOKENS_PER_WORD))
-            texts = captioner.caption([c.image for c in batch], max_new_tokens=max_new_tokens)
+            texts = captioner.caption(
+                [c.image for c in batch], [CaptionRequest(max_words=c.max_words) for c in batch]
+            )
             for candidate, text in zip(batch, texts, strict=True):
                 captioned += 1
                 candidate.image.close()
                 description = _accept(candidate, text, novelty)
                 if description is None:
                     dropped += 1
-                else:
-                    yield description
+                    continue
+                yield description
+                if halt.is_set():
+                    return
             progress.update(scenes_captioned=captioned, captions_dropped=dropped)
+        if halt.is_set():
+            return
         progress.update(stage=Stage.DONE)
     finally:
-        stop.set()
+        finished.set()
         # Unblock a producer waiting on a full queue, then wait for it to let go of the file.
         while producer.is_alive():
             try:
@@ -396,65 +435,57 @@ def describe_media(
     captioner: Captioner,
     *,
     subtitles: str | None = None,
-    options: DescribeOptions | None = None,
-    speech_source: SpeechSource = SpeechSource.AUTO,
-    speech_detector: str = "silero",
-    speech_options: SpeechOptions | None = None,
-    fetch_options: FetchOptions | None = None,
-    guard: URLGuard | None = None,
+    options: MediaOptions | None = None,
     scorer: NoveltyScorer | None = None,
     on_progress: ProgressCallback | None = None,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
 ) -> Iterator[Description]:
     """Describe a video given by local path or http(s) URL, with optional subtitles.
 
-    Dialogue intervals come from ``speech_source``: the subtitles, voice activity in the
-    audio track (``speech_detector``, one of ``app.pipeline.speech.SPEECH_DETECTORS``), both,
-    or ``auto`` (subtitles when given, else audio). A video without an audio track has no
-    speech. Downloads go to temporary files that are removed when the generator finishes or
-    is closed. Speech in the audio is detected in a thread beside the video scan. Setting
-    ``stop`` abandons a download at once (``Stopped``). Raises what ``fetch``,
-    ``load_speech_intervals``, ``stream_speech`` and ``describe`` raise.
+    Dialogue intervals come from ``options.speech_source``: the subtitles, voice activity in
+    the audio track (``options.speech_detector``), both, or ``auto`` (subtitles when given,
+    else audio). A video without an audio track has no speech. Downloads go to temporary
+    files that are removed when the generator finishes or is closed. Speech in the audio is
+    detected in a thread beside the video scan. ``scorer``, ``on_progress`` and ``stop`` are
+    as for ``describe``; ``stop`` also abandons a download at once (``Stopped``). Raises what
+    ``fetch``, ``load_speech_intervals``, ``stream_speech`` and ``describe`` raise.
     """
-    if subtitles is None and speech_source == SpeechSource.SUBTITLES:
+    options = options or MediaOptions()
+    if subtitles is None and options.speech_source == SpeechSource.SUBTITLES:
         logger.warning(
             "dialogue is to come from subtitles, but none were given: every scene is a "
             "candidate for a description, even under dialogue"
         )
     if on_progress is not None:
         on_progress(Progress(stage=Stage.DOWNLOADING))
-    with fetch(video, what="video", options=fetch_options, guard=guard, stop=stop) as video_path:
+    with fetch(
+        video, what="video", options=options.fetch, guard=options.guard, stop=stop
+    ) as video_path:
         from_subtitles: list[Interval] | None = None
-        if subtitles is not None and speech_source != SpeechSource.AUDIO:
+        if subtitles is not None and options.speech_source != SpeechSource.AUDIO:
             with fetch(
-                subtitles, what="subtitles", options=fetch_options, guard=guard, stop=stop
+                subtitles, what="subtitles", options=options.fetch, guard=options.guard, stop=stop
             ) as path:
                 from_subtitles = load_speech_intervals(path)
-        use_audio = speech_source in (SpeechSource.AUDIO, SpeechSource.BOTH) or (
-            speech_source == SpeechSource.AUTO and from_subtitles is None
+        use_audio = options.speech_source in (SpeechSource.AUDIO, SpeechSource.BOTH) or (
+            options.speech_source == SpeechSource.AUTO and from_subtitles is None
+        )
+        run = functools.partial(
+            describe,
+            video_path,
+            captioner,
+            options=options.describe,
+            scorer=scorer,
+            on_progress=on_progress,
+            stop=stop,
+            name=video,
         )
         if not use_audio:
-            yield from describe(
-                video_path,
-                captioner,
-                speech=from_subtitles,
-                options=options,
-                scorer=scorer,
-                on_progress=on_progress,
-                name=video,
-            )
+            yield from run(speech=from_subtitles)
             return
         track = SpeechTrack(from_subtitles or ())
-        with _listening(video_path, track, speech_detector, speech_options):
-            yield from describe(
-                video_path,
-                captioner,
-                speech=track,
-                options=options,
-                scorer=scorer,
-                on_progress=on_progress,
-                name=video,
-            )
+        with _listening(video_path, track, options.speech_detector, options.speech):
+            yield from run(speech=track)
 
 
 @contextmanager

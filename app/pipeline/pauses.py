@@ -19,7 +19,7 @@ import bisect
 import threading
 from collections.abc import Iterable, Sequence
 
-from app.pipeline.types import Interval, Scene
+from app.pipeline.types import Interval, Scene, StopSignal
 
 # Seconds of float slack when comparing a window with ``min_gap``: cut times come from
 # frame timestamps and a 2.0 s pause measured between frames can read 1.9999999.
@@ -77,7 +77,7 @@ class SpeechTrack:
         with self._condition:
             return self._error
 
-    def wait(self, until: float, stop: threading.Event, poll: float = 0.5) -> bool:
+    def wait(self, until: float, stop: StopSignal, poll: float = 0.5) -> bool:
         """Block until the speech before ``until`` seconds is known.
 
         Returns:
@@ -124,7 +124,7 @@ class PauseFinder:
             self._speech = merge_intervals(speech)
         self._ends = [] if self._speech is None else [i.end for i in self._speech]
 
-    def ready(self, scene: Scene, stop: threading.Event) -> bool:
+    def ready(self, scene: Scene, stop: StopSignal) -> bool:
         """Wait until the speech under ``scene`` is known (at once without a track).
 
         Returns False if ``stop`` was set first; raises the track's detector error.

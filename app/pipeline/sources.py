@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from app.errors import DescriberError, DiskFull, InputError, InputTooLarge, Stopped
+from app.pipeline.types import StopSignal
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def fetch(
     what: str = "video",
     options: FetchOptions | None = None,
     guard: URLGuard | None = None,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
 ) -> Iterator[Path]:
     """Make ``source`` available as a local file for the duration of the context.
 
@@ -164,7 +165,7 @@ class _Watchdog:
     #: Seconds between two looks at the clock and the stop signal.
     TICK = 0.05
 
-    def __init__(self, deadline: float, stop: threading.Event | None) -> None:
+    def __init__(self, deadline: float, stop: StopSignal | None) -> None:
         self.deadline = deadline
         self.fired: str | None = None
         """``"stopped"`` or ``"timeout"`` once it has shut the connections down."""
@@ -223,7 +224,7 @@ def _download(
     max_bytes: int,
     options: FetchOptions,
     guard: URLGuard | None,
-    stop: threading.Event | None,
+    stop: StopSignal | None,
 ) -> None:
     timeout = httpx.Timeout(options.connect_timeout)
     size = 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-
-from PIL import Image
+from typing import ClassVar, Protocol
 
 
 @dataclass(frozen=True, order=True)
@@ -31,15 +30,6 @@ class Scene:
     @property
     def duration(self) -> float:
         return self.end - self.start
-
-
-@dataclass
-class SceneFrame:
-    """The frame chosen to represent a scene, with its exact presentation time."""
-
-    scene: Scene
-    time: float
-    image: Image.Image = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -83,12 +73,24 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress update: stage, seconds of video scanned, and what became of the scenes."""
+    """How far a video got: the one progress record, from the pipeline to the API.
 
-    stage: Stage
+    The service stores it whole and the API's progress schema is generated from its fields
+    and their docstrings, so a new counter is a new field here and nothing else.
+    """
+
+    # Read by pydantic when it builds the API schema from this class (a plain dict: the
+    # pipeline does not import pydantic).
+    __pydantic_config__: ClassVar[dict[str, object]] = {"use_attribute_docstrings": True}
+
+    stage: Stage | None = None
+    """downloading, scanning, captioning or done; None before the job started."""
     scanned_seconds: float = 0.0
+    """Seconds of video scanned."""
     duration: float | None = None
+    """Length of the video, seconds, when known."""
     scenes_found: int = 0
+    """Scenes found so far."""
     scenes_without_pause: int = 0
     """Scenes without a dialogue-free window long enough: never captioned."""
     scenes_similar: int = 0
@@ -97,10 +99,22 @@ class Progress:
     """Frames given to the captioner."""
     captions_dropped: int = 0
     """Captions not used: empty, or too close to a recent description."""
+    fraction: float = field(init=False, default=0.0)
+    """Share of the video scanned, 0 to 1: 1 once done, 0 while the duration is unknown."""
 
-    @property
-    def fraction(self) -> float:
-        """Share of the video scanned, 0..1 (0 when the duration is unknown)."""
-        if not self.duration:
-            return 0.0
-        return min(1.0, self.scanned_seconds / self.duration)
+    def __post_init__(self) -> None:
+        if self.stage is Stage.DONE:
+            share = 1.0
+        elif not self.duration:
+            share = 0.0
+        else:
+            share = min(1.0, self.scanned_seconds / self.duration)
+        object.__setattr__(self, "fraction", share)
+
+
+class StopSignal(Protocol):
+    """Asked at safe points whether to stop (a ``threading.Event`` is one)."""
+
+    def is_set(self) -> bool:
+        """True once the work should stop."""
+        ...

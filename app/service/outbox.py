@@ -13,8 +13,8 @@ import logging
 
 from app.callbacks import CallbackClient
 from app.metrics import Metrics
+from app.service.jobs import job_logger
 from app.service.store import JobStore
-from app.service.types import job_logger
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The in-process queue keeps no state of its own: queued jobs are rows of the store, so they
 survive a restart; it only wakes waiting workers when a job arrives. A distributed queue
-(Redis, RabbitMQ) implements the same four methods.
+implements the same methods in a backend of its own (``app.service.backends``).
 """
 
 from __future__ import annotations
@@ -11,21 +11,15 @@ import asyncio
 import logging
 from typing import Protocol
 
-from app.service.store import JobStore
-from app.service.types import (
-    Job,
-    JobRequest,
-    JobStatus,
-    StoreUnavailable,
-    Submission,
-    job_logger,
-)
+from app.service.jobs import Job, JobRequest, JobStatus, StoreUnavailable, Submission
+from app.service.store import SqliteJobStore
 
 logger = logging.getLogger(__name__)
 
 
 class JobQueue(Protocol):
-    """Hands jobs to workers, each to one worker."""
+    """Hands jobs to workers, each to one worker. De-duplication and the queue's limit are
+    the queue's to enforce, however it stores jobs."""
 
     async def submit(self, request: JobRequest) -> Submission:
         """Queue a job, or return the queued or running job of the same request.
@@ -48,7 +42,7 @@ class JobQueue(Protocol):
 
 
 class StoreJobQueue:
-    """``JobQueue`` over a ``JobStore``, for workers in this process.
+    """``JobQueue`` over a ``SqliteJobStore``, for workers in this process.
 
     Args:
         store: Where the jobs live.
@@ -60,7 +54,7 @@ class StoreJobQueue:
 
     def __init__(
         self,
-        store: JobStore,
+        store: SqliteJobStore,
         *,
         max_queued: int,
         retry_after: int,
@@ -72,23 +66,6 @@ class StoreJobQueue:
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
         self._closed = False
-
-    async def recover(self, max_attempts: int) -> list[Job]:
-        """Queue again the jobs a previous process left running (it crashed or was killed).
-
-        Jobs that already had ``max_attempts`` runs are returned instead, for the caller to
-        end them: a job that kills the service every time must not do so forever.
-        """
-        given_up: list[Job] = []
-        for job in await self._store.jobs_with_status(JobStatus.RUNNING):
-            log = job_logger(logger, job.id)
-            if job.attempts >= max_attempts:
-                log.warning("interrupted %d times; not trying again", job.attempts)
-                given_up.append(job)
-            else:
-                log.warning("was interrupted (run %d); queued again", job.attempts)
-                await self._store.requeue(job.id)
-        return given_up
 
     async def submit(self, request: JobRequest) -> Submission:
         submission = await self._store.add_job(

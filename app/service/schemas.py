@@ -10,9 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from app.errors import InputError
-from app.pipeline.types import Description, Stage
+from app.pipeline.types import Description, Progress
 from app.security import check_scheme
-from app.service.types import Job, JobStatus
+from app.service.jobs import Job, JobStatus
 
 MAX_URL_LENGTH = 4096
 
@@ -60,24 +60,6 @@ class JobAccepted(BaseModel):
     created: bool = Field(description="False when an identical job was already queued or running.")
 
 
-class ProgressOut(BaseModel):
-    """How far a job got."""
-
-    stage: Stage | None = Field(description="downloading, scanning, captioning or done.")
-    fraction: float = Field(description="Share of the video scanned, 0 to 1.")
-    scenes_found: int
-    scenes_captioned: int = Field(description="Frames given to the captioning model.")
-    scenes_without_pause: int = Field(
-        description="Scenes without a dialogue-free window long enough: not captioned."
-    )
-    scenes_similar: int = Field(
-        description="Scenes whose frame looks like the last captioned one: not captioned."
-    )
-    captions_dropped: int = Field(
-        description="Captions not sent: empty, or too close to a recent description."
-    )
-
-
 class DescriptionOut(BaseModel):
     """A description, with times in seconds from the start of the video."""
 
@@ -108,7 +90,7 @@ class JobOut(BaseModel):
     url: str
     subtitles: str | None
     status: JobStatus
-    progress: ProgressOut
+    progress: Progress = Field(description="How far the job got (its schema is the pipeline's).")
     reason: str | None = Field(description="Why the job was not processed.")
     attempts: int = Field(description="Runs started (more than 1 after a restart mid-job).")
     created_at: datetime
@@ -123,7 +105,7 @@ class JobOut(BaseModel):
             url=job.url,
             subtitles=job.subtitles,
             status=job.status,
-            progress=ProgressOut.model_validate(job.progress, from_attributes=True),
+            progress=job.progress,
             reason=job.reason,
             attempts=job.attempts,
             created_at=datetime.fromtimestamp(job.created_at, UTC),

@@ -20,13 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from app.pipeline.types import Description, Stage
-from app.service.types import (
+from app.pipeline.types import Description, Progress, Stage
+from app.service.jobs import (
     EventState,
     EventType,
     Job,
     JobNotFound,
-    JobProgress,
     JobRequest,
     JobStatus,
     OutboxEvent,
@@ -41,7 +40,9 @@ T = TypeVar("T")
 
 
 class JobStore(Protocol):
-    """Where jobs, descriptions and undelivered callbacks live. All methods are coroutines."""
+    """Where jobs, descriptions and undelivered callbacks live: what the service, the worker
+    and the outbox call. All methods are coroutines. Queueing, claiming and requeueing jobs
+    belong to the backend's ``JobQueue``."""
 
     async def open(self) -> None:
         """Create or migrate the storage; called once before anything else."""
@@ -52,29 +53,11 @@ class JobStore(Protocol):
     async def check_writable(self) -> None:
         """Raise an exception when the store cannot take writes (readiness probe)."""
 
-    async def add_job(
-        self, request: JobRequest, *, max_queued: int, retry_after: int
-    ) -> Submission:
-        """Queue a new job, or return the queued or running job of the same request.
-
-        Raises:
-            QueueFull: ``max_queued`` jobs are already waiting.
-        """
-
     async def get_job(self, job_id: str) -> Job:
         """The job with this id. Raises ``JobNotFound``."""
 
-    async def claim_next(self) -> Job | None:
-        """Mark the oldest queued job running (one more attempt) and return it."""
-
-    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
-        """Jobs in one state, oldest first."""
-
-    async def requeue(self, job_id: str) -> None:
-        """Put a running job back in the queue (interrupted at a safe point)."""
-
-    async def set_progress(self, job_id: str, progress: JobProgress) -> None:
-        """Record how far a running job got."""
+    async def set_progress(self, job_id: str, progress: Progress) -> None:
+        """Record how far a running job got (the whole record, replacing the last)."""
 
     async def add_description(
         self, job_id: str, description: Description, event: OutboxEvent | None
@@ -118,13 +101,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     url TEXT NOT NULL,
     subtitles TEXT,
     status TEXT NOT NULL,
-    stage TEXT,
-    fraction REAL NOT NULL DEFAULT 0,
-    scenes_found INTEGER NOT NULL DEFAULT 0,
-    scenes_captioned INTEGER NOT NULL DEFAULT 0,
-    scenes_without_pause INTEGER NOT NULL DEFAULT 0,
-    scenes_similar INTEGER NOT NULL DEFAULT 0,
-    captions_dropped INTEGER NOT NULL DEFAULT 0,
+    -- The job's Progress, every field, as a JSON object ('{}': not started).
+    progress TEXT NOT NULL DEFAULT '{}',
     reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
@@ -161,17 +139,20 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, job_id, id);
 """
 
-#: Columns added to ``jobs`` after its first version, added to older files when opened.
-_ADDED_JOB_COLUMNS = {
-    "scenes_without_pause": "INTEGER NOT NULL DEFAULT 0",
-    "scenes_similar": "INTEGER NOT NULL DEFAULT 0",
-    "captions_dropped": "INTEGER NOT NULL DEFAULT 0",
-}
+#: Progress columns of store files written before progress became one JSON column; their
+#: values move into ``progress`` when such a file is opened, then the columns are dropped.
+_OLD_PROGRESS_COLUMNS = (
+    "stage",
+    "fraction",
+    "scenes_found",
+    "scenes_captioned",
+    "scenes_without_pause",
+    "scenes_similar",
+    "captions_dropped",
+)
 
 _JOB_COLUMNS = (
-    "id, url, subtitles, status, stage, fraction, scenes_found, scenes_captioned, "
-    "scenes_without_pause, scenes_similar, captions_dropped, reason, "
-    "attempts, created_at, started_at, finished_at"
+    "id, url, subtitles, status, progress, reason, attempts, created_at, started_at, finished_at"
 )
 
 
@@ -181,21 +162,63 @@ def _job(row: sqlite3.Row) -> Job:
         url=row["url"],
         subtitles=row["subtitles"],
         status=JobStatus(row["status"]),
-        progress=JobProgress(
-            stage=Stage(row["stage"]) if row["stage"] else None,
-            fraction=row["fraction"],
-            scenes_found=row["scenes_found"],
-            scenes_captioned=row["scenes_captioned"],
-            scenes_without_pause=row["scenes_without_pause"],
-            scenes_similar=row["scenes_similar"],
-            captions_dropped=row["captions_dropped"],
-        ),
+        progress=load_progress(row["progress"]),
         reason=row["reason"],
         attempts=row["attempts"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
     )
+
+
+def dump_progress(progress: Progress) -> str:
+    """A progress record as JSON, every field."""
+    return json.dumps(dataclasses.asdict(progress))
+
+
+def load_progress(text: str) -> Progress:
+    """A progress record from JSON; fields it lacks take their defaults, unknown ones are
+    ignored (a file written by a newer version)."""
+    data = json.loads(text)
+    known = {f.name for f in dataclasses.fields(Progress) if f.init}
+    values = {key: value for key, value in data.items() if key in known}
+    if values.get("stage") is not None:
+        values["stage"] = Stage(values["stage"])
+    return Progress(**values)
+
+
+def _migrate_progress(conn: sqlite3.Connection, path: Path) -> None:
+    """Move the progress columns of an older store file into the JSON column."""
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+    old = [column for column in _OLD_PROGRESS_COLUMNS if column in present]
+    if "progress" in present and not old:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "progress" not in present:
+            conn.execute("ALTER TABLE jobs ADD COLUMN progress TEXT NOT NULL DEFAULT '{}'")
+        for row in conn.execute(f"SELECT id, {', '.join(old)} FROM jobs").fetchall():
+            values = dict(row)
+            # Only the share was kept, not the seconds: as seconds of a 1 s video it reads
+            # back as the same fraction.
+            fraction = values.pop("fraction", 0.0) or 0.0
+            stage = values.pop("stage", None)
+            progress = Progress(
+                stage=Stage(stage) if stage else None,
+                scanned_seconds=fraction,
+                duration=1.0 if fraction else None,
+                **{k: v for k, v in values.items() if k != "id"},
+            )
+            conn.execute(
+                "UPDATE jobs SET progress = ? WHERE id = ?", (dump_progress(progress), row["id"])
+            )
+        for column in old:
+            conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    logger.info("job store %s: progress columns moved into jobs.progress", path)
 
 
 def _event(row: sqlite3.Row) -> OutboxEvent:
@@ -271,11 +294,7 @@ class SqliteJobStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
-        present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
-        for column, kind in _ADDED_JOB_COLUMNS.items():
-            if column not in present:
-                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
-                logger.info("job store %s: added column jobs.%s", self.path, column)
+        _migrate_progress(conn, self.path)
         self._db = conn
         logger.info("job store open at %s", self.path)
 
@@ -342,7 +361,7 @@ class SqliteJobStore:
                 return None
             conn.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
-                "stage = NULL, fraction = 0 WHERE id = ?",
+                "progress = '{}' WHERE id = ?",
                 (time.time(), row["id"]),
             )
             return self._get(row["id"])
@@ -363,30 +382,19 @@ class SqliteJobStore:
     def _requeue(self, job_id: str) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE jobs SET status = 'queued', stage = NULL, fraction = 0 "
+                "UPDATE jobs SET status = 'queued', progress = '{}' "
                 "WHERE id = ? AND status = 'running'",
                 (job_id,),
             )
 
-    async def set_progress(self, job_id: str, progress: JobProgress) -> None:
+    async def set_progress(self, job_id: str, progress: Progress) -> None:
         await self._run(self._set_progress, job_id, progress)
 
-    def _set_progress(self, job_id: str, progress: JobProgress) -> None:
+    def _set_progress(self, job_id: str, progress: Progress) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE jobs SET stage = ?, fraction = ?, scenes_found = ?, scenes_captioned = ?, "
-                "scenes_without_pause = ?, scenes_similar = ?, captions_dropped = ? "
-                "WHERE id = ? AND status = 'running'",
-                (
-                    progress.stage.value if progress.stage else None,
-                    progress.fraction,
-                    progress.scenes_found,
-                    progress.scenes_captioned,
-                    progress.scenes_without_pause,
-                    progress.scenes_similar,
-                    progress.captions_dropped,
-                    job_id,
-                ),
+                "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
+                (dump_progress(progress), job_id),
             )
 
     async def add_description(
@@ -418,12 +426,12 @@ class SqliteJobStore:
         if not status.final:
             raise ValueError(f"finish() needs a final status, not {status}")
         with self._transaction() as conn:
-            stage = Stage.DONE.value if status is JobStatus.PROCESSED else None
+            done = status is JobStatus.PROCESSED
             cursor = conn.execute(
-                "UPDATE jobs SET status = ?, reason = ?, finished_at = ?, "
-                "stage = coalesce(?, stage), fraction = CASE WHEN ? THEN 1 ELSE fraction END "
+                "UPDATE jobs SET status = ?, reason = ?, finished_at = ?, progress = CASE "
+                "WHEN ? THEN json_set(progress, '$.stage', ?) ELSE progress END "
                 "WHERE id = ? AND status IN ('queued', 'running')",
-                (status.value, reason, time.time(), stage, stage is not None, job_id),
+                (status.value, reason, time.time(), done, Stage.DONE.value, job_id),
             )
             if cursor.rowcount == 0:
                 raise RuntimeError(f"job {job_id} is not queued or running; cannot finish it")

@@ -13,31 +13,21 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
-
-from PIL import Image
 
 from app.callbacks import description_event, status_event
 from app.errors import DescriberError, Stopped
 from app.metrics import Metrics
 from app.models import Captioner
-from app.pipeline.describe import DescribeOptions, SpeechSource, describe_media
+from app.pipeline.describe import MediaOptions, describe_media
 from app.pipeline.novelty import NoveltyScorer
-from app.pipeline.sources import FetchOptions, URLGuard
-from app.pipeline.speech import SpeechOptions
 from app.pipeline.types import Description, Progress, Stage
+from app.service.jobs import Job, JobStatus, OutboxEvent, StoreUnavailable, job_logger
 from app.service.queue import JobQueue
 from app.service.store import JobStore
-from app.service.types import (
-    Job,
-    JobProgress,
-    JobStatus,
-    OutboxEvent,
-    StoreUnavailable,
-    job_logger,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -46,29 +36,19 @@ PROGRESS_INTERVAL = 1.0
 
 
 class JobInterrupted(Stopped):
-    """Raised inside the pipeline thread to stop a job at a safe point."""
+    """The pipeline stopped at a safe point because the job's stop signal was set."""
 
 
 @dataclass(frozen=True)
 class WorkerOptions:
     """How the worker runs jobs."""
 
-    describe: DescribeOptions = field(default_factory=DescribeOptions)
-    """Pipeline options."""
-    fetch: FetchOptions = field(default_factory=FetchOptions)
-    """Download limits."""
-    speech_source: SpeechSource = SpeechSource.AUTO
-    """Where dialogue intervals come from."""
-    speech_detector: str = "silero"
-    """Voice activity detector for the audio track."""
-    speech: SpeechOptions = field(default_factory=SpeechOptions)
-    """Voice activity detection options."""
+    media: MediaOptions = field(default_factory=MediaOptions)
+    """Pipeline options: downloads, speech, scenes, captions."""
     job_timeout: float = 4 * 3600.0
     """Seconds a job may run, download included."""
     callbacks: bool = False
     """Write an outbox callback for each description and final status (core is configured)."""
-    guard: URLGuard | None = None
-    """Checks every URL fetched (SSRF)."""
     store_retry_max: float = 5.0
     """Longest wait, seconds, between two tries of a job's final write (or of queueing it
     again) while the store refuses writes (disk full); tries go on until the worker stops."""
@@ -82,20 +62,6 @@ class Outcome:
     reason: str | None = None
 
 
-class SerialCaptioner:
-    """Lets several workers share one model: one ``caption`` call at a time."""
-
-    def __init__(self, captioner: Captioner) -> None:
-        self._captioner = captioner
-        self._lock = threading.Lock()
-
-    def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
-    ) -> list[str]:
-        with self._lock:
-            return self._captioner.caption(images, max_new_tokens=max_new_tokens)
-
-
 class _Run:
     """State shared by a job's coroutine and its pipeline thread."""
 
@@ -107,11 +73,7 @@ class _Run:
         self._stage_started = time.monotonic()
         self._last_write = 0.0
 
-    def check(self) -> None:
-        if self.stop.is_set():
-            raise JobInterrupted
-
-    def stage_change(self, stage: Stage) -> tuple[Stage, float] | None:
+    def stage_change(self, stage: Stage | None) -> tuple[Stage, float] | None:
         """Note the current stage; returns the stage that just ended and its duration."""
         if stage == self._stage:
             return None
@@ -134,7 +96,7 @@ class Worker:
     Args:
         queue: Where jobs come from.
         store: Where descriptions and final statuses go.
-        captioner: The model, shared by all tasks.
+        captioner: The model, shared by all tasks (it serialises its calls if it must).
         options: Pipeline options, limits, and whether callbacks are written.
         metrics: Counters to update.
         scorer: Novelty scorer shared by all jobs (None: the pipeline's METEOR default).
@@ -156,7 +118,7 @@ class Worker:
     ) -> None:
         self.queue = queue
         self.store = store
-        self.captioner: Captioner = SerialCaptioner(captioner) if concurrency > 1 else captioner
+        self.captioner = captioner
         self.options = options
         self.metrics = metrics
         self.scorer = scorer
@@ -188,11 +150,6 @@ class Worker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._executor.shutdown(wait=True)
-
-    @property
-    def running(self) -> list[str]:
-        """Ids of the jobs being processed."""
-        return list(self._runs)
 
     async def _loop(self) -> None:
         while (job := await self.queue.next_job()) is not None:
@@ -308,6 +265,7 @@ class Worker:
         try:
             await asyncio.shield(future)
         except asyncio.CancelledError:
+            job_logger(logger, run.job.id).info("stopping at the next safe point")
             run.stop.set()
             # The thread cannot be killed: wait until it gets to a safe point and lets go of
             # its files and the model, however many times we are cancelled meanwhile.
@@ -326,7 +284,6 @@ class Worker:
         log = job_logger(logger, job.id)
 
         def on_progress(progress: Progress) -> None:
-            run.check()
             ended = run.stage_change(progress.stage)
             if ended is not None:
                 stage, seconds = ended
@@ -335,17 +292,8 @@ class Worker:
             if progress.stage is Stage.DONE:
                 self.metrics.count_scenes(progress)
             if run.due(changed=ended is not None or progress.stage is Stage.DONE):
-                state = JobProgress(
-                    stage=progress.stage,
-                    fraction=progress.fraction,
-                    scenes_found=progress.scenes_found,
-                    scenes_captioned=progress.scenes_captioned,
-                    scenes_without_pause=progress.scenes_without_pause,
-                    scenes_similar=progress.scenes_similar,
-                    captions_dropped=progress.captions_dropped,
-                )
                 written = asyncio.run_coroutine_threadsafe(
-                    self.store.set_progress(job.id, state), loop
+                    self.store.set_progress(job.id, progress), loop
                 )
                 written.add_done_callback(lambda f: _log_failure(f, log, "progress write"))
 
@@ -353,23 +301,17 @@ class Worker:
             job.url,
             self.captioner,
             subtitles=job.subtitles,
-            options=self.options.describe,
-            speech_source=self.options.speech_source,
-            speech_detector=self.options.speech_detector,
-            speech_options=self.options.speech,
-            fetch_options=self.options.fetch,
-            guard=self.options.guard,
+            options=self.options.media,
             scorer=self.scorer,
             on_progress=on_progress,
             stop=run.stop,
         )
-        try:
+        with closing(descriptions):
             for description in descriptions:
                 # Wait until it is stored: the safe points are between two descriptions.
                 asyncio.run_coroutine_threadsafe(self._record(run, description), loop).result()
-                run.check()
-        finally:
-            descriptions.close()
+        if run.stop.is_set():
+            raise JobInterrupted
 
     async def _record(self, run: _Run, description: Description) -> None:
         job = run.job

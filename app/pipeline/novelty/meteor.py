@@ -1,11 +1,4 @@
-"""Novelty of captions: drop a description that only restates the one before it.
-
-A :class:`NoveltyScorer` says how similar two captions are (0 unrelated, 1 same content);
-:class:`NoveltyFilter` keeps the last accepted captions and calls a new one a repeat when its
-similarity to any of them reaches the threshold. :class:`MeteorScorer` is the METEOR
-implementation; :class:`~app.pipeline.semantic.SemanticScorer` compares sentence embeddings.
-:data:`SCORERS` names both for settings, with the threshold and history measured for each by
-``bench/novelty.py``; :func:`make_novelty_filter` builds a filter from a name.
+"""The ``meteor`` novelty scorer: METEOR word overlap with WordNet synonyms.
 
 How the METEOR score is computed, and why:
 
@@ -64,17 +57,13 @@ with a beard" 0.673. A semantic scorer is the fix for those.
 
 from __future__ import annotations
 
-import re
 import threading
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 from nltk.stem.api import StemmerI
 from nltk.translate.meteor_score import meteor_score
 
+from app.pipeline.novelty.base import ScorerSpec, tokenize
 from app.pipeline.wordnet import load_wordnet
 
 #: Similarity at or above which a caption repeats the previous one (see the module docstring).
@@ -83,47 +72,16 @@ DEFAULT_METEOR_THRESHOLD = 0.4
 #: streams with returns to earlier shots: recall of repeats 0.36 with 1, 0.77 with 2 and 3;
 #: false repeats 2, 3 and 4 of 24 new captions (one-word changes matched in more references).
 DEFAULT_METEOR_HISTORY = 2
-#: Cosine similarity at or above which a caption repeats an earlier one under
-#: :class:`~app.pipeline.semantic.SemanticScorer` with all-MiniLM-L6-v2: the middle of the
-#: gap between new pairs (0.800 and below) and repeats (0.834 and above, all but five of
-#: 27) in ``bench/novelty.py``; another model needs its own measurement.
-DEFAULT_SEMANTIC_THRESHOLD = 0.82
-#: Accepted captions a new one is compared with under the semantic scorer: recall of repeats
-#: 0.41, 0.86 and 0.91 with 1, 2 and 3 (no more with 5), no false repeat with any of them.
-DEFAULT_SEMANTIC_HISTORY = 3
-
 #: Words left out before scoring: articles and forms of "be" say nothing about the picture,
 #: and "s" is what is left of a possessive ("man's") after tokenization.
 IGNORED_WORDS = frozenset(
     {"a", "an", "the", "am", "is", "are", "was", "were", "be", "been", "being", "there", "s"}
 )
 
-_WORD = re.compile(r"[a-z0-9]+")
 # One lock for every scorer: they share the cached WordNet reader, which reads its data files
 # by seek-then-readline on shared handles.
 _WORDNET_LOCK = threading.Lock()
 _WORDNET_POS = ("n", "v", "a", "r")
-
-
-def tokenize(text: str) -> list[str]:
-    """Split a caption into lowercase words (runs of ASCII letters and digits).
-
-    Args:
-        text: A caption.
-
-    Returns:
-        Its words in order; punctuation is dropped.
-    """
-    return _WORD.findall(text.lower())
-
-
-@runtime_checkable
-class NoveltyScorer(Protocol):
-    """Anything that scores how similar two captions are."""
-
-    def similarity(self, previous: str, current: str) -> float:
-        """Score how much of ``current`` ``previous`` already says, from 0.0 to 1.0."""
-        ...
 
 
 class _LemmaStemmer(StemmerI):
@@ -198,164 +156,9 @@ class MeteorScorer:
         return float(score)
 
 
-class NoveltyFilter:
-    """Tells new captions from repeats of the last accepted ones.
-
-    Each caption is compared with the captions accepted before it, not with the previous
-    rejected one, so a slowly drifting series of repeats cannot creep past the filter.
-    """
-
-    def __init__(self, scorer: NoveltyScorer, threshold: float, *, history: int = 1) -> None:
-        """Create a filter with nothing accepted yet.
-
-        Args:
-            scorer: Similarity measure between two captions.
-            threshold: Similarity at or above which a caption is a repeat, in (0, 1];
-                :data:`DEFAULT_METEOR_THRESHOLD` for :class:`MeteorScorer`.
-            history: How many accepted captions to compare with (the most similar one
-                counts); 1 compares with the last accepted caption only.
-
-        Raises:
-            ValueError: ``threshold`` or ``history`` is out of range.
-        """
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        if history < 1:
-            raise ValueError(f"history must be at least 1, got {history}")
-        self.scorer = scorer
-        self.threshold = threshold
-        self._accepted: deque[str] = deque(maxlen=history)
-
-    def check(self, text: str) -> tuple[bool, float]:
-        """Decide whether ``text`` is new, and remember it if so.
-
-        Args:
-            text: The next caption.
-
-        Returns:
-            ``(is_new, similarity)``: similarity to the most similar remembered caption,
-            0.0 for the first caption, which is always new. A text without any word is
-            never new (there is nothing to narrate) and is not remembered.
-        """
-        if not tokenize(text):
-            return False, 0.0
-        similarity = max(
-            (self.scorer.similarity(previous, text) for previous in self._accepted),
-            default=0.0,
-        )
-        is_new = similarity < self.threshold
-        if is_new:
-            self._accepted.append(text)
-        return is_new, similarity
-
-
-@dataclass(frozen=True)
-class ScorerSpec:
-    """A novelty scorer settings can pick by name, with the defaults measured for it."""
-
-    #: Builds the scorer with its default options (it may load its model lazily).
-    factory: Callable[[], NoveltyScorer]
-    #: Similarity at or above which a caption is a repeat.
-    threshold: float
-    #: How many accepted captions a new one is compared with.
-    history: int
-    #: One line for ``--help`` texts and error messages.
-    description: str
-
-
-def _semantic_scorer() -> NoveltyScorer:
-    """Build the default :class:`~app.pipeline.semantic.SemanticScorer` (model loaded lazily)."""
-    # Imported here: app.pipeline.semantic imports this module.
-    from app.pipeline.semantic import SemanticScorer
-
-    return SemanticScorer()
-
-
-#: Scorers by the name settings use; defaults measured with ``bench/novelty.py``.
-SCORERS: dict[str, ScorerSpec] = {
-    "meteor": ScorerSpec(
-        factory=MeteorScorer,
-        threshold=DEFAULT_METEOR_THRESHOLD,
-        history=DEFAULT_METEOR_HISTORY,
-        description="METEOR with WordNet synonyms (lexical; needs WordNet)",
-    ),
-    "semantic": ScorerSpec(
-        factory=_semantic_scorer,
-        threshold=DEFAULT_SEMANTIC_THRESHOLD,
-        history=DEFAULT_SEMANTIC_HISTORY,
-        description="cosine similarity of all-MiniLM-L6-v2 sentence embeddings",
-    ),
-}
-#: The scorer used when settings name none.
-DEFAULT_SCORER = "meteor"
-
-
-def scorer_spec(name: str) -> ScorerSpec:
-    """Look up a scorer by name.
-
-    Args:
-        name: A key of :data:`SCORERS`.
-
-    Returns:
-        Its factory and defaults.
-
-    Raises:
-        ValueError: ``name`` is not a known scorer; the message lists the valid names.
-    """
-    spec = SCORERS.get(name)
-    if spec is None:
-        raise ValueError(
-            f"Unknown novelty scorer {name!r}; valid names: {', '.join(sorted(SCORERS))}."
-        )
-    return spec
-
-
-def make_scorer(name: str = DEFAULT_SCORER) -> NoveltyScorer:
-    """Build a scorer by name, to be shared by the filters of many jobs.
-
-    Args:
-        name: A key of :data:`SCORERS`.
-
-    Returns:
-        The scorer with its default options.
-
-    Raises:
-        ValueError: ``name`` is not a known scorer; the message lists the valid names.
-        WordNetMissing: ``"meteor"`` was asked for and no WordNet is installed.
-    """
-    return scorer_spec(name).factory()
-
-
-def make_novelty_filter(
-    name: str = DEFAULT_SCORER,
-    threshold: float | None = None,
-    history: int | None = None,
-    *,
-    scorer: NoveltyScorer | None = None,
-) -> NoveltyFilter:
-    """Build a filter for one video with a named scorer and that scorer's measured defaults.
-
-    Args:
-        name: A key of :data:`SCORERS`; decides the default threshold and history.
-        threshold: Similarity at or above which a caption is a repeat; None for the scorer's
-            default.
-        history: How many accepted captions to compare with; None for the scorer's default.
-        scorer: An already built scorer of that kind, shared between videos so its model is
-            loaded once (e.g. a :class:`~app.pipeline.semantic.SemanticScorer` with another
-            model); None builds one with :func:`make_scorer`.
-
-    Returns:
-        A filter with nothing accepted yet.
-
-    Raises:
-        ValueError: ``name`` is not a known scorer (the message lists the valid names), or
-            ``threshold`` or ``history`` is out of range.
-        WordNetMissing: ``"meteor"`` was asked for without ``scorer`` and no WordNet is
-            installed.
-    """
-    spec = scorer_spec(name)
-    return NoveltyFilter(
-        scorer if scorer is not None else spec.factory(),
-        spec.threshold if threshold is None else threshold,
-        history=spec.history if history is None else history,
-    )
+METEOR = ScorerSpec(
+    factory=MeteorScorer,
+    threshold=DEFAULT_METEOR_THRESHOLD,
+    history=DEFAULT_METEOR_HISTORY,
+    description="METEOR with WordNet synonyms (lexical; needs WordNet)",
+)
