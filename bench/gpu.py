@@ -63,7 +63,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from app.errors import DescriberError
 from app.models import CaptionOptions, load_captioner
-from app.models.blip import MEMORY_PER_IMAGE_BEAM, BlipCaptioner
+from app.models.captioners.blip import MEMORY_PER_IMAGE_BEAM, BlipCaptioner
 from app.pipeline.video import VideoReader
 from bench.captioning import bench_images, build_blip_large
 from bench.common import BenchVideo, bench_video, log, mib, table, timed
