@@ -110,6 +110,11 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         {"choices": [s.value for s in SpeechSource], "help": "where dialogue is found"},
     ),
     (
+        ("--language", "-l"),
+        "language",
+        {"metavar": "CODE", "help": "the viewer's language, ISO 639-1 (en, ru)"},
+    ),
+    (
         ("--words-per-second",),
         "words_per_second",
         {"type": float, "metavar": "X", "help": "narration speed"},

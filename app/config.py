@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     caption_image_side: int | None = Field(default=768, ge=16)
     """Frames go to the captioner scaled to at most this many pixels on their long side;
     None: full size."""
+    language: str = Field(default="en", pattern=r"^[a-z]{2}$")
+    """The viewer's language, an ISO 639-1 code (``en``, ``ru``): descriptions are written in
+    it."""
     words_per_second: float = Field(default=2.5, gt=0)
     """Narration speed that sets each description's word budget."""
     min_words: int = Field(default=3, ge=1)
@@ -299,6 +302,7 @@ class Settings(BaseSettings):
             batch_size=self.batch_size,
             max_duration=self.max_video_duration,
             words_per_second=self.words_per_second,
+            language=self.language,
             min_words=self.min_words,
             similar_frame_threshold=self.similar_frame_threshold,
             caption_image_side=self.caption_image_side,

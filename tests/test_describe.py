@@ -415,3 +415,19 @@ def test_frames_reach_the_captioner_scaled_to_the_caption_side(
     results = list(describe(made.path, captioner, options=options))
     assert [image.size for call in captioner.calls for image in call] == [expected, expected]
     assert [d.text for d in results] == ["A red scene.", "A blue scene."]
+
+
+def test_the_captioner_is_told_the_viewers_language(coded_video: VideoFactory) -> None:
+    made = coded_video([("red", 50), ("blue", 50)])
+    captioner = ScriptedCaptioner(["красная сцена", "синяя сцена"])
+    list(describe(made.path, captioner, options=DescribeOptions(language="ru")))
+    assert captioner.requests == [
+        [CaptionRequest(max_words=5, language="ru")],
+        [CaptionRequest(max_words=5, language="ru")],
+    ]
+
+
+@pytest.mark.parametrize("language", ["russian", "RU", "r"])
+def test_a_language_that_is_not_an_iso_code_is_refused(language: str) -> None:
+    with pytest.raises(ValueError, match="ISO 639-1"):
+        DescribeOptions(language=language)

@@ -26,6 +26,9 @@ class CaptionRequest:
     """Most words the description may have (the pause it goes in); None: the model's own
     limit. The pipeline trims to it anyway; a captioner uses it to stop early or to ask a
     prompt-driven model for fewer words."""
+    language: str = "en"
+    """The viewer's language (ISO 639-1). A model that writes many languages is asked to
+    write in it; an English-only one (BLIP) ignores it and the pipeline translates after."""
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -63,6 +64,10 @@ class SpeechSource(StrEnum):
     """Subtitles when given, else the audio track."""
 
 
+LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+"""An ISO 639-1 language code: ``en``, ``ru``, ..."""
+
+
 @dataclass(frozen=True)
 class DescribeOptions:
     """What to describe and how."""
@@ -91,6 +96,8 @@ class DescribeOptions:
     """Seconds of video between two progress reports while scanning."""
     words_per_second: float = 2.5
     """Narration speed used for each description's word budget (150 words a minute)."""
+    language: str = "en"
+    """The viewer's language (ISO 639-1 code): descriptions are written in it."""
     min_words: int = 3
     """A window that holds fewer words than this is not used."""
     similar_frame_threshold: float | None = 0.97
@@ -106,6 +113,11 @@ class DescribeOptions:
         SCORERS.check(self.novelty_scorer)
         if self.words_per_second <= 0:
             raise ValueError("words_per_second must be > 0")
+        if not LANGUAGE_CODE.fullmatch(self.language):
+            raise ValueError(
+                "language must be an ISO 639-1 code of two lower-case letters, got "
+                f"{self.language!r}"
+            )
         if self.min_words < 1:
             raise ValueError("min_words must be >= 1")
         if self.batch_size < 1 or self.queue_size < 1:
@@ -376,7 +388,8 @@ def describe(
             if not batch:
                 continue
             texts = captioner.caption(
-                [c.image for c in batch], [CaptionRequest(max_words=c.max_words) for c in batch]
+                [c.image for c in batch],
+                [CaptionRequest(max_words=c.max_words, language=options.language) for c in batch],
             )
             for candidate, text in zip(batch, texts, strict=True):
                 captioned += 1
