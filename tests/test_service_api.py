@@ -27,7 +27,7 @@ from app.pipeline.novelty import NoveltyScorer
 from app.service.jobs import JobRequest, JobStatus, OutboxEvent, Submission
 from app.service.store import SqliteJobStore
 from tests.fixtures.core import RecordingCore
-from tests.fixtures.media import MadeVideo, make_coded_video
+from tests.fixtures.media import MadeVideo, make_coded_video, nvdec_usable
 from tests.fixtures.models import ScriptedCaptioner
 from tests.fixtures.servers import QuietHandler, TrickleServer, serving, wait_until
 
@@ -702,3 +702,21 @@ def test_shutdown_mid_job_requeues_it_and_a_restart_finishes_it_once(
         assert not recording_core.duplicates
     finally:
         second.stop()
+
+
+@pytest.mark.allow_error_log  # "cannot take jobs: ..." is the point
+@pytest.mark.skipif(nvdec_usable(), reason="this machine has a GPU that FFmpeg can decode on")
+def test_a_decode_device_that_cannot_be_opened_keeps_the_service_unready(
+    tmp_path: Path,
+) -> None:
+    service = LiveService(service_settings(tmp_path, decode_device="cuda"), ScriptedCaptioner())
+    service._thread.start()
+    try:
+        ready = wait_until(
+            lambda: (r := service.http.get("/readyz")).json()["model"] != "loading" and r,
+            what="the start-up checks to finish",
+        )
+        assert ready.status_code == 503
+        assert "frames cannot be decoded on 'cuda'" in ready.json()["model"]
+    finally:
+        service.stop()
