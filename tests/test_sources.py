@@ -123,24 +123,15 @@ def test_is_url(source: str, expected: bool) -> None:
     assert is_url(source) is expected
 
 
-def test_a_slow_server_cannot_hold_a_download_past_its_timeout(
-    trickle_server: Callable[[float | None], TrickleServer],
+@pytest.mark.parametrize(
+    "byte_every",
+    [0.1, None],
+    ids=["a byte every 0.1 s, so no read ever times out", "headers, then nothing at all"],
+)
+def test_a_slow_or_stalled_server_cannot_hold_a_download_past_its_timeout(
+    trickle_server: Callable[[float | None], TrickleServer], byte_every: float | None
 ) -> None:
-    server = trickle_server(0.1)  # a byte every 0.1 s: no read ever times out
-    options = FetchOptions(timeout=1.0, connect_timeout=30.0)
-    started = time.monotonic()
-    with (
-        pytest.raises(InputError, match="took longer than 1 s"),
-        fetch(server.url, options=options),
-    ):
-        pass
-    assert time.monotonic() - started < 5
-
-
-def test_a_stalled_server_cannot_hold_a_download_past_its_timeout(
-    trickle_server: Callable[[float | None], TrickleServer],
-) -> None:
-    server = trickle_server(None)  # headers, then nothing at all
+    server = trickle_server(byte_every)
     options = FetchOptions(timeout=1.0, connect_timeout=30.0)
     started = time.monotonic()
     with (
