@@ -14,6 +14,8 @@ until core takes the callback; any other answer outside 2xx is recorded as faile
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -158,6 +160,10 @@ class _PeerClosedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class DeliveryStopped(Exception):
+    """Delivery was stopped between two tries; the event stays in the outbox."""
+
+
 class CallbackClient:
     """Sends outbox events to core, retrying what can succeed later.
 
@@ -204,17 +210,35 @@ class CallbackClient:
             headers[SIGNATURE_HEADER] = sign(event.body, self._secret)
         return headers
 
-    async def deliver(self, event: OutboxEvent) -> Delivery:
+    async def deliver(self, event: OutboxEvent, stop: asyncio.Event | None = None) -> Delivery:
         """Send an event until core takes it or refuses it.
 
         Transient failures are retried forever (with capped exponential backoff): the event
-        is durable in the outbox, and giving up would lose it. Cancel the task to stop.
+        is durable in the outbox, and giving up would lose it.
+
+        Args:
+            event: The callback.
+            stop: Once set, no new try starts and a wait between tries ends at once
+                (``DeliveryStopped``); a request on the wire is let finish, since core may
+                already have taken it.
 
         Returns:
             ``DELIVERED`` or ``FAILED`` (core answered 4xx), with the number of tries.
+
+        Raises:
+            DeliveryStopped: ``stop`` was set before core took the event.
         """
         log = job_logger(logger, event.job_id)
         started = time.monotonic()
+
+        async def pause(seconds: float) -> None:
+            if stop is None:
+                await asyncio.sleep(seconds)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+            if stop.is_set():
+                raise DeliveryStopped(f"callback {event.event_id}: stopped before delivery")
 
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome is not None else None
@@ -234,6 +258,7 @@ class CallbackClient:
             + wait_random(0, self._backoff_initial),
             stop=stop_never,
             before_sleep=before_sleep,
+            sleep=pause,
             reraise=True,
         )
         attempts = 0

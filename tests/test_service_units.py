@@ -28,12 +28,14 @@ from app.callbacks import (
 )
 from app.config import Settings
 from app.errors import InputError
+from app.metrics import Metrics
 from app.pipeline.types import Description, Progress, Stage
 from app.registry import Member
 from app.security import URLPolicy, address_problem
 from app.service.backends import BACKENDS, build_backend
 from app.service.backends.local import LocalBackend
 from app.service.jobs import EventState, Job, JobRequest, JobStatus, QueueFull
+from app.service.outbox import OutboxDispatcher
 from app.service.store import SqliteJobStore
 from tests.fixtures.core import RecordingCore
 
@@ -460,3 +462,54 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     table = (Path(__file__).parent.parent / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`DESCRIBER_{name.upper()}`" not in table]
     assert not missing, f"document these settings in README.md: {missing}"
+
+
+async def _outbox_with_one_callback(
+    store: SqliteJobStore, core: Any
+) -> tuple[OutboxDispatcher, CallbackClient]:
+    job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
+    await store.add_description(job.id, description(0), description_event(job, description(0)))
+    client = CallbackClient(
+        "http://core", backoff_initial=30.0, backoff_max=60.0, transport=httpx.MockTransport(core)
+    )
+    outbox = OutboxDispatcher(store, client, Metrics(), poll_interval=60.0)
+    outbox.start()
+    return outbox, client
+
+
+async def test_stopping_the_outbox_lets_a_callback_on_the_wire_finish_and_settles_it(
+    store: SqliteJobStore,
+) -> None:
+    # Cut off, core may have taken it without our knowing: the next start would send it again.
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def core(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await release.wait()
+        return httpx.Response(200)
+
+    outbox, client = await _outbox_with_one_callback(store, core)
+    await asyncio.wait_for(arrived.wait(), 30)
+    stopping = asyncio.create_task(outbox.stop())  # runs before core answers
+    release.set()
+    await asyncio.wait_for(stopping, 30)
+    await client.aclose()
+    counts = await store.count_events()
+    assert (counts[EventState.DELIVERED], counts[EventState.PENDING]) == (1, 0)
+
+
+async def test_stopping_the_outbox_ends_a_wait_between_tries_at_once(
+    store: SqliteJobStore,
+) -> None:
+    refused = asyncio.Event()
+
+    async def core(request: httpx.Request) -> httpx.Response:
+        refused.set()
+        return httpx.Response(503)
+
+    outbox, client = await _outbox_with_one_callback(store, core)
+    await asyncio.wait_for(refused.wait(), 30)
+    # The next try is 30 s away; stopping does not wait for it.
+    await asyncio.wait_for(outbox.stop(), 10)
+    await client.aclose()
+    assert (await store.count_events())[EventState.PENDING] == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.callbacks import CallbackClient
+from app.callbacks import CallbackClient, DeliveryStopped
 from app.metrics import Metrics
 from app.service.jobs import job_logger
 from app.service.store import JobStore
@@ -45,6 +45,7 @@ class OutboxDispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
@@ -57,10 +58,16 @@ class OutboxDispatcher:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop delivering; what is not delivered stays in the outbox for the next start."""
+        """Stop delivering; what is not delivered stays in the outbox for the next start.
+
+        A callback on the wire is let finish and is settled (at most the client's timeout):
+        cut off, core might have taken it without our knowing, and the next start would send
+        it again. Waits between tries end at once.
+        """
+        self._stopping.set()
+        if self._main is not None:
+            self._main.cancel()
         tasks = [t for t in (self._main, *self._jobs.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._jobs.clear()
         self._main = None
@@ -88,8 +95,14 @@ class OutboxDispatcher:
         """Deliver a job's pending callbacks, oldest first, until none is left."""
         log = job_logger(logger, job_id)
         async with self._slots:
-            while (event := await self._store.next_pending_event(job_id)) is not None:
-                delivery = await self._client.deliver(event)
+            while not self._stopping.is_set():
+                event = await self._store.next_pending_event(job_id)
+                if event is None:
+                    return
+                try:
+                    delivery = await self._client.deliver(event, self._stopping)
+                except DeliveryStopped:
+                    return
                 await self._store.settle_event(
                     event.id, delivery.state, delivery.attempts, delivery.error
                 )
