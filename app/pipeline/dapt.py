@@ -64,7 +64,7 @@ class DaptWriter(DescriptionWriter):
         super().__init__(stream)
 
     def _header(self) -> str:
-        root = etree.Element(f"{{{TT}}}tt", nsmap=NAMESPACES)  # type: ignore[arg-type]
+        root = etree.Element(f"{{{TT}}}tt", nsmap=NAMESPACES)
         root.set(f"{{{TTP}}}contentProfiles", CONTENT_PROFILE)
         root.set(f"{{{XML}}}lang", self._language)
         root.set(f"{{{DAPTM}}}scriptRepresents", REPRESENTS)
@@ -75,7 +75,7 @@ class DaptWriter(DescriptionWriter):
         return '<?xml version="1.0" encoding="UTF-8"?>\n' + document.removesuffix("</body></tt>")
 
     def _item(self, description: Description, index: int) -> str:
-        div = etree.Element(f"{{{TT}}}div", nsmap=NAMESPACES)  # type: ignore[arg-type]
+        div = etree.Element(f"{{{TT}}}div", nsmap=NAMESPACES)
         div.set(f"{{{XML}}}id", f"d{index + 1}")
         div.set("begin", offset_time(description.start))
         div.set("end", offset_time(description.end))

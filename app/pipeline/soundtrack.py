@@ -27,11 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
 import numpy.typing as npt
 import pycountry
+from av.audio.stream import AudioStream
 
 from app.errors import RenderError
 from app.pipeline.narration import Clip
@@ -102,17 +104,36 @@ def language_tag(code: str) -> str:
 
 
 def check_output(path: str | Path, formats: Sequence[str]) -> Path:
-    """Return ``path`` if its extension is one of ``formats``.
+    """Return ``path`` if its extension is one of ``formats`` and its folder can be written,
+    so that a long run does not end in an error it could have reported at once.
 
     Raises:
-        RenderError: Another extension; the message lists the valid ones.
+        RenderError: Another extension (the message lists the valid ones), or a folder
+            that cannot be written.
     """
     path = Path(path)
     if path.suffix.lower() not in formats:
         raise RenderError(
             f"cannot tell the format of {path} from its extension: use one of {', '.join(formats)}"
         )
+    _temporary(path).unlink()
     return path
+
+
+def _temporary(path: Path) -> Path:
+    """A new empty file beside ``path``, with its extension (FFmpeg picks formats by it).
+
+    Raises:
+        RenderError: The folder cannot be written.
+    """
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent
+        )
+    except OSError as exc:
+        raise RenderError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    os.close(handle)
+    return Path(name)
 
 
 @contextmanager
@@ -124,21 +145,15 @@ def atomic_output(path: Path) -> Iterator[Path]:
     Raises:
         RenderError: The directory cannot be written.
     """
+    name = _temporary(path)
     try:
-        handle, name = tempfile.mkstemp(
-            prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent
-        )
-    except OSError as exc:
-        raise RenderError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    os.close(handle)
-    try:
-        yield Path(name)
+        yield name
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(name, 0o666 & ~umask)  # mkstemp made it private; a finished file is not
         os.replace(name, path)
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        name.unlink(missing_ok=True)
         raise
 
 
@@ -173,7 +188,8 @@ def _resample(clip: Clip, rate: int) -> Block:
     frame = av.AudioFrame.from_ndarray(clip.samples.reshape(1, -1), format="flt", layout="mono")
     frame.sample_rate = clip.sample_rate
     resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-    parts = [f.to_ndarray().reshape(-1) for f in [*resampler.resample(frame), *resampler.resample(None)]]
+    frames = [*resampler.resample(frame), *resampler.resample(None)]  # None: flush
+    parts = [f.to_ndarray().reshape(-1) for f in frames]
     return np.concatenate(parts).astype(np.float32) if parts else clip.samples[:0]
 
 
@@ -239,7 +255,7 @@ def write_track(path: str | Path, clips: Sequence[Clip], duration: float) -> Pat
     with atomic_output(target) as temporary:
         try:
             with av.open(str(temporary), "w", format=container_format) as out:
-                stream = out.add_stream(codec, rate=TRACK_RATE, layout="mono")
+                stream = cast(AudioStream, out.add_stream(codec, rate=TRACK_RATE, layout="mono"))
                 for start in range(0, total, _BLOCK):
                     block = np.clip(voices.block(start, min(_BLOCK, total - start)), -1, 1)
                     out.mux(stream.encode(_frame(block.reshape(1, -1), "mono", start)))
@@ -326,6 +342,9 @@ def _mix(
         out.mux(described.encode(_frame(np.clip(mixed, -1, 1), layout, start, rate)))
         written = start + count
 
+    def add_frame(frame: av.AudioFrame) -> None:
+        add(frame.to_ndarray().astype(np.float32, copy=False), written, frame.samples)
+
     def silence_until(end: int) -> None:
         while written < end:
             add(None, written, min(_BLOCK, end - written))
@@ -335,19 +354,19 @@ def _mix(
         if packet.dts is None:  # a demuxer's flush packet
             if packet.stream is original:
                 for frame in _decoded(packet, decoder):
-                    add(frame.to_ndarray(), written, frame.samples)
+                    add_frame(frame)
             continue
         stream = packet.stream
-        time = float(packet.pts * stream.time_base) - origin if packet.pts is not None else None
         if stream is original:
             for frame in _decoded(packet, decoder):
-                add(frame.to_ndarray(), written, frame.samples)
-        elif original is None and time is not None:
-            silence_until(round(time * rate))
+                add_frame(frame)
+        elif original is None and packet.pts is not None and stream.time_base is not None:
+            # No sound to follow: the new track keeps pace with the video packets.
+            silence_until(round((float(packet.pts * stream.time_base) - origin) * rate))
         packet.stream = outputs[stream.index]
         out.mux(packet)
     for frame in decoder.resample(None):
-        add(frame.to_ndarray(), written, frame.samples)
+        add_frame(frame)
     end = voices.end
     if original is None:
         end = max(end, round((source.duration or 0) / av.time_base * rate))
@@ -358,4 +377,5 @@ def _mix(
 def _decoded(packet: av.Packet, resampler: av.AudioResampler) -> Iterator[av.AudioFrame]:
     """The frames of an audio packet, converted to the resampler's format."""
     for frame in packet.decode():
-        yield from resampler.resample(frame)
+        if isinstance(frame, av.AudioFrame):
+            yield from resampler.resample(frame)

@@ -27,7 +27,9 @@ VOICES_REPOSITORY = "rhasspy/piper-voices"
 #: The voice for a language when none is given.
 DEFAULT_VOICES = {"en": "en_US-lessac-medium", "ru": "ru_RU-irina-medium"}
 
-_VOICE_ID = re.compile(r"(?P<lang>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<name>.+)-(?P<quality>[a-z_]+)")
+_VOICE_ID = re.compile(
+    r"(?P<lang>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<name>.+)-(?P<quality>[a-z_]+)"
+)
 
 
 def voice_file(voice_id: str) -> str:
@@ -73,7 +75,8 @@ class PiperEngine(TtsEngine):
     def synthesize(self, text: str, speed: float = 1.0) -> Samples:
         from piper import SynthesisConfig
 
-        config = SynthesisConfig(length_scale=self._voice.config.length_scale / (self._rate * speed))
+        scale = self._voice.config.length_scale / (self._rate * speed)  # < 1 is faster
+        config = SynthesisConfig(length_scale=scale)
         chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(text, config)]
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
