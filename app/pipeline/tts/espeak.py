@@ -46,9 +46,29 @@ class EspeakEngine(TtsEngine):
         self._program = program
         self.voice = options.voice or _VOICE_FOR_LANGUAGE.get(options.language, options.language)
         self._rate = options.rate
+        # espeak-ng itself falls back to a near match ("no-such-voice" speaks Norwegian).
+        if self.voice.partition("+")[0].lower() not in self._voices():
+            raise VoiceError(
+                f"espeak-ng has no voice {self.voice!r}; list its voices with "
+                "'espeak-ng --voices' and pass one with --voice (a language code such as en-us "
+                "or ru, a voice name, optionally with a +variant)"
+            )
         # An unknown voice fails here, before any film is scanned; the rate is the voice's
         # (22 050 Hz, 16 000 for MBROLA voices).
         _, self.sample_rate = self._speak("test", 1.0)
+
+    def _voices(self) -> set[str]:
+        """Every name espeak-ng knows a voice by: language codes, voice names, voice files."""
+        listing = subprocess.run(
+            [self._program, "--voices"], capture_output=True, text=True, check=True
+        ).stdout
+        names: set[str] = set()
+        for line in listing.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 5:  # Pty Language Age/Gender VoiceName File [Other languages]
+                names.update(n.lower() for n in (fields[1], fields[3], fields[4]))
+                names.add(fields[4].rpartition("/")[2].lower())
+        return names
 
     def synthesize(self, text: str, speed: float = 1.0) -> Samples:
         return self._speak(text, speed)[0]
