@@ -177,7 +177,7 @@ def test_a_film_without_audio_gets_the_descriptions_as_its_only_track(
 def test_an_unwritable_or_unknown_output_is_a_clear_error(
     tone_film: Path, spoken: list[Clip], tmp_path: Path
 ) -> None:
-    with pytest.raises(RenderError, match="cannot write /no/such/dir/film.mkv: No such file"):
+    with pytest.raises(RenderError, match=r"cannot write /no/such/dir/film\.mkv: No such file"):
         mix_film(tone_film, spoken, "/no/such/dir/film.mkv", MixOptions())
     with pytest.raises(RenderError, match=r"extension: use one of \.wav, \.flac"):
         write_track(tmp_path / "track.aiff", spoken, 10.0)
