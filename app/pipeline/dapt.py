@@ -15,18 +15,16 @@ features used here:
   track (``src``) with ``clipBegin`` and ``clipEnd``: the part of the track that speaks it.
 
 Not used: audio mixing instructions (``tta:gain`` animations; the mixed film carries the
-ducking already), character metadata and embedded audio. Like the other writers, each
-description is written as soon as it comes; the document is complete once closed.
+ducking already), character metadata and embedded audio. ``writers.DaptWriter`` writes
+each description as soon as it comes, with the pieces below; the document is complete once
+closed.
 """
 
 from __future__ import annotations
 
-from typing import TextIO
-
 from lxml import etree
 
 from app.pipeline.types import Description
-from app.pipeline.writers import DescriptionWriter
 
 TT = "http://www.w3.org/ns/ttml"
 TTP = "http://www.w3.org/ns/ttml#parameter"
@@ -48,51 +46,47 @@ def offset_time(seconds: float) -> str:
     return f"{seconds:.3f}s"
 
 
-class DaptWriter(DescriptionWriter):
-    """A DAPT script, one ``div`` per description.
+def header(language: str, audio: str | None) -> str:
+    """The start of a script, up to the opened ``body``; ``audio`` as for :func:`div`."""
+    root = etree.Element(f"{{{TT}}}tt", nsmap=NAMESPACES)
+    root.set(f"{{{TTP}}}contentProfiles", CONTENT_PROFILE)
+    root.set(f"{{{XML}}}lang", language)
+    root.set(f"{{{DAPTM}}}scriptRepresents", REPRESENTS)
+    root.set(f"{{{DAPTM}}}scriptType", "preRecording" if audio is None else "asRecorded")
+    etree.SubElement(root, f"{{{TT}}}body").text = "\n"
+    document = etree.tostring(root, encoding="unicode")
+    # Left open: the divs follow as they come, and FOOTER closes body and tt.
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + document.removesuffix(FOOTER.strip())
+
+
+def div(description: Description, index: int, audio: str | None) -> str:
+    """One description as a Script Event.
 
     Args:
-        stream: Where to write.
-        language: ISO 639-1 code of the descriptions' language.
-        audio: The description-only track the script refers to (a path or URL, as the
-            reader of the script will find it); None when no audio was rendered.
+        description: The description.
+        index: Its position in the script, from 0 (its ``xml:id`` is ``d<index + 1>``).
+        audio: The description-only track (a path or URL, as the reader of the script will
+            find it), referred to when the description was spoken; None: no audio.
     """
+    element = etree.Element(f"{{{TT}}}div", nsmap=NAMESPACES)
+    element.set(f"{{{XML}}}id", f"d{index + 1}")
+    element.set("begin", offset_time(description.start))
+    element.set("end", offset_time(description.end))
+    element.set(f"{{{DAPTM}}}represents", REPRESENTS)
+    p = etree.SubElement(element, f"{{{TT}}}p")
+    text = " ".join(description.text.split())
+    if audio is None or description.spoken_duration is None:
+        p.text = text
+    else:
+        spoken = description.spoken_duration
+        span = etree.SubElement(p, f"{{{TT}}}span", begin="0s", end=offset_time(spoken))
+        clip = etree.SubElement(span, f"{{{TT}}}audio", src=audio)
+        clip.set("clipBegin", offset_time(description.start))
+        clip.set("clipEnd", offset_time(description.start + spoken))
+        clip.tail = text
+    # Each div is serialised alone, so it repeats the namespace declarations (valid XML).
+    return etree.tostring(element, encoding="unicode") + "\n"
 
-    def __init__(self, stream: TextIO, *, language: str, audio: str | None = None) -> None:
-        self._language = language
-        self._audio = audio
-        super().__init__(stream)
 
-    def _header(self) -> str:
-        root = etree.Element(f"{{{TT}}}tt", nsmap=NAMESPACES)
-        root.set(f"{{{TTP}}}contentProfiles", CONTENT_PROFILE)
-        root.set(f"{{{XML}}}lang", self._language)
-        root.set(f"{{{DAPTM}}}scriptRepresents", REPRESENTS)
-        root.set(f"{{{DAPTM}}}scriptType", "preRecording" if self._audio is None else "asRecorded")
-        etree.SubElement(root, f"{{{TT}}}body").text = "\n"
-        document = etree.tostring(root, encoding="unicode")
-        # Written open: the divs follow as they come, and the footer closes body and tt.
-        return '<?xml version="1.0" encoding="UTF-8"?>\n' + document.removesuffix("</body></tt>")
-
-    def _item(self, description: Description, index: int) -> str:
-        div = etree.Element(f"{{{TT}}}div", nsmap=NAMESPACES)
-        div.set(f"{{{XML}}}id", f"d{index + 1}")
-        div.set("begin", offset_time(description.start))
-        div.set("end", offset_time(description.end))
-        div.set(f"{{{DAPTM}}}represents", REPRESENTS)
-        p = etree.SubElement(div, f"{{{TT}}}p")
-        text = " ".join(description.text.split())
-        if self._audio is None or description.spoken_duration is None:
-            p.text = text
-        else:
-            spoken = description.spoken_duration
-            span = etree.SubElement(p, f"{{{TT}}}span", begin="0s", end=offset_time(spoken))
-            audio = etree.SubElement(span, f"{{{TT}}}audio", src=self._audio)
-            audio.set("clipBegin", offset_time(description.start))
-            audio.set("clipEnd", offset_time(description.start + spoken))
-            audio.tail = text
-        # Each div is serialised alone, so it repeats the namespace declarations (valid XML).
-        return etree.tostring(div, encoding="unicode") + "\n"
-
-    def _footer(self) -> str:
-        return "</body></tt>\n"
+FOOTER = "</body></tt>\n"
+"""The end of a script."""

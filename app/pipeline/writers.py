@@ -22,6 +22,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TextIO
 
+from app.pipeline import dapt
 from app.pipeline.types import Description
 
 
@@ -150,6 +151,30 @@ class SrtWriter(DescriptionWriter):
         return f"{index + 1}\n{_timings(description, ',')}\n{_one_line(description.text)}\n\n"
 
 
+class DaptWriter(DescriptionWriter):
+    """A W3C DAPT script, one ``div`` per description (see ``app.pipeline.dapt``).
+
+    Args:
+        stream: Where to write.
+        language: ISO 639-1 code of the descriptions' language.
+        audio: The description-only track the script refers to; None: no audio rendered.
+    """
+
+    def __init__(self, stream: TextIO, *, language: str, audio: str | None = None) -> None:
+        self._language = language
+        self._audio = audio
+        super().__init__(stream)
+
+    def _header(self) -> str:
+        return dapt.header(self._language, self._audio)
+
+    def _item(self, description: Description, index: int) -> str:
+        return dapt.div(description, index, self._audio)
+
+    def _footer(self) -> str:
+        return dapt.FOOTER
+
+
 _WRITERS: dict[OutputFormat, type[DescriptionWriter]] = {
     OutputFormat.JSON: JsonWriter,
     OutputFormat.VTT: VttWriter,
@@ -173,8 +198,6 @@ def open_writer(
         to finish the document.
     """
     if fmt is OutputFormat.DAPT:
-        from app.pipeline.dapt import DaptWriter
-
         return DaptWriter(stream, language=language, audio=audio)
     return _WRITERS[fmt](stream)
 
