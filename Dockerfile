@@ -11,7 +11,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1
 
 # python3 (3.12 on Ubuntu 24.04) with venv; supervisor runs the service; curl for the
-# health check. scripts/install.sh adds ffmpeg and WordNet.
+# health check. scripts/install.sh adds ffmpeg, WordNet and espeak-ng (the narration voice).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3 python3-venv supervisor curl ca-certificates \

@@ -130,7 +130,7 @@ async def get_job(job_id: str, service: ServiceDep) -> JobOut:
 
 @api.get(
     "/jobs/{job_id}/descriptions",
-    summary="A job's descriptions as JSON, WebVTT or SRT",
+    summary="A job's descriptions as JSON, WebVTT, SRT or a W3C DAPT script",
     response_class=Response,
     responses={
         200: {
@@ -146,7 +146,8 @@ async def get_descriptions(
     fmt: Annotated[OutputFormat, Query(alias="format")] = OutputFormat.JSON,
 ) -> Response:
     _, descriptions = await service.job(job_id)
-    return Response(render(descriptions, fmt), media_type=fmt.media_type)
+    language = service.settings.language  # declared by DAPT
+    return Response(render(descriptions, fmt, language), media_type=fmt.media_type)
 
 
 @api.get(

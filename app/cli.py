@@ -27,8 +27,19 @@ from app.config import Settings
 from app.errors import DescriberError
 from app.models import KNOWN_MODELS, Captioner, CaptionOptions, CaptionRequest, load_captioner
 from app.pipeline.describe import SpeechSource, describe_media
+from app.pipeline.narration import Narrator, narrate
 from app.pipeline.novelty import SCORERS
 from app.pipeline.scenes import DETECTORS
+from app.pipeline.soundtrack import (
+    AUDIO_FORMATS,
+    FILM_FORMATS,
+    check_output,
+    film_duration,
+    mix_film,
+    write_track,
+)
+from app.pipeline.sources import fetch
+from app.pipeline.tts import load_engine
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
 from app.quiet import disable_library_progress_bars
@@ -119,6 +130,18 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         "words_per_second",
         {"type": float, "metavar": "X", "help": "narration speed"},
     ),
+    # Narration (--audio, --mix): the voice and how fast it speaks.
+    (("--tts",), "tts", {"metavar": "ENGINE", "help": "text-to-speech engine (espeak, piper)"}),
+    (
+        ("--voice",),
+        "voice",
+        {"metavar": "VOICE", "help": "the engine's voice (espeak-ng name, Piper .onnx or id)"},
+    ),
+    (
+        ("--rate",),
+        "tts_rate",
+        {"type": float, "metavar": "X", "help": "speaking speed, 1.0 is the voice's normal"},
+    ),
 ]
 
 #: How a default of None reads, for the options whose setting has one.
@@ -127,6 +150,7 @@ _NONE_MEANS = {
     "cache_dir": "the Hugging Face default",
     "detector_threshold": "the detector's own",
     "novelty_threshold": "the scorer's own",
+    "voice": "the engine's voice for --language",
 }
 
 _FLAG_OF = {field: flags[0] for flags, field, _ in _SETTING_OPTIONS} | {
@@ -191,6 +215,18 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "-o",
         metavar="FILE",
         help="output file, written whole or not at all (default: standard output)",
+    )
+    d.add_argument(
+        "--audio",
+        metavar="FILE",
+        help="also speak the descriptions and write them alone on the film's timeline; "
+        f"format by extension: {', '.join(AUDIO_FORMATS)} (default: none)",
+    )
+    d.add_argument(
+        "--mix",
+        metavar="FILE",
+        help="also write the film with an audio-description track added "
+        f"({', '.join(FILM_FORMATS)}; default: none)",
     )
     d.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bars at all (default: off)"
@@ -338,18 +374,40 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
         disable_library_progress_bars()  # transformers' and the hub's own bars
     captioner = _LazyCaptioner(settings.model, settings.caption_options())
     bar = _ProgressBar(enabled=not args.quiet, terminal=terminal)
+    media = settings.media_options()
+    # Narration: outputs and voice checked before the film is scanned.
+    audio = check_output(args.audio, list(AUDIO_FORMATS)) if args.audio else None
+    mixed = check_output(args.mix, list(FILM_FORMATS)) if args.mix else None
+    narrator = None
+    if audio or mixed:
+        options = settings.narration_options()
+        narrator = Narrator(load_engine(options.tts), options)
     with ExitStack() as stack:
         stack.callback(bar.close)
         out = stack.enter_context(_all_or_nothing(args.output, stdout))
-        writer = stack.enter_context(open_writer(OutputFormat(args.format), out))
-        for description in describe_media(
-            args.video,
-            captioner,
-            subtitles=args.subtitles,
-            options=settings.media_options(),
-            on_progress=bar,
-        ):
-            writer.write(description)
+        # The audio outputs need the film itself: a URL is downloaded once, here.
+        video = args.video
+        if narrator is not None:
+            video = str(stack.enter_context(fetch(video, options=media.fetch, guard=media.guard)))
+        src = os.path.relpath(audio, Path(args.output or ".").parent) if audio else None
+        writer = stack.enter_context(
+            open_writer(OutputFormat(args.format), out, language=settings.language, audio=src)
+        )
+        descriptions = describe_media(
+            video, captioner, subtitles=args.subtitles, options=media, on_progress=bar
+        )
+        if narrator is None:
+            for description in descriptions:
+                writer.write(description)
+            return 0
+        clips = []
+        for narration in narrate(descriptions, narrator):
+            writer.write(narration.description)
+            clips.append(narration.clip)
+        if audio:
+            write_track(audio, clips, film_duration(Path(video)))
+        if mixed:
+            mix_film(video, clips, mixed, settings.mix_options())
     return 0
 
 

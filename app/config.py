@@ -18,10 +18,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.models import DEFAULT_MODEL, CaptionOptions
 from app.models.captioners import CAPTIONERS
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource
+from app.pipeline.narration import NarrationOptions
 from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
 from app.pipeline.scenes import DETECTORS, SceneOptions
+from app.pipeline.soundtrack import MixOptions
 from app.pipeline.sources import FetchOptions, URLGuard
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions
+from app.pipeline.tts import TTS_ENGINES, TtsOptions
 from app.registry import Registry
 from app.service.backends import BACKENDS
 
@@ -37,6 +40,7 @@ _REGISTRIES: dict[str, Registry[Any]] = {
     "detector": DETECTORS,
     "novelty_scorer": SCORERS,
     "speech_detector": SPEECH_DETECTORS,
+    "tts": TTS_ENGINES,
 }
 
 
@@ -181,8 +185,9 @@ class Settings(BaseSettings):
     language: str = Field(default="en", pattern=r"^[a-z]{2}$")
     """The viewer's language, an ISO 639-1 code (``en``, ``ru``): descriptions are written in
     it."""
-    words_per_second: float = Field(default=2.5, gt=0)
-    """Narration speed that sets each description's word budget."""
+    words_per_second: float = Field(default=3.0, gt=0)
+    """Narration speed that sets each description's word budget: espeak-ng measured 4.1
+    words/s in English, 3.0 in Russian (``bench/narration_rate.py``)."""
     min_words: int = Field(default=3, ge=1)
     """A pause that holds fewer words than this gets no description."""
     speech_source: SpeechSource = SpeechSource.AUTO
@@ -193,7 +198,40 @@ class Settings(BaseSettings):
     speech_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Speech score (0..1) from which audio counts as speech."""
 
-    @field_validator("backend", "captioner", "detector", "novelty_scorer", "speech_detector")
+    # --- Narration: speech, fit, and the film's description track ---------------------------
+    tts: str = "espeak"
+    """Text-to-speech engine: espeak (espeak-ng, offline) or piper (``pip install piper-tts``)."""
+    voice: str | None = None
+    """The engine's voice (espeak-ng: ``en-us``, ``ru``...; piper: a ``.onnx`` file or a voice
+    id); None: the engine's voice for ``language``."""
+    tts_rate: float = Field(default=1.0, ge=0.25, le=4)
+    """Speaking speed relative to the voice's normal speed."""
+    max_speedup: float = Field(default=1.25, ge=1, le=2)
+    """How much faster than ``tts_rate`` an overrunning description may be spoken before it
+    is shortened (1.25: 25 % faster)."""
+    duck_db: float = Field(default=12.0, ge=0, le=60)
+    """How far the film's sound is lowered under a description in the mixed track, dB."""
+    duck_ramp: float = Field(default=0.25, ge=0, le=2)
+    """Seconds over which the film's sound is lowered before a description and raised
+    after it."""
+
+    def narration_options(self) -> NarrationOptions:
+        """Options for ``Narrator`` (its engine is built from their ``tts``)."""
+        tts = TtsOptions(
+            engine=self.tts,
+            voice=self.voice,
+            language=self.language,
+            rate=self.tts_rate,
+            cache_dir=self.cache_dir,
+            local_files_only=self.local_files_only,
+        )
+        return NarrationOptions(tts=tts, max_speedup=self.max_speedup, min_words=self.min_words)
+
+    def mix_options(self) -> MixOptions:
+        """Options for ``mix_film``."""
+        return MixOptions(duck_db=self.duck_db, ramp=self.duck_ramp, language=self.language)
+
+    @field_validator("backend", "captioner", "detector", "novelty_scorer", "speech_detector", "tts")
     @classmethod
     def _registered(cls, value: str, info: ValidationInfo) -> str:
         if info.field_name == "captioner" and value == "auto":
@@ -246,6 +284,8 @@ class Settings(BaseSettings):
         # The pipeline's dataclasses check their own ranges: fail at startup, not in a job.
         self.caption_options()
         self.media_options()
+        self.narration_options()
+        self.mix_options()
         return self
 
     # --- The pipeline's option objects -------------------------------------------------------

@@ -50,3 +50,11 @@ class WordNetMissing(DescriberError):
 
 class Stopped(Exception):
     """The caller's stop signal interrupted the work; it can be run again from the start."""
+
+
+class VoiceError(DescriberError):
+    """A text-to-speech engine or voice cannot be used (not installed, unknown, damaged)."""
+
+
+class RenderError(DescriberError):
+    """Narration audio or the film with its description track cannot be written."""

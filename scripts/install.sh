@@ -3,7 +3,7 @@
 # Debian/Ubuntu), PyTorch (kept if already installed), the project, and WordNet for METEOR.
 #
 #   bash scripts/install.sh          # runtime only
-#   bash scripts/install.sh --dev    # plus test and lint tools, and espeak-ng for test audio
+#   bash scripts/install.sh --dev    # plus test and lint tools
 #
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default
 # 2.13.0), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu128 to pick a build).
@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 dev=0
 [[ "${1:-}" == "--dev" ]] && dev=1
 
-packages=(ffmpeg wordnet-base wordnet-sense-index)
-((dev)) && packages+=(espeak-ng)
+# espeak-ng: the default voice of narration (and the speech of the tests' media).
+packages=(ffmpeg wordnet-base wordnet-sense-index espeak-ng)
 bash scripts/system-packages.sh "${packages[@]}"
 
 [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv

@@ -238,6 +238,9 @@ def test_happy_path_delivers_each_description_in_order_then_processed(
     assert vtt.text.startswith("WEBVTT") and "red scene" in vtt.text
     srt = service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "srt"})
     assert srt.text.startswith("1\n00:00:")
+    dapt = service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "dapt"})
+    assert dapt.headers["content-type"].startswith("application/ttml+xml")
+    assert 'xml:lang="en"' in dapt.text and "red scene" in dapt.text
     as_json = service.http.get(f"/jobs/{job_id}/descriptions")
     assert json.loads(as_json.text) == delivered
     bad_format = service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "doc"})

@@ -47,7 +47,9 @@ class Description:
         novelty: Similarity to the closest recent description (0 when first); lower means
             more novel.
         max_words: Words that fit the window at the configured speaking rate.
-        fits: Whether the caption fitted the budget without being shortened.
+        fits: Whether the caption fitted the budget without being shortened; once narrated,
+            whether its spoken audio fits the window.
+        spoken_duration: Seconds its synthesized speech lasts; None when no audio was rendered.
     """
 
     start: float
@@ -60,6 +62,7 @@ class Description:
     novelty: float
     max_words: int
     fits: bool
+    spoken_duration: float | None = None
 
 
 class Stage(StrEnum):

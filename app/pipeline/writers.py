@@ -1,4 +1,4 @@
-"""Write descriptions as JSON, WebVTT or SRT, each one as soon as it is ready.
+"""Write descriptions as JSON, WebVTT, SRT or DAPT, each one as soon as it is ready.
 
 A writer puts its header on the stream when it is opened, each description when it is
 written, and its footer when it is closed, flushing after each, so that a reader of a file
@@ -22,6 +22,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TextIO
 
+from app.pipeline import dapt
 from app.pipeline.types import Description
 
 
@@ -31,6 +32,8 @@ class OutputFormat(StrEnum):
     JSON = "json"
     VTT = "vtt"
     SRT = "srt"
+    DAPT = "dapt"
+    """A W3C DAPT script (TTML2): see ``app.pipeline.dapt``."""
 
     @property
     def media_type(self) -> str:
@@ -42,6 +45,7 @@ _MEDIA_TYPES = {
     OutputFormat.JSON: "application/json",
     OutputFormat.VTT: "text/vtt",
     OutputFormat.SRT: "application/x-subrip",
+    OutputFormat.DAPT: "application/ttml+xml",
 }
 
 
@@ -147,6 +151,30 @@ class SrtWriter(DescriptionWriter):
         return f"{index + 1}\n{_timings(description, ',')}\n{_one_line(description.text)}\n\n"
 
 
+class DaptWriter(DescriptionWriter):
+    """A W3C DAPT script, one ``div`` per description (see ``app.pipeline.dapt``).
+
+    Args:
+        stream: Where to write.
+        language: ISO 639-1 code of the descriptions' language.
+        audio: The description-only track the script refers to; None: no audio rendered.
+    """
+
+    def __init__(self, stream: TextIO, *, language: str, audio: str | None = None) -> None:
+        self._language = language
+        self._audio = audio
+        super().__init__(stream)
+
+    def _header(self) -> str:
+        return dapt.header(self._language, self._audio)
+
+    def _item(self, description: Description, index: int) -> str:
+        return dapt.div(description, index, self._audio)
+
+    def _footer(self) -> str:
+        return dapt.FOOTER
+
+
 _WRITERS: dict[OutputFormat, type[DescriptionWriter]] = {
     OutputFormat.JSON: JsonWriter,
     OutputFormat.VTT: VttWriter,
@@ -154,26 +182,33 @@ _WRITERS: dict[OutputFormat, type[DescriptionWriter]] = {
 }
 
 
-def open_writer(fmt: OutputFormat, stream: TextIO) -> DescriptionWriter:
+def open_writer(
+    fmt: OutputFormat, stream: TextIO, *, language: str = "en", audio: str | None = None
+) -> DescriptionWriter:
     """Start writing descriptions in a format; the header is written at once.
 
     Args:
         fmt: The output format.
         stream: Where to write; it is flushed after each description and left open.
+        language: The descriptions' language (ISO 639-1), for formats that declare it (DAPT).
+        audio: Where the description-only track is, for formats that refer to it (DAPT).
 
     Returns:
         A writer; call :meth:`DescriptionWriter.close` (or use it as a context manager)
         to finish the document.
     """
+    if fmt is OutputFormat.DAPT:
+        return DaptWriter(stream, language=language, audio=audio)
     return _WRITERS[fmt](stream)
 
 
-def render(descriptions: Iterable[Description], fmt: OutputFormat) -> str:
+def render(descriptions: Iterable[Description], fmt: OutputFormat, language: str = "en") -> str:
     """Render descriptions to a complete document in one string.
 
     Args:
         descriptions: The descriptions, in the order to write them.
         fmt: The output format.
+        language: The descriptions' language (ISO 639-1), for DAPT.
 
     Returns:
         The same text a writer of that format would stream.
@@ -182,7 +217,7 @@ def render(descriptions: Iterable[Description], fmt: OutputFormat) -> str:
         ValueError: A time is negative or not finite.
     """
     buffer = io.StringIO()
-    with open_writer(fmt, buffer) as writer:
+    with open_writer(fmt, buffer, language=language) as writer:
         for description in descriptions:
             writer.write(description)
     return buffer.getvalue()

@@ -73,6 +73,9 @@ class DescriptionOut(BaseModel):
     novelty: float = Field(description="Similarity to the previous description (lower: newer).")
     max_words: int = Field(description="Words that fit the window at the narration speed.")
     fits: bool = Field(description="Whether the caption fitted without being shortened.")
+    spoken_duration: float | None = Field(
+        default=None, description="Seconds of synthesized speech; null when none was rendered."
+    )
 
     @classmethod
     def of(cls, description: Description) -> DescriptionOut:

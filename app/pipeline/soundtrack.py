@@ -1,0 +1,381 @@
+"""Narration as sound: the description-only track, and the film with an audio-description
+track added.
+
+Both are made in one streaming pass with PyAV, block by block, so a two-hour film never sits
+in memory: each description's speech (a ``Clip``) is resampled when the timeline reaches it.
+
+* ``write_track``: the descriptions on the film's timeline, silence elsewhere; the format
+  follows the file's extension (``AUDIO_FORMATS``).
+* ``mix_film``: the film's video and audio streams copied packet for packet (not
+  re-encoded), plus a new audio track: the first original track lowered by ``duck_db``
+  under each description (linear ramps of ``ramp`` seconds on either side), with the
+  description spoken over it. The new track is tagged with the descriptions' language,
+  titled "Audio description" and marked for the visually impaired; the original stays the
+  default track. A film without audio gets the descriptions as its only audio track.
+
+Every output is written to a temporary file beside its target and renamed onto it once
+complete (``atomic_output``): a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import cast
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pycountry
+from av.audio.stream import AudioStream
+
+from app.errors import RenderError
+from app.pipeline.narration import Clip
+
+logger = logging.getLogger(__name__)
+
+#: Extension -> (container format, audio codec) of a description-only track.
+AUDIO_FORMATS = {
+    ".wav": ("wav", "pcm_s16le"),
+    ".flac": ("flac", "flac"),
+    ".m4a": ("ipod", "aac"),
+    ".mp3": ("mp3", "libmp3lame"),
+    ".opus": ("opus", "libopus"),
+}
+
+#: Extension -> container format of a film with its description track.
+FILM_FORMATS = {".mkv": "matroska", ".mp4": "mp4"}
+
+TRACK_RATE = 48_000
+"""Sample rate of a description-only track (the rate Opus requires, and films use)."""
+
+TITLE = "Audio description"
+"""Title of the added audio track."""
+
+_BLOCK = 4096
+"""Samples rendered at a time."""
+
+Block = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class MixOptions:
+    """How the description track of a film is mixed.
+
+    Attributes:
+        duck_db: How far the original sound is lowered under a description, dB.
+        ramp: Seconds over which it is lowered before a description and raised after it.
+        language: ISO 639-1 code of the descriptions, tagged on the track (as ISO 639-2).
+    """
+
+    duck_db: float = 12.0
+    ramp: float = 0.25
+    language: str = "en"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.duck_db <= 60:
+            raise ValueError(f"duck_db must be between 0 and 60 dB, got {self.duck_db}")
+        if not 0 <= self.ramp <= 2:
+            raise ValueError(f"the ducking ramp must be 0 to 2 seconds, got {self.ramp}")
+        language_tag(self.language)
+
+    @property
+    def gain(self) -> float:
+        """The original's gain under a description, linear."""
+        return float(10 ** (-self.duck_db / 20))
+
+
+def language_tag(code: str) -> str:
+    """The ISO 639-2 code (bibliographic form, as Matroska wants) of an ISO 639-1 code.
+
+    Raises:
+        ValueError: Not an ISO 639-1 code.
+    """
+    language = pycountry.languages.get(alpha_2=code)
+    if language is None:
+        raise ValueError(f"{code!r} is not an ISO 639-1 language code (en, ru, ...)")
+    return str(getattr(language, "bibliographic", language.alpha_3))
+
+
+def check_output(path: str | Path, formats: Sequence[str]) -> Path:
+    """Return ``path`` if its extension is one of ``formats`` and its folder can be written,
+    so that a long run does not end in an error it could have reported at once.
+
+    Raises:
+        RenderError: Another extension (the message lists the valid ones), or a folder
+            that cannot be written.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in formats:
+        raise RenderError(
+            f"cannot tell the format of {path} from its extension: use one of {', '.join(formats)}"
+        )
+    _temporary(path).unlink()
+    return path
+
+
+def _temporary(path: Path) -> Path:
+    """A new empty file beside ``path``, with its extension (FFmpeg picks formats by it).
+
+    Raises:
+        RenderError: The folder cannot be written.
+    """
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent
+        )
+    except OSError as exc:
+        raise RenderError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    os.close(handle)
+    return Path(name)
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` (same extension), renamed onto it once the body
+    ends without an error; removed otherwise. It is created at once, so an unwritable
+    directory fails before any work is done.
+
+    Raises:
+        RenderError: The directory cannot be written.
+    """
+    name = _temporary(path)
+    try:
+        yield name
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)  # mkstemp made it private; a finished file is not
+        os.replace(name, path)
+    except BaseException:
+        name.unlink(missing_ok=True)
+        raise
+
+
+class _Voices:
+    """The descriptions' speech at one sample rate, handed out block by block."""
+
+    def __init__(self, clips: Sequence[Clip], rate: int) -> None:
+        self._pending = sorted(clips, key=lambda c: c.start)
+        self._playing: list[tuple[int, Block]] = []
+        self.rate = rate
+        self.end = max((round(c.end * rate) for c in clips), default=0)
+        """Sample at which the last description ends."""
+
+    def block(self, start: int, count: int) -> Block:
+        """The speech of samples ``[start, start + count)`` of the timeline, mono."""
+        out = np.zeros(count, np.float32)
+        while self._pending and round(self._pending[0].start * self.rate) < start + count:
+            clip = self._pending.pop(0)
+            self._playing.append((round(clip.start * self.rate), _resample(clip, self.rate)))
+        for first, samples in self._playing:
+            lo, hi = max(start, first), min(start + count, first + samples.size)
+            if lo < hi:
+                out[lo - start : hi - start] += samples[lo - first : hi - first]
+        self._playing = [(f, s) for f, s in self._playing if f + s.size > start + count]
+        return out
+
+
+def _resample(clip: Clip, rate: int) -> Block:
+    """A clip's samples at ``rate``."""
+    if clip.sample_rate == rate or not clip.samples.size:
+        return clip.samples
+    frame = av.AudioFrame.from_ndarray(clip.samples.reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = clip.sample_rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    frames = [*resampler.resample(frame), *resampler.resample(None)]  # None: flush
+    parts = [f.to_ndarray().reshape(-1) for f in frames]
+    return np.concatenate(parts).astype(np.float32) if parts else clip.samples[:0]
+
+
+class _Ducker:
+    """The original's gain, block by block: 1, ramping down to ``options.gain`` before each
+    description and back up after it. Blocks must come in time order."""
+
+    def __init__(self, clips: Sequence[Clip], options: MixOptions, rate: int) -> None:
+        self._clips = sorted(clips, key=lambda c: c.start)
+        self._options = options
+        self._rate = rate
+
+    def block(self, start: int, count: int) -> Block:
+        """The gain over samples ``[start, start + count)`` of the timeline."""
+        ramp, floor = self._options.ramp, self._options.gain
+        t = (start + np.arange(count)) / self._rate
+        gain = np.ones(count)
+        while self._clips and self._clips[0].end + ramp < t[0]:
+            self._clips.pop(0)  # passed
+        for clip in self._clips:
+            if clip.start - ramp > t[-1]:
+                break
+            if ramp > 0:
+                # 0 outside, 1 under the speech, linear over the ramps.
+                depth = np.clip(np.minimum(t - clip.start + ramp, clip.end + ramp - t) / ramp, 0, 1)
+            else:
+                depth = ((t >= clip.start) & (t < clip.end)).astype(np.float64)
+            gain = np.minimum(gain, 1 - depth * (1 - floor))
+        return gain.astype(np.float32)
+
+
+def film_duration(path: Path) -> float:
+    """The length of a media file, seconds.
+
+    Raises:
+        RenderError: FFmpeg cannot read it.
+    """
+    try:
+        with av.open(str(path)) as container:
+            if container.duration is None:
+                raise RenderError(f"{path.name} does not say how long it is")
+            return float(container.duration / av.time_base)
+    except av.FFmpegError as exc:
+        raise RenderError(f"cannot read {path.name}: {exc}") from exc
+
+
+def write_track(path: str | Path, clips: Sequence[Clip], duration: float) -> Path:
+    """Write the descriptions alone on the film's timeline, silence elsewhere.
+
+    Args:
+        path: Output file; its extension picks the format (``AUDIO_FORMATS``).
+        clips: The descriptions' speech.
+        duration: Length of the film, seconds; the track is as long (or until the last
+            description ends, if that is later).
+
+    Raises:
+        RenderError: An unknown extension, or the file cannot be written.
+    """
+    target = check_output(path, list(AUDIO_FORMATS))
+    container_format, codec = AUDIO_FORMATS[target.suffix.lower()]
+    voices = _Voices(clips, TRACK_RATE)
+    total = max(round(duration * TRACK_RATE), voices.end)
+    with atomic_output(target) as temporary:
+        try:
+            with av.open(str(temporary), "w", format=container_format) as out:
+                stream = cast(AudioStream, out.add_stream(codec, rate=TRACK_RATE, layout="mono"))
+                for start in range(0, total, _BLOCK):
+                    block = np.clip(voices.block(start, min(_BLOCK, total - start)), -1, 1)
+                    out.mux(stream.encode(_frame(block.reshape(1, -1), "mono", start)))
+                out.mux(stream.encode(None))
+        except (av.FFmpegError, OSError) as exc:
+            raise RenderError(f"cannot write {target}: {exc}") from exc
+    logger.info("wrote the description track %s (%.1f s)", target, total / TRACK_RATE)
+    return target
+
+
+def _frame(planes: Block, layout: str, start: int, rate: int = TRACK_RATE) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes), format="fltp", layout=layout)
+    frame.sample_rate = rate
+    frame.pts = start
+    frame.time_base = Fraction(1, rate)
+    return frame
+
+
+def mix_film(
+    video: str | Path, clips: Sequence[Clip], path: str | Path, options: MixOptions
+) -> Path:
+    """Write the film with an audio-description track added (see the module docstring).
+
+    Args:
+        video: The film.
+        clips: The descriptions' speech.
+        path: Output file, ``.mkv`` or ``.mp4``.
+        options: Ducking and the track's language.
+
+    Raises:
+        RenderError: An unknown extension, a film FFmpeg cannot read, streams the container
+            cannot hold (then use .mkv), or a file that cannot be written.
+    """
+    target = check_output(path, list(FILM_FORMATS))
+    with atomic_output(target) as temporary:
+        try:
+            with (
+                av.open(str(video)) as source,
+                av.open(str(temporary), "w", format=FILM_FORMATS[target.suffix.lower()]) as out,
+            ):
+                _mix(source, out, clips, options)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise RenderError(
+                f"cannot write {target}: {exc}"
+                + (" (a .mkv file holds any codec)" if target.suffix.lower() != ".mkv" else "")
+            ) from exc
+    logger.info("wrote %s with its audio-description track", target)
+    return target
+
+
+def _mix(
+    source: av.container.InputContainer,
+    out: av.container.OutputContainer,
+    clips: Sequence[Clip],
+    options: MixOptions,
+) -> None:
+    copied = [s for s in source.streams if s.type in ("video", "audio")]
+    outputs = {s.index: out.add_stream_from_template(s) for s in copied}
+    for stream in copied:
+        outputs[stream.index].disposition = stream.disposition
+    original = source.streams.audio[0] if source.streams.audio else None
+    rate = original.rate if original is not None else TRACK_RATE
+    layout = original.layout.name if original is not None else "mono"
+    if original is not None:
+        outputs[original.index].disposition |= av.stream.Disposition.default
+    described = out.add_stream("aac", rate=rate, layout=layout)
+    described.metadata["language"] = language_tag(options.language)
+    described.metadata["title"] = TITLE  # Matroska
+    described.metadata["handler_name"] = TITLE  # MP4
+    described.disposition = av.stream.Disposition.visual_impaired
+    voices = _Voices(clips, rate)
+    ducker = _Ducker(clips, options, rate)
+    origin = (source.start_time or 0) / av.time_base
+    channels = len(described.layout.channels)
+    written = 0  # samples of the new track encoded so far
+
+    def add(original_planes: Block | None, start: int, count: int) -> None:
+        nonlocal written
+        speech = voices.block(start, count)
+        if original_planes is None:
+            mixed = np.repeat(speech.reshape(1, -1), channels, axis=0)
+        else:
+            mixed = original_planes * ducker.block(start, count) + speech
+        out.mux(described.encode(_frame(np.clip(mixed, -1, 1), layout, start, rate)))
+        written = start + count
+
+    def add_frame(frame: av.AudioFrame) -> None:
+        add(frame.to_ndarray().astype(np.float32, copy=False), written, frame.samples)
+
+    def silence_until(end: int) -> None:
+        while written < end:
+            add(None, written, min(_BLOCK, end - written))
+
+    decoder = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    for packet in source.demux(copied):
+        if packet.dts is None:  # a demuxer's flush packet
+            if packet.stream is original:
+                for frame in _decoded(packet, decoder):
+                    add_frame(frame)
+            continue
+        stream = packet.stream
+        if stream is original:
+            for frame in _decoded(packet, decoder):
+                add_frame(frame)
+        elif original is None and packet.pts is not None and stream.time_base is not None:
+            # No sound to follow: the new track keeps pace with the video packets.
+            silence_until(round((float(packet.pts * stream.time_base) - origin) * rate))
+        packet.stream = outputs[stream.index]
+        out.mux(packet)
+    for frame in decoder.resample(None):
+        add_frame(frame)
+    end = voices.end
+    if original is None:
+        end = max(end, round((source.duration or 0) / av.time_base * rate))
+    silence_until(end)
+    out.mux(described.encode(None))
+
+
+def _decoded(packet: av.Packet, resampler: av.AudioResampler) -> Iterator[av.AudioFrame]:
+    """The frames of an audio packet, converted to the resampler's format."""
+    for frame in packet.decode():
+        if isinstance(frame, av.AudioFrame):
+            yield from resampler.resample(frame)

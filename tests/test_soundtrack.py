@@ -1,0 +1,199 @@
+"""The description-only track and the film with its audio-description track: decoded and
+measured with numpy."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from app.errors import RenderError
+from app.pipeline.narration import Clip, Narrator
+from app.pipeline.soundtrack import MixOptions, mix_film, write_track
+from app.pipeline.tts import TtsOptions, load_engine
+from tests.test_narration import description
+
+RATE = 48_000
+TONE = 440.0
+
+
+def decode(path: Path, stream_index: int = 0) -> np.ndarray:
+    """Audio stream ``stream_index`` (among audio streams) as mono float32 at 48 kHz."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[stream_index]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        parts = [
+            out.to_ndarray().reshape(-1)
+            for frame in container.decode(stream)
+            for out in resampler.resample(frame)
+        ]
+        parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    return np.concatenate(parts)
+
+
+def loud(samples: np.ndarray, threshold: float = 0.01, hop: float = 0.01) -> np.ndarray:
+    """Per 10 ms frame: whether its RMS exceeds ``threshold`` (-40 dBFS)."""
+    n = round(hop * RATE)
+    frames = samples[: samples.size // n * n].reshape(-1, n)
+    return np.sqrt(np.mean(frames**2, axis=1)) > threshold
+
+
+def tone_level(samples: np.ndarray, start: float, end: float) -> float:
+    """Amplitude of the 440 Hz tone over ``[start, end)`` s (projection on sin and cos)."""
+    part = samples[round(start * RATE) : round(end * RATE)]
+    t = np.arange(part.size) / RATE
+    sin, cos = np.sin(2 * np.pi * TONE * t), np.cos(2 * np.pi * TONE * t)
+    return float(2 * np.hypot(part @ sin, part @ cos) / part.size)
+
+
+@pytest.fixture(scope="module")
+def tone_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten seconds of black video with a steady 440 Hz tone (-12 dBFS) as its sound."""
+    path = tmp_path_factory.mktemp("mix") / "tone.mp4"
+    cmd = [
+        "ffmpeg", "-y", "-loglevel", "error",
+        "-f", "lavfi", "-i", "color=c=black:s=64x64:r=25:d=10",
+        "-f", "lavfi", "-i", f"sine=frequency={TONE}:duration=10:sample_rate={RATE}",
+        "-filter:a", "volume=0.5", "-c:v", "libx264", "-preset", "ultrafast",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", "-ac", "2", str(path),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def spoken() -> list[Clip]:
+    """Two espeak-ng descriptions narrated into their windows (1-4 s and 6-9 s)."""
+    narrator = Narrator(load_engine(TtsOptions()))
+    texts = [("A woman opens a red door.", 1.0, 4.0), ("A car drives into the night.", 6.0, 9.0)]
+    return [narrator.narrate(description(*t)).clip for t in texts]
+
+
+def chirps(spans: list[tuple[float, float]]) -> list[Clip]:
+    """Clips of a 3 kHz tone (far from the film's 440 Hz) over the given spans."""
+    clips = []
+    for start, end in spans:
+        t = np.arange(round((end - start) * RATE)) / RATE
+        samples = (0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+        clips.append(Clip(start, samples, RATE))
+    return clips
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".m4a", ".mp3", ".opus"])
+def test_the_track_has_speech_inside_the_windows_and_silence_elsewhere(
+    spoken: list[Clip], tmp_path: Path, suffix: str
+) -> None:
+    track = write_track(tmp_path / f"track{suffix}", spoken, duration=10.0)
+    samples = decode(track)
+    # Lossy codecs pad the start and end by some milliseconds.
+    assert samples.size / RATE == pytest.approx(10.0, abs=0.1)
+    frames = loud(samples)
+    expected = np.zeros_like(frames)
+    for clip in spoken:
+        speech = frames[round(clip.start * 100) : round(clip.end * 100)]
+        assert speech.mean() > 0.6, "mostly speech while the description plays"
+        expected[round(clip.start * 100) : round(clip.end * 100)] = True
+    found = np.flatnonzero(frames)
+    for clip in spoken:
+        inside = found[(found >= (clip.start - 0.5) * 100) & (found < (clip.end + 0.5) * 100)]
+        assert abs(inside[0] / 100 - clip.start) <= 0.05
+        assert abs((inside[-1] + 1) / 100 - clip.end) <= 0.05
+    # Silence outside the descriptions (5 frames = 50 ms of tolerance at their edges).
+    margin = np.convolve(expected, np.ones(11), mode="same") > 0
+    assert not frames[~margin].any()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"track{suffix}"]
+
+
+def _packets(path: Path, kind: str, index: int = 0) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[index]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_the_mixed_film_copies_the_original_and_tags_the_new_track(
+    tone_film: Path, spoken: list[Clip], tmp_path: Path, suffix: str
+) -> None:
+    out = mix_film(tone_film, spoken, tmp_path / f"film{suffix}", MixOptions(language="ru"))
+    with av.open(str(out)) as container:
+        video, (original, described) = container.streams.video, container.streams.audio
+        assert len(video) == 1
+        assert original.disposition & av.stream.Disposition.default
+        assert not described.disposition & av.stream.Disposition.default
+        assert described.metadata["language"] == "rus"
+        title = "title" if suffix == ".mkv" else "handler_name"
+        assert described.metadata[title] == "Audio description"
+        if suffix == ".mkv":
+            assert described.disposition & av.stream.Disposition.visual_impaired
+    # Stream copy: every packet of the original video and sound, byte for byte.
+    assert _packets(out, "video") == _packets(tone_film, "video")
+    assert _packets(out, "audio", 0) == _packets(tone_film, "audio", 0)
+    # The descriptions are heard on the new track: louder than the ducked tone alone
+    # (0.5 * 10 ** (-12 / 20) / sqrt(2) = 0.089 RMS).
+    mixed = decode(out, 1)
+    for clip in spoken:
+        part = mixed[round(clip.start * RATE) : round(clip.end * RATE)]
+        assert np.sqrt(np.mean(part**2)) > 0.12
+
+
+def test_the_original_is_lowered_by_the_set_db_under_descriptions_only(
+    tone_film: Path, tmp_path: Path
+) -> None:
+    spans = [(2.0, 4.0), (6.5, 8.0)]
+    options = MixOptions(duck_db=12.0, ramp=0.25)
+    out = mix_film(tone_film, chirps(spans), tmp_path / "film.mkv", options)
+    before, after = decode(tone_film), decode(out, 1)
+    # Under each description (past the ramps): 12 dB lower.
+    for start, end in spans:
+        ratio = tone_level(after, start + 0.05, end - 0.05) / tone_level(before, start, end)
+        assert 20 * np.log10(ratio) == pytest.approx(-12.0, abs=0.5)
+    # Away from them (beyond the ramps): unchanged.
+    for start, end in [(0.2, 1.7), (4.3, 6.2), (8.3, 9.8)]:
+        ratio = tone_level(after, start, end) / tone_level(before, start, end)
+        assert 20 * np.log10(ratio) == pytest.approx(0.0, abs=0.3)
+    # Half way down the ramp before the first description: half the reduction in gain.
+    half = tone_level(after, 1.87, 1.88) / tone_level(before, 1.87, 1.88)
+    assert 10 ** (-12 / 20) < half < 1
+
+
+def test_a_film_without_audio_gets_the_descriptions_as_its_only_track(
+    video_without_audio: Path, tmp_path: Path
+) -> None:
+    clips = chirps([(0.5, 1.5)])
+    out = mix_film(video_without_audio, clips, tmp_path / "film.mkv", MixOptions())
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+        assert container.streams.audio[0].metadata["title"] == "Audio description"
+    samples = decode(out)
+    assert samples.size / RATE == pytest.approx(3.0, abs=0.1)
+    frames = loud(samples)
+    assert frames[60:140].all() and not frames[:45].any() and not frames[160:].any()
+    assert _packets(out, "video") == _packets(video_without_audio, "video")
+
+
+def test_an_unwritable_or_unknown_output_is_a_clear_error(
+    tone_film: Path, spoken: list[Clip], tmp_path: Path
+) -> None:
+    with pytest.raises(RenderError, match=r"cannot write /no/such/dir/film\.mkv: No such file"):
+        mix_film(tone_film, spoken, "/no/such/dir/film.mkv", MixOptions())
+    with pytest.raises(RenderError, match=r"extension: use one of \.wav, \.flac"):
+        write_track(tmp_path / "track.aiff", spoken, 10.0)
+    with pytest.raises(RenderError, match=r"\.mkv, \.mp4"):
+        mix_film(tone_film, spoken, tmp_path / "film.avi", MixOptions())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_mix_leaves_no_partial_file(spoken: list[Clip], tmp_path: Path) -> None:
+    notes = tmp_path / "film.mp4"
+    notes.write_text("not a film\n" * 100)
+    with pytest.raises(RenderError, match="cannot write"):
+        mix_film(notes, spoken, tmp_path / "out.mkv", MixOptions())
+    assert list(tmp_path.iterdir()) == [notes]
+
+
+def test_an_unknown_language_is_refused() -> None:
+    with pytest.raises(ValueError, match="'xx' is not an ISO 639-1 language code"):
+        MixOptions(language="xx")
