@@ -50,3 +50,8 @@ class WordNetMissing(DescriberError):
 
 class Stopped(Exception):
     """The caller's stop signal interrupted the work; it can be run again from the start."""
+
+
+class EndpointError(DescriberError):
+    """A remote captioning endpoint refused a request, failed, or answered something unusable;
+    the message names the endpoint and quotes its answer."""
