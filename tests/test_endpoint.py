@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from app.cli import main
+from app.config import Settings
 from app.errors import EndpointError
 from app.models import CaptionOptions, CaptionRequest, load_captioner
 from app.models.captioners.remote import ChatEndpointCaptioner
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource, describe_media
+from app.pipeline.frames import FrameSelector
 from tests.fixtures.chat import ChatEndpoint, completion
 from tests.fixtures.media import MadeVideo, make_coded_video
 from tests.fixtures.models import dominant_colour, solid_image
@@ -243,3 +246,32 @@ def test_the_request_body_is_a_chat_completion(chat_endpoint: ChatEndpoint) -> N
         "text",
     ]
     assert isinstance(Image.open, object) and completion("x")
+
+
+def test_a_prompt_file_with_an_unknown_placeholder_is_refused_at_startup(tmp_path: Path) -> None:
+    bad = tmp_path / "prompt.txt"
+    bad.write_text("Describe $plot in $language.", encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"unknown placeholders plot; the known ones"):
+        Settings(prompt_file=bad)
+    good = tmp_path / "good.txt"
+    good.write_text("Describe in $language, $max_words words.", encoding="utf-8")
+    assert Settings(prompt_file=good).caption_options().prompt == good.read_text()
+
+
+def test_spread_frames_lie_evenly_inside_each_scene() -> None:
+    selector: FrameSelector[int] = FrameSelector(1.0, spread=3)
+    closed = []
+    for number in range(25 * 30):  # 30 s at 25 fps, a cut at 24 s, reported late
+        time = number / 25
+        selector.push(time, number)
+        if number == 24 * 25 + 5:
+            closed.append(selector.cut(24.0))
+    closed.append(selector.finish(30.0))
+    long, short = closed
+    assert long is not None and short is not None
+    # Within a sampling step (frames kept 24 / 12 s apart at most) of 4, 12 and 20 s.
+    assert [round(t) for t, _ in long.spread] == pytest.approx([4, 12, 20], abs=1)
+    assert all(0 <= t < 24 for t, _ in long.spread)
+    # 6 s: at most 12 samples kept, about half a second apart.
+    assert [t for t, _ in short.spread] == pytest.approx([25, 27, 29], abs=0.5)
+    assert all(24 <= t < 30 for t, _ in short.spread)
