@@ -426,7 +426,7 @@ def test_the_captioner_is_told_the_viewers_language(coded_video: VideoFactory) -
     list(describe(made.path, captioner, options=DescribeOptions(language="ru")))
     assert captioner.requests == [
         [CaptionRequest(max_words=5, language="ru")],
-        [CaptionRequest(max_words=5, language="ru")],
+        [CaptionRequest(max_words=5, language="ru", previous=("Красная сцена.",))],
     ]
 
 
