@@ -26,6 +26,7 @@ from tqdm import tqdm
 from app.config import Settings
 from app.errors import DescriberError
 from app.models import KNOWN_MODELS, Captioner, CaptionOptions, CaptionRequest, load_captioner
+from app.models.base import frames_per_scene
 from app.pipeline.describe import SpeechSource, describe_media
 from app.pipeline.narration import Narrator, narrate
 from app.pipeline.novelty import SCORERS
@@ -59,6 +60,17 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         },
     ),
     (("--device",), "device", {"metavar": "DEVICE", "help": "auto, cpu, cuda or cuda:N"}),
+    (
+        ("--api-base",),
+        "api_base",
+        {"metavar": "URL", "help": "OpenAI-compatible endpoint; --model names its model"},
+    ),
+    (
+        ("--frames-per-scene",),
+        "frames_per_scene",
+        {"type": int, "metavar": "N", "help": "frames of each scene shown to the captioner"},
+    ),
+    (("--prompt-file",), "prompt_file", {"metavar": "FILE", "help": "prompt template"}),
     (("--beams",), "beams", {"type": int, "metavar": "N", "help": "beam search width"}),
     (
         ("--max-new-tokens",),
@@ -151,6 +163,10 @@ _NONE_MEANS = {
     "detector_threshold": "the detector's own",
     "novelty_threshold": "the scorer's own",
     "voice": "the engine's voice for --language",
+    "max_new_tokens": "the captioner's own",
+    "api_base": "a local model",
+    "frames_per_scene": "the captioner's own",
+    "prompt_file": "the default prompt",
 }
 
 _FLAG_OF = {field: flags[0] for flags, field, _ in _SETTING_OPTIONS} | {
@@ -277,12 +293,20 @@ class _LazyCaptioner:
         self._options = options
         self._captioner: Captioner | None = None
 
+    def _loaded(self) -> Captioner:
+        if self._captioner is None:
+            self._captioner = load_captioner(self._name, self._options)
+        return self._captioner
+
+    @property
+    def frames_per_scene(self) -> int:
+        """The model's: asked once the video is open, so this loads it."""
+        return frames_per_scene(self._loaded())
+
     def caption(
         self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
-        if self._captioner is None:
-            self._captioner = load_captioner(self._name, self._options)
-        return self._captioner.caption(images, requests)
+        return self._loaded().caption(images, requests)
 
 
 class _ProgressBar:

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.models import DEFAULT_MODEL, CaptionOptions
 from app.models.captioners import CAPTIONERS
+from app.models.prompt import PromptBuilder, PromptError
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource
 from app.pipeline.narration import NarrationOptions
 from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
@@ -122,9 +123,11 @@ class Settings(BaseSettings):
 
     # --- Model -----------------------------------------------------------------------------
     captioner: str = "auto"
-    """Captioner kind (blip, blip-2); ``auto`` picks it from the model's config.json."""
+    """Captioner kind (blip, blip-2, chat-vlm, openai); ``auto`` picks it from the model's
+    config.json, or ``openai`` when ``api_base`` is set."""
     model: str = DEFAULT_MODEL
-    """Hub id or local directory of the captioning model."""
+    """Hub id or local directory of the captioning model; with ``api_base``, the served
+    model's name."""
     model_revision: str | None = None
     """Hub revision (branch, tag or commit) of the model."""
     cache_dir: str | None = None
@@ -137,8 +140,9 @@ class Settings(BaseSettings):
     """Model weights' type; ``auto``: float16 on CUDA, float32 on CPU."""
     beams: int = Field(default=3, ge=1)
     """Beam search width; 1 is greedy decoding."""
-    max_new_tokens: int = Field(default=30, ge=1)
-    """Most tokens in a caption (about one word each)."""
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    """Most tokens in a caption; None: the captioner's own (30 for BLIP, 200 for
+    prompt-driven models)."""
     repetition_penalty: float = Field(default=1.0, gt=0)
     """Penalty on repeating a token; 1.0 means none."""
     model_batch_size: int | None = Field(default=None, ge=1)
@@ -147,6 +151,31 @@ class Settings(BaseSettings):
     """Spread the model over GPU and CPU (accelerate), e.g. BLIP-2 on a small GPU."""
     max_memory: dict[str, str] | None = None
     """Memory caps per device when offloading, e.g. ``{"0": "10GiB", "cpu": "30GiB"}``."""
+
+    # --- Prompt-driven captioners: vision-language models, OpenAI-compatible endpoints ------
+    api_base: str | None = None
+    """Base URL of an OpenAI-compatible chat-completions endpoint (``http://host:8000/v1``);
+    set, captions come from it and ``model`` names the served model."""
+    api_key: SecretStr | None = None
+    """Bearer token for ``api_base``; None sends none."""
+    api_concurrency: int = Field(default=4, ge=1)
+    """Requests in flight to ``api_base`` at once, all jobs together."""
+    api_timeout: float = Field(default=120.0, gt=0)
+    """Seconds one request to ``api_base`` may take."""
+    api_max_attempts: int = Field(default=4, ge=1)
+    """Tries of a request that fails with 429, 5xx, a timeout or a lost connection."""
+    api_backoff: float = Field(default=1.0, ge=0)
+    """Seconds before the second try; each further wait doubles, up to a minute."""
+    prompt_file: Path | None = None
+    """UTF-8 file holding the prompt template (placeholders in README.md); None: the
+    default prompt."""
+    frames_per_scene: int | None = Field(default=None, ge=1, le=16)
+    """Frames of each scene shown to the captioner; None: the captioner's own (1 for BLIP, 3
+    for vision-language models)."""
+    dialogue_lines: int = Field(default=2, ge=0)
+    """Subtitle lines before the pause, and as many after it, put in the prompt."""
+    previous_descriptions: int = Field(default=3, ge=0)
+    """Descriptions accepted before a scene that are put in its prompt."""
 
     # --- Pipeline --------------------------------------------------------------------------
     batch_size: int = Field(default=8, ge=1)
@@ -238,6 +267,21 @@ class Settings(BaseSettings):
             return value
         return _REGISTRIES[str(info.field_name)].check(value)
 
+    @field_validator("prompt_file")
+    @classmethod
+    def _valid_prompt(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                PromptBuilder.from_file(value)
+            except PromptError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
@@ -305,6 +349,15 @@ class Settings(BaseSettings):
             revision=self.model_revision,
             local_files_only=self.local_files_only,
             cache_dir=self.cache_dir,
+            prompt=None
+            if self.prompt_file is None
+            else PromptBuilder.from_file(self.prompt_file).template,
+            api_base=self.api_base,
+            api_key=None if self.api_key is None else self.api_key.get_secret_value(),
+            api_concurrency=self.api_concurrency,
+            api_timeout=self.api_timeout,
+            api_max_attempts=self.api_max_attempts,
+            api_backoff=self.api_backoff,
         )
 
     def media_options(self, guard: URLGuard | None = None) -> MediaOptions:
@@ -346,6 +399,9 @@ class Settings(BaseSettings):
             min_words=self.min_words,
             similar_frame_threshold=self.similar_frame_threshold,
             caption_image_side=self.caption_image_side,
+            frames_per_scene=self.frames_per_scene,
+            dialogue_lines=self.dialogue_lines,
+            previous_descriptions=self.previous_descriptions,
         )
 
 

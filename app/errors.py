@@ -58,3 +58,8 @@ class VoiceError(DescriberError):
 
 class RenderError(DescriberError):
     """Narration audio or the film with its description track cannot be written."""
+
+
+class EndpointError(DescriberError):
+    """A remote captioning endpoint refused a request, failed, or answered something unusable;
+    the message names the endpoint and quotes its answer."""

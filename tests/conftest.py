@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.core",
     "tests.fixtures.media",
     "tests.fixtures.models",
+    "tests.fixtures.chat",
 ]
 
 

@@ -116,8 +116,11 @@ def test_caption_is_trimmed_to_its_word_budget(coded_video: VideoFactory) -> Non
     for d in results:
         assert len(d.text.split()) <= 5
         assert not d.fits
-    # The model was told each image's budget.
-    assert captioner.requests == [[CaptionRequest(max_words=5)], [CaptionRequest(max_words=5)]]
+    # The model was told each image's budget, and the second the first description.
+    assert captioner.requests == [
+        [CaptionRequest(max_words=5)],
+        [CaptionRequest(max_words=5, previous=(results[0].text,))],
+    ]
 
 
 def test_near_identical_frame_skips_the_model(coded_video: VideoFactory, tmp_path: Path) -> None:
@@ -423,7 +426,7 @@ def test_the_captioner_is_told_the_viewers_language(coded_video: VideoFactory) -
     list(describe(made.path, captioner, options=DescribeOptions(language="ru")))
     assert captioner.requests == [
         [CaptionRequest(max_words=5, language="ru")],
-        [CaptionRequest(max_words=5, language="ru")],
+        [CaptionRequest(max_words=5, language="ru", previous=("Красная сцена.",))],
     ]
 
 

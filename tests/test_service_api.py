@@ -22,10 +22,11 @@ from PIL import Image
 
 from app.api import create_app
 from app.config import Settings
-from app.models import CaptionRequest
+from app.models import CaptionOptions, CaptionRequest, load_captioner
 from app.pipeline.novelty import NoveltyScorer
 from app.service.jobs import JobRequest, JobStatus, OutboxEvent, Submission
 from app.service.store import SqliteJobStore
+from tests.fixtures.chat import ChatEndpoint
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video, nvdec_usable
 from tests.fixtures.models import ScriptedCaptioner
@@ -723,3 +724,23 @@ def test_a_decode_device_that_cannot_be_opened_keeps_the_service_unready(
         assert "frames cannot be decoded on 'cuda'" in ready.json()["model"]
     finally:
         service.stop()
+
+
+def test_an_endpoint_that_refuses_ends_the_job_not_processed_naming_it(
+    live_service: Callable[..., LiveService],
+    recording_core: RecordingCore,
+    media: tuple[str, Path],
+    chat_endpoint: ChatEndpoint,
+) -> None:
+    chat_endpoint.script.append((400, '{"error": {"message": "image input is not supported"}}'))
+    captioner = load_captioner("served-vlm", CaptionOptions(api_base=chat_endpoint.url))
+    service = live_service(captioner, core_url=recording_core.url)
+    base, _ = media
+
+    job = service.wait_done(service.submit(f"{base}/short.mp4"))
+
+    assert job["status"] == "not_processed"
+    reason = job["reason"]
+    assert f"{chat_endpoint.url}/chat/completions" in reason
+    assert "HTTP 400" in reason and "image input is not supported" in reason
+    assert recording_core.wait_final(job["job_id"])["reason"] == reason

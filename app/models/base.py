@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from PIL import Image
@@ -29,6 +29,15 @@ class CaptionRequest:
     language: str = "en"
     """The viewer's language (ISO 639-1). A model that writes many languages is asked to
     write in it; an English-only one (BLIP) ignores it and the pipeline translates after."""
+    frames: tuple[Image.Image, ...] = ()
+    """Frames spread over the scene, in time order, for a captioner that takes several
+    (``frames_per_scene`` above 1): it describes these instead of the one image; empty: only
+    the image. A single-frame captioner (BLIP) ignores them."""
+    dialogue: tuple[str, ...] = ()
+    """Dialogue around the pause, in time order (subtitle lines, when subtitles exist)."""
+    previous: tuple[str, ...] = ()
+    """The last descriptions accepted before this one, oldest first: for continuity, and so
+    that a prompt-driven model does not repeat them."""
 
 
 @runtime_checkable
@@ -36,7 +45,10 @@ class Captioner(Protocol):
     """Anything that describes images in words.
 
     Implementations must return exactly one string per input image, in order, and must give
-    the same caption for an image whether it is captioned alone or within a batch. Jobs that
+    the same caption for an image whether it is captioned alone or within a batch. A
+    captioner that looks at several frames of a scene says how many in an ``int`` attribute
+    ``frames_per_scene`` (read with :func:`frames_per_scene`) and finds them in
+    ``CaptionRequest.frames``. Jobs that
     run side by side call ``caption`` from several threads at once: a captioner that cannot
     overlap calls (one local model) serialises them itself; a remote endpoint need not.
     """
@@ -51,6 +63,18 @@ class Captioner(Protocol):
             requests: One per image, in the same order; None asks nothing special of any.
         """
         ...
+
+
+def frames_per_scene(captioner: Captioner) -> int:
+    """How many frames of a scene ``captioner`` looks at: its ``frames_per_scene`` attribute.
+
+    The attribute is optional in the contract so that a plain ``caption`` function object
+    (the bench scripts', the tests' fakes) stays a captioner; one without it takes one frame.
+    """
+    wanted = getattr(captioner, "frames_per_scene", 1)
+    if not isinstance(wanted, int) or wanted < 1:
+        raise ValueError(f"frames_per_scene must be a positive int, got {wanted!r}")
+    return wanted
 
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -70,8 +94,10 @@ class CaptionOptions:
 
     #: Beams of the beam search; 1 is greedy decoding.
     num_beams: int = 3
-    #: Most tokens in a caption (about one word each); a call may ask for fewer.
-    max_new_tokens: int = 30
+    #: Most tokens in a caption; a call may ask for fewer. None: the kind's own (30 for BLIP,
+    #: whose tokens are about a word each; 200 for prompt-driven models, which may write in
+    #: languages that take several tokens a word).
+    max_new_tokens: int | None = None
     #: Fewest tokens in a caption; 0 lets the model stop when it is done.
     min_new_tokens: int = 0
     #: Penalty on repeating a token already generated; 1.0 means none.
@@ -95,6 +121,23 @@ class CaptionOptions:
     #: Hub cache directory; None uses the Hugging Face default (HF_HUB_CACHE).
     cache_dir: str | None = None
 
+    # --- Prompt-driven captioners (local vision-language models, remote endpoints) ---------
+    #: The prompt template (``app.models.prompt``); None: the default one.
+    prompt: str | None = None
+    #: Base URL of an OpenAI-compatible chat-completions endpoint (``.../v1``); set, the
+    #: ``openai`` kind serves captions and the model name is the served model's.
+    api_base: str | None = None
+    #: Bearer token for the endpoint; None sends none.
+    api_key: str | None = field(default=None, repr=False)
+    #: Requests in flight to the endpoint at once, all jobs together.
+    api_concurrency: int = 4
+    #: Seconds one request may take (connecting, waiting for the answer, reading it).
+    api_timeout: float = 120.0
+    #: Tries of a request that fails with 429, a 5xx status, a timeout or a lost connection.
+    api_max_attempts: int = 4
+    #: Seconds before the second try; each further wait doubles, up to a minute.
+    api_backoff: float = 1.0
+
     def source(self, name_or_path: str) -> ModelSource:
         """Where the model ``name_or_path`` is, with these options' hub settings."""
         return ModelSource(name_or_path, self.revision, self.cache_dir, self.local_files_only)
@@ -104,7 +147,7 @@ class CaptionOptions:
             CAPTIONERS.check(self.kind)
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be at least 1, got {self.num_beams}")
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.min_new_tokens < 0:
             raise ValueError(f"min_new_tokens must not be negative, got {self.min_new_tokens}")
@@ -118,3 +161,11 @@ class CaptionOptions:
             )
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+        if self.kind == "openai" and self.api_base is None:
+            raise ValueError("the openai captioner needs api_base, the endpoint's base URL")
+        if self.api_base is not None and not self.api_base.startswith(("http://", "https://")):
+            raise ValueError(f"api_base must be an http(s) URL, got {self.api_base!r}")
+        if self.api_concurrency < 1 or self.api_max_attempts < 1:
+            raise ValueError("api_concurrency and api_max_attempts must be at least 1")
+        if self.api_timeout <= 0 or self.api_backoff < 0:
+            raise ValueError("api_timeout must be positive and api_backoff not negative")

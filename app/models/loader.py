@@ -24,7 +24,8 @@ def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> 
     """Load a captioner from a local directory or the Hugging Face hub.
 
     With ``options.kind`` "auto" the model's ``config.json`` decides the kind, so any
-    checkpoint of a supported type works, fine-tuned ones included.
+    checkpoint of a supported type works, fine-tuned ones included; with ``options.api_base``
+    set, an OpenAI-compatible endpoint serves the model ``name_or_path`` (the ``openai`` kind).
 
     Args:
         name_or_path: A directory holding a saved model and processor, or a hub id such as
@@ -41,6 +42,8 @@ def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> 
     options = options or CaptionOptions()
     source = options.source(name_or_path)
     kind = options.kind
+    if kind == "auto" and options.api_base is not None:
+        kind = "openai"  # the endpoint serves the model: nothing to read from the hub
     if kind == "auto":
         model_type = load_model(source, WHAT, _model_type, known=KNOWN_MODELS)
         kind = kind_for_model_type(model_type, name_or_path)
@@ -63,10 +66,16 @@ def kind_for_model_type(model_type: str, name_or_path: str) -> str:
     """
     takes = {t: name for name, kind in CAPTIONERS.items() for t in kind.model_types}
     if model_type not in takes:
+        missing = [
+            f"{name} (needs {', '.join(member.missing())})"
+            for name, member in CAPTIONERS.members.items()
+            if member.missing()
+        ]
+        uninstalled = f" Kinds not installed: {'; '.join(missing)}." if missing else ""
         raise ModelLoadError(
             f"{name_or_path!r} is a {model_type!r} model, which cannot caption images "
             f"here. Supported model types: {', '.join(takes)}; for example "
-            f"{', '.join(KNOWN_MODELS)}."
+            f"{', '.join(KNOWN_MODELS)}.{uninstalled}"
         )
     return takes[model_type]
 

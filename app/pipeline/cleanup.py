@@ -49,7 +49,8 @@ _CLOSE_UP = re.compile(r"\bclose\s*-?\s*up\b", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"(\w)\s+'\s*s\b")
 _HYPHEN = re.compile(r"(\w)\s+-\s+(\w)")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
-_WORD = re.compile(r"[A-Za-z0-9]")
+#: A letter or digit in any script: a caption in the viewer's language (Russian) is a text.
+_WORD = re.compile(r"[^\W_]")
 
 _ARTICLES = frozenset({"a", "an", "the"})
 _DETERMINERS = _ARTICLES | frozenset(

@@ -8,6 +8,8 @@ time order. The CLI, the HTTP service and the tests all call them.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import functools
 import logging
 import math
@@ -24,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from app.errors import VideoTooLong
-from app.models.base import Captioner, CaptionRequest
+from app.models.base import Captioner, CaptionRequest, frames_per_scene
 from app.pipeline.cleanup import clean_caption, trim_to_words
 from app.pipeline.frames import ClosedScene, FrameSelector
 from app.pipeline.novelty import (
@@ -38,8 +40,16 @@ from app.pipeline.pauses import PauseFinder, SpeechTrack
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard, fetch
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions, stream_speech
-from app.pipeline.subtitles import load_speech_intervals
-from app.pipeline.types import Description, Interval, Progress, Scene, Stage, StopSignal
+from app.pipeline.subtitles import load_dialogue, speech_intervals
+from app.pipeline.types import (
+    Description,
+    DialogueLine,
+    Interval,
+    Progress,
+    Scene,
+    Stage,
+    StopSignal,
+)
 from app.pipeline.video import DecodedFrame, VideoReader
 
 logger = logging.getLogger(__name__)
@@ -109,6 +119,15 @@ class DescribeOptions:
     and their processor, which runs in the captioning thread, resizes a 1080p frame in about
     25 ms against 6 ms for a 768 px one (``bench/captioning.py``)."""
 
+    # --- What a prompt-driven captioner is told besides the frame ---------------------------
+    frames_per_scene: int | None = None
+    """Frames spread over each scene given to the captioner (``CaptionRequest.frames``);
+    None: as many as the captioner asks for (1 for BLIP, 3 for vision-language models)."""
+    dialogue_lines: int = 2
+    """Subtitle lines given as context from before the pause, and as many from after it."""
+    previous_descriptions: int = 3
+    """Descriptions accepted before a scene that its captioner is shown, for continuity."""
+
     def __post_init__(self) -> None:
         SCORERS.check(self.novelty_scorer)
         if self.words_per_second <= 0:
@@ -126,6 +145,10 @@ class DescribeOptions:
             raise ValueError("similar_frame_threshold must be in (0, 1] or None")
         if self.caption_image_side is not None and self.caption_image_side < 16:
             raise ValueError("caption_image_side must be >= 16 pixels or None")
+        if self.frames_per_scene is not None and not 1 <= self.frames_per_scene <= 16:
+            raise ValueError("frames_per_scene must be between 1 and 16, or None")
+        if self.dialogue_lines < 0 or self.previous_descriptions < 0:
+            raise ValueError("dialogue_lines and previous_descriptions must be >= 0")
 
     def max_words(self, window: Interval) -> int:
         """Words that fit in ``window`` at ``words_per_second``."""
@@ -171,6 +194,11 @@ class _Candidate:
     frame_time: float
     image: Image.Image
     max_words: int
+    frames: tuple[Image.Image, ...] = ()
+
+    def close(self) -> None:
+        for image in (self.image, *self.frames):
+            image.close()
 
 
 _THUMBNAIL = 16
@@ -218,11 +246,13 @@ def _scan(
     out: queue.Queue[object],
     stop: StopSignal,
     progress: _ProgressTracker,
+    spread: int,
 ) -> None:
-    """Producer: decode once, detect cuts, pick each scene's frame, queue the usable ones."""
+    """Producer: decode once, detect cuts, pick each scene's frame (and ``spread`` frames over
+    it when more than one), queue the usable ones."""
     info = reader.info
     cuts = CutDetector(options.scenes, info.frame_rate)
-    selector: FrameSelector[DecodedFrame] = FrameSelector(options.frame_offset)
+    selector: FrameSelector[DecodedFrame] = FrameSelector(options.frame_offset, spread=spread)
     counts = {"scenes_found": 0, "scenes_without_pause": 0, "scenes_similar": 0}
     next_report = 0.0
     last_time = 0.0
@@ -261,8 +291,9 @@ def _scan(
             last_thumbnail = thumbnail
         # Only scenes that will be described pay for the RGB conversion.
         image = closed.frame.to_image(options.caption_image_side)
+        frames = tuple(frame.to_image(options.caption_image_side) for _, frame in closed.spread)
         max_words = options.max_words(window)
-        return put(_Candidate(scene, window, closed.frame_time, image, max_words))
+        return put(_Candidate(scene, window, closed.frame_time, image, max_words, frames))
 
     for decoded in reader.frames():
         if stop.is_set():
@@ -295,6 +326,7 @@ def describe(
     on_progress: ProgressCallback | None = None,
     name: str | None = None,
     stop: StopSignal | None = None,
+    dialogue: Sequence[DialogueLine] = (),
 ) -> Iterator[Description]:
     """Describe a local video file.
 
@@ -312,6 +344,8 @@ def describe(
         stop: When set, decoding and captioning stop at the next safe point (between two
             frames, before a batch, between two descriptions) and the generator ends early,
             without a ``done`` progress report.
+        dialogue: The subtitle lines, sorted by start: the captioner is told those around
+            each pause (``options.dialogue_lines``).
 
     Yields:
         Each new description, in time order, as soon as it is captioned.
@@ -349,13 +383,15 @@ def describe(
     finder = PauseFinder(speech, min_window)
     progress = _ProgressTracker(on_progress, info.duration)
     items: queue.Queue[object] = queue.Queue(maxsize=options.queue_size)
+    spread = options.frames_per_scene or frames_per_scene(captioner)
+    context = _Context(dialogue, options.dialogue_lines, options.previous_descriptions)
     # Set when this generator ends, however it ends; the scan also stops on the caller's stop.
     finished = threading.Event()
     halt = _Either(finished, stop)
 
     def produce() -> None:
         try:
-            _scan(reader, options, finder, items, halt, progress)
+            _scan(reader, options, finder, items, halt, progress, spread)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             items.put(_Failed(exc))
         finally:
@@ -388,16 +424,16 @@ def describe(
             if not batch:
                 continue
             texts = captioner.caption(
-                [c.image for c in batch],
-                [CaptionRequest(max_words=c.max_words, language=options.language) for c in batch],
+                [c.image for c in batch], [context.request(c, options.language) for c in batch]
             )
             for candidate, text in zip(batch, texts, strict=True):
                 captioned += 1
-                candidate.image.close()
+                candidate.close()
                 description = _accept(candidate, text, novelty)
                 if description is None:
                     dropped += 1
                     continue
+                context.accepted(description.text)
                 yield description
                 if halt.is_set():
                     return
@@ -415,6 +451,37 @@ def describe(
                 continue
         producer.join()
         reader.close()
+
+
+class _Context:
+    """What a captioner is told about a scene besides its frames: the dialogue around its
+    pause and the descriptions accepted before it (before its batch: a batch is captioned
+    at once)."""
+
+    def __init__(self, dialogue: Sequence[DialogueLine], lines: int, previous: int) -> None:
+        self._dialogue = dialogue
+        self._starts = [line.start for line in dialogue]
+        self._lines = lines
+        self._previous: collections.deque[str] = collections.deque(maxlen=previous)
+
+    def request(self, candidate: _Candidate, language: str) -> CaptionRequest:
+        window = candidate.window
+        before = bisect.bisect_left(self._starts, window.start)
+        after = bisect.bisect_left(self._starts, window.end)
+        around = [
+            *self._dialogue[max(0, before - self._lines) : before],
+            *self._dialogue[after : after + self._lines],
+        ]
+        return CaptionRequest(
+            max_words=candidate.max_words,
+            language=language,
+            frames=candidate.frames,
+            dialogue=tuple(line.text for line in around),
+            previous=tuple(self._previous),
+        )
+
+    def accepted(self, text: str) -> None:
+        self._previous.append(text)
 
 
 def _accept(candidate: _Candidate, raw: str, novelty: NoveltyFilter) -> Description | None:
@@ -475,11 +542,14 @@ def describe_media(
         video, what="video", options=options.fetch, guard=options.guard, stop=stop
     ) as video_path:
         from_subtitles: list[Interval] | None = None
-        if subtitles is not None and options.speech_source != SpeechSource.AUDIO:
+        dialogue: list[DialogueLine] = []
+        if subtitles is not None:
             with fetch(
                 subtitles, what="subtitles", options=options.fetch, guard=options.guard, stop=stop
             ) as path:
-                from_subtitles = load_speech_intervals(path)
+                dialogue = load_dialogue(path)
+            if options.speech_source != SpeechSource.AUDIO:
+                from_subtitles = speech_intervals(dialogue)
         use_audio = options.speech_source in (SpeechSource.AUDIO, SpeechSource.BOTH) or (
             options.speech_source == SpeechSource.AUTO and from_subtitles is None
         )
@@ -492,6 +562,7 @@ def describe_media(
             on_progress=on_progress,
             stop=stop,
             name=video,
+            dialogue=dialogue,
         )
         if not use_audio:
             yield from run(speech=from_subtitles)

@@ -1,15 +1,21 @@
-"""Choose, during the single decoding pass, the frame that represents each scene.
+"""Choose, during the single decoding pass, the frame that represents each scene, and for
+captioners that look at several, frames spread over the scene.
 
 The frame of a scene is the one on screen ``offset`` seconds after the scene starts, or,
 for a scene shorter than twice the offset, the one on screen at its middle. "On screen at
 time t" means the last frame whose presentation time is at or before t, so the choice is
 exact to the frame, whatever the keyframe layout or frame rate of the file.
+
+The spread frames of a scene of length d, n of them, are the kept samples nearest to
+``start + (i + 0.5) * d / n``. The scene's end is known only at its cut, so a bounded set of
+samples is kept as it goes: every frame until the set is full, then every other one, and so
+on, which leaves them evenly spaced over the scene so far whatever its length.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from app.pipeline.types import Scene
@@ -24,6 +30,9 @@ class ClosedScene(Generic[T]):
     scene: Scene
     frame_time: float
     frame: T
+    spread: list[tuple[float, T]] = field(default_factory=list)
+    """Frames spread over the scene, ``(time, frame)`` in time order, when the selector was
+    asked for more than one; fewer when the scene has fewer frames."""
 
 
 def frame_target(start: float, end: float | None, offset: float) -> float:
@@ -46,19 +55,55 @@ class FrameSelector(Generic[T]):
     the chosen one: memory does not grow with the length of the video.
     """
 
-    def __init__(self, offset: float, lookback: int = 8) -> None:
+    def __init__(self, offset: float, lookback: int = 8, spread: int = 1) -> None:
+        """Args:
+        offset: Seconds into a scene of its frame.
+        lookback: Frames always kept, for cuts that arrive late.
+        spread: Frames per scene spread over it besides its frame; 1 keeps none.
+        """
         if offset < 0:
             raise ValueError("frame offset must be >= 0 seconds")
+        if spread < 1:
+            raise ValueError("spread must be >= 1 frame")
         self.offset = offset
         self.lookback = lookback
+        self.spread = spread
         self._start = 0.0
         self._index = 0
         self._frames: deque[tuple[float, T]] = deque()
+        # Evenly spaced samples of the current scene (and of what follows a cut not yet
+        # known), for the spread frames; at most ``_capacity``, ``_spacing`` seconds apart.
+        self._capacity = 4 * spread
+        self._samples: list[tuple[float, T]] = []
+        self._spacing = 0.0
 
     def push(self, time: float, frame: T) -> None:
         """Add the next decoded frame."""
         self._frames.append((time, frame))
         self._trim(now=time)
+        if self.spread > 1:
+            self._sample(time, frame)
+
+    def _sample(self, time: float, frame: T) -> None:
+        if self._samples and time - self._samples[-1][0] < self._spacing:
+            return
+        self._samples.append((time, frame))
+        if len(self._samples) > self._capacity:
+            self._samples = self._samples[::2]
+            self._spacing = max(2 * self._spacing, self._samples[1][0] - self._samples[0][0])
+
+    def _spread(self, end: float) -> list[tuple[float, T]]:
+        """The samples nearest to ``spread`` times evenly spaced over ``[start, end)``."""
+        samples = [(t, f) for t, f in self._samples if self._start <= t < end]
+        if self.spread == 1 or not samples:
+            return []
+        step = (end - self._start) / self.spread
+        chosen: dict[float, T] = {}
+        for i in range(self.spread):
+            target = self._start + (i + 0.5) * step
+            time, frame = min(samples, key=lambda sample: abs(sample[0] - target))
+            chosen[time] = frame
+        return sorted(chosen.items(), key=lambda item: item[0])
 
     def _trim(self, now: float) -> None:
         target = self._start + self.offset
@@ -90,12 +135,15 @@ class FrameSelector(Generic[T]):
         closed = self._close(time)
         self._start = time
         self._frames = deque((t, f) for t, f in self._frames if t >= time)
+        self._samples = [(t, f) for t, f in self._samples if t >= time]
+        self._spacing = 0.0
         return closed
 
     def finish(self, end: float) -> ClosedScene[T] | None:
         """Close the last scene at the end of the video."""
         closed = self._close(end)
         self._frames.clear()
+        self._samples.clear()
         return closed
 
     def _close(self, end: float) -> ClosedScene[T] | None:
@@ -109,4 +157,6 @@ class FrameSelector(Generic[T]):
                 chosen = (time, frame)
         scene = Scene(index=self._index, start=self._start, end=end)
         self._index += 1
-        return ClosedScene(scene=scene, frame_time=chosen[0], frame=chosen[1])
+        return ClosedScene(
+            scene=scene, frame_time=chosen[0], frame=chosen[1], spread=self._spread(end)
+        )

@@ -40,7 +40,7 @@ from webvtt.errors import MalformedCaptionError, MalformedFileError
 
 from app.errors import InputError, SubtitleError
 from app.pipeline.pauses import merge_intervals
-from app.pipeline.types import Interval
+from app.pipeline.types import DialogueLine, Interval
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +99,32 @@ class _BrokenCue(Exception):
 def load_speech_intervals(path: Path) -> list[Interval]:
     """Read the times when someone speaks from an SRT, WebVTT or ASS/SSA subtitles file.
 
+    As :func:`load_dialogue`, then :func:`speech_intervals`.
+
+    Returns:
+        The cue intervals in seconds, sorted by start, with overlapping or touching cues
+        merged into one interval.
+    """
+    return speech_intervals(load_dialogue(path))
+
+
+def speech_intervals(lines: Sequence[DialogueLine]) -> list[Interval]:
+    """The times of ``lines``, sorted, with overlapping or touching ones merged."""
+    return merge_intervals([Interval(line.start, line.end) for line in lines])
+
+
+def load_dialogue(path: Path) -> list[DialogueLine]:
+    """Read the cues of an SRT, WebVTT or ASS/SSA subtitles file with their text.
+
     Broken cues are skipped, each with a WARNING naming its line; cues with no text and
-    cues of zero length are skipped silently.
+    cues of zero length are skipped silently. A cue's lines are joined by spaces.
 
     Args:
         path: The subtitles file, SRT, WebVTT or ASS/SSA, in UTF-8/16/32 (with or without a byte
             order mark) or a legacy code page such as cp1251.
 
     Returns:
-        The cue intervals in seconds, sorted by start, with overlapping or touching cues
-        merged into one interval.
+        The cues, sorted by start.
 
     Raises:
         InputError: The file cannot be read.
@@ -119,7 +135,7 @@ def load_speech_intervals(path: Path) -> list[Interval]:
     if fmt is SubtitleFormat.SRT and path.suffix.lower() == ".vtt":
         logger.warning("%s has no WEBVTT header; reading it as SRT", path)
     cues = _parse_cues(path, fmt, _LINE_BREAK.split(text))
-    intervals: list[Interval] = []
+    lines: list[DialogueLine] = []
     for cue in cues:
         if cue.end < cue.start:
             logger.warning(
@@ -131,18 +147,15 @@ def load_speech_intervals(path: Path) -> list[Interval]:
             )
         elif not cue.text.strip():
             logger.debug("%s:%d: skipped a cue without text", path, cue.line)
-        else:
-            intervals.append(Interval(cue.start, cue.end))
-    merged = merge_intervals(intervals)
-    if not merged:
+        elif cue.end > cue.start:
+            lines.append(DialogueLine(cue.start, cue.end, " ".join(cue.text.split())))
+    if not lines:
         raise SubtitleError(
             f"subtitles file {path} holds no cue with text and a positive duration; "
             "check that it is an SRT, WebVTT or ASS/SSA file with dialogue"
         )
-    logger.info(
-        "%s: %d cues of speech in %d intervals (%s)", path, len(intervals), len(merged), fmt.value
-    )
-    return merged
+    logger.info("%s: %d cues of speech (%s)", path, len(lines), fmt.value)
+    return sorted(lines, key=lambda line: (line.start, line.end))
 
 
 def read_subtitle_text(path: Path) -> str:

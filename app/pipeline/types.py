@@ -20,6 +20,15 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class DialogueLine:
+    """One subtitle cue: what is said from ``start`` to ``end``, seconds, on one line."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Scene:
     """One shot of the video, ``[start, end)`` in seconds; ``index`` counts from 0."""
 

@@ -39,5 +39,15 @@ CAPTIONERS: Registry[CaptionerKind] = Registry(
     {
         "blip": Member("app.models.captioners.blip:BLIP", _TRANSFORMERS),
         "blip-2": Member("app.models.captioners.blip:BLIP2", _TRANSFORMERS),
+        # Chat vision-language models: one generic captioner, a line per family.
+        "qwen-vl": Member(
+            "app.models.captioners.vlm:QWEN_VL", {**_TRANSFORMERS, "torchvision": "torchvision"}
+        ),
+        "smolvlm": Member("app.models.captioners.vlm:IDEFICS3", _TRANSFORMERS),
+        "smolvlm2": Member(
+            "app.models.captioners.vlm:SMOLVLM",
+            {**_TRANSFORMERS, "torchvision": "torchvision", "num2words": "num2words"},
+        ),
+        "openai": Member("app.models.captioners.remote:OPENAI", {"httpx": "httpx"}),
     },
 )

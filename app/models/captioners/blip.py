@@ -39,6 +39,8 @@ USABLE_FREE_MEMORY = 0.8
 #: Largest batch that automatic batching picks: on an H100, 64 images per call were 6 % (BLIP-large)
 #: and 19 % (BLIP-2) faster than 32, for twice the activation memory.
 MAX_AUTO_BATCH_SIZE = 32
+#: Most tokens in a caption when the options name none: BLIP's tokens are about a word each.
+MAX_NEW_TOKENS = 30
 #: Batch size on the CPU when none is given: bigger batches are not faster there.
 CPU_BATCH_SIZE = 4
 #: Tokens to allow per word of a request's budget: the WordPiece (BLIP) and BPE (BLIP-2)
@@ -121,6 +123,9 @@ class BlipCaptioner:
     Build one with :func:`app.models.load_captioner`.
     """
 
+    #: BLIP looks at one frame; it ignores ``CaptionRequest.frames``.
+    frames_per_scene = 1
+
     def __init__(
         self,
         model: PreTrainedModel,
@@ -149,6 +154,7 @@ class BlipCaptioner:
         assert isinstance(patches, torch.nn.Conv2d)
         self.dtype: torch.dtype = patches.weight.dtype
         self.batch_size = options.batch_size or pick_batch_size(self.device, options.num_beams)
+        self.max_new_tokens = options.max_new_tokens or MAX_NEW_TOKENS
         self._lock = threading.Lock()
         logger.info(
             "Captioner %s ready on %s as %s, batch size %d",
@@ -225,11 +231,11 @@ class BlipCaptioner:
         """Tokens to generate for a chunk: enough for its largest word budget."""
         budgets = [r.max_words for r in requests or ()]
         if not budgets or None in budgets:
-            return self.options.max_new_tokens
+            return self.max_new_tokens
         most = max(b for b in budgets if b is not None)
         if most < 1:
             raise ValueError(f"max_words must be at least 1, got {most}")
-        return min(self.options.max_new_tokens, math.ceil(most * TOKENS_PER_WORD))
+        return min(self.max_new_tokens, math.ceil(most * TOKENS_PER_WORD))
 
     @torch.inference_mode()
     def _caption_chunk(self, images: Sequence[Image.Image], max_new_tokens: int) -> list[str]:

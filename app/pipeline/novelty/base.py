@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Split a caption into lowercase words (runs of ASCII letters and digits).
+    """Split a caption into lowercase words (runs of letters and digits, in any script).
 
     Args:
         text: A caption.
