@@ -203,6 +203,7 @@ def test_russian_end_to_end_through_the_cli(
         [
             "describe", str(video.path), "-q", "--subtitles", str(subtitles),
             "--api-base", chat_endpoint.url, "--model", SERVED, "--language", "ru",
+            "--words-per-second", "2.5",
         ],
         stdout=out,
     )  # fmt: skip
