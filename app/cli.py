@@ -26,9 +26,11 @@ from tqdm import tqdm
 from app.config import Settings
 from app.errors import DescriberError
 from app.models import KNOWN_MODELS, Captioner, CaptionOptions, CaptionRequest, load_captioner
+from app.models.translators import TranslateOptions, Translator, load_translator
 from app.pipeline.describe import SpeechSource, describe_media
-from app.pipeline.novelty import SCORERS
+from app.pipeline.novelty import AUTO_SCORER, SCORERS
 from app.pipeline.scenes import DETECTORS
+from app.pipeline.translate import captioner_languages
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
 from app.quiet import disable_library_progress_bars
@@ -94,7 +96,11 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         "decode_device",
         {"help": "cpu, or cuda / cuda:N to decode with the GPU's NVDEC"},
     ),
-    (("--novelty",), "novelty_scorer", {"choices": sorted(SCORERS), "help": "repeat check"}),
+    (
+        ("--novelty",),
+        "novelty_scorer",
+        {"choices": [AUTO_SCORER, *sorted(SCORERS)], "help": "repeat check"},
+    ),
     (
         ("--novelty-threshold",),
         "novelty_threshold",
@@ -113,6 +119,16 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         ("--language", "-l"),
         "language",
         {"metavar": "CODE", "help": "the viewer's language, ISO 639-1 (en, ru)"},
+    ),
+    (
+        ("--translator",),
+        "translator",
+        {
+            "metavar": "NAME_OR_DIR",
+            "help": "translation model (hub id or directory) for an English-only captioner "
+            "when the language is not en; auto: Helsinki-NLP/opus-mt-en-{language}; none: "
+            "no translator",
+        },
     ),
     (
         ("--words-per-second",),
@@ -241,12 +257,35 @@ class _LazyCaptioner:
         self._options = options
         self._captioner: Captioner | None = None
 
+    def _load(self) -> Captioner:
+        if self._captioner is None:
+            self._captioner = load_captioner(self._name, self._options)
+        return self._captioner
+
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """The languages the model writes (loads it: asked once the video has opened)."""
+        return captioner_languages(self._load())
+
     def caption(
         self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
-        if self._captioner is None:
-            self._captioner = load_captioner(self._name, self._options)
-        return self._captioner.caption(images, requests)
+        return self._load().caption(images, requests)
+
+
+class _LazyTranslator:
+    """Loads the translation model on first use: only a run that needs it loads it."""
+
+    def __init__(self, name_or_path: str, language: str, options: TranslateOptions) -> None:
+        self._name = name_or_path
+        self.language = language
+        self._options = options
+        self._translator: Translator | None = None
+
+    def translate(self, texts: Sequence[str]) -> list[str]:
+        if self._translator is None:
+            self._translator = load_translator(self._name, self.language, self._options)
+        return self._translator.translate(texts)
 
 
 class _ProgressBar:
@@ -337,6 +376,12 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
     if args.quiet or not terminal:
         disable_library_progress_bars()  # transformers' and the hub's own bars
     captioner = _LazyCaptioner(settings.model, settings.caption_options())
+    translator_model = settings.translator_model()
+    translator = (
+        None
+        if translator_model is None
+        else _LazyTranslator(translator_model, settings.language, settings.translate_options())
+    )
     bar = _ProgressBar(enabled=not args.quiet, terminal=terminal)
     with ExitStack() as stack:
         stack.callback(bar.close)
@@ -348,6 +393,7 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
             subtitles=args.subtitles,
             options=settings.media_options(),
             on_progress=bar,
+            translator=translator,
         ):
             writer.write(description)
     return 0

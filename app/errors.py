@@ -50,3 +50,7 @@ class WordNetMissing(DescriberError):
 
 class Stopped(Exception):
     """The caller's stop signal interrupted the work; it can be run again from the start."""
+
+
+class TranslatorMissing(DescriberError):
+    """Descriptions must be translated into the viewer's language and no translator is set."""

@@ -121,6 +121,9 @@ class BlipCaptioner:
     Build one with :func:`app.models.load_captioner`.
     """
 
+    #: BLIP and BLIP-2 caption in English only: the pipeline translates for other languages.
+    languages: frozenset[str] | None = frozenset({"en"})
+
     def __init__(
         self,
         model: PreTrainedModel,

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Split a caption into lowercase words (runs of ASCII letters and digits).
+    """Split a caption into lowercase words (runs of letters and digits, in any script).
 
     Args:
         text: A caption.
@@ -53,6 +53,8 @@ class ScorerSpec:
     history: int
     #: One line for ``--help`` texts and error messages.
     description: str
+    #: Languages (ISO 639-1) it was measured to work in; None: any.
+    languages: frozenset[str] | None = None
 
 
 class NoveltyFilter:
