@@ -49,7 +49,8 @@ _CLOSE_UP = re.compile(r"\bclose\s*-?\s*up\b", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"(\w)\s+'\s*s\b")
 _HYPHEN = re.compile(r"(\w)\s+-\s+(\w)")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
-_WORD = re.compile(r"[A-Za-z0-9]")
+#: A letter or digit in any script: a caption in the viewer's language (Russian) is a text.
+_WORD = re.compile(r"[^\W_]")
 
 _ARTICLES = frozenset({"a", "an", "the"})
 _DETERMINERS = _ARTICLES | frozenset(
@@ -82,6 +83,11 @@ DANGLING_WORDS = frozenset(
      "around", "against", "toward", "towards", "and", "or", "but", "while", "as", "that",
      "who", "which", "whose", "his", "their", "its", "my", "our", "your", "is", "are", "was",
      "were", "very"}
+) | frozenset(
+    # Russian prepositions and conjunctions, for translated descriptions.
+    {"в", "во", "на", "с", "со", "к", "ко", "у", "о", "об", "по", "из", "за", "под",  # noqa: RUF001
+     "над", "перед", "при", "для", "от", "до", "через", "между", "и", "а", "но", "или",  # noqa: RUF001
+     "что", "который", "которая", "которое", "которые"}
 )  # fmt: skip
 #: Words an "an" goes before although they start with a consonant, and the reverse.
 _AN_EXCEPTIONS = frozenset({"hour", "hours", "honest", "heir", "honor", "honour"})
