@@ -11,12 +11,12 @@ Importing this package is cheap: torch and transformers load with the first mode
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from app.errors import ModelLoadError
+from app.models.base import CaptionOptions
 from app.models.hub import ModelSource, load_model
 from app.models.loader import _model_type
 from app.registry import Member, Registry
@@ -45,10 +45,6 @@ class Translator(Protocol):
     def translate(self, texts: Sequence[str]) -> list[str]:
         """Translate English texts into :attr:`language`, one output per input."""
         ...
-
-
-_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-_DTYPES = ("auto", "float16", "bfloat16", "float32")
 
 
 @dataclass(frozen=True)
@@ -88,12 +84,8 @@ class TranslateOptions:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not _DEVICE_PATTERN.fullmatch(self.device):
-            raise ValueError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
-            )
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+        # The captioner's device and dtype options, checked the same way.
+        CaptionOptions(device=self.device, dtype=self.dtype)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sacrebleu.metrics import CHRF as ChrF
 
-from app.pipeline.novelty.base import ScorerSpec, tokenize
+from app.pipeline.novelty.base import ScorerSpec, obvious_similarity, tokenize
 
 #: chrF (0..1) at or above which a caption repeats an earlier one: the middle of the gap
 #: between the Russian new-scene pairs (0.271 and below) and the repeats (0.370 and above, all
@@ -46,13 +46,12 @@ class ChrfScorer:
             1.0 for the same words in the same order (case and punctuation aside); 0.0 when
             either text has no word.
         """
-        previous_words = tokenize(previous)
-        current_words = tokenize(current)
-        if not previous_words or not current_words:
-            return 0.0
-        if previous_words == current_words:
-            return 1.0
-        score = self._metric.sentence_score(" ".join(previous_words), [" ".join(current_words)])
+        obvious = obvious_similarity(previous, current)
+        if obvious is not None:
+            return obvious
+        score = self._metric.sentence_score(
+            " ".join(tokenize(previous)), [" ".join(tokenize(current))]
+        )
         return min(max(score.score / 100.0, 0.0), 1.0)
 
 
