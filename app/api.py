@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.config import Settings, get_settings
 from app.errors import DescriberError
 from app.models import Captioner
+from app.models.translators import Translator
 from app.pipeline.novelty import NoveltyScorer
 from app.pipeline.writers import OutputFormat, render
 from app.service.jobs import JobNotFound, QueueFull, RefusedURL, StoreUnavailable
@@ -212,6 +213,7 @@ def create_app(
     captioner: Captioner | None = None,
     *,
     scorer: NoveltyScorer | None = None,
+    translator: Translator | None = None,
 ) -> FastAPI:
     """Build the service's ASGI app.
 
@@ -219,6 +221,7 @@ def create_app(
         settings: The settings; None reads them from the environment.
         captioner: A captioner to use instead of loading ``settings.model`` (tests).
         scorer: A novelty scorer to use instead of METEOR (tests).
+        translator: A translator to use instead of loading ``settings.translator`` (tests).
 
     Returns:
         The app; its lifespan starts and stops the service.
@@ -227,7 +230,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service(settings, captioner=captioner, scorer=scorer)
+        service = Service(settings, captioner=captioner, scorer=scorer, translator=translator)
         await service.start()
         app.state.service = service
         try:

@@ -27,9 +27,10 @@ from app.config import Settings
 from app.errors import DescriberError
 from app.models import KNOWN_MODELS, Captioner, CaptionOptions, CaptionRequest, load_captioner
 from app.models.base import frames_per_scene
+from app.models.translators import TranslateOptions, Translator, load_translator
 from app.pipeline.describe import SpeechSource, describe_media
 from app.pipeline.narration import Narrator, narrate
-from app.pipeline.novelty import SCORERS
+from app.pipeline.novelty import AUTO_SCORER, SCORERS
 from app.pipeline.scenes import DETECTORS
 from app.pipeline.soundtrack import (
     AUDIO_FORMATS,
@@ -40,6 +41,7 @@ from app.pipeline.soundtrack import (
     write_track,
 )
 from app.pipeline.sources import fetch
+from app.pipeline.translate import captioner_languages
 from app.pipeline.tts import load_engine
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
@@ -117,7 +119,11 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         "decode_device",
         {"help": "cpu, or cuda / cuda:N to decode with the GPU's NVDEC"},
     ),
-    (("--novelty",), "novelty_scorer", {"choices": sorted(SCORERS), "help": "repeat check"}),
+    (
+        ("--novelty",),
+        "novelty_scorer",
+        {"choices": [AUTO_SCORER, *sorted(SCORERS)], "help": "repeat check"},
+    ),
     (
         ("--novelty-threshold",),
         "novelty_threshold",
@@ -136,6 +142,16 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         ("--language", "-l"),
         "language",
         {"metavar": "CODE", "help": "the viewer's language, ISO 639-1 (en, ru)"},
+    ),
+    (
+        ("--translator",),
+        "translator",
+        {
+            "metavar": "NAME_OR_DIR",
+            "help": "translation model (hub id or directory) for an English-only captioner "
+            "when the language is not en; auto: Helsinki-NLP/opus-mt-en-{language}; none: "
+            "no translator",
+        },
     ),
     (
         ("--words-per-second",),
@@ -303,10 +319,30 @@ class _LazyCaptioner:
         """The model's: asked once the video is open, so this loads it."""
         return frames_per_scene(self._loaded())
 
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """The languages the model writes (loads it: asked once the video has opened)."""
+        return captioner_languages(self._loaded())
+
     def caption(
         self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
     ) -> list[str]:
         return self._loaded().caption(images, requests)
+
+
+class _LazyTranslator:
+    """Loads the translation model on first use: only a run that needs it loads it."""
+
+    def __init__(self, name_or_path: str, language: str, options: TranslateOptions) -> None:
+        self._name = name_or_path
+        self.language = language
+        self._options = options
+        self._translator: Translator | None = None
+
+    def translate(self, texts: Sequence[str]) -> list[str]:
+        if self._translator is None:
+            self._translator = load_translator(self._name, self.language, self._options)
+        return self._translator.translate(texts)
 
 
 class _ProgressBar:
@@ -397,6 +433,12 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
     if args.quiet or not terminal:
         disable_library_progress_bars()  # transformers' and the hub's own bars
     captioner = _LazyCaptioner(settings.model, settings.caption_options())
+    translator_model = settings.translator_model()
+    translator = (
+        None
+        if translator_model is None
+        else _LazyTranslator(translator_model, settings.language, settings.translate_options())
+    )
     bar = _ProgressBar(enabled=not args.quiet, terminal=terminal)
     media = settings.media_options()
     # Narration: outputs and voice checked before the film is scanned.
@@ -418,7 +460,12 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
             open_writer(OutputFormat(args.format), out, language=settings.language, audio=src)
         )
         descriptions = describe_media(
-            video, captioner, subtitles=args.subtitles, options=media, on_progress=bar
+            video,
+            captioner,
+            subtitles=args.subtitles,
+            options=media,
+            on_progress=bar,
+            translator=translator,
         )
         if narrator is None:
             for description in descriptions:

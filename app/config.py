@@ -18,9 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.models import DEFAULT_MODEL, CaptionOptions
 from app.models.captioners import CAPTIONERS
 from app.models.prompt import PromptBuilder, PromptError
+from app.models.translators import TranslateOptions, default_translator
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource
 from app.pipeline.narration import NarrationOptions
-from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
+from app.pipeline.novelty import AUTO_SCORER, SCORERS, check_scorer
 from app.pipeline.scenes import DETECTORS, SceneOptions
 from app.pipeline.soundtrack import MixOptions
 from app.pipeline.sources import FetchOptions, URLGuard
@@ -198,9 +199,10 @@ class Settings(BaseSettings):
     skip_nonref_frames: bool = True
     """Decode only the frames other frames refer to (about a third fewer in H.264 with
     B-frames): cuts and chosen frames within two frames of exact; false decodes every frame."""
-    novelty_scorer: str = DEFAULT_SCORER
-    """How captions are compared with recent ones: meteor (words, WordNet synonyms) or
-    semantic (sentence embeddings)."""
+    novelty_scorer: str = AUTO_SCORER
+    """How captions are compared with recent ones: meteor (words, WordNet synonyms; English),
+    semantic (sentence embeddings), chrf (character n-grams; any language), or auto (meteor
+    for English, chrf for other languages)."""
     novelty_threshold: float | None = Field(default=None, ge=0, le=1)
     """A caption at least this similar to a recent one is dropped; `none`: the scorer's
     measured default."""
@@ -214,6 +216,15 @@ class Settings(BaseSettings):
     language: str = Field(default="en", pattern=r"^[a-z]{2}$")
     """The viewer's language, an ISO 639-1 code (``en``, ``ru``): descriptions are written in
     it."""
+    # --- Translation (an English-only captioner, another language) ------------------------
+    translator: str | None = "auto"
+    """Hub id or local directory of the model that translates an English-only captioner's
+    descriptions into ``language``; ``auto``: ``Helsinki-NLP/opus-mt-en-{language}``;
+    None (``none``): no translator, so such a language is an error."""
+    translator_revision: str | None = None
+    """Hub revision (branch, tag or commit) of the translation model."""
+    translator_batch_size: int = Field(default=16, ge=1)
+    """Descriptions per forward pass of the translation model."""
     words_per_second: float = Field(default=3.0, gt=0)
     """Narration speed that sets each description's word budget: espeak-ng measured 4.1
     words/s in English, 3.0 in Russian (``bench/narration_rate.py``)."""
@@ -263,7 +274,7 @@ class Settings(BaseSettings):
     @field_validator("backend", "captioner", "detector", "novelty_scorer", "speech_detector", "tts")
     @classmethod
     def _registered(cls, value: str, info: ValidationInfo) -> str:
-        if info.field_name == "captioner" and value == "auto":
+        if info.field_name in ("captioner", "novelty_scorer") and value == "auto":
             return value
         return _REGISTRIES[str(info.field_name)].check(value)
 
@@ -281,6 +292,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_key_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("translator")
+    @classmethod
+    def _none_translator(cls, value: str | None) -> str | None:
+        # "none" from the command line too, where env_parse_none_str does not apply.
+        return None if value is None or value.strip().lower() in ("", "none") else value.strip()
 
     @field_validator("device")
     @classmethod
@@ -330,6 +347,7 @@ class Settings(BaseSettings):
         self.media_options()
         self.narration_options()
         self.mix_options()
+        check_scorer(self.novelty_scorer, self.language)
         return self
 
     # --- The pipeline's option objects -------------------------------------------------------
@@ -358,6 +376,23 @@ class Settings(BaseSettings):
             api_timeout=self.api_timeout,
             api_max_attempts=self.api_max_attempts,
             api_backoff=self.api_backoff,
+        )
+
+    def translator_model(self) -> str | None:
+        """The translation model for ``language``, or None when none is set."""
+        if self.translator == "auto":
+            return default_translator(self.language)
+        return self.translator
+
+    def translate_options(self) -> TranslateOptions:
+        """Options for ``load_translator``: the captioner's device, dtype and hub settings."""
+        return TranslateOptions(
+            batch_size=self.translator_batch_size,
+            device=self.device,
+            dtype=self.dtype,
+            revision=self.translator_revision,
+            local_files_only=self.local_files_only,
+            cache_dir=self.cache_dir,
         )
 
     def media_options(self, guard: URLGuard | None = None) -> MediaOptions:

@@ -63,3 +63,7 @@ class RenderError(DescriberError):
 class EndpointError(DescriberError):
     """A remote captioning endpoint refused a request, failed, or answered something unusable;
     the message names the endpoint and quotes its answer."""
+
+
+class TranslatorMissing(DescriberError):
+    """Descriptions must be translated into the viewer's language and no translator is set."""

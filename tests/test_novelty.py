@@ -12,7 +12,8 @@ import pytest
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
 from app.errors import WordNetMissing
-from app.pipeline.novelty import NoveltyFilter, NoveltyScorer
+from app.pipeline.novelty import NoveltyFilter, NoveltyScorer, tokenize
+from app.pipeline.novelty.chrf import DEFAULT_CHRF_THRESHOLD, ChrfScorer
 from app.pipeline.novelty.meteor import DEFAULT_METEOR_THRESHOLD, MeteorScorer
 from app.pipeline.wordnet import DEBIAN_WORDNET_DIR, install_wordnet, load_wordnet, main
 
@@ -267,3 +268,18 @@ def test_main_installs_and_prints_corpus(
 def test_main_reports_missing_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path), "--source-dir", str(tmp_path / "no-wordnet")]) == 1
     assert "apt-get install wordnet-base" in capsys.readouterr().err
+
+
+def test_chrf_sees_a_russian_repeat_through_its_word_endings() -> None:
+    chrf = ChrfScorer()
+    # The same scene, a participle for a verb: a repeat; another scene: new.
+    repeat = chrf.similarity("Мужчина сидит на диване.", "Мужчина, сидящий на диване.")
+    new = chrf.similarity("Машина на дороге.", "Лодка на воде.")
+    assert repeat >= DEFAULT_CHRF_THRESHOLD > new
+    assert chrf.similarity("Мужчина сидит.", "мужчина  сидит") == 1.0
+    assert chrf.similarity("...", "Мужчина сидит.") == 0.0
+
+
+def test_words_of_any_script_count() -> None:
+    assert tokenize("Мужчина, сидящий на диване!") == ["мужчина", "сидящий", "на", "диване"]
+    assert NoveltyFilter(ChrfScorer(), 0.5).check("Кошка спит.") == (True, 0.0)

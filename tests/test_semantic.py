@@ -31,6 +31,7 @@ from app.pipeline.novelty import (
     scorer_spec,
     semantic,
 )
+from app.pipeline.novelty.chrf import DEFAULT_CHRF_HISTORY, DEFAULT_CHRF_THRESHOLD
 from app.pipeline.novelty.meteor import DEFAULT_METEOR_HISTORY, DEFAULT_METEOR_THRESHOLD
 from app.pipeline.novelty.semantic import (
     DEFAULT_SEMANTIC_HISTORY,
@@ -255,8 +256,12 @@ class ConstantScorer:
         return self.value
 
 
-def test_registry_names_both_scorers_with_measured_defaults() -> None:
-    assert set(SCORERS) == {"meteor", "semantic"}
+def test_registry_names_every_scorer_with_measured_defaults() -> None:
+    assert set(SCORERS) == {"meteor", "semantic", "chrf"}
+    assert (SCORERS["chrf"].threshold, SCORERS["chrf"].history) == (
+        DEFAULT_CHRF_THRESHOLD,
+        DEFAULT_CHRF_HISTORY,
+    )
     assert (SCORERS["meteor"].threshold, SCORERS["meteor"].history) == (
         DEFAULT_METEOR_THRESHOLD,
         DEFAULT_METEOR_HISTORY,
@@ -283,7 +288,7 @@ def remembered(novelty: NoveltyFilter, accepted: int) -> bool:
     return not novelty.check("word0 again")[0]
 
 
-@pytest.mark.parametrize("name", ["meteor", "semantic"])
+@pytest.mark.parametrize("name", ["meteor", "semantic", "chrf"])
 def test_factory_uses_the_scorers_defaults(name: str) -> None:
     spec = scorer_spec(name)
     scorer = FirstWordScorer()

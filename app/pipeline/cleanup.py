@@ -83,6 +83,11 @@ DANGLING_WORDS = frozenset(
      "around", "against", "toward", "towards", "and", "or", "but", "while", "as", "that",
      "who", "which", "whose", "his", "their", "its", "my", "our", "your", "is", "are", "was",
      "were", "very"}
+) | frozenset(
+    # Russian prepositions and conjunctions, for translated descriptions.
+    {"в", "во", "на", "с", "со", "к", "ко", "у", "о", "об", "по", "из", "за", "под",  # noqa: RUF001
+     "над", "перед", "при", "для", "от", "до", "через", "между", "и", "а", "но", "или",  # noqa: RUF001
+     "что", "который", "которая", "которое", "которые"}
 )  # fmt: skip
 #: Words an "an" goes before although they start with a consonant, and the reverse.
 _AN_EXCEPTIONS = frozenset({"hour", "hours", "honest", "heir", "honor", "honour"})

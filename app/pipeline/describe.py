@@ -27,20 +27,23 @@ from PIL import Image
 
 from app.errors import VideoTooLong
 from app.models.base import Captioner, CaptionRequest, frames_per_scene
+from app.models.translators import Translator
 from app.pipeline.cleanup import clean_caption, trim_to_words
 from app.pipeline.frames import ClosedScene, FrameSelector
 from app.pipeline.novelty import (
-    DEFAULT_SCORER,
-    SCORERS,
+    AUTO_SCORER,
     NoveltyFilter,
     NoveltyScorer,
+    check_scorer,
     make_novelty_filter,
+    scorer_for_language,
 )
 from app.pipeline.pauses import PauseFinder, SpeechTrack
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard, fetch
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions, stream_speech
 from app.pipeline.subtitles import load_dialogue, speech_intervals
+from app.pipeline.translate import translate_captions, translation_for
 from app.pipeline.types import (
     Description,
     DialogueLine,
@@ -86,9 +89,10 @@ class DescribeOptions:
     """Seconds after a scene starts at which its frame is taken."""
     min_gap: float = 2.0
     """Shortest dialogue-free window, seconds, that can hold a description."""
-    novelty_scorer: str = DEFAULT_SCORER
-    """How captions are compared: ``meteor`` (word overlap with WordNet synonyms) or
-    ``semantic`` (sentence embeddings)."""
+    novelty_scorer: str = AUTO_SCORER
+    """How captions are compared: ``meteor`` (word overlap with WordNet synonyms, English),
+    ``semantic`` (sentence embeddings), ``chrf`` (character n-grams, any language), or
+    ``auto``: meteor for English, chrf for other languages."""
     novelty_threshold: float | None = None
     """A caption at least this similar to a recent one is dropped as a repeat (None: the
     scorer's measured default)."""
@@ -129,7 +133,6 @@ class DescribeOptions:
     """Descriptions accepted before a scene that its captioner is shown, for continuity."""
 
     def __post_init__(self) -> None:
-        SCORERS.check(self.novelty_scorer)
         if self.words_per_second <= 0:
             raise ValueError("words_per_second must be > 0")
         if not LANGUAGE_CODE.fullmatch(self.language):
@@ -137,6 +140,7 @@ class DescribeOptions:
                 "language must be an ISO 639-1 code of two lower-case letters, got "
                 f"{self.language!r}"
             )
+        check_scorer(self.novelty_scorer, self.language)
         if self.min_words < 1:
             raise ValueError("min_words must be >= 1")
         if self.batch_size < 1 or self.queue_size < 1:
@@ -327,6 +331,7 @@ def describe(
     name: str | None = None,
     stop: StopSignal | None = None,
     dialogue: Sequence[DialogueLine] = (),
+    translator: Translator | None = None,
 ) -> Iterator[Description]:
     """Describe a local video file.
 
@@ -346,6 +351,8 @@ def describe(
             without a ``done`` progress report.
         dialogue: The subtitle lines, sorted by start: the captioner is told those around
             each pause (``options.dialogue_lines``).
+        translator: Translates the captions of a captioner that cannot write
+            ``options.language`` (``app.pipeline.translate``); unused otherwise.
 
     Yields:
         Each new description, in time order, as soon as it is captioned.
@@ -356,6 +363,8 @@ def describe(
         VideoIncomplete: the video breaks off part-way (after the descriptions before the
             damage were yielded).
         VideoTooLong: the video is longer than ``options.max_duration``.
+        TranslatorMissing: the captioner cannot write ``options.language`` and
+            ``translator`` is None.
     """
     options = options or DescribeOptions()
     reader = VideoReader(
@@ -375,8 +384,16 @@ def describe(
             f"video lasts {info.duration:.0f} s, longer than the {options.max_duration:g} s "
             "accepted"
         )
+    try:
+        translate = translation_for(captioner, translator, options.language)
+    except BaseException:
+        reader.close()
+        raise
     novelty = make_novelty_filter(
-        options.novelty_scorer, options.novelty_threshold, options.novelty_history, scorer=scorer
+        scorer_for_language(options.novelty_scorer, options.language),
+        options.novelty_threshold,
+        options.novelty_history,
+        scorer=scorer,
     )
     # A window must hold both the shortest pause and the fewest words worth saying.
     min_window = max(options.min_gap, options.min_words / options.words_per_second)
@@ -426,6 +443,11 @@ def describe(
             texts = captioner.caption(
                 [c.image for c in batch], [context.request(c, options.language) for c in batch]
             )
+            # Cleaning is English narration style; the budget and the repeat check apply to
+            # the text the viewer hears, after translation.
+            texts = [clean_caption(text) for text in texts]
+            if translate is not None:
+                texts = translate_captions(translate, texts)
             for candidate, text in zip(batch, texts, strict=True):
                 captioned += 1
                 candidate.close()
@@ -484,12 +506,12 @@ class _Context:
         self._previous.append(text)
 
 
-def _accept(candidate: _Candidate, raw: str, novelty: NoveltyFilter) -> Description | None:
+def _accept(candidate: _Candidate, text: str, novelty: NoveltyFilter) -> Description | None:
     scene = candidate.scene
-    if not raw.strip():
+    if not text.strip():
         logger.warning("scene %d: the captioner returned no text; skipped", scene.index)
         return None
-    text, fits = trim_to_words(clean_caption(raw), candidate.max_words)
+    text, fits = trim_to_words(text, candidate.max_words)
     is_new, similarity = novelty.check(text)
     if not is_new:
         logger.debug(
@@ -519,6 +541,7 @@ def describe_media(
     scorer: NoveltyScorer | None = None,
     on_progress: ProgressCallback | None = None,
     stop: StopSignal | None = None,
+    translator: Translator | None = None,
 ) -> Iterator[Description]:
     """Describe a video given by local path or http(s) URL, with optional subtitles.
 
@@ -526,9 +549,10 @@ def describe_media(
     the audio track (``options.speech_detector``), both, or ``auto`` (subtitles when given,
     else audio). A video without an audio track has no speech. Downloads go to temporary
     files that are removed when the generator finishes or is closed. Speech in the audio is
-    detected in a thread beside the video scan. ``scorer``, ``on_progress`` and ``stop`` are
-    as for ``describe``; ``stop`` also abandons a download at once (``Stopped``). Raises what
-    ``fetch``, ``load_speech_intervals``, ``stream_speech`` and ``describe`` raise.
+    detected in a thread beside the video scan. ``scorer``, ``on_progress``, ``stop`` and
+    ``translator`` are as for ``describe``; ``stop`` also abandons a download at once
+    (``Stopped``). Raises what ``fetch``, ``load_speech_intervals``, ``stream_speech`` and
+    ``describe`` raise.
     """
     options = options or MediaOptions()
     if subtitles is None and options.speech_source == SpeechSource.SUBTITLES:
@@ -563,6 +587,7 @@ def describe_media(
             stop=stop,
             name=video,
             dialogue=dialogue,
+            translator=translator,
         )
         if not use_audio:
             yield from run(speech=from_subtitles)

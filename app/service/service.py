@@ -17,7 +17,9 @@ from app.config import Settings
 from app.errors import DescriberError, InputError
 from app.metrics import Metrics
 from app.models import Captioner, load_captioner
-from app.pipeline.novelty import NoveltyScorer, make_scorer
+from app.models.translators import Translator, load_translator
+from app.pipeline.novelty import NoveltyScorer, make_scorer, scorer_for_language
+from app.pipeline.translate import needs_translation, translation_for
 from app.pipeline.types import Description
 from app.pipeline.video import check_decode_device
 from app.security import URLPolicy
@@ -44,6 +46,7 @@ class Service:
         settings: The service's settings.
         captioner: A captioner to use instead of loading ``settings.model`` (tests).
         scorer: A novelty scorer instead of METEOR (tests).
+        translator: A translator to use instead of loading ``settings.translator`` (tests).
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class Service:
         *,
         captioner: Captioner | None = None,
         scorer: NoveltyScorer | None = None,
+        translator: Translator | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
@@ -82,6 +86,7 @@ class Service:
         self.model_error: str | None = None
         self._captioner = captioner
         self._scorer = scorer
+        self._translator = translator
         self._startup: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -106,6 +111,7 @@ class Service:
                 self._load_scorer(),
                 asyncio.to_thread(check_decode_device, settings.decode_device),
             )
+            translator = await self._load_translator(captioner)
         except DescriberError as exc:
             self.model_state = ModelState.FAILED
             self.model_error = str(exc)
@@ -125,6 +131,7 @@ class Service:
             scorer=scorer,
             notify=self.outbox.notify if self.outbox is not None else None,
             concurrency=settings.workers,
+            translator=translator,
         )
         for job in given_up:
             await self.worker.finish(
@@ -150,7 +157,24 @@ class Service:
     async def _load_scorer(self) -> NoveltyScorer:
         if self._scorer is not None:
             return self._scorer
-        return await asyncio.to_thread(make_scorer, self.settings.novelty_scorer)
+        name = scorer_for_language(self.settings.novelty_scorer, self.settings.language)
+        return await asyncio.to_thread(make_scorer, name)
+
+    async def _load_translator(self, captioner: Captioner) -> Translator | None:
+        """The translator the captioner needs for the viewer's language, loaded once; None
+        when it writes that language itself. Raises ``TranslatorMissing`` when none is set
+        and ``ModelLoadError`` when it cannot be loaded."""
+        language = self.settings.language
+        if not needs_translation(captioner, language):
+            return None
+        translator = self._translator
+        model = self.settings.translator_model()
+        if translator is None and model is not None:
+            logger.info("loading the translation model %s into %r", model, language)
+            translator = await asyncio.to_thread(
+                load_translator, model, language, self.settings.translate_options()
+            )
+        return translation_for(captioner, translator, language)
 
     async def stop(self) -> None:
         """Stop taking jobs, let running ones reach a safe point, close everything.

@@ -22,6 +22,7 @@ from app.callbacks import description_event, status_event
 from app.errors import DescriberError, Stopped
 from app.metrics import Metrics
 from app.models import Captioner
+from app.models.translators import Translator
 from app.pipeline.describe import MediaOptions, describe_media
 from app.pipeline.novelty import NoveltyScorer
 from app.pipeline.types import Description, Progress, Stage
@@ -102,6 +103,8 @@ class Worker:
         scorer: Novelty scorer shared by all jobs (None: the pipeline's METEOR default).
         notify: Called with a job id when it has a new callback in the outbox.
         concurrency: Jobs run at once.
+        translator: Translates an English-only captioner's descriptions into the language
+            of ``options``; None where none is needed.
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class Worker:
         scorer: NoveltyScorer | None = None,
         notify: Callable[[str], None] | None = None,
         concurrency: int = 1,
+        translator: Translator | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -122,6 +126,7 @@ class Worker:
         self.options = options
         self.metrics = metrics
         self.scorer = scorer
+        self.translator = translator
         self._notify = notify or (lambda job_id: None)
         self._concurrency = concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pipeline")
@@ -305,6 +310,7 @@ class Worker:
             scorer=self.scorer,
             on_progress=on_progress,
             stop=run.stop,
+            translator=self.translator,
         )
         with closing(descriptions):
             for description in descriptions:

@@ -125,6 +125,8 @@ class BlipCaptioner:
 
     #: BLIP looks at one frame; it ignores ``CaptionRequest.frames``.
     frames_per_scene = 1
+    #: BLIP and BLIP-2 caption in English only: the pipeline translates for other languages.
+    languages: frozenset[str] | None = frozenset({"en"})
 
     def __init__(
         self,

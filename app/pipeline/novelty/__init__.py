@@ -2,8 +2,9 @@
 
 Scorers are plug-ins, one module each in this folder, named in :data:`SCORERS` with the
 threshold and history measured for each by ``bench/novelty.py``: ``meteor`` (word overlap
-with WordNet synonyms) and ``semantic`` (sentence embeddings). :func:`make_novelty_filter`
-builds a filter from a name.
+with WordNet synonyms, English), ``semantic`` (sentence embeddings) and ``chrf`` (character
+n-grams, any language). :func:`make_novelty_filter` builds a filter from a name;
+:func:`scorer_for_language` turns the setting "auto" into the scorer for a language.
 """
 
 from __future__ import annotations
@@ -20,10 +21,43 @@ SCORERS: Registry[ScorerSpec] = Registry(
         "semantic": Member(
             "app.pipeline.novelty.semantic:SEMANTIC", {"transformers": "transformers"}
         ),
+        "chrf": Member("app.pipeline.novelty.chrf:CHRF", {"sacrebleu": "sacrebleu"}),
     },
 )
-#: The scorer used when settings name none.
+#: The scorer for English when settings name none.
 DEFAULT_SCORER = "meteor"
+#: The scorer for every other language when settings name none (``bench/novelty.py
+#: --language ru``).
+MULTILINGUAL_SCORER = "chrf"
+#: The setting that picks the scorer by language: :data:`DEFAULT_SCORER` for English,
+#: :data:`MULTILINGUAL_SCORER` for the rest.
+AUTO_SCORER = "auto"
+
+
+def scorer_for_language(name: str, language: str) -> str:
+    """The scorer that ``name`` means for captions in ``language`` ("auto" picks one)."""
+    if name != AUTO_SCORER:
+        return name
+    return DEFAULT_SCORER if language == "en" else MULTILINGUAL_SCORER
+
+
+def check_scorer(name: str, language: str) -> str:
+    """Return ``name`` if it is "auto" or an installed scorer that works in ``language``.
+
+    Raises:
+        ValueError: Unknown or not installed (the message lists the valid names), or made
+            for other languages (the message says which scorer to use instead).
+    """
+    if name == AUTO_SCORER:
+        return name
+    spec = SCORERS.load(name)
+    if spec.languages is not None and language not in spec.languages:
+        raise ValueError(
+            f"the novelty scorer {name!r} compares {', '.join(sorted(spec.languages))} "
+            f"captions only; for {language!r} use {MULTILINGUAL_SCORER!r} or "
+            f"{AUTO_SCORER!r}"
+        )
+    return name
 
 
 def scorer_spec(name: str) -> ScorerSpec:
@@ -77,13 +111,17 @@ def make_novelty_filter(
 
 
 __all__ = [
+    "AUTO_SCORER",
     "DEFAULT_SCORER",
+    "MULTILINGUAL_SCORER",
     "SCORERS",
     "NoveltyFilter",
     "NoveltyScorer",
     "ScorerSpec",
+    "check_scorer",
     "make_novelty_filter",
     "make_scorer",
+    "scorer_for_language",
     "scorer_spec",
     "tokenize",
 ]

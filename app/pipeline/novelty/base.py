@@ -28,6 +28,18 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def obvious_similarity(previous: str, current: str) -> float | None:
+    """The similarity no scorer needs to compute: 0.0 when either text has no word, 1.0 for
+    the same words in the same order (case and punctuation aside); None otherwise."""
+    previous_words = tokenize(previous)
+    current_words = tokenize(current)
+    if not previous_words or not current_words:
+        return 0.0
+    if previous_words == current_words:
+        return 1.0
+    return None
+
+
 @runtime_checkable
 class NoveltyScorer(Protocol):
     """Anything that scores how similar two captions are. Must be safe to call from several
@@ -53,6 +65,8 @@ class ScorerSpec:
     history: int
     #: One line for ``--help`` texts and error messages.
     description: str
+    #: Languages (ISO 639-1) it was measured to work in; None: any.
+    languages: frozenset[str] | None = None
 
 
 class NoveltyFilter:

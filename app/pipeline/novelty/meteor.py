@@ -161,4 +161,6 @@ METEOR = ScorerSpec(
     threshold=DEFAULT_METEOR_THRESHOLD,
     history=DEFAULT_METEOR_HISTORY,
     description="METEOR with WordNet synonyms (lexical; needs WordNet)",
+    # WordNet and the stop words are English.
+    languages=frozenset({"en"}),
 )

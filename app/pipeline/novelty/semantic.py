@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from app.models.sentences import SemanticOptions, SentenceEncoder, load_sentence_encoder
-from app.pipeline.novelty.base import ScorerSpec, tokenize
+from app.pipeline.novelty.base import ScorerSpec, obvious_similarity
 
 if TYPE_CHECKING:
     import torch
@@ -86,12 +86,9 @@ class SemanticScorer:
         Raises:
             ModelLoadError: The model was not loaded yet and cannot be.
         """
-        previous_words = tokenize(previous)
-        current_words = tokenize(current)
-        if not previous_words or not current_words:
-            return 0.0
-        if previous_words == current_words:
-            return 1.0
+        obvious = obvious_similarity(previous, current)
+        if obvious is not None:
+            return obvious
         # Lowercased with spaces collapsed: the model is uncased, and equal texts share a
         # cache entry.
         first, second = " ".join(previous.lower().split()), " ".join(current.lower().split())
