@@ -149,6 +149,7 @@ def test_the_cli_describes_in_russian(
     out = tmp_path / "out.json"
     args = ["describe", str(made.path), "-q", "--model", str(colour_blip_dir), "--device", "cpu"]
     args += ["--language", "ru", "--translator", str(colour_translator_dir), "-o", str(out)]
+    args += ["--words-per-second", "2.5"]  # 5-word budgets in 2 s pauses
     assert main(args) == 0
     texts = [d["text"] for d in json.loads(out.read_text("utf-8"))]
     assert texts == ["Красный автомобиль стоит посреди пустой.", "Синее море блестит под ярким."]
