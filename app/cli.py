@@ -31,7 +31,7 @@ from app.pipeline.novelty import SCORERS
 from app.pipeline.scenes import DETECTORS
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
-from app.quiet import disable_library_progress_bars
+from app.quiet import disable_library_progress_bars, route_library_logs
 
 logger = logging.getLogger("app.cli")
 
@@ -369,6 +369,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         run_server(settings)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    route_library_logs()
     try:
         return _describe(args, settings, stdout or sys.stdout)
     except DescriberError as exc:
