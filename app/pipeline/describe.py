@@ -437,7 +437,7 @@ def _accept(candidate: _Candidate, raw: str, novelty: NoveltyFilter) -> Descript
         scene_start=scene.start,
         scene_end=scene.end,
         text=text,
-        novelty=similarity,
+        similarity=similarity,
         max_words=candidate.max_words,
         fits=fits,
     )
