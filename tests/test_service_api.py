@@ -216,9 +216,6 @@ def test_happy_path_delivers_each_description_in_order_then_processed(
     delivered = core.descriptions(job_id)
     assert len(delivered) == progress["scenes_captioned"] - progress["captions_dropped"]
     assert len(delivered) >= 4
-    # Callbacks also carry the similarity under its deprecated name; the API does not.
-    assert all(d["novelty"] == d["similarity"] for d in delivered)
-    delivered = [{k: v for k, v in d.items() if k != "novelty"} for d in delivered]
     assert delivered == job["descriptions"]
     assert final["descriptions"] == len(delivered)
     starts = [d["start"] for d in delivered]

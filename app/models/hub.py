@@ -81,13 +81,19 @@ def is_local_path(name: str) -> bool:
     return "/" in name and Path(name.split("/", 1)[0]).is_dir()
 
 
-def resolve(source: ModelSource, what: str, settings: SettingNames | None = None) -> ModelSource:
+def resolve(
+    source: ModelSource,
+    what: str,
+    settings: SettingNames | None = None,
+    known: Sequence[str] = (),
+) -> ModelSource:
     """Check where a model is before anything is loaded, failing fast where it cannot be.
 
     Args:
         source: Where the model is said to be.
         what: What the model is for, in messages ("captioning model").
         settings: The settings to name in messages.
+        known: Hub ids known to work, offered when a local path is missing.
 
     Returns:
         The source to load from: ``source``, or the same with ``local_files_only`` when the
@@ -107,7 +113,7 @@ def resolve(source: ModelSource, what: str, settings: SettingNames | None = None
     if Path(name).expanduser().is_dir():
         return resolved
     if is_local_path(name):
-        raise ModelLoadError(_missing_path_message(name, what, settings))
+        raise ModelLoadError(_missing_path_message(name, what, settings, known))
     if source.local_files_only or hub_constants.HF_HUB_OFFLINE:
         return resolved
     problem = _hub_problem(source)
@@ -133,13 +139,16 @@ def resolve(source: ModelSource, what: str, settings: SettingNames | None = None
     )
 
 
-def _missing_path_message(name: str, what: str, settings: SettingNames) -> str:
+def _missing_path_message(
+    name: str, what: str, settings: SettingNames, known: Sequence[str]
+) -> str:
     local = Path(name).expanduser().resolve()
+    hub_id = f"a hub id ({', '.join(known)})" if known else "a hub id"
     return (
         f"Could not find the {what} {name!r}: it names a local path (not a hub id such as "
         f"'org/name'), and there is no directory {str(local)!r}. Set {settings.model} to a "
-        "directory written by save_pretrained() or to a hub id; to run offline, use a directory "
-        f"or a hub id in the cache with HF_HUB_OFFLINE=1 or {settings.offline}."
+        f"directory written by save_pretrained() or to {hub_id}; to run offline, use a "
+        f"directory or a hub id in the cache with HF_HUB_OFFLINE=1 or {settings.offline}."
     )
 
 
@@ -199,7 +208,7 @@ def load_model(
     """
     from safetensors import SafetensorError
 
-    source = resolve(source, what, settings)
+    source = resolve(source, what, settings, known)
     try:
         return load(source)
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:

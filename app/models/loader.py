@@ -45,7 +45,7 @@ def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> 
     """
     options = options or CaptionOptions()
     # Checked once for both loads below: a missing path or a silent hub fails here, at once.
-    source = resolve(options.source(name_or_path), WHAT, SETTINGS)
+    source = resolve(options.source(name_or_path), WHAT, SETTINGS, KNOWN_MODELS)
     kind = options.kind
     if kind == "auto":
         model_type = load_model(source, WHAT, _model_type, known=KNOWN_MODELS, settings=SETTINGS)
