@@ -7,6 +7,7 @@ gracefully (running jobs reach a safe point and are queued again).
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -15,8 +16,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings, get_settings
 from app.errors import DescriberError
@@ -205,6 +208,51 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
             return _error(400, str(exc))
 
 
+# --- the API docs ------------------------------------------------------------------------------
+
+#: Where the docs pages' scripts and styles are served: Swagger UI 5 and ReDoc 2 as shipped by
+#: the fastapi-offline package, so that /docs and /redoc work without reaching a CDN.
+DOCS_ASSETS = "/docs/assets"
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at ``/docs`` and ReDoc at ``/redoc`` from local assets.
+
+    FastAPI's own pages load their scripts from a CDN and are blank offline. Like the schema,
+    the pages need no token: they hold no data.
+    """
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    def root(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        base = root(request)
+        return get_swagger_ui_html(
+            openapi_url=base + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{base}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{base}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{base}{DOCS_ASSETS}/favicon.png",
+            # Swagger UI would otherwise show a badge fetched from validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        base = root(request)
+        return get_redoc_html(
+            openapi_url=base + openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{base}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{base}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 # --- the app -----------------------------------------------------------------------------------
 
 
@@ -243,7 +291,10 @@ def create_app(
         summary="Timed descriptions of what is on screen, placed in the pauses of dialogue.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by _add_docs
+        redoc_url=None,
     )
+    _add_docs(app)
     app.include_router(health)
     app.include_router(api)
     app.add_exception_handler(RequestValidationError, _validation_failed)

@@ -68,7 +68,9 @@ def description_event(job: Job, description: Description) -> OutboxEvent:
         "type": EventType.DESCRIPTION.value,
         "job_id": job.id,
         "url": job.url,
-        "description": asdict(description),
+        # "novelty" is the name "similarity" had in earlier versions: same value, deprecated,
+        # kept until core reads the new name.
+        "description": {**asdict(description), "novelty": description.similarity},
         "created_at": _now(),
     }
     return OutboxEvent(

@@ -45,7 +45,7 @@ from app.pipeline.translate import captioner_languages
 from app.pipeline.tts import load_engine
 from app.pipeline.types import Progress, Stage
 from app.pipeline.writers import OutputFormat, open_writer
-from app.quiet import disable_library_progress_bars
+from app.quiet import disable_library_progress_bars, route_library_logs
 
 logger = logging.getLogger("app.cli")
 
@@ -498,6 +498,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         run_server(settings)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    route_library_logs()
     try:
         return _describe(args, settings, stdout or sys.stdout)
     except DescriberError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -271,3 +272,75 @@ def test_decoding_on_a_missing_gpu_is_one_line(
     assert code == 1
     assert err.startswith("error: frames cannot be decoded on 'cuda'"), err
     assert err.count("\n") == 1
+
+
+def run_against_a_silent_hub(hub: str, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``describe`` with the hub at ``hub`` and its cache in ``cache``, not offline."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_ENDPOINT": hub, "HF_HUB_CACHE": str(cache)}
+    env.pop("HF_HUB_OFFLINE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "describe", *args, "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,  # huggingface_hub alone retried for over a minute
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def short_film(tmp_path_factory: pytest.TempPathFactory) -> MadeVideo:
+    """Two short scenes: enough to load a captioner, quick to describe."""
+    path = tmp_path_factory.mktemp("short") / "short.mp4"
+    return make_lavfi_video(path, [("red", 2), ("blue", 2)], size=(320, 240))
+
+
+def test_the_default_model_with_the_hub_silent_is_one_line_at_once(
+    short_film: MadeVideo, refusing_url: str, tmp_path: Path
+) -> None:
+    proc = run_against_a_silent_hub(refusing_url, tmp_path / "cache", str(short_film.path))
+
+    assert proc.returncode == 1
+    # One line: no retries, no warnings printed (twice) before it.
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    message = proc.stderr
+    assert message.startswith("error: Could not download the captioning model 'Salesforce/")
+    assert f"the Hugging Face hub at {refusing_url} does not answer" in message
+    assert "--model / DESCRIBER_MODEL" in message
+    assert "HF_HUB_OFFLINE=1" in message and "--local-files-only" in message
+
+
+def test_a_cached_model_loads_from_the_cache_when_the_hub_is_silent(
+    short_film: MadeVideo, tiny_blip_dir: Path, refusing_url: str, tmp_path: Path
+) -> None:
+    # The layout huggingface_hub writes: a snapshot per commit, and the branch naming it.
+    cache = tmp_path / "cache"
+    repo = cache / "models--someone--tiny-blip"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_blip_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+    proc = run_against_a_silent_hub(
+        refusing_url, cache, str(short_film.path), "--model", "someone/tiny-blip"
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == 2
+    warnings = proc.stderr.splitlines()
+    assert len(warnings) == 1, proc.stderr
+    assert f"hub at {refusing_url} does not answer" in warnings[0]
+    assert f"from the cache {cache}" in warnings[0]
+
+
+def test_the_hubs_warnings_are_printed_once() -> None:
+    code = (
+        "import logging, sys; from app.quiet import route_library_logs; "
+        "logging.basicConfig(stream=sys.stderr); route_library_logs(); "
+        "from huggingface_hub.utils import logging as hub_logging; "
+        "hub_logging.get_logger('huggingface_hub.x').warning('Retrying in 1s')"
+    )
+    command = [sys.executable, "-c", code]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
+    assert proc.stderr.count("Retrying in 1s") == 1, proc.stderr

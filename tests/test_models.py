@@ -22,6 +22,7 @@ from app.models import (
     Captioner,
     CaptionOptions,
     CaptionRequest,
+    hub,
     load_captioner,
 )
 from app.models.captioners import CAPTIONERS, CaptionerKind
@@ -144,19 +145,48 @@ def test_offload_with_accelerate_device_map(colour_blip_dir: Path) -> None:
     assert captioner.caption([solid_image("green")]) == [colour_caption("green")]
 
 
-def test_missing_directory_says_what_was_tried(tmp_path: Path) -> None:
+def test_missing_directory_fails_at_once_naming_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     missing = tmp_path / "no-such-model"
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_hub_problem", _never_asked)
 
     with pytest.raises(ModelLoadError) as error:
-        load_captioner(str(missing), CaptionOptions(local_files_only=True, cache_dir=str(tmp_path)))
+        load_captioner(str(missing), CaptionOptions(cache_dir=str(tmp_path)))
 
     message = str(error.value)
-    assert f"local directory '{missing}' (no such directory)" in message
-    assert f"the hub id '{missing}'" in message
-    assert f"cache '{tmp_path}'" in message
-    assert "offline" in message
-    assert DEFAULT_MODEL in message and BLIP2 in message
-    assert isinstance(error.value.__cause__, OSError)
+    assert f"there is no directory '{missing}'" in message
+    assert "--model / DESCRIBER_MODEL" in message
+    assert "HF_HUB_OFFLINE=1" in message and "--local-files-only" in message
+
+
+def _never_asked(source: ModelSource) -> str | None:
+    pytest.fail(f"the hub was asked for {source.name_or_path!r}")
+
+
+@pytest.mark.parametrize(
+    ("name", "local"),
+    [
+        ("./blip", True),
+        ("../blip", True),
+        ("~/models/blip", True),
+        ("/models/blip", True),
+        ("models/blip/large", True),  # more than one '/'
+        ("my blip", True),  # a hub id holds no space
+        ("models/blip", True),  # ./models exists here
+        ("Salesforce/blip-image-captioning-large", False),
+        ("gpt2", False),
+    ],
+)
+def test_which_names_are_local_paths(
+    name: str, local: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+
+    assert hub.is_local_path(name) is local
 
 
 def test_unknown_hub_id_offline_says_what_was_tried(

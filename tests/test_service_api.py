@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -642,6 +643,40 @@ def test_bearer_token_guards_every_endpoint_but_health(
     anonymous.close()
     job_id = service.submit(f"{base}/short.mp4")
     assert service.wait_done(job_id)["status"] == "processed"
+
+
+class _Assets(HTMLParser):
+    """Collects what an HTML page loads: scripts, stylesheets, icons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        url = found.get("src") if tag == "script" else found.get("href") if tag == "link" else None
+        if url:
+            self.urls.append(url)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_work_offline_and_need_no_token(
+    live_service: Callable[..., LiveService], page: str
+) -> None:
+    service = live_service(api_token="a-token-long-enough-for-prod")
+    with httpx.Client(base_url=service.url) as anonymous:
+        html = anonymous.get(page)
+        assert html.status_code == 200
+        assert "http://" not in html.text and "https://" not in html.text, html.text
+        parser = _Assets()
+        parser.feed(html.text)
+        scripts = [u for u in parser.urls if u.endswith(".js")]
+        assert scripts and any(u.endswith(".css") or u.endswith(".png") for u in parser.urls)
+        for url in parser.urls:
+            asset = anonymous.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 1000, url
+        assert anonymous.get("/openapi.json").status_code == 200
 
 
 async def test_100_concurrent_submits_are_accepted_or_refused_and_none_is_lost(

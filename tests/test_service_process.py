@@ -203,3 +203,52 @@ def test_sigterm_stops_at_a_safe_point_and_the_next_start_resumes_the_job(
     recording_core.wait_for(lambda core: core.final(job_id) is not None)
     _check_delivered_once(recording_core, job_id, job)
     second.terminate()
+
+
+def test_with_its_stderr_pipe_closed_the_service_still_answers_and_stops(
+    tmp_path: Path, tiny_blip_dir: Path
+) -> None:
+    # ``python -m app serve 2>&1 | head -3``: once head has its three lines and exits, every
+    # write to the pipe fails. A progress bar drawn then (loading the model) hung the process.
+    port = free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONFAULTHANDLER": "1",
+        "DESCRIBER_PORT": str(port),
+        "DESCRIBER_DB_PATH": str(tmp_path / "store.sqlite3"),
+        "DESCRIBER_MODEL": str(tiny_blip_dir),
+        "DESCRIBER_DEVICE": "cpu",
+        "DESCRIBER_LOCAL_FILES_ONLY": "true",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert process.stdout is not None
+        head = [process.stdout.readline() for _ in range(3)]
+        assert all(head), head
+        process.stdout.close()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+
+            def ready() -> bool:
+                if process.poll() is not None:
+                    pytest.fail(f"the service exited ({process.returncode})")
+                try:
+                    return http.get("/readyz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            # Ready means the model was loaded after the pipe closed.
+            wait_until(ready, 180, "the service to load its model with its stderr closed")
+            assert http.get("/healthz").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import sqlite3
@@ -177,7 +178,7 @@ def description(scene: int, text: str = "a red scene") -> Description:
         scene_start=scene * 2.0,
         scene_end=scene * 2.0 + 2,
         text=text,
-        novelty=0.0,
+        similarity=0.25,
         max_words=5,
         fits=True,
     )
@@ -293,6 +294,26 @@ async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(
     assert (await store.get_job(job.id)).status is JobStatus.PROCESSED
 
 
+async def test_descriptions_stored_by_earlier_versions_read_back(
+    store: SqliteJobStore, tmp_path: Path
+) -> None:
+    job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
+    await store.add_description(job.id, description(1), None)
+    # A row as earlier versions wrote it: "novelty" held the similarity.
+    old = {**dataclasses.asdict(description(0)), "novelty": 0.5}
+    del old["similarity"]
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
+        conn.execute(
+            "INSERT INTO descriptions (job_id, scene_index, start_time, data) VALUES (?, 0, 0, ?)",
+            (job.id, json.dumps(old)),
+        )
+
+    assert await store.descriptions(job.id) == [
+        dataclasses.replace(description(0), similarity=0.5),
+        description(1),
+    ]
+
+
 async def test_the_backend_requeues_interrupted_jobs_and_gives_up_after_max_attempts(
     tmp_path: Path,
 ) -> None:
@@ -384,6 +405,8 @@ async def test_callbacks_are_signed_and_retried_until_core_takes_them(
     body = json.loads(request.content)
     assert body["description"]["scene_index"] == 3
     assert body["type"] == "description" and body["url"] == "http://a/v.mp4"
+    # "novelty" is the deprecated name of "similarity": core may still read it.
+    assert body["description"]["similarity"] == body["description"]["novelty"] == 0.25
 
 
 @pytest.mark.allow_error_log

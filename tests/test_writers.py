@@ -23,7 +23,7 @@ DESCRIPTIONS = [
         scene_start=0.0,
         scene_end=4.0,
         text="A woman opens a red door.",
-        novelty=0.0,
+        similarity=0.0,
         max_words=6,
         fits=True,
     ),
@@ -35,7 +35,7 @@ DESCRIPTIONS = [
         scene_start=64.0,
         scene_end=71.5,
         text="Дети бегут \n по мосту <быстро> & смеются.",
-        novelty=0.125,
+        similarity=0.125,
         max_words=11,
         fits=False,
     ),
@@ -47,7 +47,7 @@ DESCRIPTIONS = [
         scene_start=3720.0,
         scene_end=3730.0,
         text="The city at night -- lights everywhere.",
-        novelty=0.5,
+        similarity=0.5,
         max_words=4,
         fits=True,
     ),
@@ -82,7 +82,7 @@ def test_json_with_no_description_is_an_empty_array() -> None:
 
 
 def test_json_refuses_nan() -> None:
-    bad = dataclasses.replace(DESCRIPTIONS[0], novelty=float("nan"))
+    bad = dataclasses.replace(DESCRIPTIONS[0], similarity=float("nan"))
     writer = open_writer(OutputFormat.JSON, io.StringIO())
 
     with pytest.raises(ValueError, match="JSON"):

@@ -7,7 +7,7 @@ import logging
 from app.errors import ModelLoadError
 from app.models.base import Captioner, CaptionOptions
 from app.models.captioners import CAPTIONERS
-from app.models.hub import ModelSource, damaged_files_hint, load_model
+from app.models.hub import ModelSource, SettingNames, damaged_files_hint, load_model, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +18,11 @@ BLIP2 = "Salesforce/blip2-opt-2.7b"
 KNOWN_MODELS = (DEFAULT_MODEL, BLIP_BASE, BLIP2)
 #: What these models are, in messages.
 WHAT = "captioning model"
+#: The settings that choose the captioning model, as messages name them.
+SETTINGS = SettingNames(
+    model="--model / DESCRIBER_MODEL",
+    offline="--local-files-only / DESCRIBER_LOCAL_FILES_ONLY",
+)
 
 
 def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> Captioner:
@@ -40,12 +45,13 @@ def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> 
             device, or its files are broken. The message says what was tried.
     """
     options = options or CaptionOptions()
-    source = options.source(name_or_path)
+    # Checked once for both loads below: a missing path or a silent hub fails here, at once.
+    source = resolve(options.source(name_or_path), WHAT, SETTINGS, KNOWN_MODELS)
     kind = options.kind
     if kind == "auto" and options.api_base is not None:
         kind = "openai"  # the endpoint serves the model: nothing to read from the hub
     if kind == "auto":
-        model_type = load_model(source, WHAT, _model_type, known=KNOWN_MODELS)
+        model_type = load_model(source, WHAT, _model_type, known=KNOWN_MODELS, settings=SETTINGS)
         kind = kind_for_model_type(model_type, name_or_path)
     captioner_kind = CAPTIONERS.load(kind)
     logger.info("Loading %s captioner %s", kind, name_or_path)
@@ -55,6 +61,7 @@ def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> 
         lambda s: captioner_kind.load(s, options),
         known=KNOWN_MODELS,
         hint=_load_hint,
+        settings=SETTINGS,
     )
 
 

@@ -526,7 +526,7 @@ def _accept(candidate: _Candidate, text: str, novelty: NoveltyFilter) -> Descrip
         scene_start=scene.start,
         scene_end=scene.end,
         text=text,
-        novelty=similarity,
+        similarity=similarity,
         max_words=candidate.max_words,
         fits=fits,
     )

@@ -53,8 +53,9 @@ class Description:
         scene_start: Start of the described scene, seconds.
         scene_end: End of the described scene, seconds.
         text: The description, cleaned up for narration and trimmed to ``max_words``.
-        novelty: Similarity to the closest recent description (0 when first); lower means
-            more novel.
+        similarity: Similarity to the closest recent description, 0 to 1 (0 when first):
+            higher means more alike. Called ``novelty`` in earlier versions; the callback body
+            carries that name too (deprecated).
         max_words: Words that fit the window at the configured speaking rate.
         fits: Whether the caption fitted the budget without being shortened; once narrated,
             whether its spoken audio fits the window.
@@ -68,7 +69,7 @@ class Description:
     scene_start: float
     scene_end: float
     text: str
-    novelty: float
+    similarity: float
     max_words: int
     fits: bool
     spoken_duration: float | None = None

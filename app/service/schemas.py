@@ -70,7 +70,10 @@ class DescriptionOut(BaseModel):
     scene_start: float
     scene_end: float
     text: str
-    novelty: float = Field(description="Similarity to the previous description (lower: newer).")
+    similarity: float = Field(
+        description="Similarity to the closest recent description, 0 to 1 (higher: more "
+        "alike; 0 for the first). Named novelty in earlier versions."
+    )
     max_words: int = Field(description="Words that fit the window at the narration speed.")
     fits: bool = Field(description="Whether the caption fitted without being shortened.")
     spoken_duration: float | None = Field(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings, get_settings
-from app.quiet import disable_library_progress_bars
+from app.quiet import disable_library_progress_bars, route_library_logs
 
 #: Seconds uvicorn waits for open requests before the lifespan shutdown (jobs then stop at
 #: their next safe point).
@@ -51,6 +51,7 @@ def run_server(settings: Settings | None = None) -> None:
     # Logs only: a bar drawn to a stderr pipe whose reader went away (``2>&1 | head``) blocked
     # the main thread in tqdm's lock, and with it /healthz and the signal handlers.
     disable_library_progress_bars()
+    route_library_logs()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

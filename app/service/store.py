@@ -176,6 +176,14 @@ def dump_progress(progress: Progress) -> str:
     return json.dumps(dataclasses.asdict(progress))
 
 
+def load_description(data: str) -> Description:
+    """A stored description; rows of earlier versions name ``similarity`` ``novelty``."""
+    fields = json.loads(data)
+    if "novelty" in fields:
+        fields["similarity"] = fields.pop("novelty")
+    return Description(**fields)
+
+
 def load_progress(text: str) -> Progress:
     """A progress record from JSON; fields it lacks take their defaults, unknown ones are
     ignored (a file written by a newer version)."""
@@ -455,7 +463,7 @@ class SqliteJobStore:
             "SELECT * FROM descriptions WHERE job_id = ? ORDER BY start_time, scene_index",
             (job_id,),
         ).fetchall()
-        return [Description(**json.loads(row["data"])) for row in rows]
+        return [load_description(row["data"]) for row in rows]
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         return await self._run(self._count_by_status)
