@@ -26,7 +26,7 @@ def description(text: str, start: float, end: float) -> Description:
         scene_start=start,
         scene_end=end,
         text=text,
-        novelty=0.0,
+        similarity=0.0,
         max_words=20,
         fits=True,
     )
