@@ -61,7 +61,10 @@ def test_a_marian_directory_loads_through_the_resolver_and_translates(
 
 
 def test_a_missing_translation_model_says_what_was_tried(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match=r"Could not find the translation model .*nothing"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"Could not find the translation model .*no directory .*--translator / DESCRIBER",
+    ):
         load_translator(
             str(tmp_path / "absent"), "ru", TranslateOptions(device="cpu", local_files_only=True)
         )

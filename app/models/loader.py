@@ -45,11 +45,14 @@ def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> 
             device, or its files are broken. The message says what was tried.
     """
     options = options or CaptionOptions()
-    # Checked once for both loads below: a missing path or a silent hub fails here, at once.
-    source = resolve(options.source(name_or_path), WHAT, SETTINGS, KNOWN_MODELS)
     kind = options.kind
     if kind == "auto" and options.api_base is not None:
         kind = "openai"  # the endpoint serves the model: nothing to read from the hub
+    if kind != "auto" and not CAPTIONERS.load(kind).local:
+        logger.info("Using %s captioner %s", kind, name_or_path)
+        return CAPTIONERS.load(kind).load(options.source(name_or_path), options)
+    # Checked once for both loads below: a missing path or a silent hub fails here, at once.
+    source = resolve(options.source(name_or_path), WHAT, SETTINGS, KNOWN_MODELS)
     if kind == "auto":
         model_type = load_model(source, WHAT, _model_type, known=KNOWN_MODELS, settings=SETTINGS)
         kind = kind_for_model_type(model_type, name_or_path)

@@ -29,6 +29,9 @@ class CaptionerKind:
     load: Callable[[ModelSource, CaptionOptions], Captioner]
     """Loads a model; errors of transformers, safetensors and torch pass through (the caller
     turns them into a ``ModelLoadError``)."""
+    local: bool = True
+    """Whether the model's files are read here (a directory or the hub); False for a kind
+    whose model is served elsewhere (an endpoint): its name is not looked up."""
 
 
 _TRANSFORMERS = {"transformers": "transformers", "torch": "torch"}

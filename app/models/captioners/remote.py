@@ -191,4 +191,4 @@ def _load(source: ModelSource, options: CaptionOptions) -> ChatEndpointCaptioner
     return ChatEndpointCaptioner(source.name_or_path, options)
 
 
-OPENAI = CaptionerKind(model_types=(), load=_load)
+OPENAI = CaptionerKind(model_types=(), load=_load, local=False)

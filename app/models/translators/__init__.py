@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from app.errors import ModelLoadError
 from app.models.base import CaptionOptions
-from app.models.hub import ModelSource, load_model
+from app.models.hub import ModelSource, SettingNames, load_model
 from app.models.loader import _model_type
 from app.registry import Member, Registry
 
@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_TRANSLATOR = "Helsinki-NLP/opus-mt-en-{language}"
 #: What these models are, in messages.
 WHAT = "translation model"
+#: The settings that choose the translation model, as messages name them.
+SETTINGS = SettingNames(
+    model="--translator / DESCRIBER_TRANSLATOR",
+    offline="--local-files-only / DESCRIBER_LOCAL_FILES_ONLY",
+)
 
 
 @runtime_checkable
@@ -139,7 +144,7 @@ def load_translator(
     known = (default_translator(language),)
     kind = options.kind
     if kind == "auto":
-        model_type = load_model(source, WHAT, _model_type, known=known)
+        model_type = load_model(source, WHAT, _model_type, known=known, settings=SETTINGS)
         takes = {t: name for name, member in TRANSLATORS.items() for t in member.model_types}
         if model_type not in takes:
             raise ModelLoadError(
@@ -155,6 +160,7 @@ def load_translator(
         f"{kind} {WHAT}",
         lambda s: translator_kind.load(s, language, options),
         known=known,
+        settings=SETTINGS,
     )
 
 
