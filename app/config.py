@@ -19,7 +19,7 @@ from app.models import DEFAULT_MODEL, CaptionOptions
 from app.models.captioners import CAPTIONERS
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource
 from app.pipeline.novelty import DEFAULT_SCORER, SCORERS
-from app.pipeline.scenes import DETECTORS, SceneOptions
+from app.pipeline.scenes import DETECTORS, ScanMode, SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions
 from app.registry import Registry
@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     decode_device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     """Where video frames are decoded: ``cpu``, or ``cuda`` / ``cuda:N`` for the GPU's video
     decoder (NVDEC); checked when the service starts."""
+    scan: ScanMode = ScanMode.KEYFRAMES
+    """How cuts are found: ``keyframes`` decodes the keyframes and fully only the stretches
+    that may hold a cut (several times faster on films whose encoder put keyframes at cuts,
+    the full scan where it would not pay); ``full`` decodes every (reference) frame."""
     skip_nonref_frames: bool = True
     """Decode only the frames other frames refer to (about a third fewer in H.264 with
     B-frames): cuts and chosen frames within two frames of exact; false decodes every frame."""
@@ -298,6 +302,7 @@ class Settings(BaseSettings):
                 fades=self.fades,
                 skip_nonref_frames=self.skip_nonref_frames,
                 decode_device=self.decode_device,
+                scan=self.scan,
             ),
             batch_size=self.batch_size,
             max_duration=self.max_video_duration,
