@@ -485,6 +485,22 @@ def score_cuts(
     )
 
 
+def scdet_cuts(path: Path, fps: float, threshold: float = 10.0) -> list[int]:
+    """Cut frames that ffmpeg's ``scdet`` filter finds (its default threshold, 10): a
+    reference for a film whose true cuts nobody wrote down."""
+    import subprocess
+
+    cmd = [
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+        "-map", "0:v:0", "-vf",
+        f"scdet=threshold={threshold}:sc_pass=1,metadata=mode=print:key=lavfi.scd.time:file=-",
+        "-f", "null", "-",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    times = [float(line.split("=", 1)[1]) for line in out.splitlines() if "lavfi.scd.time=" in line]
+    return seconds_to_frames(times, fps)
+
+
 def seconds_to_frames(times: Sequence[float], fps: float) -> list[int]:
     """Cut times, seconds, as frame indices."""
     return [round(t * fps) for t in times]

@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,6 @@ from PIL import Image
 
 from app.cli import main
 from app.models import CaptionRequest
-from app.pipeline import describe as describe_module
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import ScannedScene, scan_scenes
 from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
@@ -165,6 +165,8 @@ def test_nothing_heavy_runs_before_the_first_frame(
     """The novelty scorer (WordNet for METEOR, seconds to load) and the captioner's model
     are built only once the scan has decoded its first frame."""
     events: list[str] = []
+    # The module, not the function that app.pipeline exports under the same name.
+    describe_module = sys.modules["app.pipeline.describe"]
     build = describe_module.make_novelty_filter
 
     def recorded_build(*args: object, **kwargs: object) -> object:
