@@ -3,7 +3,13 @@
 Measures, on a generated 1080p bench video with known cuts (default 3 min, 25 fps, about
 30 cuts of which several fade through black; see ``bench/common.py``):
 
-* ``ffmpeg -i X -f null -``: plain decoding, the speed limit (default threads, and one).
+* ``--encoding``: the bench video as built (each shot encoded apart, so a keyframe on every
+  cut) or re-encoded from it (``bench/common.py`` ``ENCODINGS``): ``x264-default`` (x264's
+  own keyframe placement), ``x264-fixed-gop`` (a keyframe every 2 s, none at cuts), ``vp9``.
+  ``--video FILE`` measures any film instead, its cuts scored against ffmpeg's ``scdet``.
+* ``ffmpeg -i X -f null -``: plain decoding (default threads, and one).
+* the keyframe scan (``SceneOptions.scan`` ``keyframes``, the default since issue 12) and
+  the full scan before it (``full``), both through ``describe()`` as below.
 * the project's scan: ``app.pipeline.describe()`` with a captioner that does no work, no
   speech information (so every scene is a candidate and its frame is grabbed and converted
   to a full-size RGB image, as for a video without subtitles) and a novelty scorer that
