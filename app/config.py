@@ -162,10 +162,10 @@ class Settings(BaseSettings):
     decode_device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     """Where video frames are decoded: ``cpu``, or ``cuda`` / ``cuda:N`` for the GPU's video
     decoder (NVDEC); checked when the service starts."""
-    scan: ScanMode = ScanMode.KEYFRAMES
-    """How cuts are found: ``keyframes`` decodes the keyframes and fully only the stretches
-    that may hold a cut (several times faster on films whose encoder put keyframes at cuts,
-    the full scan where it would not pay); ``full`` decodes every (reference) frame."""
+    scan: ScanMode = ScanMode.FULL
+    """How cuts are found: ``full`` decodes every (reference) frame; ``keyframes`` decodes
+    the keyframes and fully only the stretches that may hold a cut (same cuts on the bench
+    videos, not yet faster there: see ``bench/scenes.py``)."""
     skip_nonref_frames: bool = True
     """Decode only the frames other frames refer to (about a third fewer in H.264 with
     B-frames): cuts and chosen frames within two frames of exact; false decodes every frame."""

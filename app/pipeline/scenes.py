@@ -181,8 +181,10 @@ class SceneOptions:
     chosen frames stay within two frames of exact, decoding and detection do less work."""
     decode_device: str = "cpu"
     """``cpu``, or ``cuda`` / ``cuda:N`` to decode with the GPU's video decoder (NVDEC)."""
-    scan: ScanMode = ScanMode.KEYFRAMES
-    """Decode the keyframes and only the stretches that may hold a cut, or every frame."""
+    scan: ScanMode = ScanMode.FULL
+    """Decode every (reference) frame, or the keyframes and only the stretches that may
+    hold a cut. Full by default: on the bench videos (``bench/scenes.py``) the keyframe scan
+    finds the same cuts but costs more CPU time so far (see ``KeyframeRule.most_refined``)."""
     keyframes: KeyframeRule = field(default_factory=KeyframeRule)
     """How the keyframe scan picks the stretches it decodes fully."""
 
