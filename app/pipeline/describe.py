@@ -403,6 +403,10 @@ def describe(
                 [c.image for c in batch],
                 [CaptionRequest(max_words=c.max_words, language=options.language) for c in batch],
             )
+            if halt.is_set():
+                # Stopped while the model ran: nothing more is handed out, so a stopped job
+                # records nothing after its stop (a restarted job captions these again).
+                return
             for candidate, text in zip(batch, texts, strict=True):
                 captioned += 1
                 candidate.image.close()
