@@ -1,6 +1,7 @@
-"""Command line: ``python -m app describe VIDEO`` writes timed descriptions; ``serve`` runs the API.
+"""Command line: ``python -m app describe VIDEO`` writes timed descriptions, ``scenes VIDEO``
+lists the scenes the same scan finds, ``serve`` runs the API.
 
-Both commands read the same settings as the service (``DESCRIBER_*`` environment variables,
+The commands read the same settings as the service (``DESCRIBER_*`` environment variables,
 see README.md); command-line options override them. Errors print one line on stderr, without
 a traceback, and exit with status 1 (bad input or model), 2 (bad option) or 130 (interrupted).
 """
@@ -31,7 +32,8 @@ from app.models.translators import TranslateOptions, Translator, load_translator
 from app.pipeline.describe import SpeechSource, describe_media
 from app.pipeline.narration import Narrator, narrate
 from app.pipeline.novelty import AUTO_SCORER, SCORERS
-from app.pipeline.scenes import DETECTORS
+from app.pipeline.scan import list_scenes
+from app.pipeline.scenes import DETECTORS, ScanMode
 from app.pipeline.soundtrack import (
     AUDIO_FORMATS,
     FILM_FORMATS,
@@ -44,7 +46,8 @@ from app.pipeline.sources import fetch
 from app.pipeline.translate import captioner_languages
 from app.pipeline.tts import load_engine
 from app.pipeline.types import Progress, Stage
-from app.pipeline.writers import OutputFormat, open_writer
+from app.pipeline.video import VideoReader
+from app.pipeline.writers import OutputFormat, SceneListFormat, open_writer, write_scene_list
 from app.quiet import disable_library_progress_bars, route_library_logs
 
 logger = logging.getLogger("app.cli")
@@ -113,6 +116,14 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         ("--every-frame",),
         "skip_nonref_frames",
         {**_ON, "const": False, "help": "decode non-reference frames too (slower)"},
+    ),
+    (
+        ("--scan",),
+        "scan",
+        {
+            "choices": [m.value for m in ScanMode],
+            "help": "keyframes: decode fully only where a cut may lie; full: every frame",
+        },
     ),
     (
         ("--decode-device",),
@@ -184,6 +195,19 @@ _NONE_MEANS = {
     "frames_per_scene": "the captioner's own",
     "prompt_file": "the default prompt",
 }
+
+#: The options of the ``scenes`` command: those that change how scenes are found.
+_SCENE_FIELDS = frozenset(
+    {
+        "frame_offset",
+        "detector",
+        "detector_threshold",
+        "fades",
+        "skip_nonref_frames",
+        "scan",
+        "decode_device",
+    }
+)
 
 _FLAG_OF = {field: flags[0] for flags, field, _ in _SETTING_OPTIONS} | {
     "host": "--host",
@@ -267,6 +291,34 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         keywords = {**keywords, "help": _with_default(field, str(keywords["help"]))}
         d.add_argument(*flags, dest=field, default=None, **keywords)  # type: ignore[arg-type]
 
+    scenes = commands.add_parser(
+        "scenes",
+        help="list the scenes of a video file or URL",
+        description=(
+            "List the scenes of a video file or URL, with the same scan as 'describe': start, "
+            "end and the frame that would be captioned, like PySceneDetect's list-scenes."
+        ),
+        epilog="Options without a value given take the DESCRIBER_* setting or its default.",
+    )
+    scenes.add_argument("video", metavar="VIDEO", help="video file path or http(s) URL")
+    scenes.add_argument(
+        "--format",
+        "-f",
+        choices=[f.value for f in SceneListFormat],
+        default="csv",
+        help="output format (default: csv)",
+    )
+    scenes.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="output file, written whole or not at all (default: standard output)",
+    )
+    for flags, field, keywords in _SETTING_OPTIONS:
+        if field in _SCENE_FIELDS:
+            keywords = {**keywords, "help": _with_default(field, str(keywords["help"]))}
+            scenes.add_argument(*flags, dest=field, default=None, **keywords)  # type: ignore[arg-type]
+
     serve = commands.add_parser(
         "serve", help="run the HTTP service", description=_SERVE_DESCRIPTION
     )
@@ -276,7 +328,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     serve.add_argument(
         "--port", metavar="PORT", type=int, default=None, help=_with_default("port", "listen port")
     )
-    return parser, {"describe": d, "serve": serve}
+    return parser, {"describe": d, "scenes": scenes, "serve": serve}
 
 
 def _settings(args: argparse.Namespace, fields: Sequence[str]) -> Settings:
@@ -482,11 +534,35 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
     return 0
 
 
+def _scenes(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+    media = settings.media_options()
+    options = media.describe
+    with ExitStack() as stack:
+        path = stack.enter_context(
+            fetch(args.video, what="video", options=media.fetch, guard=media.guard)
+        )
+        with VideoReader(path, name=args.video) as reader:
+            rate = float(reader.info.frame_rate)
+        out = stack.enter_context(_all_or_nothing(args.output, stdout))
+        found = list_scenes(
+            path,
+            options.scenes,
+            options.frame_offset,
+            name=args.video,
+            max_duration=options.max_duration,
+        )
+        write_scene_list(found, SceneListFormat(args.format), out, rate)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser, commands = _build_parser()
     args = parser.parse_args(argv)
-    fields = ["host", "port"] if args.command == "serve" else [f for _, f, _ in _SETTING_OPTIONS]
+    if args.command == "serve":
+        fields = ["host", "port"]
+    else:
+        fields = [f for _, f, _ in _SETTING_OPTIONS if hasattr(args, f)]
     try:
         settings = _settings(args, fields)
     except ValidationError as exc:
@@ -499,8 +575,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     route_library_logs()
+    run = _scenes if args.command == "scenes" else _describe
     try:
-        return _describe(args, settings, stdout or sys.stdout)
+        return run(args, settings, stdout or sys.stdout)
     except DescriberError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ from app.models.translators import TranslateOptions, default_translator
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource
 from app.pipeline.narration import NarrationOptions
 from app.pipeline.novelty import AUTO_SCORER, SCORERS, check_scorer
-from app.pipeline.scenes import DETECTORS, SceneOptions
+from app.pipeline.scenes import DETECTORS, ScanMode, SceneOptions
 from app.pipeline.soundtrack import MixOptions
 from app.pipeline.sources import FetchOptions, URLGuard
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions
@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     decode_device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     """Where video frames are decoded: ``cpu``, or ``cuda`` / ``cuda:N`` for the GPU's video
     decoder (NVDEC); checked when the service starts."""
+    scan: ScanMode = ScanMode.FULL
+    """How cuts are found: ``full`` decodes every (reference) frame; ``keyframes`` decodes
+    the keyframes and fully only the stretches that may hold a cut (same cuts on the bench
+    videos, not yet faster there: see ``bench/scenes.py``)."""
     skip_nonref_frames: bool = True
     """Decode only the frames other frames refer to (about a third fewer in H.264 with
     B-frames): cuts and chosen frames within two frames of exact; false decodes every frame."""
@@ -426,6 +430,7 @@ class Settings(BaseSettings):
                 fades=self.fades,
                 skip_nonref_frames=self.skip_nonref_frames,
                 decode_device=self.decode_device,
+                scan=self.scan,
             ),
             batch_size=self.batch_size,
             max_duration=self.max_video_duration,

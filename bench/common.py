@@ -39,7 +39,7 @@ from typing import TypeVar
 #: Default directory for generated videos and model directories.
 DEFAULT_WORKDIR = Path("/tmp/describer-bench")
 #: Bumped whenever the generator changes, so cached files of an older generator are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: Frames a detected cut may be away from the true one and still count as found.
 DEFAULT_TOLERANCE = 2
 
@@ -244,6 +244,7 @@ def _encode_shot(shot: Shot, width: int, height: int, fps: int, directory: Path)
     """Render a shot's lavfi graph and encode it with libx264, both in FFmpeg's libraries
     through PyAV (no ffmpeg program needed, so it runs on machines that only have wheels)."""
     import av
+    from av.video.frame import PictureType
 
     graph = _shot_graph(shot, width, height, fps)
     key = hashlib.sha1(f"{GENERATOR_VERSION} {graph} {shot.frames}".encode()).hexdigest()[:16]
@@ -260,6 +261,9 @@ def _encode_shot(shot: Shot, width: int, height: int, fps: int, directory: Path)
             if index == shot.frames:
                 break
             frame.pts, frame.time_base = index, Fraction(1, fps)
+            # Some lavfi sources mark their frames "I", which the encoder would obey (every
+            # frame a keyframe): let the encoder place its keyframes.
+            frame.pict_type = PictureType.NONE
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
     partial.replace(path)
@@ -347,6 +351,46 @@ def bench_video(
     partial.replace(path)
     log(f"built {path.name} in {time.perf_counter() - started:.0f} s")
     return video
+
+
+#: Re-encodings of a bench video: (codec, options, container suffix). ``x264-default`` is
+#: libx264 with its defaults (preset medium, CRF 23, keyframes at scene cuts, at most 250
+#: frames apart), what most H.264 films are; ``x264-fixed-gop`` is a streaming encode with a
+#: keyframe every 2 s at 25 fps and scene-cut keyframes off (``-g 50 -sc_threshold 0``);
+#: ``vp9`` is libvpx-vp9 at its defaults but for a bitrate and its fastest speed setting.
+ENCODINGS: dict[str, tuple[str, dict[str, str], str]] = {
+    "x264-default": ("libx264", {"crf": "23"}, ".mp4"),
+    "x264-fixed-gop": ("libx264", {"crf": "23", "g": "50", "x264-params": "scenecut=0"}, ".mp4"),
+    "vp9": ("libvpx-vp9", {"b": "4M", "deadline": "realtime", "cpu-used": "8"}, ".webm"),
+}
+
+
+def encode_variant(video: BenchVideo, encoding: str) -> Path:
+    """Re-encode a bench video with one of ``ENCODINGS`` (cached beside it); same frames, so
+    the same true cuts, but the encoder's own keyframe placement."""
+    import av
+    from av.video.frame import PictureType
+
+    codec, options, suffix = ENCODINGS[encoding]
+    path = video.path.with_name(f"{video.path.stem}-{encoding}{suffix}")
+    if path.exists():
+        return path
+    started = time.perf_counter()
+    log(f"encoding {path.name} ...")
+    partial = path.with_name(f".{path.stem}.part{suffix}")
+    with av.open(str(video.path)) as source, av.open(str(partial), "w") as out:
+        stream = out.add_stream(codec, rate=video.fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        for index, frame in enumerate(source.decode(video=0)):
+            frame.pts, frame.time_base = index, Fraction(1, video.fps)
+            # A decoded keyframe says "I", which FFmpeg's encoders obey: forget it, so that
+            # the encoder places its own keyframes.
+            frame.pict_type = PictureType.NONE
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    partial.replace(path)
+    log(f"encoded {path.name} in {time.perf_counter() - started:.0f} s")
+    return path
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -439,6 +483,22 @@ def score_cuts(
         missed=tuple(t for t in truth if t not in used_truth),
         extra=tuple(f for f in found if f not in used_found),
     )
+
+
+def scdet_cuts(path: Path, fps: float, threshold: float = 10.0) -> list[int]:
+    """Cut frames that ffmpeg's ``scdet`` filter finds (its default threshold, 10): a
+    reference for a film whose true cuts nobody wrote down."""
+    import subprocess
+
+    cmd = [
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+        "-map", "0:v:0", "-vf",
+        f"scdet=threshold={threshold}:sc_pass=1,metadata=mode=print:key=lavfi.scd.time:file=-",
+        "-f", "null", "-",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    times = [float(line.split("=", 1)[1]) for line in out.splitlines() if "lavfi.scd.time=" in line]
+    return seconds_to_frames(times, fps)
 
 
 def seconds_to_frames(times: Sequence[float], fps: float) -> list[int]:

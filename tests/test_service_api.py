@@ -81,6 +81,28 @@ class GatedCaptioner(ScriptedCaptioner):
         return super().caption(images, requests)
 
 
+class MidJobCaptioner(GatedCaptioner, logging.Handler):
+    """Like GatedCaptioner for the first call; later calls also wait until the worker logs
+    that it stops the job (attach it to the worker's logger), so that the job is stopped
+    mid-way however far the scan has run ahead of the captioner."""
+
+    def __init__(self) -> None:
+        GatedCaptioner.__init__(self)
+        logging.Handler.__init__(self)
+        self.stopping = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "stopping at the next safe point" in record.getMessage():
+            self.stopping.set()
+
+    def caption(
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
+    ) -> list[str]:
+        if self.entered.is_set() and not self.stopping.wait(timeout=60):
+            raise RuntimeError("the job was never stopped")
+        return super().caption(images, requests)
+
+
 class OverrunCaptioner(ScriptedCaptioner, logging.Handler):
     """A model that runs past a job's time limit: each job's captioning waits until the
     worker logs that it stops the job (attach it to the worker's logger)."""
@@ -716,17 +738,25 @@ def test_shutdown_mid_job_requeues_it_and_a_restart_finishes_it_once(
 ) -> None:
     base, _ = media
     settings = service_settings(tmp_path, core_url=recording_core.url, batch_size=1)
-    captioner = GatedCaptioner()
-    first = LiveService(settings, captioner).start()
-    job_id = first.submit(f"{base}/six.mp4")
-    assert captioner.entered.wait(30)
+    captioner = MidJobCaptioner()
+    worker_log = logging.getLogger("app.service.worker")
+    level = worker_log.level
+    worker_log.setLevel(logging.INFO)
+    worker_log.addHandler(captioner)
+    try:
+        first = LiveService(settings, captioner).start()
+        job_id = first.submit(f"{base}/six.mp4")
+        assert captioner.entered.wait(30)
 
-    stopping = threading.Thread(target=first.stop)
-    stopping.start()
-    wait_until(lambda: first.server.should_exit, what="the shutdown to begin")
-    captioner.gate.set()
-    stopping.join(60)
-    assert not stopping.is_alive()
+        stopping = threading.Thread(target=first.stop)
+        stopping.start()
+        wait_until(lambda: first.server.should_exit, what="the shutdown to begin")
+        captioner.gate.set()
+        stopping.join(60)
+        assert not stopping.is_alive()
+    finally:
+        worker_log.removeHandler(captioner)
+        worker_log.setLevel(level)
     recording_core.wait_for(lambda c: len(c.descriptions(job_id)) >= 1)
     assert recording_core.final(job_id) is None
 

@@ -29,7 +29,6 @@ from app.errors import VideoTooLong
 from app.models.base import Captioner, CaptionRequest, frames_per_scene
 from app.models.translators import Translator
 from app.pipeline.cleanup import clean_caption, trim_to_words
-from app.pipeline.frames import ClosedScene, FrameSelector
 from app.pipeline.novelty import (
     AUTO_SCORER,
     NoveltyFilter,
@@ -39,7 +38,8 @@ from app.pipeline.novelty import (
     scorer_for_language,
 )
 from app.pipeline.pauses import PauseFinder, SpeechTrack
-from app.pipeline.scenes import CutDetector, SceneOptions
+from app.pipeline.scan import ScannedScene, scan_scenes
+from app.pipeline.scenes import SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard, fetch
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions, stream_speech
 from app.pipeline.subtitles import load_dialogue, speech_intervals
@@ -250,16 +250,13 @@ def _scan(
     out: queue.Queue[object],
     stop: StopSignal,
     progress: _ProgressTracker,
+    scanning: threading.Event,
     spread: int,
 ) -> None:
-    """Producer: decode once, detect cuts, pick each scene's frame (and ``spread`` frames over
-    it when more than one), queue the usable ones."""
-    info = reader.info
-    cuts = CutDetector(options.scenes, info.frame_rate)
-    selector: FrameSelector[DecodedFrame] = FrameSelector(options.frame_offset, spread=spread)
+    """Producer: find the scenes (``scan_scenes``), take the frame of each that has room for
+    a description (and ``spread`` frames over it when more than one), queue the usable ones."""
     counts = {"scenes_found": 0, "scenes_without_pause": 0, "scenes_similar": 0}
     next_report = 0.0
-    last_time = 0.0
     last_thumbnail: np.ndarray | None = None
 
     def put(item: object) -> bool:
@@ -271,12 +268,10 @@ def _scan(
                 continue
         return False
 
-    def close(closed: ClosedScene[DecodedFrame] | None) -> bool:
+    def close(found: ScannedScene) -> bool:
         nonlocal last_thumbnail
-        if closed is None:
-            return True
         counts["scenes_found"] += 1
-        scene = closed.scene
+        scene = found.scene
         if not finder.ready(scene, stop):
             return False
         window = finder.window(scene)
@@ -284,8 +279,13 @@ def _scan(
             logger.debug("scene %d has no usable pause", scene.index)
             counts["scenes_without_pause"] += 1
             return True
+        chosen = found.frame()
+        if chosen is None:
+            logger.debug("scene %d holds no decodable frame", scene.index)
+            return True
+        frame_time, frame = chosen
         if options.similar_frame_threshold is not None:
-            thumbnail = _thumbnail(closed.frame)
+            thumbnail = _thumbnail(frame)
             if last_thumbnail is not None:
                 similarity = frame_similarity(thumbnail, last_thumbnail)
                 if similarity >= options.similar_frame_threshold:
@@ -294,29 +294,31 @@ def _scan(
                     return True
             last_thumbnail = thumbnail
         # Only scenes that will be described pay for the RGB conversion.
-        image = closed.frame.to_image(options.caption_image_side)
-        frames = tuple(frame.to_image(options.caption_image_side) for _, frame in closed.spread)
+        image = frame.to_image(options.caption_image_side)
+        frames = tuple(each.to_image(options.caption_image_side) for each in found.spread)
         max_words = options.max_words(window)
-        return put(_Candidate(scene, window, closed.frame_time, image, max_words, frames))
+        return put(_Candidate(scene, window, frame_time, image, max_words, frames))
 
-    for decoded in reader.frames():
-        if stop.is_set():
-            return
-        last_time = decoded.time
-        if options.max_duration is not None and last_time > options.max_duration:
+    def reached(time: float) -> None:
+        nonlocal next_report
+        if not scanning.is_set():
+            logger.debug("%s: first frame decoded, at %.3f s", reader.name, time)
+            scanning.set()
+        if options.max_duration is not None and time > options.max_duration:
             raise VideoTooLong(f"video runs past {options.max_duration:g} s, the longest accepted")
-        selector.push(decoded.time, decoded)
-        for cut in cuts.feed(decoded.time, decoded.to_small_bgr(options.scenes.analysis_width)):
-            if not close(selector.cut(cut)):
-                return
-        if decoded.time >= next_report:
-            next_report = decoded.time + options.progress_interval
-            progress.update(scanned_seconds=decoded.time, **counts)
-    end = last_time + 1 / float(info.frame_rate)
-    for cut in cuts.finish(end):
-        if not close(selector.cut(cut)):
+        if time >= next_report:
+            next_report = time + options.progress_interval
+            progress.update(scanned_seconds=time, **counts)
+
+    end = 0.0
+    for found in scan_scenes(
+        reader, options.scenes, options.frame_offset, stop=stop, on_time=reached, spread=spread
+    ):
+        end = found.scene.end
+        if stop.is_set() or not close(found):
             return
-    close(selector.finish(end))
+    if stop.is_set():
+        return
     progress.update(scanned_seconds=end, stage=Stage.CAPTIONING, **counts)
 
 
@@ -389,12 +391,6 @@ def describe(
     except BaseException:
         reader.close()
         raise
-    novelty = make_novelty_filter(
-        scorer_for_language(options.novelty_scorer, options.language),
-        options.novelty_threshold,
-        options.novelty_history,
-        scorer=scorer,
-    )
     # A window must hold both the shortest pause and the fewest words worth saying.
     min_window = max(options.min_gap, options.min_words / options.words_per_second)
     finder = PauseFinder(speech, min_window)
@@ -406,18 +402,30 @@ def describe(
     finished = threading.Event()
     halt = _Either(finished, stop)
 
+    # Set once the scan has decoded its first frame (or ended): the novelty scorer (WordNet,
+    # seconds to load) is built after that, so nothing heavy delays the start of the scan.
+    scanning = threading.Event()
+
     def produce() -> None:
         try:
-            _scan(reader, options, finder, items, halt, progress, spread)
+            _scan(reader, options, finder, items, halt, progress, scanning, spread)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             items.put(_Failed(exc))
         finally:
+            scanning.set()
             items.put(_DONE)
 
     producer = threading.Thread(target=produce, name=f"scan-{video.name}", daemon=True)
     producer.start()
     captioned = dropped = 0
     try:
+        scanning.wait()
+        novelty = make_novelty_filter(
+            scorer_for_language(options.novelty_scorer, options.language),
+            options.novelty_threshold,
+            options.novelty_history,
+            scorer=scorer,
+        )
         scanned = False
         while not scanned:
             batch: list[_Candidate] = []
@@ -443,6 +451,10 @@ def describe(
             texts = captioner.caption(
                 [c.image for c in batch], [context.request(c, options.language) for c in batch]
             )
+            if halt.is_set():
+                # Stopped while the model ran: nothing more is handed out, so a stopped job
+                # records nothing after its stop (a restarted job captions these again).
+                return
             # Cleaning is English narration style; the budget and the repeat check apply to
             # the text the viewer hears, after translation.
             texts = [clean_caption(text) for text in texts]

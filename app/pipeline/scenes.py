@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from fractions import Fraction
 
 import numpy as np
@@ -54,13 +55,30 @@ def histogram_detector(threshold: float | None, min_len: float) -> SceneDetector
     return HistogramDetector(threshold=threshold, min_scene_len=min_len)
 
 
+class FadesDetector(ThresholdDetector):
+    """ThresholdDetector that counts a dark start as the start of a shot, not a fade.
+
+    PySceneDetect's detector starts "faded out" when the first frame is dark, so a film
+    that opens with a fade-in from black gets a cut in the middle of that fade (seen at
+    0.8 s on an open movie). Here the detector always starts "in" a shot: only a fade out
+    and back in counts, so fades through black between shots are still cuts.
+    """
+
+    def process_frame(self, timecode: FrameTimecode, frame_img: np.ndarray) -> list[FrameTimecode]:
+        first = not self.processed_frame
+        cuts = super().process_frame(timecode, frame_img)
+        if first:
+            self.last_fade["type"] = "in"
+        return cuts
+
+
 def fades_detector(threshold: float | None, min_len: float) -> SceneDetector:
-    """ThresholdDetector: cuts on fades to and from black."""
+    """ThresholdDetector: cuts on fades to and from black (``FadesDetector``)."""
     # The cut goes in the middle of the dark run (fade_bias 0): where one shot hands over
     # to the next; the frame one second later is then past a typical one-second fade-in.
     if threshold is None:
-        return ThresholdDetector(min_scene_len=min_len)
-    return ThresholdDetector(threshold=threshold, min_scene_len=min_len)
+        return FadesDetector(min_scene_len=min_len)
+    return FadesDetector(threshold=threshold, min_scene_len=min_len)
 
 
 DetectorFactory = Callable[[float | None, float], SceneDetector]
@@ -78,6 +96,70 @@ DETECTORS: Registry[DetectorFactory] = Registry(
 """Detectors by name, each a factory ``(threshold, min_scene_len)``. ``adaptive`` ranks first
 for F1 in PySceneDetect's own benchmark. A new detector: a factory (here or in a module of its
 own) and a line here."""
+
+
+class ScanMode(StrEnum):
+    """How much of the video is decoded to find its cuts."""
+
+    KEYFRAMES = "keyframes"
+    """Decode the keyframes, then fully only the stretches where a cut may lie
+    (``app.pipeline.scan``); each scene's frame comes from a short decode."""
+    FULL = "full"
+    """Decode every (reference) frame once and run the detectors on all of them."""
+
+
+@dataclass(frozen=True)
+class KeyframeRule:
+    """What the keyframe scan does with each group of pictures (a keyframe to the next).
+
+    It is decoded fully when it is the last, when a packet in it is a ``spike``, when it
+    is longer than ``longest_gop``, or when its keyframes differ by ``threshold`` or more
+    without showing a clean cut (``cut_threshold``, ``cut_ratio``, ``dark``): then the cut
+    on the second keyframe is taken as it is. Groups whose keyframes differ less are
+    skipped: no cut lies in them. The numbers come from ``bench/scenes.py``.
+    """
+
+    threshold: float = 10.0
+    """The detector's content metric (mean HSV difference, 0-255, PySceneDetect's
+    ``content_val``) between a keyframe and the next at or above which a cut may lie
+    between them. Permissive: ContentDetector cuts at 27 between two adjacent frames."""
+    cut_threshold: float = 27.0
+    """A keyframe at least this different from the one before (ContentDetector's default
+    threshold) may be taken as a cut without decoding the frames between them, if also
+    ``cut_colour`` apart, ``cut_ratio`` times the motion of both shots, and neither
+    keyframe is ``dark``."""
+    cut_colour: float = 0.7
+    """...and if their colours differ by this much (Bhattacharyya distance of hue-saturation
+    histograms, 0-1): a shot that zooms or pans changes its structure between keyframes
+    seconds apart, much less its colours (0.60 for a five-second zoom of the bench video,
+    0.74 and more at its cuts)."""
+    cut_ratio: float = 3.0
+    """How many times the content difference between two adjacent frames right after each
+    keyframe the keyframes' difference must be (AdaptiveDetector's default ratio)."""
+    dark: float = 24.0
+    """A keyframe darker than this (mean pixel, 0-255; twice ThresholdDetector's 12) may
+    be in a fade: the frames around it are decoded."""
+    spike: float = 2.0
+    """A packet between them at least this many times the group's usual size (its upper
+    quartile; ``GroupOfPictures.spike``): the encoder coded a frame mostly as intra, as it
+    does after a cut it put no keyframe on (x264 often keys a few frames after a cut)."""
+    longest_gop: float = 12.0
+    """Seconds: a longer group may hold a cut and a return to the first shot (A-B-A) that
+    the keyframes cannot show. x264's default keyframe interval is 250 frames (10 s)."""
+    lookahead: float = 0.25
+    """Seconds decoded past the end of a stretch: the detectors confirm a cut a few frames
+    after it."""
+    most_refined: float = 0.4
+    """Share of the video to decode fully above which the full scan is used instead: the
+    keyframe pass, the seeks and the frames decoded again for each scene's frame cost more
+    than they save. ``bench/scenes.py`` on the 60 s 720p bench video: 54 % decoded fully
+    took 7.5 CPU s against 5.6 for the full scan."""
+
+    def __post_init__(self) -> None:
+        if self.threshold < 0 or self.spike <= 1 or self.longest_gop <= 0:
+            raise ValueError("keyframe threshold must be >= 0, spike > 1, longest GOP > 0")
+        if self.lookahead < 0 or not 0 <= self.most_refined <= 1:
+            raise ValueError("lookahead must be >= 0 and most_refined in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -99,6 +181,12 @@ class SceneOptions:
     chosen frames stay within two frames of exact, decoding and detection do less work."""
     decode_device: str = "cpu"
     """``cpu``, or ``cuda`` / ``cuda:N`` to decode with the GPU's video decoder (NVDEC)."""
+    scan: ScanMode = ScanMode.FULL
+    """Decode every (reference) frame, or the keyframes and only the stretches that may
+    hold a cut. Full by default: on the bench videos (``bench/scenes.py``) the keyframe scan
+    finds the same cuts but costs more CPU time so far (see ``KeyframeRule.most_refined``)."""
+    keyframes: KeyframeRule = field(default_factory=KeyframeRule)
+    """How the keyframe scan picks the stretches it decodes fully."""
 
     def __post_init__(self) -> None:
         DETECTORS.check(self.detector)
@@ -114,11 +202,40 @@ class CutDetector:
     def __init__(self, options: SceneOptions, frame_rate: Fraction) -> None:
         self.options = options
         self._rate = frame_rate
-        factory = DETECTORS.load(options.detector)
-        self._detectors = [factory(options.threshold, options.min_scene_len)]
-        if options.fades and options.detector != "threshold":
-            self._detectors.append(fades_detector(None, options.min_scene_len))
+        self._detectors = self._build()
         self._last_cut = 0.0
+
+    def _build(self) -> list[SceneDetector]:
+        options = self.options
+        factory = DETECTORS.load(options.detector)
+        detectors = [factory(options.threshold, options.min_scene_len)]
+        if options.fades and options.detector != "threshold":
+            detectors.append(fades_detector(None, options.min_scene_len))
+        return detectors
+
+    def add(self, time: float) -> list[float]:
+        """Take a cut found without the detectors (``min_scene_len`` still applies);
+        returns it, or nothing when it is too close to the last one."""
+        return self._accept([self._timecode(time)])
+
+    def restart(self) -> None:
+        """Forget the frames seen so far, to be fed frames that do not follow them.
+
+        The new detectors are told where the last cut was, as if they had seen every frame
+        since: PySceneDetect's detectors otherwise count ``min_scene_len`` from the first
+        frame they are fed and would drop a cut that close to it.
+        """
+        self._detectors = self._build()
+        last_cut = self._timecode(self._last_cut)
+        for detector in self._detectors:
+            # The attribute each detector starts its min_scene_len count from.
+            if isinstance(detector, AdaptiveDetector):
+                detector._last_cut = last_cut
+            elif isinstance(detector, ThresholdDetector):
+                detector.last_scene_cut = last_cut
+            flash_filter = getattr(detector, "_flash_filter", None)
+            if flash_filter is not None:
+                flash_filter._last_above = last_cut
 
     def _timecode(self, seconds: float) -> FrameTimecode:
         return FrameTimecode(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ INCOMPLETE_SLACK = 0.5
 """Seconds the decoded frames may fall short of the stream's declared duration before the
 video counts as incomplete."""
 
+
+_TIME_EPSILON = 1e-6
+"""Seconds by which two timestamps may differ and still name the same frame."""
 
 DECODE_DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 """Decode devices: ``cpu``, or ``cuda`` / ``cuda:N`` for NVDEC on that GPU."""
@@ -210,6 +214,8 @@ class VideoReader:
             self._stream.codec_context.skip_frame = "NONREF"
         start = self._container.start_time
         self._origin = start / av.time_base if start is not None else 0.0
+        self._reformatter = VideoReformatter()
+        self._hwaccel = hwaccel
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -230,6 +236,34 @@ class VideoReader:
             width=codec.width, height=codec.height, frame_rate=Fraction(rate), duration=duration
         )
 
+    def keyframes(self) -> KeyframePass:
+        """Decode only the keyframes, from a container of their own (see ``KeyframePass``)."""
+        return KeyframePass(self)
+
+    def frames_between(self, start: float, end: float) -> Iterator[DecodedFrame]:
+        """Decode the frames shown from ``start`` to ``end`` (seconds, both included).
+
+        Seeks to the keyframe at or before ``start`` and decodes from there; frames before
+        ``start`` are decoded but not handed out. With ``skip_nonref`` the first frame may lie
+        a little after ``start`` and the last a little before ``end``.
+        """
+        for decoded in self.frames_from(start):
+            if decoded.time > end + _TIME_EPSILON:
+                return
+            if decoded.time >= start - _TIME_EPSILON:
+                yield decoded
+
+    def frames_from(self, time: float) -> Iterator[DecodedFrame]:
+        """Seek to the keyframe at or before ``time`` and decode every frame from there on."""
+        stream = self._stream
+        assert stream.time_base is not None
+        self._container.seek(
+            math.floor((time + self._origin) / stream.time_base),
+            stream=stream,
+            backward=True,
+        )
+        yield from self._decoded()
+
     def frames(self) -> Iterator[DecodedFrame]:
         """Decode every frame once (every reference frame, with ``skip_nonref``).
 
@@ -240,15 +274,11 @@ class VideoReader:
         step = 1 / float(self.info.frame_rate)
         last_time = -step
         count = 0
-        reformatter = VideoReformatter()
         try:
-            for frame in self._container.decode(self._stream):
-                time = frame.time - self._origin if frame.time is not None else last_time + step
-                if self.skip_nonref and count and time - last_time > (MAX_SKIP_GAP + 0.5) * step:
-                    self._decode_every_frame(gap=time - last_time, at=time)
-                last_time = time
+            for decoded in self._decoded():
+                last_time = decoded.time
                 count += 1
-                yield DecodedFrame(time=time, frame=frame, reformatter=reformatter)
+                yield decoded
         except av.FFmpegError as exc:
             if count == 0:
                 raise VideoOpenFailure(
@@ -264,6 +294,24 @@ class VideoReader:
             # The index promises more than the data holds (a truncated download whose index
             # sits in front): FFmpeg stops quietly at the end of the data.
             raise self._incomplete(last_time + step, "")
+
+    def _decoded(self) -> Iterator[DecodedFrame]:
+        """Decode from the container's position on, with times and the skip-gap rule."""
+        step = 1 / float(self.info.frame_rate)
+        last_time: float | None = None
+        for frame in self._container.decode(self._stream):
+            if frame.time is not None:
+                time = frame.time - self._origin
+            else:
+                time = step if last_time is None else last_time + step
+            if (
+                self.skip_nonref
+                and last_time is not None
+                and time - last_time > (MAX_SKIP_GAP + 0.5) * step
+            ):
+                self._decode_every_frame(gap=time - last_time, at=time)
+            last_time = time
+            yield DecodedFrame(time=time, frame=frame, reformatter=self._reformatter)
 
     def _declared_stream_duration(self) -> float | None:
         stream = self._stream
@@ -295,8 +343,132 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
+    def _open_again(self) -> InputContainer:
+        """A second handle on the file, for a pass beside this reader's own."""
+        container = av.open(str(self.path), mode="r", hwaccel=self._hwaccel)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.thread_count = self._stream.thread_count
+        return container
+
     def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class GroupOfPictures:
+    """The packets from one keyframe to the next, as the demuxer lists them (no decoding)."""
+
+    start: float
+    """Presentation time of the keyframe, seconds."""
+    end: float
+    """Presentation time of the next keyframe, or the end of the stream."""
+    spike: float
+    """The largest packet after the first ``KEYFRAME_FOLLOWERS`` over the upper quartile of
+    the group's packets (0 when there are none). An encoder that meets a cut between
+    keyframes codes the frame after it mostly as intra: a packet several times the usual
+    size. (The packets right after a keyframe are often that big too, so they are left out.)
+    """
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+KEYFRAME_FOLLOWERS = 4
+"""Packets decoded after each keyframe by ``KeyframePass``: with up to three B-frames they
+give the two frames shown right after the keyframe, which tell how fast the shot moves."""
+
+
+def _spike(sizes: list[int]) -> float:
+    later = sizes[KEYFRAME_FOLLOWERS:]
+    if not later:
+        return 0.0
+    return max(later) / max(float(np.percentile(sizes, 75)), 1.0)
+
+
+class KeyframePass:
+    """One pass over the file that demuxes every packet but decodes only the keyframes and
+    the first few packets after each (``KEYFRAME_FOLLOWERS``).
+
+    Iterating yields the decoded frames in presentation order (``frame.key_frame`` tells
+    the keyframes); once it is done, ``groups`` lists every group of pictures and ``end``
+    is the end of the stream. A keyframe refers to no other frame and the packets right
+    after it refer only to it and each other, so the decoder is never sent a packet whose
+    references it lacks, in any codec; this costs a small share of a full decode. (In an
+    open-GOP stream, leading pictures after a keyframe lack references and come out
+    damaged: the shot then looks busy, and the scan decodes more, not less.)
+
+    Raises (while iterating):
+        VideoOpenFailure: not a single keyframe could be decoded.
+        VideoIncomplete: the file breaks off part-way.
+    """
+
+    def __init__(self, reader: VideoReader) -> None:
+        self._reader = reader
+        self.groups: list[GroupOfPictures] = []
+        self.end = 0.0
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        reader = self._reader
+        container = reader._open_again()
+        stream = container.streams.video[0]
+        assert stream.time_base is not None
+        base, origin = stream.time_base, reader._origin
+        step = 1 / float(reader.info.frame_rate)
+        # (keyframe time, its size, the other packets' sizes) of each group seen so far
+        starts: list[tuple[float, int, list[int]]] = []
+        end = 0.0
+        count = 0
+        followers = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                time = float(packet.pts * base) - origin
+                length = float(packet.duration * base) if packet.duration else step
+                end = max(end, time + length)
+                if packet.is_keyframe:
+                    starts.append((time, packet.size, []))
+                    followers = KEYFRAME_FOLLOWERS
+                elif starts:
+                    starts[-1][2].append(packet.size)
+                    if followers == 0:
+                        continue
+                    followers -= 1
+                else:
+                    continue
+                for frame in stream.decode(packet):
+                    count += 1
+                    yield self._decoded(frame, origin)
+            for frame in stream.decode(None):
+                count += 1
+                yield self._decoded(frame, origin)
+        except av.FFmpegError as exc:
+            if count == 0:
+                raise VideoOpenFailure(
+                    f"{reader.name}: no frame could be decoded ({exc}); the file is damaged"
+                ) from exc
+            raise reader._incomplete(end, f" ({exc})") from exc
+        finally:
+            container.close()
+        if count == 0:
+            raise VideoOpenFailure(f"{reader.name}: the video stream holds no keyframe")
+        declared = reader._declared_stream_duration()
+        if declared is not None and end < declared - INCOMPLETE_SLACK:
+            raise reader._incomplete(end, "")
+        starts.sort(key=lambda start: start[0])
+        self.end = end
+        self.groups = [
+            GroupOfPictures(start=key, end=following, spike=_spike(others))
+            for (key, _size, others), following in zip(
+                starts, [s[0] for s in starts[1:]] + [end], strict=True
+            )
+        ]
+
+    def _decoded(self, frame: av.VideoFrame, origin: float) -> DecodedFrame:
+        time = frame.time - origin if frame.time is not None else 0.0
+        return DecodedFrame(time=time, frame=frame, reformatter=self._reader._reformatter)

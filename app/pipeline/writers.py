@@ -12,6 +12,7 @@ chosen so that the same output is a plain ``application/json`` body for the HTTP
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import html
 import io
@@ -20,10 +21,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from enum import StrEnum
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from app.pipeline import dapt
 from app.pipeline.types import Description
+
+if TYPE_CHECKING:
+    from app.pipeline.scan import ListedScene
 
 
 class OutputFormat(StrEnum):
@@ -255,3 +259,91 @@ def _timings(description: Description, separator: str) -> str:
 def _one_line(text: str) -> str:
     """Collapse whitespace and line breaks: a blank line would end the cue early."""
     return " ".join(text.split())
+
+
+class SceneListFormat(StrEnum):
+    """Formats a list of scenes (``python -m app scenes``) can be written in."""
+
+    CSV = "csv"
+    JSON = "json"
+
+
+def _timecode(seconds: float) -> str:
+    """``HH:MM:SS.mmm``, as PySceneDetect writes times."""
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{millis / 1000:06.3f}"
+
+
+SCENE_CSV_COLUMNS = (
+    "Scene Number",
+    "Start Frame",
+    "Start Timecode",
+    "Start Time (seconds)",
+    "End Frame",
+    "End Timecode",
+    "End Time (seconds)",
+    "Length (frames)",
+    "Length (timecode)",
+    "Length (seconds)",
+    "Frame Timecode",
+    "Frame Time (seconds)",
+)
+"""PySceneDetect's ``list-scenes`` columns (frames counted from 1, the end frame included),
+then the frame that would be captioned."""
+
+
+def write_scene_list(
+    scenes: Iterable[ListedScene], fmt: SceneListFormat, stream: TextIO, frame_rate: float
+) -> None:
+    """Write scenes as CSV (a row each, as they come) or as one JSON document.
+
+    Args:
+        scenes: The scenes, in order.
+        fmt: The format.
+        stream: Where to write.
+        frame_rate: Frames per second, for the frame numbers.
+    """
+    if fmt == SceneListFormat.CSV:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(SCENE_CSV_COLUMNS)
+    items = []
+    for listed in scenes:
+        scene = listed.scene
+        first, last = round(scene.start * frame_rate), round(scene.end * frame_rate)
+        if fmt == SceneListFormat.JSON:
+            items.append(
+                {
+                    "index": scene.index,
+                    "start": round(scene.start, 6),
+                    "end": round(scene.end, 6),
+                    "start_frame": first,
+                    "end_frame": last,
+                    "frame_time": None
+                    if listed.frame_time is None
+                    else round(listed.frame_time, 6),
+                }
+            )
+            continue
+        frame = listed.frame_time
+        writer.writerow(
+            [
+                scene.index + 1,
+                first + 1,
+                _timecode(scene.start),
+                f"{scene.start:.3f}",
+                last,
+                _timecode(scene.end),
+                f"{scene.end:.3f}",
+                last - first,
+                _timecode(scene.end - scene.start),
+                f"{scene.end - scene.start:.3f}",
+                "" if frame is None else _timecode(frame),
+                "" if frame is None else f"{frame:.3f}",
+            ]
+        )
+        stream.flush()
+    if fmt == SceneListFormat.JSON:
+        json.dump({"frame_rate": frame_rate, "scenes": items}, stream, indent=1)
+        stream.write("\n")

@@ -149,8 +149,8 @@ class Worker:
         self._stopped.set()
         self.queue.close()
         for run in self._runs.values():
-            job_logger(logger, run.job.id).info("stopping at the next safe point")
             run.stop.set()
+            job_logger(logger, run.job.id).info("stopping at the next safe point")
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()

@@ -1,0 +1,436 @@
+"""Find the scenes of a video and the frame that represents each: the full scan or the
+keyframe-guided one (``SceneOptions.scan``).
+
+The full scan decodes every (reference) frame once, runs the detectors on all of them and
+keeps each scene's frame as it goes by (``app.pipeline.frames``).
+
+The keyframe scan works coarse to fine. Encoders put keyframes at cuts, and a keyframe
+decodes on its own, so:
+
+1. one pass demuxes every packet and decodes only the keyframes (a few percent of a full
+   decode), comparing each keyframe with the next with the detector's content metric;
+2. a group of pictures (a keyframe to the next) is decoded fully, with the detectors
+   running on every frame, only where a cut may lie (``KeyframeRule``): the keyframes
+   differ, a packet inside is nearly as big as a keyframe, the group is long, or it is
+   the last one; neighbouring groups form one stretch, so a cut on the keyframe between
+   them is seen with the frames before it;
+3. each scene's frame is decoded when it is asked for, from the keyframe before it.
+
+When the rule would decode most of the video anyway, the full scan runs instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.errors import VideoIncomplete, VideoTooLong
+from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
+from app.pipeline.scenes import CutDetector, ScanMode, SceneOptions
+from app.pipeline.types import Scene, StopSignal
+from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
+
+logger = logging.getLogger(__name__)
+
+FrameGrab = Callable[[], "tuple[float, DecodedFrame] | None"]
+
+
+class ScannedScene:
+    """A scene found by a scan; its frame is decoded when first asked for."""
+
+    def __init__(
+        self,
+        scene: Scene,
+        *,
+        frame: tuple[float, DecodedFrame] | None = None,
+        grab: FrameGrab | None = None,
+        spread: tuple[DecodedFrame, ...] = (),
+    ) -> None:
+        self.scene = scene
+        self._frame = frame
+        self._grab = grab
+        self.spread = spread
+        """Frames spread over the scene, in time order, for captioners that look at several
+        (the full scan keeps them; the keyframe scan does not: its scenes have one frame)."""
+
+    def frame(self) -> tuple[float, DecodedFrame] | None:
+        """The frame on screen ``frame_offset`` into the scene (or at its middle) and its
+        time; None when the scene holds no decodable frame."""
+        if self._grab is not None:
+            self._frame = self._grab()
+            self._grab = None
+        return self._frame
+
+
+def content_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """PySceneDetect's ``content_val`` between two BGR frames: the mean absolute difference
+    of hue, saturation and value, averaged (ContentDetector's default weights)."""
+    hsv_a = cv2.cvtColor(a, cv2.COLOR_BGR2HSV).astype(np.int16)
+    hsv_b = cv2.cvtColor(b, cv2.COLOR_BGR2HSV).astype(np.int16)
+    return float(np.abs(hsv_a - hsv_b).mean())
+
+
+@dataclass
+class KeyframeLook:
+    """What the keyframe pass saw of one keyframe and the frames right after it."""
+
+    brightness: float
+    """Mean of the keyframe's pixels, 0-255 (ThresholdDetector's metric)."""
+    histogram: np.ndarray = field(repr=False)
+    """Hue-saturation histogram of the keyframe (``colour_histogram``)."""
+    difference: float | None = None
+    """Content difference to the next keyframe; None for the last one."""
+    colour_distance: float | None = None
+    """Bhattacharyya distance of the colour histograms to the next keyframe, 0-1."""
+    motion: list[float] = field(default_factory=list)
+    """Content differences between the adjacent frames shown right after the keyframe: how
+    fast the shot moves there."""
+
+
+def colour_histogram(small: np.ndarray) -> np.ndarray:
+    """A 16x8 hue-saturation histogram of a BGR frame, normalised to sum 1: it changes little
+    while a shot moves or zooms, and much at a cut to another set or light."""
+    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
+    return histogram / max(float(histogram.sum()), 1.0)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Groups of pictures in a row to be decoded fully."""
+
+    start: float
+    end: float
+    last: bool
+    """It reaches the end of the video."""
+
+
+@dataclass(frozen=True)
+class KeyframeCut:
+    """A cut on a keyframe, seen from the keyframes and the frames right after them."""
+
+    time: float
+
+
+def _key(time: float) -> float:
+    return round(time, 6)
+
+
+def _clean_cut(before: KeyframeLook, after: KeyframeLook, options: SceneOptions) -> bool:
+    """Whether the keyframes show a hard cut on the second one, as AdaptiveDetector would
+    see it: a change well past ContentDetector's threshold, several times the motion of
+    either shot, between two frames that are not dark (so it is no fade)."""
+    rule = options.keyframes
+    if before.difference is None or not after.motion:
+        return False
+    busy = max(float(np.mean(look.motion)) for look in (before, after) if look.motion)
+    return (
+        before.difference >= rule.cut_threshold
+        and before.colour_distance is not None
+        and before.colour_distance >= rule.cut_colour
+        and before.difference >= rule.cut_ratio * busy
+        and min(before.brightness, after.brightness) >= rule.dark
+    )
+
+
+def _periodic_lengths(groups: list[GroupOfPictures]) -> set[float]:
+    """Group lengths (seconds, to the hundredth) that say the encoder placed the keyframe
+    by the clock, not at a cut: the longest (its keyframe interval) and any length shared
+    by a quarter of the groups (a fixed GOP). Only a keyframe placed early can be taken as
+    a cut on the keyframe itself."""
+    lengths = Counter(round(group.duration, 2) for group in groups[:-1])
+    if not lengths:
+        return set()
+    periodic = {max(lengths)}
+    periodic.update(
+        length for length, count in lengths.items() if count >= 2 and count >= len(groups) / 4
+    )
+    return periodic
+
+
+def plan_keyframe_scan(
+    groups: list[GroupOfPictures], looks: dict[float, KeyframeLook], options: SceneOptions
+) -> list[Stretch | KeyframeCut]:
+    """What the keyframe scan does between each keyframe and the next (``KeyframeRule``):
+    nothing (no cut can lie there), take a cut on the next keyframe, or decode fully.
+
+    Args:
+        groups: Every group of pictures of the video, in order.
+        looks: What the keyframe pass saw, by keyframe time (rounded to the microsecond).
+        options: The scene options; ``options.keyframes`` is the rule.
+    """
+    rule = options.keyframes
+    periodic = _periodic_lengths(groups)
+    steps: list[Stretch | KeyframeCut] = []
+    for index, group in enumerate(groups):
+        last = index == len(groups) - 1
+        look = looks.get(_key(group.start))
+        after = None if last else looks.get(_key(groups[index + 1].start))
+        if not (
+            last
+            or look is None
+            or after is None
+            or look.difference is None
+            or group.spike >= rule.spike
+            or group.duration > rule.longest_gop
+        ):
+            if look.difference < rule.threshold:
+                continue
+            if round(group.duration, 2) not in periodic and _clean_cut(look, after, options):
+                steps.append(KeyframeCut(group.end))
+                continue
+        previous = steps[-1] if steps else None
+        if isinstance(previous, Stretch) and abs(previous.end - group.start) < 1e-6:
+            steps[-1] = Stretch(previous.start, group.end, last)
+        else:
+            steps.append(Stretch(group.start, group.end, last))
+    return steps
+
+
+def scan_scenes(
+    reader: VideoReader,
+    options: SceneOptions,
+    frame_offset: float,
+    *,
+    stop: StopSignal,
+    on_time: Callable[[float], None],
+    spread: int = 1,
+) -> Iterator[ScannedScene]:
+    """Yield the video's scenes in order, each as soon as its end is known.
+
+    Args:
+        reader: The open video.
+        options: Detection options; ``options.scan`` picks the scan.
+        frame_offset: Seconds into a scene of the frame that represents it.
+        stop: When set, the scan ends at the next frame.
+        on_time: Called with the time reached in the video as the scan goes; what it
+            raises ends the scan (a video too long).
+        spread: Frames per scene for captioners that look at several (``ScannedScene.spread``;
+            the full scan only: the keyframe scan gives each scene its one frame).
+    """
+    if options.scan == ScanMode.FULL:
+        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread)
+    else:
+        yield from _keyframe_scan(reader, options, frame_offset, stop, on_time, spread)
+
+
+def _scanned(closed: ClosedScene[DecodedFrame]) -> ScannedScene:
+    spread = tuple(frame for _, frame in closed.spread)
+    return ScannedScene(closed.scene, frame=(closed.frame_time, closed.frame), spread=spread)
+
+
+def _full_scan(
+    reader: VideoReader,
+    options: SceneOptions,
+    frame_offset: float,
+    stop: StopSignal,
+    on_time: Callable[[float], None],
+    spread: int,
+) -> Iterator[ScannedScene]:
+    rate = reader.info.frame_rate
+    cuts = CutDetector(options, rate)
+    selector: FrameSelector[DecodedFrame] = FrameSelector(frame_offset, spread=spread)
+    last_time = 0.0
+    for decoded in reader.frames():
+        if stop.is_set():
+            return
+        last_time = decoded.time
+        on_time(decoded.time)
+        selector.push(decoded.time, decoded)
+        for cut in cuts.feed(decoded.time, decoded.to_small_bgr(options.analysis_width)):
+            closed = selector.cut(cut)
+            if closed is not None:
+                yield _scanned(closed)
+    end = last_time + 1 / float(rate)
+    for cut in cuts.finish(end):
+        closed = selector.cut(cut)
+        if closed is not None:
+            yield _scanned(closed)
+    closed = selector.finish(end)
+    if closed is not None:
+        yield _scanned(closed)
+
+
+def _look_at_keyframes(
+    reader: VideoReader,
+    options: SceneOptions,
+    stop: StopSignal,
+    on_time: Callable[[float], None],
+) -> tuple[list[Stretch | KeyframeCut], float] | None:
+    """The keyframe pass and the plan made from it, with the end of the video; None when
+    stopped."""
+    keyframes = reader.keyframes()
+    looks: dict[float, KeyframeLook] = {}
+    step = 1 / float(reader.info.frame_rate)
+    last_key: tuple[float, np.ndarray, KeyframeLook] | None = None
+    previous: tuple[float, np.ndarray] | None = None
+    for decoded in keyframes:
+        if stop.is_set():
+            return None
+        on_time(decoded.time)
+        time = decoded.time
+        small = decoded.to_small_bgr(options.analysis_width)
+        if decoded.frame.key_frame:
+            look = looks[_key(time)] = KeyframeLook(
+                brightness=float(small.mean()), histogram=colour_histogram(small)
+            )
+            if last_key is not None:
+                last_key[2].difference = content_difference(last_key[1], small)
+                last_key[2].colour_distance = cv2.compareHist(
+                    last_key[2].histogram, look.histogram, cv2.HISTCMP_BHATTACHARYYA
+                )
+            last_key = (time, small, look)
+        elif (
+            previous is not None
+            and last_key is not None
+            and time > last_key[0]
+            and 0 < time - previous[0] <= 1.5 * step
+        ):
+            last_key[2].motion.append(content_difference(previous[1], small))
+        previous = (time, small)
+    return plan_keyframe_scan(keyframes.groups, looks, options), keyframes.end
+
+
+def _keyframe_scan(
+    reader: VideoReader,
+    options: SceneOptions,
+    frame_offset: float,
+    stop: StopSignal,
+    on_time: Callable[[float], None],
+    spread: int,
+) -> Iterator[ScannedScene]:
+    try:
+        plan = _look_at_keyframes(reader, options, stop, on_time)
+    except VideoIncomplete as exc:
+        # The full scan hands out the scenes before the damage, then raises the same error.
+        logger.info("%s: %s; scanning every frame up to the damage", reader.name, exc)
+        plan = None
+    if plan is None:
+        if not stop.is_set():
+            yield from _full_scan(reader, options, frame_offset, stop, on_time, spread)
+        return
+    steps, end = plan
+    stretches = [s for s in steps if isinstance(s, Stretch)]
+    refined = sum(s.end - s.start for s in stretches)
+    share = refined / end if end > 0 else 1.0
+    logger.info(
+        "%s: %d cuts on keyframes; %d stretches to decode fully, %.1f of %.1f s (%.0f%%)",
+        reader.name,
+        len(steps) - len(stretches),
+        len(stretches),
+        refined,
+        end,
+        100 * share,
+    )
+    if share > options.keyframes.most_refined:
+        logger.info(
+            "%s: more than %.0f%% of the video to decode fully; scanning every frame",
+            reader.name,
+            100 * options.keyframes.most_refined,
+        )
+        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread)
+        return
+
+    cuts = CutDetector(options, reader.info.frame_rate)
+    lookahead = options.keyframes.lookahead
+    scene_start = 0.0
+    index = 0
+
+    def scene(until: float) -> ScannedScene:
+        nonlocal scene_start, index
+        found = Scene(index=index, start=scene_start, end=until)
+        index += 1
+        scene_start = until
+        return ScannedScene(found, grab=lambda: _grab(reader, found, frame_offset))
+
+    for planned in steps:
+        found: list[float] = []
+        if isinstance(planned, KeyframeCut):
+            found = cuts.add(planned.time)
+        else:
+            cuts.restart()
+            last_time = planned.start
+            for decoded in reader.frames_between(planned.start, planned.end + lookahead):
+                if stop.is_set():
+                    return
+                last_time = decoded.time
+                found += cuts.feed(decoded.time, decoded.to_small_bgr(options.analysis_width))
+            if planned.last:
+                found += cuts.finish(max(end, last_time))
+            on_time(planned.end)
+        for cut in found:
+            if scene_start < cut < end:
+                yield scene(cut)
+    yield scene(end)
+
+
+def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, DecodedFrame] | None:
+    """The frame a full scan would have chosen for ``scene``: the last one shown at or
+    before its target time, else its first; decoded from the keyframe before the target."""
+    target = frame_target(scene.start, scene.end, offset)
+    chosen: DecodedFrame | None = None
+    for decoded in reader.frames_from(target):
+        if decoded.time < scene.start - 1e-6:
+            continue
+        if decoded.time <= target + 1e-6:
+            chosen = decoded
+            continue
+        if chosen is None and decoded.time < scene.end:
+            chosen = decoded
+        break
+    return None if chosen is None else (chosen.time, chosen)
+
+
+@dataclass(frozen=True)
+class ListedScene:
+    """A scene and the time of the frame that would be captioned for it."""
+
+    scene: Scene
+    frame_time: float | None
+    """None when the scene holds no decodable frame."""
+
+
+def list_scenes(
+    video: Path,
+    options: SceneOptions,
+    frame_offset: float,
+    *,
+    name: str | None = None,
+    max_duration: float | None = None,
+) -> Iterator[ListedScene]:
+    """The scenes of a local video, with the same scan as ``describe``.
+
+    Args:
+        video: The file.
+        options: Detection options (``options.scan`` picks the scan).
+        frame_offset: Seconds into a scene of the frame that would be captioned.
+        name: What messages call the video; default the file's name.
+        max_duration: Longest video accepted, seconds (None: no limit).
+
+    Raises:
+        VideoOpenFailure, VideoIncomplete, DecoderUnavailable: as ``VideoReader`` raises them.
+        VideoTooLong: the video runs past ``max_duration``.
+    """
+
+    def reached(time: float) -> None:
+        if max_duration is not None and time > max_duration:
+            raise VideoTooLong(f"video runs past {max_duration:g} s, the longest accepted")
+
+    with VideoReader(
+        video,
+        skip_nonref=options.skip_nonref_frames,
+        decode_device=options.decode_device,
+        name=name,
+    ) as reader:
+        for found in scan_scenes(
+            reader, options, frame_offset, stop=threading.Event(), on_time=reached
+        ):
+            chosen = found.frame()
+            yield ListedScene(found.scene, None if chosen is None else chosen[0])

@@ -1,0 +1,200 @@
+"""The keyframe-guided scan against the full scan, the `scenes` command, a fade-in at the start,
+and what the main thread does before the first frame, on generated video."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.cli import main
+from app.models import CaptionRequest
+from app.pipeline.describe import DescribeOptions, describe
+from app.pipeline.scan import ScannedScene, scan_scenes
+from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
+from app.pipeline.video import VideoReader
+from tests.fixtures.media import MadeVideo, VideoFactory, decode_frame_number, make_lavfi_video
+from tests.fixtures.models import ScriptedCaptioner
+
+SCENES = [
+    ("red", 60),
+    ("green", 47),
+    ("blue", 71),
+    ("yellow", 55),
+    ("magenta", 66),
+    ("cyan", 80),
+    ("white", 90),
+    ("blue", 75),
+    ("red", 120),
+]
+
+# Always the keyframe path, however much of these short videos it decodes fully.
+KEYFRAMES = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=1.0))
+FULL = SceneOptions(scan=ScanMode.FULL)
+
+
+def scan(path: Path, options: SceneOptions) -> list[tuple[float, float, float, int]]:
+    """(start, end, frame time, frame number painted in the frame) of every scene."""
+    found: list[tuple[float, float, float, int]] = []
+    with VideoReader(path, skip_nonref=options.skip_nonref_frames) as reader:
+        scenes: list[ScannedScene] = list(
+            scan_scenes(reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None)
+        )
+        for item in scenes:
+            chosen = item.frame()
+            assert chosen is not None
+            time, frame = chosen
+            number = decode_frame_number(np.asarray(frame.to_image()))
+            found.append((item.scene.start, item.scene.end, time, number))
+    return found
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        # x264's defaults: keyframes at the cuts it sees, at most 250 frames apart.
+        {"scenecut": True, "extra_args": ("-preset", "medium")},
+        # A streaming encode: a keyframe every second, none at cuts.
+        {"gop": 25},
+    ],
+    ids=["x264-default", "fixed-gop"],
+)
+def test_keyframe_scan_finds_the_cuts_and_frames_of_the_full_scan(
+    coded_video: VideoFactory, encoding: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, **encoding)
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        fast = scan(made.path, KEYFRAMES)
+    full = scan(made.path, FULL)
+    assert "stretches to decode fully" in caplog.text
+    assert len(fast) == len(full) >= len(SCENES) - 1
+    for (start, end, time, number), (full_start, full_end, full_time, _) in zip(
+        fast, full, strict=True
+    ):
+        assert abs(start - full_start) <= 2 / made.fps
+        assert abs(end - full_end) <= 2 / made.fps
+        # The frame handed out is the one shown at its time, one second into the scene,
+        # as the full scan chose it.
+        assert number == round(time * made.fps)
+        assert abs(time - full_time) <= 2 / made.fps + 1e-6
+        assert abs(time - (start + 1.0)) <= 2 / made.fps + 1e-6
+
+
+def test_fixed_gop_scan_skips_the_groups_without_a_cut(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        scan(made.path, KEYFRAMES)
+    [plan] = [r.getMessage() for r in caplog.records if "stretches to decode fully" in r.message]
+    share = int(plan.rsplit("(", 1)[1].split("%")[0])
+    # Nine scenes in 27 one-second groups: the groups with a cut, and the last one.
+    assert share < 60
+
+
+def test_a_fade_in_from_black_at_the_start_is_not_a_cut(tmp_path: Path) -> None:
+    made = make_lavfi_video(
+        tmp_path / "opening.mp4",
+        [("red", 3), ("blue", 3), ("green", 3)],
+        size=(320, 240),
+        fade_to_black=[1],
+        fade_in_start=True,
+    )
+    for options in (FULL, KEYFRAMES):
+        starts = [start for start, *_ in scan(made.path, options)]
+        # No cut in the opening fade; the fade through black between blue and green stays.
+        assert len(starts) == 3, options.scan
+        for found, truth in zip(starts[1:], made.cut_times, strict=True):
+            assert abs(found - truth) <= 2 / made.fps
+
+
+def test_scenes_command_writes_csv_and_json(coded_video: VideoFactory, tmp_path: Path) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    stdout = io.StringIO()
+    assert main(["scenes", str(made.path)], stdout=stdout) == 0
+    rows = list(csv.DictReader(io.StringIO(stdout.getvalue())))
+    assert [int(r["Scene Number"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) >= len(SCENES) - 1
+    assert rows[0]["Start Timecode"] == "00:00:00.000"
+    assert rows[-1]["End Frame"] == str(made.frame_count)
+    for row in rows:
+        start, frame = float(row["Start Time (seconds)"]), float(row["Frame Time (seconds)"])
+        assert abs(frame - (start + 1.0)) <= 2 / made.fps + 1e-6
+    for row, next_row in itertools.pairwise(rows):
+        assert row["End Time (seconds)"] == next_row["Start Time (seconds)"]
+        assert int(row["End Frame"]) + 1 == int(next_row["Start Frame"])
+
+    out = tmp_path / "scenes.json"
+    assert (
+        main(["scenes", str(made.path), "-f", "json", "-o", str(out), "--scan", "keyframes"]) == 0
+    )
+    document = json.loads(out.read_text())
+    assert document["frame_rate"] == made.fps
+    starts = [s["start"] for s in document["scenes"]]
+    assert len(starts) == len(rows)
+    for found, row in zip(starts, rows, strict=True):
+        assert abs(found - float(row["Start Time (seconds)"])) <= 2 / made.fps
+
+
+def test_scenes_command_reports_a_bad_video_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["scenes", str(bad)], stdout=io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad} is not a readable video")
+    assert err.count("\n") == 1
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_nothing_heavy_runs_before_the_first_frame(
+    six_scene_video: MadeVideo,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The novelty scorer (WordNet for METEOR, seconds to load) and the captioner's model
+    are built only once the scan has decoded its first frame."""
+    events: list[str] = []
+    # The module, not the function that app.pipeline exports under the same name.
+    describe_module = sys.modules["app.pipeline.describe"]
+    build = describe_module.make_novelty_filter
+
+    def recorded_build(*args: object, **kwargs: object) -> object:
+        events.append("novelty scorer built")
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    class RecordingCaptioner(ScriptedCaptioner):
+        def caption(
+            self,
+            images: Sequence[Image.Image],
+            requests: Sequence[CaptionRequest] | None = None,
+        ) -> list[str]:
+            events.append("captioner called")
+            return super().caption(images, requests)
+
+    class FirstFrame(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "first frame decoded" in record.getMessage():
+                events.append("first frame")
+
+    handler = FirstFrame()
+    logging.getLogger("app.pipeline.describe").addHandler(handler)
+    monkeypatch.setattr(describe_module, "make_novelty_filter", recorded_build)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="app.pipeline.describe"):
+            list(describe(six_scene_video.path, RecordingCaptioner(), options=DescribeOptions()))
+    finally:
+        logging.getLogger("app.pipeline.describe").removeHandler(handler)
+    assert events[0] == "first frame"
+    assert events.index("novelty scorer built") < events.index("captioner called")
