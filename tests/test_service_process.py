@@ -130,9 +130,9 @@ def start_service(
     processes: list[ServiceProcess] = []
 
     def start() -> ServiceProcess:
-        service = ServiceProcess(env, tmp_path / "service.log").wait_ready()
-        processes.append(service)
-        return service
+        service = ServiceProcess(env, tmp_path / "service.log")
+        processes.append(service)  # before the wait: one that never gets ready is killed too
+        return service.wait_ready()
 
     try:
         yield start
