@@ -473,8 +473,7 @@ def test_a_connection_lost_as_it_opens_is_retried_like_any_transport_error(
         finally:
             await client.aclose()
 
-    # Under uvloop (uvicorn's default loop elsewhere; this service runs on asyncio's own),
-    # closed transports have no socket.
+    # uvicorn runs the service under uvloop, whose closed transports have no socket.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         delivery, closed = runner.run(deliver())
     assert closed == 1

@@ -58,11 +58,6 @@ def run_server(settings: Settings | None = None) -> None:
         port=settings.port,
         log_config=logging_config(settings.log_level),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        # asyncio's own loop, not uvloop: under load, service processes on uvloop were found
-        # idle in epoll_wait with a finished thread's result never delivered (startup never
-        # ready, or shutdown never ending after a job was queued again; py-spy showed every
-        # thread idle). The service's I/O is light; the plain loop costs nothing measurable.
-        loop="asyncio",
         # One process owns the SQLite store and the model: never several uvicorn workers.
         workers=None,
     )
