@@ -635,6 +635,31 @@ def test_a_callback_refused_with_4xx_is_recorded_failed_and_the_rest_still_arriv
     assert 'describer_outbox_events{state="failed"} 1.0' in metrics
 
 
+@pytest.mark.allow_error_log
+def test_an_unexpected_error_while_loading_is_reported_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Such an error (a thread-unsafe import) once killed the loading task unseen: /readyz
+    # said "loading" for ever.
+    def broken(device: str) -> None:
+        raise AttributeError("partially initialized module 'torch' has no attribute 'Tensor'")
+
+    monkeypatch.setattr("app.service.service.check_decode_device", broken)
+    service = LiveService(service_settings(tmp_path), ScriptedCaptioner())
+    service._thread.start()
+    try:
+        readiness = wait_until(
+            lambda: (r := service.http.get("/readyz").json())["model"] != "loading" and r,
+            what="the model to load or fail",
+        )
+        assert readiness["ready"] is False
+        assert readiness["model"] == (
+            "failed: AttributeError: partially initialized module 'torch' has no attribute 'Tensor'"
+        )
+    finally:
+        service.stop()
+
+
 def test_bearer_token_guards_every_endpoint_but_health(
     live_service: Callable[..., LiveService], media: tuple[str, Path]
 ) -> None:

@@ -9,6 +9,7 @@ background and off the event loop, the model, after which the worker starts taki
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from enum import StrEnum
 
@@ -104,6 +105,10 @@ class Service:
     async def _start_worker(self, given_up: list[Job]) -> None:
         settings = self.settings
         try:
+            # Imports are not thread-safe side by side: scipy (under nltk's WordNet) looked into
+            # the torch module the captioner's thread was still importing ("partially
+            # initialized module 'torch'"). So torch first, whole; then the loads overlap.
+            await asyncio.to_thread(importlib.import_module, "torch")
             # The captioner and the novelty scorer (WordNet or an embedding model) load side by
             # side: both take seconds.
             captioner, scorer, _ = await asyncio.gather(
@@ -116,6 +121,13 @@ class Service:
             self.model_state = ModelState.FAILED
             self.model_error = str(exc)
             logger.error("cannot take jobs: %s", exc)
+            return
+        except Exception as exc:
+            # A bug, not a setting: without this the task died unseen and /readyz said
+            # "loading" for ever.
+            self.model_state = ModelState.FAILED
+            self.model_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("cannot take jobs: unexpected error while loading")
             return
         self.worker = Worker(
             queue=self.queue,
