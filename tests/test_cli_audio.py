@@ -13,9 +13,9 @@ from lxml import etree
 
 from app.cli import main
 from app.pipeline.tts import TTS_ENGINES
+from tests.fixtures.audio import decode, loud
 from tests.fixtures.media import MadeVideo, make_lavfi_video
 from tests.fixtures.models import ScriptedCaptioner
-from tests.test_soundtrack import decode, loud
 
 # English: clean_caption keeps only texts with ASCII letters for now (Russian speech is
 # tested in test_narration.py, straight through the engine).

@@ -14,31 +14,11 @@ from app.errors import RenderError
 from app.pipeline.narration import Clip, Narrator
 from app.pipeline.soundtrack import MixOptions, mix_film, write_track
 from app.pipeline.tts import TtsOptions, load_engine
+from tests.fixtures.audio import DECODE_RATE as RATE
+from tests.fixtures.audio import decode, loud
 from tests.test_narration import description
 
-RATE = 48_000
 TONE = 440.0
-
-
-def decode(path: Path, stream_index: int = 0) -> np.ndarray:
-    """Audio stream ``stream_index`` (among audio streams) as mono float32 at 48 kHz."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[stream_index]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-        parts = [
-            out.to_ndarray().reshape(-1)
-            for frame in container.decode(stream)
-            for out in resampler.resample(frame)
-        ]
-        parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    return np.concatenate(parts)
-
-
-def loud(samples: np.ndarray, threshold: float = 0.01, hop: float = 0.01) -> np.ndarray:
-    """Per 10 ms frame: whether its RMS exceeds ``threshold`` (-40 dBFS)."""
-    n = round(hop * RATE)
-    frames = samples[: samples.size // n * n].reshape(-1, n)
-    return np.sqrt(np.mean(frames**2, axis=1)) > threshold
 
 
 def tone_level(samples: np.ndarray, start: float, end: float) -> float:
@@ -49,19 +29,26 @@ def tone_level(samples: np.ndarray, start: float, end: float) -> float:
     return float(2 * np.hypot(part @ sin, part @ cos) / part.size)
 
 
-@pytest.fixture(scope="module")
-def tone_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Ten seconds of black video with a steady 440 Hz tone (-12 dBFS) as its sound."""
-    path = tmp_path_factory.mktemp("mix") / "tone.mp4"
+def make_tone_film(path: Path, seconds: float = 10.0, sound_from: float = 0.0) -> Path:
+    """Black video with a steady 440 Hz tone (-24 dBFS) as its sound, which starts
+    ``sound_from`` seconds into the film (the audio stream starts that late)."""
     cmd = [
         "ffmpeg", "-y", "-loglevel", "error",
-        "-f", "lavfi", "-i", "color=c=black:s=64x64:r=25:d=10",
-        "-f", "lavfi", "-i", f"sine=frequency={TONE}:duration=10:sample_rate={RATE}",
+        "-f", "lavfi", "-i", f"color=c=black:s=64x64:r=25:d={seconds}",
+        "-itsoffset", str(sound_from),
+        "-f", "lavfi", "-i", f"sine=frequency={TONE}:duration={seconds - sound_from}"
+        f":sample_rate={RATE}",
         "-filter:a", "volume=0.5", "-c:v", "libx264", "-preset", "ultrafast",
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", "-ac", "2", str(path),
     ]  # fmt: skip
     subprocess.run(cmd, check=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def tone_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten seconds of black video with a steady 440 Hz tone (-24 dBFS) as its sound."""
+    return make_tone_film(tmp_path_factory.mktemp("mix") / "tone.mp4")
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +144,30 @@ def test_the_original_is_lowered_by_the_set_db_under_descriptions_only(
     # Half way down the ramp before the first description: half the reduction in gain.
     half = tone_level(after, 1.87, 1.88) / tone_level(before, 1.87, 1.88)
     assert 10 ** (-12 / 20) < half < 1
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_sound_that_starts_late_is_ducked_at_the_film_s_times(tmp_path: Path, suffix: str) -> None:
+    film = make_tone_film(tmp_path / f"late{suffix}", seconds=6.0, sound_from=0.5)
+    with av.open(str(film)) as container:
+        stream = container.streams.audio[0]
+        assert stream.start_time is not None and stream.time_base is not None
+        assert float(stream.start_time * stream.time_base) > 0.4
+    spans = [(1.0, 2.0), (3.5, 4.5)]
+    out = mix_film(film, chirps(spans), tmp_path / "film.mkv", MixOptions(duck_db=12.0))
+    mixed = decode(out, 1)
+    full = tone_level(mixed, 2.4, 3.0)  # the tone's own level, away from descriptions
+    assert full == pytest.approx(0.5 / 8, rel=0.1)  # ffmpeg's sine is 1/8 full scale
+    # Silence until the sound starts at 0.5 s, then the tone at its level.
+    assert not loud(mixed[: round(0.45 * RATE)]).any()
+    assert tone_level(mixed, 0.55, 0.7) == pytest.approx(full, rel=0.05)
+    # Lowered by 12 dB under each description at the film's times (the tone's 0.5 s late
+    # start would put the dip 0.5 s late), unchanged between them.
+    for start, end in spans:
+        level = tone_level(mixed, start + 0.05, end - 0.05)
+        assert 20 * np.log10(level / full) == pytest.approx(-12.0, abs=0.5)
+    for start, end in [(0.55, 0.7), (2.3, 3.2), (4.8, 5.8)]:
+        assert 20 * np.log10(tone_level(mixed, start, end) / full) == pytest.approx(0, abs=0.3)
 
 
 def test_a_film_without_audio_gets_the_descriptions_as_its_only_track(

@@ -11,7 +11,10 @@ in memory: each description's speech (a ``Clip``) is resampled when the timeline
   under each description (linear ramps of ``ramp`` seconds on either side), with the
   description spoken over it. The new track is tagged with the descriptions' language,
   titled "Audio description" and marked for the visually impaired; the original stays the
-  default track. A film without audio gets the descriptions as its only audio track.
+  default track. A film without audio gets the descriptions as its only audio track. The
+  new track follows the film's timeline (the one descriptions are timed on): when the
+  original sound starts later than the film, the track is silent until it does, so the
+  ducking lands under the descriptions.
 
 Every output is written to a temporary file beside its target and renamed onto it once
 complete (``atomic_output``): a failure leaves nothing behind.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,8 +38,9 @@ import numpy.typing as npt
 import pycountry
 from av.audio.stream import AudioStream
 
-from app.errors import RenderError
+from app.errors import RenderError, Stopped
 from app.pipeline.narration import Clip
+from app.pipeline.types import StopSignal
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +240,9 @@ def film_duration(path: Path) -> float:
         raise RenderError(f"cannot read {path.name}: {exc}") from exc
 
 
-def write_track(path: str | Path, clips: Sequence[Clip], duration: float) -> Path:
+def write_track(
+    path: str | Path, clips: Sequence[Clip], duration: float, stop: StopSignal | None = None
+) -> Path:
     """Write the descriptions alone on the film's timeline, silence elsewhere.
 
     Args:
@@ -244,9 +250,11 @@ def write_track(path: str | Path, clips: Sequence[Clip], duration: float) -> Pat
         clips: The descriptions' speech.
         duration: Length of the film, seconds; the track is as long (or until the last
             description ends, if that is later).
+        stop: Asked between blocks; once set, the file is abandoned (``Stopped``).
 
     Raises:
         RenderError: An unknown extension, or the file cannot be written.
+        Stopped: ``stop`` was set; nothing is left behind.
     """
     target = check_output(path, list(AUDIO_FORMATS))
     container_format, codec = AUDIO_FORMATS[target.suffix.lower()]
@@ -257,6 +265,7 @@ def write_track(path: str | Path, clips: Sequence[Clip], duration: float) -> Pat
             with av.open(str(temporary), "w", format=container_format) as out:
                 stream = cast(AudioStream, out.add_stream(codec, rate=TRACK_RATE, layout="mono"))
                 for start in range(0, total, _BLOCK):
+                    _check(stop, target)
                     block = np.clip(voices.block(start, min(_BLOCK, total - start)), -1, 1)
                     out.mux(stream.encode(_frame(block.reshape(1, -1), "mono", start)))
                 out.mux(stream.encode(None))
@@ -264,6 +273,11 @@ def write_track(path: str | Path, clips: Sequence[Clip], duration: float) -> Pat
             raise RenderError(f"cannot write {target}: {exc}") from exc
     logger.info("wrote the description track %s (%.1f s)", target, total / TRACK_RATE)
     return target
+
+
+def _check(stop: StopSignal | None, target: Path) -> None:
+    if stop is not None and stop.is_set():
+        raise Stopped(f"stopped while writing {target}")
 
 
 def _frame(planes: Block, layout: str, start: int, rate: int = TRACK_RATE) -> av.AudioFrame:
@@ -275,7 +289,11 @@ def _frame(planes: Block, layout: str, start: int, rate: int = TRACK_RATE) -> av
 
 
 def mix_film(
-    video: str | Path, clips: Sequence[Clip], path: str | Path, options: MixOptions
+    video: str | Path,
+    clips: Sequence[Clip],
+    path: str | Path,
+    options: MixOptions,
+    stop: StopSignal | None = None,
 ) -> Path:
     """Write the film with an audio-description track added (see the module docstring).
 
@@ -284,10 +302,12 @@ def mix_film(
         clips: The descriptions' speech.
         path: Output file, ``.mkv`` or ``.mp4``.
         options: Ducking and the track's language.
+        stop: Asked between packets; once set, the file is abandoned (``Stopped``).
 
     Raises:
         RenderError: An unknown extension, a film FFmpeg cannot read, streams the container
             cannot hold (then use .mkv), or a file that cannot be written.
+        Stopped: ``stop`` was set; nothing is left behind.
     """
     target = check_output(path, list(FILM_FORMATS))
     with atomic_output(target) as temporary:
@@ -296,7 +316,7 @@ def mix_film(
                 av.open(str(video)) as source,
                 av.open(str(temporary), "w", format=FILM_FORMATS[target.suffix.lower()]) as out,
             ):
-                _mix(source, out, clips, options)
+                _mix(source, out, clips, options, lambda: _check(stop, target))
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise RenderError(
                 f"cannot write {target}: {exc}"
@@ -311,6 +331,7 @@ def _mix(
     out: av.container.OutputContainer,
     clips: Sequence[Clip],
     options: MixOptions,
+    check: Callable[[], None],
 ) -> None:
     copied = [s for s in source.streams if s.type in ("video", "audio")]
     outputs = {s.index: out.add_stream_from_template(s) for s in copied}
@@ -342,8 +363,30 @@ def _mix(
         out.mux(described.encode(_frame(np.clip(mixed, -1, 1), layout, start, rate)))
         written = start + count
 
+    skip = 0  # samples of the original before the film's start, dropped
+    placed = False
+
+    def place(time: float | None) -> None:
+        """Line the original up with the film at its first frame: its sound may start
+        later than the film (silence first) or a little before it (dropped)."""
+        nonlocal skip, placed
+        if placed or time is None:
+            return
+        placed = True
+        lead = round((time - origin) * rate)
+        if lead > 0:
+            silence_until(lead)
+        else:
+            skip = -lead
+
     def add_frame(frame: av.AudioFrame) -> None:
-        add(frame.to_ndarray().astype(np.float32, copy=False), written, frame.samples)
+        nonlocal skip
+        planes = frame.to_ndarray().astype(np.float32, copy=False)
+        if skip:
+            cut = min(skip, planes.shape[1])
+            planes, skip = planes[:, cut:], skip - cut
+        if planes.shape[1]:
+            add(planes, written, planes.shape[1])
 
     def silence_until(end: int) -> None:
         while written < end:
@@ -351,14 +394,15 @@ def _mix(
 
     decoder = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     for packet in source.demux(copied):
+        check()
         if packet.dts is None:  # a demuxer's flush packet
             if packet.stream is original:
-                for frame in _decoded(packet, decoder):
+                for frame in _decoded(packet, decoder, place):
                     add_frame(frame)
             continue
         stream = packet.stream
         if stream is original:
-            for frame in _decoded(packet, decoder):
+            for frame in _decoded(packet, decoder, place):
                 add_frame(frame)
         elif original is None and packet.pts is not None and stream.time_base is not None:
             # No sound to follow: the new track keeps pace with the video packets.
@@ -374,8 +418,12 @@ def _mix(
     out.mux(described.encode(None))
 
 
-def _decoded(packet: av.Packet, resampler: av.AudioResampler) -> Iterator[av.AudioFrame]:
-    """The frames of an audio packet, converted to the resampler's format."""
+def _decoded(
+    packet: av.Packet, resampler: av.AudioResampler, place: Callable[[float | None], None]
+) -> Iterator[av.AudioFrame]:
+    """The frames of an audio packet, converted to the resampler's format; ``place`` is
+    told each frame's time (seconds) first."""
     for frame in packet.decode():
         if isinstance(frame, av.AudioFrame):
+            place(frame.time)
             yield from resampler.resample(frame)
