@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
@@ -27,7 +27,8 @@ from app.models import Captioner
 from app.models.translators import Translator
 from app.pipeline.novelty import NoveltyScorer
 from app.pipeline.writers import OutputFormat, render
-from app.service.jobs import JobNotFound, QueueFull, RefusedURL, StoreUnavailable
+from app.service.jobs import JobNotFound, QueueFull, RefusedOption, RefusedURL, StoreUnavailable
+from app.service.media import MediaKind, MediaMissing
 from app.service.schemas import (
     ErrorOut,
     Health,
@@ -112,9 +113,9 @@ async def readyz(service: ServiceDep, response: Response) -> Readiness:
     },
 )
 async def process(body: ProcessRequest, service: ServiceDep, response: Response) -> JobAccepted:
-    """Queue a video for description. A URL (with the same subtitles) that already has a
-    queued or running job returns that job instead of queueing it twice."""
-    submission = await service.submit(body.url, body.subtitles)
+    """Queue a video for description. A URL (with the same subtitles and options) that
+    already has a queued or running job returns that job instead of queueing it twice."""
+    submission = await service.submit(body.url, body.subtitles, body.options(), body.language)
     response.headers["Location"] = f"/jobs/{submission.job.id}"
     return JobAccepted(
         job_id=submission.job.id, status=submission.job.status, created=submission.created
@@ -129,7 +130,7 @@ async def process(body: ProcessRequest, service: ServiceDep, response: Response)
 )
 async def get_job(job_id: str, service: ServiceDep) -> JobOut:
     job, descriptions = await service.job(job_id)
-    return JobOut.of(job, descriptions)
+    return JobOut.of(job, descriptions, service.media_links(job))
 
 
 @api.get(
@@ -152,6 +153,44 @@ async def get_descriptions(
     _, descriptions = await service.job(job_id)
     language = service.settings.language  # declared by DAPT
     return Response(render(descriptions, fmt, language), media_type=fmt.media_type)
+
+
+_MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    206: {"description": "The part asked for with a Range header (Content-Range says which)."},
+    404: {
+        "model": ErrorOut,
+        "description": "No such job, or it has none: submitted without audio, not processed "
+        "yet, failed, or removed by the media retention (the message says which).",
+    },
+    416: {"description": "The Range header asks for bytes past the end of the file."},
+}
+
+
+async def _media(job_id: str, kind: MediaKind, service: Service) -> FileResponse:
+    path = await service.media_file(job_id, kind)
+    return FileResponse(path, media_type=kind.media_type, filename=f"{job_id}-{path.name}")
+
+
+@api.get(
+    "/jobs/{job_id}/audio",
+    summary="The job's descriptions spoken, alone on the film's timeline (AAC, .m4a)",
+    response_class=FileResponse,
+    responses={200: {"content": {MediaKind.AUDIO.media_type: {}}}, **_MEDIA_RESPONSES},
+)
+async def get_audio(job_id: str, service: ServiceDep) -> FileResponse:
+    """Served with HTTP range requests (``Range: bytes=...`` answers 206)."""
+    return await _media(job_id, MediaKind.AUDIO, service)
+
+
+@api.get(
+    "/jobs/{job_id}/media",
+    summary="The film with its audio-description track added (Matroska)",
+    response_class=FileResponse,
+    responses={200: {"content": {MediaKind.FILM.media_type: {}}}, **_MEDIA_RESPONSES},
+)
+async def get_film(job_id: str, service: ServiceDep) -> FileResponse:
+    """Served with HTTP range requests (``Range: bytes=...`` answers 206)."""
+    return await _media(job_id, MediaKind.FILM, service)
 
 
 @api.get(
@@ -200,9 +239,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         case StoreUnavailable():
             retry_after = get_service(request).settings.retry_after
             return _error(503, f"{exc}; retry later", {"Retry-After": str(retry_after)})
-        case JobNotFound():
+        case JobNotFound() | MediaMissing():
             return _error(404, str(exc))
-        case RefusedURL():
+        case RefusedURL() | RefusedOption():
             return _error(422, f"{exc.field}: {exc}")
         case _:
             return _error(400, str(exc))

@@ -82,8 +82,15 @@ def description_event(job: Job, description: Description) -> OutboxEvent:
     )
 
 
-def status_event(job: Job, status: JobStatus, reason: str | None, descriptions: int) -> OutboxEvent:
-    """The callback announcing a job's final status (``PROCESSED`` or ``NOT_PROCESSED``)."""
+def status_event(
+    job: Job,
+    status: JobStatus,
+    reason: str | None,
+    descriptions: int,
+    media: Mapping[str, str] | None = None,
+) -> OutboxEvent:
+    """The callback announcing a job's final status (``PROCESSED`` or ``NOT_PROCESSED``),
+    with the URLs of its rendered ``media`` (``audio_url``, ``film_url``) when it has any."""
     if not status.final:
         raise ValueError(f"a status callback needs a final status, not {status}")
     event_id = f"{job.id}:status"
@@ -95,6 +102,7 @@ def status_event(job: Job, status: JobStatus, reason: str | None, descriptions: 
         "status": status.value.upper(),
         "reason": reason,
         "descriptions": descriptions,
+        "media": None if media is None else dict(media),
         "created_at": _now(),
     }
     return OutboxEvent(

@@ -259,6 +259,17 @@ class Settings(BaseSettings):
     """Seconds over which the film's sound is lowered before a description and raised
     after it."""
 
+    # --- The service's rendered audio (jobs with "audio": true) ----------------------------
+    media_dir: Path = Path("data/media")
+    """Where the service renders each audio job's description track and film with it."""
+    media_max_bytes: int = Field(default=50 * 1024**3, ge=1)
+    """Most bytes the media directory holds; past it the oldest jobs' media are removed."""
+    media_retention: float | None = Field(default=7 * 86400.0, gt=0)
+    """Seconds a job's media are kept; `none`: until the size limit needs the room."""
+    public_url: str | None = None
+    """The service's public base URL, put before the media links of callbacks and the API
+    (``https://describer.example.org``); unset: the links are paths (``/jobs/{id}/audio``)."""
+
     def narration_options(self) -> NarrationOptions:
         """Options for ``Narrator`` (its engine is built from their ``tts``)."""
         tts = TtsOptions(
@@ -309,14 +320,14 @@ class Settings(BaseSettings):
         CaptionOptions(device=value)  # raises ValueError naming the valid devices
         return value
 
-    @field_validator("core_url")
+    @field_validator("core_url", "public_url")
     @classmethod
-    def _http_core(cls, value: str | None) -> str | None:
+    def _http_base(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"core_url must be an http(s) URL, got {value!r}")
+            raise ValueError(f"{info.field_name} must be an http(s) URL, got {value!r}")
         return value
 
     @field_validator("api_token", "callback_secret")

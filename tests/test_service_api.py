@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import socket
 import sqlite3
@@ -16,7 +17,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, ClassVar
 
+import av
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 from PIL import Image
@@ -25,8 +28,10 @@ from app.api import create_app
 from app.config import Settings
 from app.models import CaptionOptions, CaptionRequest, load_captioner
 from app.pipeline.novelty import NoveltyScorer
+from app.service import media as media_module
 from app.service.jobs import JobRequest, JobStatus, OutboxEvent, Submission
 from app.service.store import SqliteJobStore
+from tests.fixtures.audio import decode, loud
 from tests.fixtures.chat import ChatEndpoint
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video, nvdec_usable
@@ -49,6 +54,7 @@ def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for a test service: its own store, fast retries, private URLs allowed."""
     values: dict[str, Any] = {
         "db_path": tmp_path / "service.sqlite3",
+        "media_dir": tmp_path / "media",
         "allow_private_urls": True,
         "callback_backoff_initial": 0.05,
         "callback_backoff_max": 0.2,
@@ -166,8 +172,9 @@ class LiveService:
         self.http.close()
         self._socket.close()
 
-    def submit(self, url: str, subtitles: str | None = None) -> str:
-        response = self.http.post("/process", json={"url": url, "subtitles": subtitles})
+    def submit(self, url: str, subtitles: str | None = None, **options: Any) -> str:
+        body = {"url": url, "subtitles": subtitles, **options}
+        response = self.http.post("/process", json=body)
         assert response.status_code == 202, response.text
         job_id: str = response.json()["job_id"]
         return job_id
@@ -834,3 +841,245 @@ def test_an_endpoint_that_refuses_ends_the_job_not_processed_naming_it(
     assert f"{chat_endpoint.url}/chat/completions" in reason
     assert "HTTP 400" in reason and "image input is not supported" in reason
     assert recording_core.wait_final(job["job_id"])["reason"] == reason
+
+
+# --- Spoken descriptions ("audio": true) --------------------------------------------------------
+
+PUBLIC = "https://describer.example.org"
+
+
+def links(job_id: str, base: str = "") -> dict[str, str]:
+    """The media links of a job, under ``base``."""
+    return {"audio_url": f"{base}/jobs/{job_id}/audio", "film_url": f"{base}/jobs/{job_id}/media"}
+
+
+def test_an_audio_job_speaks_each_description_and_serves_its_track_with_ranges(
+    live_service: Callable[..., LiveService],
+    core_factory: Callable[..., RecordingCore],
+    media: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    core = core_factory(secret=SECRET)
+    service = live_service(core_url=core.url, callback_secret=SECRET, public_url=PUBLIC)
+    base, _ = media
+
+    job_id = service.submit(f"{base}/six.mp4", audio=True)
+
+    final = core.wait_final(job_id)
+    assert final["status"] == "PROCESSED"
+    links = {
+        "audio_url": f"{PUBLIC}/jobs/{job_id}/audio",
+        "film_url": f"{PUBLIC}/jobs/{job_id}/media",
+    }
+    assert final["media"] == links
+    job = service.wait_done(job_id)
+    assert (job["audio"], job["media"]) == (True, links)
+    delivered = core.descriptions(job_id)
+    assert len(delivered) >= 4 and delivered == job["descriptions"]
+    assert not core.duplicates
+    # Each description was spoken before it was sent, and fits its window.
+    for d in delivered:
+        assert 0.5 < d["spoken_duration"] < d["end"] - d["start"] and d["fits"], d
+
+    folder = service.settings.media_dir / job_id
+    assert sorted(p.name for p in service.settings.media_dir.iterdir()) == [job_id]
+    on_disk = (folder / "description.m4a").read_bytes()
+    whole = service.http.get(f"/jobs/{job_id}/audio")
+    assert whole.status_code == 200 and whole.content == on_disk
+    assert whole.headers["content-type"] == "audio/mp4"
+    assert whole.headers["accept-ranges"] == "bytes"
+    part = service.http.get(f"/jobs/{job_id}/audio", headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 100-1099/{len(on_disk)}"
+    assert part.content == on_disk[100:1100]
+    tail = service.http.get(f"/jobs/{job_id}/audio", headers={"Range": f"bytes={len(on_disk)}-"})
+    assert tail.status_code == 416
+
+    # The served track: speech from each window's start for its spoken duration, silence
+    # elsewhere (10 ms frames; 50 ms of tolerance at the edges).
+    track = tmp_path / "served.m4a"
+    track.write_bytes(whole.content)
+    frames = loud(decode(track))
+    assert frames.size / 100 == pytest.approx(20.0, abs=0.1)
+    expected = np.zeros_like(frames)
+    for d in delivered:
+        on = slice(round(d["start"] * 100), round((d["start"] + d["spoken_duration"]) * 100))
+        assert frames[on].mean() > 0.6, d
+        expected[on] = True
+    margin = np.convolve(expected, np.ones(11), mode="same") > 0
+    assert not frames[~margin].any()
+
+    film = service.http.get(f"/jobs/{job_id}/media", headers={"Range": "bytes=0-"})
+    assert film.status_code == 206 and film.headers["content-type"] == "video/x-matroska"
+    assert film.content == (folder / "film.mkv").read_bytes()
+    with av.open(str(folder / "film.mkv")) as container:
+        assert len(container.streams.video) == 1
+        (described,) = container.streams.audio
+        assert described.metadata["title"] == "Audio description"
+
+
+def test_audio_options_are_checked_before_a_job_is_accepted(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    service = live_service()
+    base, _ = media
+    url = f"{base}/short.mp4"
+    for extra, field, words in [
+        ({"audio": True, "voice": "xx-nope"}, "voice", "espeak-ng has no voice 'xx-nope'"),
+        ({"audio": True, "tts": "festival"}, "tts", "unknown text-to-speech engine"),
+        ({"voice": "en-us"}, "voice", 'only used with "audio": true'),
+        ({"audio": True, "language": "ru"}, "language", "this service describes in 'en'"),
+        ({"audio": True, "language": "english"}, "language", "pattern"),
+    ]:
+        response = service.http.post("/process", json={"url": url, **extra})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"].startswith(f"{field}:"), response.text
+        assert words in response.json()["detail"]
+    assert service.http.get("/metrics").text.count('describer_jobs{status="queued"} 0.0') == 1
+
+    # The same video with and without audio: two jobs; only the one with audio has media.
+    silent = service.submit(url)
+    spoken = service.submit(url, audio=True, voice="en-us", language="en")
+    assert silent != spoken
+    assert service.wait_done(silent)["media"] is None
+    missing = service.http.get(f"/jobs/{silent}/audio")
+    assert missing.status_code == 404
+    assert 'submitted without "audio": true' in missing.json()["detail"]
+    assert service.wait_done(spoken)["media"] == links(spoken)  # no public URL: paths
+    assert service.http.get(f"/jobs/{spoken}/media").status_code == 200
+    assert service.http.get("/jobs/nope/audio").status_code == 404
+
+
+def test_media_past_the_retention_or_over_the_size_limit_are_removed(
+    live_service: Callable[..., LiveService], media: tuple[str, Path]
+) -> None:
+    day = 86400.0
+    service = live_service(media_retention=day, media_max_bytes=1_500_000)
+    base, _ = media
+    media_dir = service.settings.media_dir
+    now = time.time()
+    for name, size, age in [
+        ("expired", 1000, 2 * day),
+        ("older", 1_000_000, 3600),
+        ("old", 1_000_000, 1800),
+    ]:
+        folder = media_dir / name
+        folder.mkdir(parents=True)
+        (folder / "description.m4a").write_bytes(b"\0" * size)
+        os.utime(folder, (now - age, now - age))
+
+    job_id = service.submit(f"{base}/short.mp4", audio=True)
+    assert service.wait_done(job_id)["status"] == "processed"
+
+    new = sum(p.stat().st_size for p in (media_dir / job_id).iterdir())
+    assert new < 400_000  # so that "old" and the new job fit the limit together
+    # Past the retention: gone. Over the limit: the oldest other job's media, then no more.
+    assert sorted(p.name for p in media_dir.iterdir()) == sorted(["old", job_id])
+    assert service.http.get(f"/jobs/{job_id}/audio").status_code == 200
+    # Served no longer once past the retention, even before the next sweep.
+    os.utime(media_dir / job_id, (now - 2 * day, now - 2 * day))
+    expired = service.http.get(f"/jobs/{job_id}/audio")
+    assert expired.status_code == 404
+    assert "was removed (media are kept 86400 s" in expired.json()["detail"]
+
+
+def test_a_rendering_failure_ends_the_job_with_a_reason_and_keeps_its_descriptions(
+    live_service: Callable[..., LiveService],
+    recording_core: RecordingCore,
+    media: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the media directory should be\n")
+    service = live_service(core_url=recording_core.url, media_dir=blocked)
+    base, _ = media
+
+    job_id = service.submit(f"{base}/six.mp4", audio=True)
+
+    final = recording_core.wait_final(job_id)
+    assert final["status"] == "NOT_PROCESSED" and final["media"] is None
+    delivered = recording_core.descriptions(job_id)
+    assert len(delivered) >= 4 and final["descriptions"] == len(delivered)
+    assert all(d["spoken_duration"] > 0 for d in delivered)
+    assert final["reason"].startswith(
+        f"the {len(delivered)} description(s) were delivered, but rendering their audio "
+        f"failed: cannot write the media directory {blocked}"
+    )
+    assert not recording_core.duplicates
+    job = service.wait_done(job_id)
+    assert job["descriptions"] == delivered and job["reason"] == final["reason"]
+    assert blocked.read_text() == "a file where the media directory should be\n"
+    answer = service.http.get(f"/jobs/{job_id}/media")
+    assert answer.status_code == 404
+    assert "was not processed, so it has no media: the" in answer.json()["detail"]
+
+
+class _Stopping(logging.Handler):
+    """Set once the worker logs that it stops its jobs (attach it to the worker's logger)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "stopping at the next safe point" in record.getMessage():
+            self.event.set()
+
+
+def test_a_job_stopped_while_rendering_runs_again_without_sending_descriptions_twice(
+    tmp_path: Path,
+    recording_core: RecordingCore,
+    media: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, _ = media
+    settings = service_settings(tmp_path, core_url=recording_core.url)
+    rendering = threading.Event()
+    stopping = _Stopping()
+    real_mix = media_module.mix_film
+
+    def mix_until_stopped(*args: Any, **kwargs: Any) -> Path:
+        # The first rendering goes on only once the service stops, so the stop lands in it.
+        if not rendering.is_set():
+            rendering.set()
+            assert stopping.event.wait(60), "the service never stopped"
+        return real_mix(*args, **kwargs)
+
+    monkeypatch.setattr(media_module, "mix_film", mix_until_stopped)
+    worker_log = logging.getLogger("app.service.worker")
+    level = worker_log.level
+    worker_log.setLevel(logging.INFO)
+    worker_log.addHandler(stopping)
+    try:
+        first = LiveService(settings, ScriptedCaptioner()).start()
+        job_id = first.submit(f"{base}/short.mp4", audio=True)
+        assert rendering.wait(60)
+        first.stop()
+    finally:
+        worker_log.removeHandler(stopping)
+        worker_log.setLevel(level)
+    sent = recording_core.descriptions(job_id)
+    assert len(sent) == 2 and recording_core.final(job_id) is None
+    # Nothing of the job in the media directory; a crash's staging folder, planted here,
+    # is removed by the next start.
+    assert list(settings.media_dir.iterdir()) == []
+    (settings.media_dir / ".partial-crashed").mkdir()
+    (settings.media_dir / ".partial-crashed" / "film.mkv").write_bytes(b"half a film")
+
+    second = LiveService(settings, ScriptedCaptioner()).start()
+    try:
+        job = second.wait_done(job_id)
+        assert (job["status"], job["attempts"]) == ("processed", 2)
+        final = recording_core.wait_final(job_id)
+        assert final["media"] == {
+            "audio_url": f"/jobs/{job_id}/audio",
+            "film_url": f"/jobs/{job_id}/media",
+        }
+        assert recording_core.descriptions(job_id) == sent == job["descriptions"]
+        assert not recording_core.duplicates
+        description_posts = [r for r in recording_core.requests if r.path.endswith("/descriptions")]
+        assert len(description_posts) == len(sent)
+        assert sorted(p.name for p in settings.media_dir.iterdir()) == [job_id]
+        assert second.http.get(f"/jobs/{job_id}/audio").status_code == 200
+    finally:
+        second.stop()

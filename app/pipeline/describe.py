@@ -554,6 +554,7 @@ def describe_media(
     on_progress: ProgressCallback | None = None,
     stop: StopSignal | None = None,
     translator: Translator | None = None,
+    name: str | None = None,
 ) -> Iterator[Description]:
     """Describe a video given by local path or http(s) URL, with optional subtitles.
 
@@ -563,8 +564,9 @@ def describe_media(
     files that are removed when the generator finishes or is closed. Speech in the audio is
     detected in a thread beside the video scan. ``scorer``, ``on_progress``, ``stop`` and
     ``translator`` are as for ``describe``; ``stop`` also abandons a download at once
-    (``Stopped``). Raises what ``fetch``, ``load_speech_intervals``, ``stream_speech`` and
-    ``describe`` raise.
+    (``Stopped``). ``name`` names the video in messages (default: ``video``; e.g. the URL of
+    a file the caller downloaded). Raises what ``fetch``, ``load_speech_intervals``,
+    ``stream_speech`` and ``describe`` raise.
     """
     options = options or MediaOptions()
     if subtitles is None and options.speech_source == SpeechSource.SUBTITLES:
@@ -597,7 +599,7 @@ def describe_media(
             scorer=scorer,
             on_progress=on_progress,
             stop=stop,
-            name=video,
+            name=name or video,
             dialogue=dialogue,
             translator=translator,
         )

@@ -82,6 +82,8 @@ class Stage(StrEnum):
     SCANNING = "scanning"
     CAPTIONING = "captioning"
     DONE = "done"
+    RENDERING = "rendering"
+    """The service renders a job's spoken descriptions after them (``"audio": true``)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ class Progress:
     __pydantic_config__: ClassVar[dict[str, object]] = {"use_attribute_docstrings": True}
 
     stage: Stage | None = None
-    """downloading, scanning, captioning or done; None before the job started."""
+    """downloading, scanning, captioning, done, or rendering (the service's spoken track,
+    after done); None before the job started."""
     scanned_seconds: float = 0.0
     """Seconds of video scanned."""
     duration: float | None = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -42,11 +43,34 @@ class EventType(StrEnum):
 
 
 @dataclass(frozen=True)
+class JobOptions:
+    """What a client chose for one job besides its media (stored as one JSON column)."""
+
+    audio: bool = False
+    """Narrate the descriptions and render the description track and the film with it."""
+    tts: str | None = None
+    """Text-to-speech engine for this job; None: the service's (``DESCRIBER_TTS``)."""
+    voice: str | None = None
+    """The engine's voice for this job; None: the service's (``DESCRIBER_VOICE``)."""
+
+    def to_json(self) -> str:
+        """The options as a JSON object, keys sorted (two requests alike store alike)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobOptions:
+        """Options from JSON; missing keys take their defaults (rows from before options)."""
+        data = json.loads(text)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """What a client asked for."""
 
     url: str
     subtitles: str | None = None
+    options: JobOptions = field(default_factory=JobOptions)
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,7 @@ class Job:
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
+    options: JobOptions = field(default_factory=JobOptions)
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,14 @@ class JobNotFound(DescriberError):
 
 class RefusedURL(DescriberError):
     """A submitted URL is refused before any work starts (scheme, private address)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RefusedOption(DescriberError):
+    """A job option is refused before the job is queued (unknown voice, language)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)

@@ -6,13 +6,22 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from app.errors import InputError
+from app.pipeline.tts import TTS_ENGINES
 from app.pipeline.types import Description, Progress
 from app.security import check_scheme
-from app.service.jobs import Job, JobStatus
+from app.service.jobs import Job, JobOptions, JobStatus
+from app.service.media import MediaLinks
 
 MAX_URL_LENGTH = 4096
 
@@ -50,6 +59,44 @@ class ProcessRequest(BaseModel):
         description="http(s) URL of SRT, WebVTT or ASS/SSA subtitles: descriptions then go "
         "only in the pauses between lines. Without subtitles every scene is described.",
     )
+    audio: bool = Field(
+        False,
+        description="Speak each description (its spoken_duration measured, sped up or "
+        "shortened to fit its window) before it is sent, then render the description track "
+        "and the film with it: GET /jobs/{id}/audio and /jobs/{id}/media.",
+    )
+    tts: str | None = Field(
+        None,
+        description="Text-to-speech engine for this job (espeak, piper); null: the service's. "
+        "Only with audio.",
+    )
+    voice: str | None = Field(
+        None,
+        max_length=256,
+        description="The engine's voice for this job (espeak-ng: en-us, ru...); null: the "
+        "service's, or the engine's voice for the language. Only with audio.",
+    )
+    language: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}$",
+        description="The language the descriptions are expected in (ISO 639-1); it must be "
+        "the service's (DESCRIBER_LANGUAGE): one service describes in one language.",
+    )
+
+    @field_validator("tts", "voice")
+    @classmethod
+    def _narration_option(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not info.data.get("audio"):
+            raise PydanticCustomError(
+                "needs_audio", f'{info.field_name} is only used with "audio": true'
+            )
+        return TTS_ENGINES.check(value) if info.field_name == "tts" else value
+
+    def options(self) -> JobOptions:
+        """The job's options."""
+        return JobOptions(audio=self.audio, tts=self.tts, voice=self.voice)
 
 
 class JobAccepted(BaseModel):
@@ -85,6 +132,16 @@ class DescriptionOut(BaseModel):
         return cls(**dataclasses.asdict(description))
 
 
+class MediaOut(BaseModel):
+    """Where a job's rendered audio is served (range requests accepted)."""
+
+    audio_url: str = Field(
+        description="The descriptions alone on the film's timeline (AAC in .m4a); absolute "
+        "under DESCRIBER_PUBLIC_URL, else a path from the service's root."
+    )
+    film_url: str = Field(description="The film with its audio-description track added (Matroska).")
+
+
 def _time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
@@ -102,10 +159,15 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    audio: bool = Field(description="Whether the job renders spoken descriptions.")
+    media: MediaOut | None = Field(
+        description="Where its rendered audio is served, once the job is processed with "
+        "audio; null otherwise."
+    )
     descriptions: list[DescriptionOut]
 
     @classmethod
-    def of(cls, job: Job, descriptions: list[Description]) -> JobOut:
+    def of(cls, job: Job, descriptions: list[Description], media: MediaLinks | None) -> JobOut:
         return cls(
             job_id=job.id,
             url=job.url,
@@ -117,6 +179,8 @@ class JobOut(BaseModel):
             created_at=datetime.fromtimestamp(job.created_at, UTC),
             started_at=_time(job.started_at),
             finished_at=_time(job.finished_at),
+            audio=job.options.audio,
+            media=None if media is None else MediaOut(**dataclasses.asdict(media)),
             descriptions=[DescriptionOut.of(d) for d in descriptions],
         )
 

@@ -12,10 +12,11 @@ import asyncio
 import importlib
 import logging
 from enum import StrEnum
+from pathlib import Path
 
 from app.callbacks import CallbackClient
 from app.config import Settings
-from app.errors import DescriberError, InputError
+from app.errors import DescriberError, InputError, ModelLoadError, VoiceError
 from app.metrics import Metrics
 from app.models import Captioner, load_captioner
 from app.models.translators import Translator, load_translator
@@ -25,8 +26,19 @@ from app.pipeline.types import Description
 from app.pipeline.video import check_decode_device
 from app.security import URLPolicy
 from app.service.backends import build_backend
-from app.service.jobs import Job, JobRequest, JobStatus, RefusedURL, Submission, job_logger
+from app.service.jobs import (
+    Job,
+    JobOptions,
+    JobRequest,
+    JobStatus,
+    RefusedOption,
+    RefusedURL,
+    Submission,
+    job_logger,
+)
+from app.service.media import MediaKind, MediaLinks, MediaStore
 from app.service.outbox import OutboxDispatcher
+from app.service.voices import Voices
 from app.service.worker import Outcome, Worker, WorkerOptions
 
 logger = logging.getLogger(__name__)
@@ -82,6 +94,13 @@ class Service:
                 concurrency=settings.callback_concurrency,
                 poll_interval=settings.queue_poll_interval,
             )
+        self.voices = Voices(settings.narration_options())
+        self.media = MediaStore(
+            settings.media_dir,
+            max_bytes=settings.media_max_bytes,
+            retention=settings.media_retention,
+            public_url=settings.public_url,
+        )
         self.worker: Worker | None = None
         self.model_state = ModelState.LOADING
         self.model_error: str | None = None
@@ -96,6 +115,9 @@ class Service:
         """Open the backend (interrupted jobs are queued again), start the outbox and load
         the model."""
         given_up = await self.backend.open(self.settings.job_max_attempts)
+        # No job runs yet: a staging folder is what a crash left mid-rendering.
+        await asyncio.to_thread(self.media.clear_partial)
+        await asyncio.to_thread(self.media.sweep)
         if self.outbox is not None:
             self.outbox.start()
         else:
@@ -137,6 +159,7 @@ class Service:
                 media=settings.media_options(guard=self.policy),
                 job_timeout=settings.job_timeout,
                 callbacks=self.outbox is not None,
+                mix=settings.mix_options(),
                 store_retry_max=settings.queue_poll_interval,
             ),
             metrics=self.metrics,
@@ -144,6 +167,8 @@ class Service:
             notify=self.outbox.notify if self.outbox is not None else None,
             concurrency=settings.workers,
             translator=translator,
+            voices=self.voices,
+            media=self.media,
         )
         for job in given_up:
             await self.worker.finish(
@@ -209,28 +234,71 @@ class Service:
 
     # --- what the routes call ----------------------------------------------------------------
 
-    async def submit(self, url: str, subtitles: str | None) -> Submission:
+    async def submit(
+        self,
+        url: str,
+        subtitles: str | None,
+        options: JobOptions | None = None,
+        language: str | None = None,
+    ) -> Submission:
         """Queue a job (or find the identical active one).
+
+        Args:
+            url: The video.
+            subtitles: Its subtitles, if any.
+            options: Audio, engine and voice of the job.
+            language: The language the client expects the descriptions in, if it says.
 
         Raises:
             RefusedURL: A URL is not http(s) or names a refused address.
+            RefusedOption: Another language than the service's, or a voice that cannot speak.
             QueueFull: The queue is at its limit.
         """
+        options = options or JobOptions()
         for field, source in (("url", url), ("subtitles", subtitles)):
             if source is not None:
                 try:
                     self.policy.check_literal(source)
                 except InputError as exc:
                     raise RefusedURL(field, str(exc)) from exc
-        submission = await self.queue.submit(JobRequest(url=url, subtitles=subtitles))
+        if language is not None and language != self.settings.language:
+            raise RefusedOption(
+                "language",
+                f"this service describes in {self.settings.language!r} (DESCRIBER_LANGUAGE), "
+                f"not {language!r}; send the job to a service set up for {language!r}",
+            )
+        if options.audio:
+            await self._check_voice(options)
+        request = JobRequest(url=url, subtitles=subtitles, options=options)
+        submission = await self.queue.submit(request)
         if submission.created:
             job_logger(logger, submission.job.id).info("queued: %s", url)
         return submission
+
+    async def _check_voice(self, options: JobOptions) -> None:
+        """Load the job's voice (once per voice), so that one that cannot speak is refused
+        before the job is accepted."""
+        try:
+            await asyncio.to_thread(self.voices.narrator, options)
+        except (VoiceError, ModelLoadError) as exc:
+            field = "voice" if options.voice is not None else "tts" if options.tts else "language"
+            raise RefusedOption(field, str(exc)) from exc
 
     async def job(self, job_id: str) -> tuple[Job, list[Description]]:
         """A job and its descriptions so far. Raises ``JobNotFound``."""
         job = await self.store.get_job(job_id)
         return job, await self.store.descriptions(job_id)
+
+    def media_links(self, job: Job) -> MediaLinks | None:
+        """Where a job's rendered audio is served; None until it is processed with audio."""
+        if not job.options.audio or job.status is not JobStatus.PROCESSED:
+            return None
+        return self.media.links(job.id)
+
+    async def media_file(self, job_id: str, kind: MediaKind) -> Path:
+        """A job's rendered file. Raises ``JobNotFound`` or ``MediaMissing`` (why not)."""
+        job = await self.store.get_job(job_id)
+        return await asyncio.to_thread(self.media.path, job, kind)
 
     async def readiness(self) -> tuple[bool, str, str]:
         """Whether jobs can be taken, with the model's and the store's state."""

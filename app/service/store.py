@@ -26,6 +26,7 @@ from app.service.jobs import (
     EventType,
     Job,
     JobNotFound,
+    JobOptions,
     JobRequest,
     JobStatus,
     OutboxEvent,
@@ -152,7 +153,8 @@ _OLD_PROGRESS_COLUMNS = (
 )
 
 _JOB_COLUMNS = (
-    "id, url, subtitles, status, progress, reason, attempts, created_at, started_at, finished_at"
+    "id, url, subtitles, status, progress, reason, attempts, created_at, started_at, "
+    "finished_at, options"
 )
 
 
@@ -168,6 +170,7 @@ def _job(row: sqlite3.Row) -> Job:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        options=JobOptions.from_json(row["options"]),
     )
 
 
@@ -227,6 +230,33 @@ def _migrate_progress(conn: sqlite3.Connection, path: Path) -> None:
         raise
     conn.commit()
     logger.info("job store %s: progress columns moved into jobs.progress", path)
+
+
+def _add_job_options(conn: sqlite3.Connection, path: Path) -> None:
+    """Schema step of issue 13, run on every open after ``_SCHEMA``: add ``jobs.options``
+    (the job's ``JobOptions`` as a JSON object, ``'{}'``: the defaults) and widen the
+    active-request index to it, so that the same video asked with other options (audio) is
+    another job."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+    (index,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'jobs_active_request'"
+    ).fetchone()
+    if "options" in columns and "options" in index:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "options" not in columns:
+            conn.execute("ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
+        conn.execute("DROP INDEX jobs_active_request")
+        conn.execute(
+            "CREATE UNIQUE INDEX jobs_active_request ON jobs "
+            "(url, coalesce(subtitles, ''), options) WHERE status IN ('queued', 'running')"
+        )
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    logger.info("job store %s: jobs.options added", path)
 
 
 def _event(row: sqlite3.Row) -> OutboxEvent:
@@ -303,6 +333,7 @@ class SqliteJobStore:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
         _migrate_progress(conn, self.path)
+        _add_job_options(conn, self.path)
         self._db = conn
         logger.info("job store open at %s", self.path)
 
@@ -329,10 +360,11 @@ class SqliteJobStore:
 
     def _add_job(self, request: JobRequest, max_queued: int, retry_after: int) -> Submission:
         with self._transaction() as conn:
+            options = request.options.to_json()
             row = conn.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE url = ? AND coalesce(subtitles, '') = ? "
-                "AND status IN ('queued', 'running')",
-                (request.url, request.subtitles or ""),
+                "AND options = ? AND status IN ('queued', 'running')",
+                (request.url, request.subtitles or "", options),
             ).fetchone()
             if row is not None:
                 return Submission(_job(row), created=False)
@@ -341,8 +373,16 @@ class SqliteJobStore:
                 raise QueueFull(max_queued, retry_after)
             job_id = uuid.uuid4().hex
             conn.execute(
-                "INSERT INTO jobs (id, url, subtitles, status, created_at) VALUES (?, ?, ?, ?, ?)",
-                (job_id, request.url, request.subtitles, JobStatus.QUEUED.value, time.time()),
+                "INSERT INTO jobs (id, url, subtitles, status, created_at, options) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    request.url,
+                    request.subtitles,
+                    JobStatus.QUEUED.value,
+                    time.time(),
+                    options,
+                ),
             )
             return Submission(self._get(job_id), created=True)
 

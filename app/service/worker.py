@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -17,18 +18,24 @@ from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from app.callbacks import description_event, status_event
-from app.errors import DescriberError, Stopped
+from app.errors import DescriberError, RenderError, Stopped
 from app.metrics import Metrics
 from app.models import Captioner
 from app.models.translators import Translator
 from app.pipeline.describe import MediaOptions, describe_media
+from app.pipeline.narration import Clip, Narration, Narrator
 from app.pipeline.novelty import NoveltyScorer
+from app.pipeline.soundtrack import MixOptions
+from app.pipeline.sources import fetch
 from app.pipeline.types import Description, Progress, Stage
 from app.service.jobs import Job, JobStatus, OutboxEvent, StoreUnavailable, job_logger
+from app.service.media import MediaStore
 from app.service.queue import JobQueue
 from app.service.store import JobStore
+from app.service.voices import Voices
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ class WorkerOptions:
     """Seconds a job may run, download included."""
     callbacks: bool = False
     """Write an outbox callback for each description and final status (core is configured)."""
+    mix: MixOptions = field(default_factory=MixOptions)
+    """How the film's audio-description track is mixed (jobs with ``"audio": true``)."""
     store_retry_max: float = 5.0
     """Longest wait, seconds, between two tries of a job's final write (or of queueing it
     again) while the store refuses writes (disk full); tries go on until the worker stops."""
@@ -70,6 +79,8 @@ class _Run:
         self.job = job
         self.stop = threading.Event()
         self.stored = 0
+        self.progress = Progress()
+        """The last progress the pipeline reported."""
         self._stage: Stage | None = None
         self._stage_started = time.monotonic()
         self._last_write = 0.0
@@ -105,6 +116,8 @@ class Worker:
         concurrency: Jobs run at once.
         translator: Translates an English-only captioner's descriptions into the language
             of ``options``; None where none is needed.
+        voices: Narrators of jobs with ``"audio": true``.
+        media: Where those jobs' audio is rendered.
     """
 
     def __init__(
@@ -119,6 +132,8 @@ class Worker:
         notify: Callable[[str], None] | None = None,
         concurrency: int = 1,
         translator: Translator | None = None,
+        voices: Voices,
+        media: MediaStore,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -127,6 +142,8 @@ class Worker:
         self.metrics = metrics
         self.scorer = scorer
         self.translator = translator
+        self.voices = voices
+        self.media = media
         self._notify = notify or (lambda job_id: None)
         self._concurrency = concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pipeline")
@@ -246,8 +263,11 @@ class Worker:
         async def write() -> None:
             nonlocal event, count
             count = len(await self.store.descriptions(job.id))
+            media = None
+            if job.options.audio and outcome.status is JobStatus.PROCESSED:
+                media = dataclasses.asdict(self.media.links(job.id))
             event = (
-                status_event(job, outcome.status, outcome.reason, count)
+                status_event(job, outcome.status, outcome.reason, count, media)
                 if self.options.callbacks
                 else None
             )
@@ -284,13 +304,15 @@ class Worker:
             raise
 
     def _pipeline(self, run: _Run, loop: asyncio.AbstractEventLoop) -> None:
-        """The pipeline thread: describe the video, storing each description as it comes."""
+        """The pipeline thread: describe the video, storing each description as it comes;
+        with ``"audio": true``, narrate each before it is stored, then render the audio."""
         job = run.job
         log = job_logger(logger, job.id)
 
         def on_progress(progress: Progress) -> None:
+            run.progress = progress
             ended = run.stage_change(progress.stage)
-            if ended is not None:
+            if ended is not None and ended[0] is not Stage.DONE:  # done is no work
                 stage, seconds = ended
                 self.metrics.stage_seconds.labels(stage.value).observe(seconds)
                 log.info("%s took %.2f s", stage.value, seconds)
@@ -302,8 +324,39 @@ class Worker:
                 )
                 written.add_done_callback(lambda f: _log_failure(f, log, "progress write"))
 
+        if not job.options.audio:
+            self._describe_into_store(run, loop, job.url, on_progress, None)
+            return
+        # The voice first: a voice that cannot speak fails before the download.
+        narrator = self.voices.narrator(job.options)
+        on_progress(Progress(stage=Stage.DOWNLOADING))
+        media = self.options.media
+        # The rendering needs the film itself: downloaded once, here, for both steps.
+        with fetch(
+            job.url, what="video", options=media.fetch, guard=media.guard, stop=run.stop
+        ) as video:
+            narrations = self._describe_into_store(run, loop, str(video), on_progress, narrator)
+            on_progress(dataclasses.replace(run.progress, stage=Stage.RENDERING))
+            self._render(run, loop, video, narrations, narrator)
+
+    def _describe_into_store(
+        self,
+        run: _Run,
+        loop: asyncio.AbstractEventLoop,
+        video: str,
+        on_progress: Callable[[Progress], None],
+        narrator: Narrator | None,
+    ) -> dict[int, Narration]:
+        """Describe ``video`` (narrating each description first with ``narrator``) and store
+        each description as it comes; returns the narrations, by scene.
+
+        Raises:
+            JobInterrupted: The job was stopped at a safe point.
+        """
+        job = run.job
+        narrations: dict[int, Narration] = {}
         descriptions: Generator[Description, None, None] = describe_media(  # type: ignore[assignment]
-            job.url,
+            video,
             self.captioner,
             subtitles=job.subtitles,
             options=self.options.media,
@@ -311,13 +364,58 @@ class Worker:
             on_progress=on_progress,
             stop=run.stop,
             translator=self.translator,
+            name=job.url,
         )
         with closing(descriptions):
             for description in descriptions:
+                if narrator is not None:
+                    narration = narrator.narrate(description)
+                    description = narration.description
+                    narrations[description.scene_index] = narration
                 # Wait until it is stored: the safe points are between two descriptions.
                 asyncio.run_coroutine_threadsafe(self._record(run, description), loop).result()
         if run.stop.is_set():
             raise JobInterrupted
+        return narrations
+
+    def _render(
+        self,
+        run: _Run,
+        loop: asyncio.AbstractEventLoop,
+        video: Path,
+        narrations: dict[int, Narration],
+        narrator: Narrator,
+    ) -> None:
+        """Render the job's description track and film from its stored descriptions.
+
+        A description stored by an earlier run (the job was interrupted) is the one that was
+        delivered: its speech is this run's when the text is the same, else spoken again.
+
+        Raises:
+            RenderError: Rendering failed; the reason says the descriptions were delivered.
+            JobInterrupted: The job was stopped; nothing was left in the media directory.
+        """
+        job = run.job
+        log = job_logger(logger, job.id)
+        stored = asyncio.run_coroutine_threadsafe(self.store.descriptions(job.id), loop).result()
+        spoken: list[Clip] = []
+        for description in stored:
+            narration = narrations.get(description.scene_index)
+            if narration is None or narration.description != description:
+                log.info("scene %d: speaking the stored description", description.scene_index)
+                narration = narrator.narrate(description)
+            spoken.append(narration.clip)
+        started = time.monotonic()
+        try:
+            folder = self.media.render(job.id, video, spoken, self.options.mix, stop=run.stop)
+        except Stopped as exc:
+            raise JobInterrupted from exc
+        except RenderError as exc:
+            raise RenderError(
+                f"the {len(stored)} description(s) were delivered, but rendering their audio "
+                f"failed: {exc}"
+            ) from exc
+        log.info("rendered the audio into %s in %.1f s", folder, time.monotonic() - started)
 
     async def _record(self, run: _Run, description: Description) -> None:
         job = run.job
