@@ -35,7 +35,7 @@ from app.registry import Member
 from app.security import URLPolicy, address_problem
 from app.service.backends import BACKENDS, build_backend
 from app.service.backends.local import LocalBackend
-from app.service.jobs import EventState, Job, JobRequest, JobStatus, QueueFull
+from app.service.jobs import EventState, Job, JobOptions, JobRequest, JobStatus, QueueFull
 from app.service.outbox import OutboxDispatcher
 from app.service.store import SqliteJobStore
 from tests.fixtures.core import RecordingCore
@@ -265,6 +265,43 @@ async def test_a_store_file_with_progress_columns_moves_them_into_the_record(
     with sqlite3.connect(path) as reopened:
         columns = {row[1] for row in reopened.execute("PRAGMA table_info(jobs)")}
     assert "progress" in columns and not columns & {"stage", "fraction", "scenes_found"}
+
+
+async def test_a_store_file_without_job_options_gets_them_and_tells_jobs_apart_by_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    first = SqliteJobStore(path)
+    await first.open()
+    await first.close()
+    with sqlite3.connect(path) as old:  # back to the layout before job options
+        old.executescript(
+            """
+            DROP INDEX jobs_active_request;
+            ALTER TABLE jobs DROP COLUMN options;
+            CREATE UNIQUE INDEX jobs_active_request ON jobs (url, coalesce(subtitles, ''))
+                WHERE status IN ('queued', 'running');
+            INSERT INTO jobs (id, url, status, created_at)
+                VALUES ('old', 'http://a/v.mp4', 'queued', 1.0);
+            """
+        )
+    store = SqliteJobStore(path)
+    await store.open()
+    try:
+        assert (await store.get_job("old")).options == JobOptions()
+        same = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=5)
+        assert (same.created, same.job.id) == (False, "old")
+        audio = JobOptions(audio=True, voice="en-us")
+        spoken = await store.add_job(
+            JobRequest("http://a/v.mp4", options=audio), max_queued=9, retry_after=5
+        )
+        assert spoken.created and spoken.job.options == audio
+        again = await store.add_job(
+            JobRequest("http://a/v.mp4", options=audio), max_queued=9, retry_after=5
+        )
+        assert (again.created, again.job.id) == (False, spoken.job.id)
+    finally:
+        await store.close()
 
 
 async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(

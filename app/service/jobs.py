@@ -54,8 +54,12 @@ class JobOptions:
     """The engine's voice for this job; None: the service's (``DESCRIBER_VOICE``)."""
 
     def to_json(self) -> str:
-        """The options as a JSON object, keys sorted (two requests alike store alike)."""
-        return json.dumps(asdict(self), sort_keys=True)
+        """The options that differ from the defaults as a JSON object, keys sorted: two
+        requests alike store alike, and the defaults are ``{}`` as in rows from before
+        options."""
+        default = JobOptions()
+        chosen = {k: v for k, v in asdict(self).items() if getattr(default, k) != v}
+        return json.dumps(chosen, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> JobOptions:
