@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from app import registry
 from app.config import Settings
 from app.errors import VoiceError
 from app.pipeline.narration import NarrationOptions, Narrator, narrate
 from app.pipeline.tts import TTS_ENGINES, Samples, TtsEngine, TtsOptions, load_engine
 from app.pipeline.tts.piper import voice_file
 from app.pipeline.types import Description
+from tests.fixtures.piper import HOP, make_tiny_piper_voice
+from tests.fixtures.piper import RATE as PIPER_RATE
 
 LONG = "The detective opens the door and walks slowly into the dark room with a small lamp."
 
@@ -80,15 +84,45 @@ def test_an_unknown_engine_lists_the_installed_ones() -> None:
         load_engine(TtsOptions(engine="festival"))
 
 
-@pytest.mark.skipif("piper" in TTS_ENGINES, reason="piper-tts is installed here")
-def test_piper_without_its_package_says_what_to_install() -> None:
-    # No Piper voice can be built on this machine (its models are trained VITS networks), so
-    # the Piper engine itself is not run here: its registry entry and voice ids are tested.
+def test_piper_without_its_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    importable = registry._importable
+    monkeypatch.setattr(
+        registry, "_importable", lambda module: module != "piper" and importable(module)
+    )
     assert list(TTS_ENGINES) == ["espeak"]
     with pytest.raises(ValueError, match=r"needs piper-tts.*pip install piper-tts"):
         load_engine(TtsOptions(engine="piper"))
     with pytest.raises(ValueError, match="pip install piper-tts"):
         Settings(tts="piper")
+
+
+def test_piper_speaks_with_a_voice_file_through_its_phonemizer_and_onnx_runtime(
+    tmp_path: Path,
+) -> None:
+    from piper import PiperVoice
+
+    path = make_tiny_piper_voice(tmp_path)
+    engine = load_engine(TtsOptions(engine="piper", voice=str(path)))
+    assert engine.sample_rate == PIPER_RATE
+    # Piper's own steps: espeak-ng phonemes, then ids; the tiny voice speaks HOP samples each.
+    voice = PiperVoice.load(path)
+    (phonemes,) = voice.phonemize(LONG)
+    ids = len(voice.phonemes_to_ids(phonemes))
+    assert ids > len(LONG) // 2
+    assert engine.synthesize(LONG).size == ids * HOP
+    assert engine.synthesize(LONG, 1.25).size == round(ids * HOP / 1.25)
+    assert engine.synthesize("A door.").size < ids * HOP / 4
+
+    # Narration with Piper: faster first, then shorter, as with espeak-ng.
+    at_normal = ids * HOP / PIPER_RATE
+    narrator = Narrator(engine)
+    faster = narrator.narrate(description(LONG, 2.0, 2.0 + 0.9 * at_normal))
+    assert [a.speed > 1 for a in faster.attempts] == [False, True]
+    assert faster.description.fits and faster.description.text == LONG
+    shorter = narrator.narrate(description(LONG, 2.0, 2.0 + 0.5 * at_normal))
+    assert shorter.description.fits and len(shorter.description.text) < len(LONG)
+    spoken = shorter.description.spoken_duration
+    assert spoken == pytest.approx(shorter.clip.samples.size / PIPER_RATE, abs=0.001)
 
 
 def test_piper_voice_ids_map_to_files_of_the_voices_repository() -> None:

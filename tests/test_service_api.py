@@ -36,6 +36,8 @@ from tests.fixtures.chat import ChatEndpoint
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video, nvdec_usable
 from tests.fixtures.models import ScriptedCaptioner
+from tests.fixtures.piper import HOP, make_tiny_piper_voice
+from tests.fixtures.piper import RATE as PIPER_RATE
 from tests.fixtures.servers import QuietHandler, TrickleServer, serving, wait_until
 
 SECRET = "s3cret-shared-with-core"
@@ -1083,3 +1085,36 @@ def test_a_job_stopped_while_rendering_runs_again_without_sending_descriptions_t
         assert second.http.get(f"/jobs/{job_id}/audio").status_code == 200
     finally:
         second.stop()
+
+
+def test_a_service_with_a_piper_voice_file_narrates_with_it(
+    live_service: Callable[..., LiveService], media: tuple[str, Path], tmp_path: Path
+) -> None:
+    from piper import PiperVoice
+
+    path = make_tiny_piper_voice(tmp_path)
+    service = live_service(tts="piper", voice=str(path))
+    base, _ = media
+    url = f"{base}/short.mp4"
+    refused = service.http.post("/process", json={"url": url, "audio": True, "voice": str(path)})
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith(f"voice: {str(path)!r} is a voice file")
+
+    job = service.wait_done(service.submit(url, audio=True))
+    assert job["status"] == "processed" and len(job["descriptions"]) == 2
+    voice = PiperVoice.load(path)
+    track = tmp_path / "track.m4a"
+    track.write_bytes(service.http.get(f"/jobs/{job['job_id']}/audio").content)
+    frames = loud(decode(track))
+    for d in job["descriptions"]:
+        # The tiny voice speaks HOP samples per phoneme id (its first, silent one trimmed).
+        ids = sum(len(voice.phonemes_to_ids(p)) for p in voice.phonemize(d["text"]))
+        assert d["spoken_duration"] == pytest.approx(ids * HOP / PIPER_RATE, abs=0.002)
+        on = frames[round(d["start"] * 100) : round((d["start"] + d["spoken_duration"]) * 100)]
+        assert on.mean() > 0.9
+
+    # Another engine for one job: its own voice for the language, not the service's file.
+    espeak = service.wait_done(service.submit(url, audio=True, tts="espeak"))
+    assert espeak["status"] == "processed"
+    durations = [d["spoken_duration"] for d in espeak["descriptions"]]
+    assert durations != [d["spoken_duration"] for d in job["descriptions"]]

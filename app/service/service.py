@@ -277,7 +277,14 @@ class Service:
 
     async def _check_voice(self, options: JobOptions) -> None:
         """Load the job's voice (once per voice), so that one that cannot speak is refused
-        before the job is accepted."""
+        before the job is accepted. A job may not name a voice file: clients do not choose
+        files of the server (DESCRIBER_VOICE may)."""
+        if options.voice is not None and options.voice.lower().endswith(".onnx"):
+            raise RefusedOption(
+                "voice",
+                f"{options.voice!r} is a voice file: a job may name a Piper voice id such as "
+                "en_US-lessac-medium, and the service's DESCRIBER_VOICE a file",
+            )
         try:
             await asyncio.to_thread(self.voices.narrator, options)
         except (VoiceError, ModelLoadError) as exc:

@@ -63,10 +63,16 @@ class PiperEngine(TtsEngine):
                 f"no default Piper voice for the language {options.language!r}: pass one with "
                 f"--voice (a .onnx file or an id from https://huggingface.co/{VOICES_REPOSITORY})"
             )
-        if voice.endswith(".onnx") and not Path(voice).expanduser().is_file():
+        is_file = voice.endswith(".onnx")
+        if is_file and not Path(voice).expanduser().is_file():
             raise VoiceError(f"the Piper voice file {voice} does not exist; check the path")
         source = ModelSource(
-            voice, cache_dir=options.cache_dir, local_files_only=options.local_files_only
+            voice,
+            cache_dir=options.cache_dir,
+            local_files_only=options.local_files_only,
+            # A voice file was just found: the resolver, which knows model directories and
+            # hub ids, would refuse a file.
+            resolved=is_file,
         )
         self._voice = load_model(source, "Piper voice", _load)
         self._rate = options.rate
