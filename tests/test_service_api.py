@@ -1056,6 +1056,10 @@ def test_a_job_stopped_while_rendering_runs_again_without_sending_descriptions_t
         first = LiveService(settings, ScriptedCaptioner()).start()
         job_id = first.submit(f"{base}/short.mp4", audio=True)
         assert rendering.wait(60)
+        assert first.job(job_id)["progress"]["stage"] == "rendering"
+        not_yet = first.http.get(f"/jobs/{job_id}/audio")
+        assert not_yet.status_code == 404
+        assert "is running: its audio is rendered after its descriptions" in not_yet.text
         first.stop()
     finally:
         worker_log.removeHandler(stopping)
