@@ -150,9 +150,11 @@ async def get_descriptions(
     service: ServiceDep,
     fmt: Annotated[OutputFormat, Query(alias="format")] = OutputFormat.JSON,
 ) -> Response:
-    _, descriptions = await service.job(job_id)
+    job, descriptions = await service.job(job_id)
     language = service.settings.language  # declared by DAPT
-    return Response(render(descriptions, fmt, language), media_type=fmt.media_type)
+    links = service.media_links(job)  # DAPT references the spoken track, once rendered
+    audio = None if links is None else links.audio_url
+    return Response(render(descriptions, fmt, language, audio), media_type=fmt.media_type)
 
 
 _MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {

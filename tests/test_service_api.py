@@ -911,6 +911,11 @@ def test_an_audio_job_speaks_each_description_and_serves_its_track_with_ranges(
     margin = np.convolve(expected, np.ones(11), mode="same") > 0
     assert not frames[~margin].any()
 
+    # The DAPT script references the spoken track where each description is said.
+    dapt = service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "dapt"}).text
+    assert 'daptm:scriptType="asRecorded"' in dapt
+    assert dapt.count(f'src="{PUBLIC}/jobs/{job_id}/audio"') == len(delivered)
+
     film = service.http.get(f"/jobs/{job_id}/media", headers={"Range": "bytes=0-"})
     assert film.status_code == 206 and film.headers["content-type"] == "video/x-matroska"
     assert film.content == (folder / "film.mkv").read_bytes()

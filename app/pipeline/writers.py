@@ -206,13 +206,19 @@ def open_writer(
     return _WRITERS[fmt](stream)
 
 
-def render(descriptions: Iterable[Description], fmt: OutputFormat, language: str = "en") -> str:
+def render(
+    descriptions: Iterable[Description],
+    fmt: OutputFormat,
+    language: str = "en",
+    audio: str | None = None,
+) -> str:
     """Render descriptions to a complete document in one string.
 
     Args:
         descriptions: The descriptions, in the order to write them.
         fmt: The output format.
         language: The descriptions' language (ISO 639-1), for DAPT.
+        audio: URL of their spoken track, referenced by DAPT; None when none was rendered.
 
     Returns:
         The same text a writer of that format would stream.
@@ -221,7 +227,7 @@ def render(descriptions: Iterable[Description], fmt: OutputFormat, language: str
         ValueError: A time is negative or not finite.
     """
     buffer = io.StringIO()
-    with open_writer(fmt, buffer, language=language) as writer:
+    with open_writer(fmt, buffer, language=language, audio=audio) as writer:
         for description in descriptions:
             writer.write(description)
     return buffer.getvalue()
