@@ -20,7 +20,12 @@ from app.pipeline.novelty import scorer_for_language
 from app.pipeline.translate import needs_translation, translate_captions, translation_for
 from app.service.service import Service
 from tests.fixtures.media import VideoFactory
-from tests.fixtures.models import ScriptedCaptioner, russian_caption
+from tests.fixtures.models import (
+    RUSSIAN_CAPTIONS,
+    UKRAINIAN_CAPTIONS,
+    ScriptedCaptioner,
+    russian_caption,
+)
 
 CPU = TranslateOptions(device="cpu")
 
@@ -213,3 +218,27 @@ async def test_the_service_loads_the_translator_once_at_startup(
         assert service.worker.translator.translate(["A red scene."]) == [russian_caption("red")]
     finally:
         await service.stop()
+
+
+def test_an_nllb_directory_writes_the_language_asked_for(nllb_translator_dir: Path) -> None:
+    """One NLLB model, two languages: the FLORES-200 token forced first picks the output."""
+    for language, captions in (("ru", RUSSIAN_CAPTIONS), ("uk", UKRAINIAN_CAPTIONS)):
+        translator = load_translator(str(nllb_translator_dir), language, CPU)
+        assert translator.language == language
+        texts = [f"A {colour} scene." for colour in captions]
+        assert translator.translate(texts) == list(captions.values())
+
+
+def test_an_nllb_tokenizer_without_the_language_is_refused(
+    nllb_translator_dir: Path, colour_translator_dir: Path
+) -> None:
+    # A language FLORES-200 lacks; and a tokenizer with no FLORES-200 tokens at all.
+    with pytest.raises(
+        ModelLoadError,
+        match=r"cannot write 'ia'.*no FLORES-200 language token for it .looked for ina_<Script>",
+    ):
+        load_translator(str(nllb_translator_dir), "ia", CPU)
+    with pytest.raises(ModelLoadError, match=r"cannot write 'ru'.*looked for rus_<Script>"):
+        load_translator(
+            str(colour_translator_dir), "ru", TranslateOptions(kind="nllb", device="cpu")
+        )
