@@ -150,17 +150,39 @@ def test_a_captioner_that_writes_the_language_is_not_translated(
     assert recorder.calls == []
 
 
-def test_the_cli_describes_in_russian(
-    coded_video: VideoFactory, colour_blip_dir: Path, colour_translator_dir: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("translator_dir", "language", "expected"),
+    [
+        (
+            "colour_translator_dir",
+            "ru",
+            ["Красный автомобиль стоит посреди пустой.", "Синее море блестит под ярким."],
+        ),
+        (
+            "nllb_translator_dir",
+            "uk",
+            ["Червоний автомобіль стоїть посеред порожньої.", "Синє море блищить під яскравим."],
+        ),
+    ],
+)
+def test_the_cli_describes_in_the_viewer_s_language(
+    coded_video: VideoFactory,
+    colour_blip_dir: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    translator_dir: str,
+    language: str,
+    expected: list[str],
 ) -> None:
     made = coded_video([("red", 50), ("blue", 50)])
     out = tmp_path / "out.json"
+    directory = request.getfixturevalue(translator_dir)
     args = ["describe", str(made.path), "-q", "--model", str(colour_blip_dir), "--device", "cpu"]
-    args += ["--language", "ru", "--translator", str(colour_translator_dir), "-o", str(out)]
+    args += ["--language", language, "--translator", str(directory), "-o", str(out)]
     args += ["--words-per-second", "2.5"]  # 5-word budgets in 2 s pauses
     assert main(args) == 0
     texts = [d["text"] for d in json.loads(out.read_text("utf-8"))]
-    assert texts == ["Красный автомобиль стоит посреди пустой.", "Синее море блестит под ярким."]
+    assert texts == expected
 
 
 def test_the_cli_without_a_translator_is_one_line(
