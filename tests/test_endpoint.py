@@ -15,16 +15,15 @@ from pydantic import ValidationError
 
 from app.cli import main
 from app.config import Settings
-from app.errors import EndpointError
+from app.errors import EndpointError, ModelLoadError
 from app.models import CaptionOptions, CaptionRequest, load_captioner
 from app.models.captioners.remote import ChatEndpointCaptioner
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource, describe_media
 from app.pipeline.frames import FrameSelector
-from tests.fixtures.chat import ChatEndpoint, completion
+from tests.fixtures.chat import SERVED, ChatEndpoint, completion
 from tests.fixtures.media import MadeVideo, make_coded_video
 from tests.fixtures.models import dominant_colour, solid_image
 
-SERVED = "served-vlm"
 SCENE_COLOURS = ("red", "green", "blue", "yellow")
 #: One line before each 4 s scene's pause: the pause of scene i is [4i + 1, 4i + 4).
 LINES = ("Where are you going?", "To the station.", "Wait for me!", "Hurry up, the train!")
@@ -127,6 +126,43 @@ def test_a_busy_endpoint_is_tried_again(chat_endpoint: ChatEndpoint, status: int
             "A person walks past door number 1."
         ]
     assert len(chat_endpoint.requests) == 2
+
+
+@pytest.mark.parametrize("retry_after", ["3", "{date}"])
+def test_a_busy_endpoint_s_retry_after_is_waited(
+    chat_endpoint: ChatEndpoint, retry_after: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The backoff (0.01 s) is stretched to what the endpoint asks, in seconds or as a date."""
+    import email.utils
+    import time
+
+    header = retry_after.format(date=email.utils.formatdate(time.time() + 30, usegmt=True))
+    chat_endpoint.script.append((429, '{"error": "slow down"}', {"Retry-After": header}))
+    for endpoint_captioner in captioner(chat_endpoint, api_backoff=0.01):
+        # The wait is computed, not slept through: tenacity's sleep is replaced.
+        waits: list[float] = []
+        endpoint_captioner._retrying.sleep = waits.append
+        assert endpoint_captioner.caption([solid_image("red")])
+    assert len(chat_endpoint.requests) == 2
+    expected = 3.0 if retry_after == "3" else 29.0
+    assert len(waits) == 1 and expected <= waits[0] <= 30.0
+
+
+def test_loading_checks_that_the_endpoint_serves_the_model(chat_endpoint: ChatEndpoint) -> None:
+    with pytest.raises(ModelLoadError, match=r"does not serve 'other-vlm'.*serves: 'served-vlm'"):
+        load_captioner("other-vlm", CaptionOptions(api_base=chat_endpoint.url))
+    chat_endpoint.models = (401, '{"error": "bad key"}')
+    with pytest.raises(ModelLoadError, match=r"HTTP 401 \(check DESCRIBER_API_KEY\)"):
+        load_captioner(SERVED, CaptionOptions(api_base=chat_endpoint.url))
+    # An endpoint without /models is taken on trust; its first answer will tell.
+    chat_endpoint.models = (404, '{"error": "no such route"}')
+    for endpoint_captioner in captioner(chat_endpoint):
+        assert endpoint_captioner.caption([solid_image("red")])
+
+
+def test_an_endpoint_that_is_down_fails_the_load(unused_tcp_port: int) -> None:
+    with pytest.raises(ModelLoadError, match=r"Cannot reach the captioning endpoint .*/v1/models"):
+        load_captioner(SERVED, CaptionOptions(api_base=f"http://127.0.0.1:{unused_tcp_port}/v1"))
 
 
 def test_a_refused_request_says_which_endpoint_and_what_it_answered(

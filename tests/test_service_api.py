@@ -32,7 +32,7 @@ from app.service import media as media_module
 from app.service.jobs import JobRequest, JobStatus, OutboxEvent, Submission
 from app.service.store import SqliteJobStore
 from tests.fixtures.audio import decode, loud
-from tests.fixtures.chat import ChatEndpoint
+from tests.fixtures.chat import SERVED, ChatEndpoint
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video, nvdec_usable
 from tests.fixtures.models import ScriptedCaptioner
@@ -832,7 +832,7 @@ def test_an_endpoint_that_refuses_ends_the_job_not_processed_naming_it(
     chat_endpoint: ChatEndpoint,
 ) -> None:
     chat_endpoint.script.append((400, '{"error": {"message": "image input is not supported"}}'))
-    captioner = load_captioner("served-vlm", CaptionOptions(api_base=chat_endpoint.url))
+    captioner = load_captioner(SERVED, CaptionOptions(api_base=chat_endpoint.url))
     service = live_service(captioner, core_url=recording_core.url)
     base, _ = media
 

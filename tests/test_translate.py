@@ -20,7 +20,12 @@ from app.pipeline.novelty import scorer_for_language
 from app.pipeline.translate import needs_translation, translate_captions, translation_for
 from app.service.service import Service
 from tests.fixtures.media import VideoFactory
-from tests.fixtures.models import ScriptedCaptioner, russian_caption
+from tests.fixtures.models import (
+    RUSSIAN_CAPTIONS,
+    UKRAINIAN_CAPTIONS,
+    ScriptedCaptioner,
+    russian_caption,
+)
 
 CPU = TranslateOptions(device="cpu")
 
@@ -145,17 +150,39 @@ def test_a_captioner_that_writes_the_language_is_not_translated(
     assert recorder.calls == []
 
 
-def test_the_cli_describes_in_russian(
-    coded_video: VideoFactory, colour_blip_dir: Path, colour_translator_dir: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("translator_dir", "language", "expected"),
+    [
+        (
+            "colour_translator_dir",
+            "ru",
+            ["Красный автомобиль стоит посреди пустой.", "Синее море блестит под ярким."],
+        ),
+        (
+            "nllb_translator_dir",
+            "uk",
+            ["Червоний автомобіль стоїть посеред порожньої.", "Синє море блищить під яскравим."],
+        ),
+    ],
+)
+def test_the_cli_describes_in_the_viewer_s_language(
+    coded_video: VideoFactory,
+    colour_blip_dir: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    translator_dir: str,
+    language: str,
+    expected: list[str],
 ) -> None:
     made = coded_video([("red", 50), ("blue", 50)])
     out = tmp_path / "out.json"
+    directory = request.getfixturevalue(translator_dir)
     args = ["describe", str(made.path), "-q", "--model", str(colour_blip_dir), "--device", "cpu"]
-    args += ["--language", "ru", "--translator", str(colour_translator_dir), "-o", str(out)]
+    args += ["--language", language, "--translator", str(directory), "-o", str(out)]
     args += ["--words-per-second", "2.5"]  # 5-word budgets in 2 s pauses
     assert main(args) == 0
     texts = [d["text"] for d in json.loads(out.read_text("utf-8"))]
-    assert texts == ["Красный автомобиль стоит посреди пустой.", "Синее море блестит под ярким."]
+    assert texts == expected
 
 
 def test_the_cli_without_a_translator_is_one_line(
@@ -213,3 +240,27 @@ async def test_the_service_loads_the_translator_once_at_startup(
         assert service.worker.translator.translate(["A red scene."]) == [russian_caption("red")]
     finally:
         await service.stop()
+
+
+def test_an_nllb_directory_writes_the_language_asked_for(nllb_translator_dir: Path) -> None:
+    """One NLLB model, two languages: the FLORES-200 token forced first picks the output."""
+    for language, captions in (("ru", RUSSIAN_CAPTIONS), ("uk", UKRAINIAN_CAPTIONS)):
+        translator = load_translator(str(nllb_translator_dir), language, CPU)
+        assert translator.language == language
+        texts = [f"A {colour} scene." for colour in captions]
+        assert translator.translate(texts) == list(captions.values())
+
+
+def test_an_nllb_tokenizer_without_the_language_is_refused(
+    nllb_translator_dir: Path, colour_translator_dir: Path
+) -> None:
+    # A language FLORES-200 lacks; and a tokenizer with no FLORES-200 tokens at all.
+    with pytest.raises(
+        ModelLoadError,
+        match=r"cannot write 'ia'.*no FLORES-200 language token for it .looked for ina_<Script>",
+    ):
+        load_translator(str(nllb_translator_dir), "ia", CPU)
+    with pytest.raises(ModelLoadError, match=r"cannot write 'ru'.*looked for rus_<Script>"):
+        load_translator(
+            str(colour_translator_dir), "ru", TranslateOptions(kind="nllb", device="cpu")
+        )

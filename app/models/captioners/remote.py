@@ -4,15 +4,21 @@ chat-completions endpoint (vLLM, Ollama, llama.cpp server, LM Studio, OpenAI its
 Each image (or each scene's frames) is one request: the frames as base64 JPEG ``image_url``
 parts, then the prompt of :mod:`app.models.prompt`. Requests run in a pool shared by every
 job, so at most ``api_concurrency`` are in flight. A 429, a 5xx, a timeout or a lost
-connection is tried again with exponential backoff; any other failure, or an answer without
+connection is tried again with exponential backoff, waiting at least what the answer's
+``Retry-After`` asks (up to :data:`MAX_BACKOFF`); any other failure, or an answer without
 text, raises ``EndpointError`` naming the endpoint and quoting its answer.
+
+Loading checks the endpoint once: its ``/models`` list must name the model, so a wrong
+``--model``, a wrong key or an endpoint that is down fail at start, not in the first job.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import io
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -21,7 +27,7 @@ import httpx
 import tenacity
 from PIL import Image
 
-from app.errors import EndpointError
+from app.errors import EndpointError, ModelLoadError
 from app.models.base import CaptionOptions, CaptionRequest
 from app.models.captioners import CaptionerKind
 from app.models.hub import ModelSource
@@ -39,6 +45,25 @@ JPEG_QUALITY = 90
 
 class _Transient(Exception):
     """A failure worth another try (429, 5xx, timeout, lost connection); says what happened."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: Seconds the endpoint asked to wait (its ``Retry-After``), if it said.
+        self.retry_after = retry_after
+
+
+class _WaitAtLeastRetryAfter(tenacity.wait.wait_base):
+    """Exponential backoff, but never shorter than the endpoint's ``Retry-After``."""
+
+    def __init__(self, backoff: tenacity.wait.wait_base) -> None:
+        self.backoff = backoff
+
+    def __call__(self, state: tenacity.RetryCallState) -> float:
+        wait = self.backoff(state)
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, _Transient) and error.retry_after is not None:
+            wait = max(wait, min(error.retry_after, MAX_BACKOFF))
+        return wait
 
 
 class ChatEndpointCaptioner:
@@ -69,7 +94,9 @@ class ChatEndpointCaptioner:
         self._pool = ThreadPoolExecutor(options.api_concurrency, thread_name_prefix="endpoint")
         self._retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(options.api_max_attempts),
-            wait=tenacity.wait_exponential(multiplier=options.api_backoff, max=MAX_BACKOFF),
+            wait=_WaitAtLeastRetryAfter(
+                tenacity.wait_exponential(multiplier=options.api_backoff, max=MAX_BACKOFF)
+            ),
             retry=tenacity.retry_if_exception_type(_Transient),
             before_sleep=self._log_retry,
             reraise=True,
@@ -96,6 +123,51 @@ class ChatEndpointCaptioner:
         finally:
             for future in futures:
                 future.cancel()
+
+    def check(self) -> None:
+        """Ask the endpoint's ``/models`` whether it serves :attr:`model`.
+
+        An endpoint without that route (404, 405, 501) is only logged: the first request
+        will tell.
+
+        Raises:
+            ModelLoadError: The endpoint cannot be reached, refuses the key, fails, or serves
+                other models (the message lists them).
+        """
+        url = self.url.removesuffix("/chat/completions") + "/models"
+        try:
+            response = self._client.get(url)
+        except httpx.HTTPError as exc:
+            raise ModelLoadError(
+                f"Cannot reach the captioning endpoint {url} (--api-base / DESCRIBER_API_BASE): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if response.status_code in (404, 405, 501):
+            logger.warning(
+                "%s: HTTP %d; the endpoint does not list its models, so %r is not checked",
+                url,
+                response.status_code,
+                self.model,
+            )
+            return
+        if response.status_code != 200:
+            key = " (check DESCRIBER_API_KEY)" if response.status_code in (401, 403) else ""
+            raise ModelLoadError(
+                f"The captioning endpoint {url} answered HTTP {response.status_code}{key}: "
+                f"{_quote(response.text)}"
+            )
+        try:
+            served = [entry["id"] for entry in response.json()["data"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(
+                f"The captioning endpoint {url} answered something that is not a model list "
+                f"({type(exc).__name__}: {exc}): {_quote(response.text)}"
+            ) from exc
+        if self.model not in served:
+            raise ModelLoadError(
+                f"The captioning endpoint {url} does not serve {self.model!r} "
+                f"(--model / DESCRIBER_MODEL); it serves: {', '.join(map(repr, served)) or 'none'}"
+            )
 
     def close(self) -> None:
         """Stop the request pool and close the connections."""
@@ -138,7 +210,10 @@ class ChatEndpointCaptioner:
         except httpx.TransportError as exc:
             raise _Transient(f"cannot reach it: {exc}") from exc
         if response.status_code == 429 or response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}: {_quote(response.text)}")
+            raise _Transient(
+                f"HTTP {response.status_code}: {_quote(response.text)}",
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
         if response.status_code != 200:
             raise EndpointError(
                 f"The captioning endpoint {self.url} refused the request for model "
@@ -156,6 +231,21 @@ class ChatEndpointCaptioner:
             error,
             wait,
         )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        logger.warning("ignoring a Retry-After that is neither seconds nor a date: %r", value)
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _answer_text(url: str, response: httpx.Response) -> str:
@@ -188,7 +278,13 @@ def _data_url(image: Image.Image) -> str:
 
 
 def _load(source: ModelSource, options: CaptionOptions) -> ChatEndpointCaptioner:
-    return ChatEndpointCaptioner(source.name_or_path, options)
+    captioner = ChatEndpointCaptioner(source.name_or_path, options)
+    try:
+        captioner.check()
+    except BaseException:
+        captioner.close()
+        raise
+    return captioner
 
 
 OPENAI = CaptionerKind(model_types=(), load=_load, local=False)

@@ -2,8 +2,9 @@
 
 One module per kind in this folder, named in :data:`TRANSLATORS`; :func:`load_translator`
 picks the kind by name or by the ``model_type`` of the model's config.json and loads it
-through the one model resolver (:func:`app.models.hub.load_model`). A new kind (NLLB, M2M100):
-a module defining a ``TranslatorKind`` and a line here.
+through the one model resolver (:func:`app.models.hub.load_model`). Kinds: ``marian``
+(OPUS-MT, one model per language pair) and ``nllb`` (NLLB-200, one model for 200 languages).
+A new kind: a module defining a ``TranslatorKind`` and a line here.
 
 Importing this package is cheap: torch and transformers load with the first model.
 """
@@ -114,6 +115,7 @@ TRANSLATORS: Registry[TranslatorKind] = Registry(
             "app.models.translators.marian:MARIAN",
             {**_TRANSFORMERS, "sentencepiece": "sentencepiece", "sacremoses": "sacremoses"},
         ),
+        "nllb": Member("app.models.translators.nllb:NLLB", _TRANSFORMERS),
     },
 )
 

@@ -86,14 +86,20 @@ def load(source: ModelSource, language: str, options: TranslateOptions) -> Seq2S
     Errors of transformers, safetensors and torch pass through;
     :func:`app.models.translators.load_translator` turns them into a ModelLoadError.
     """
-    device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype, device)
-    kwargs = source.pretrained_kwargs()
-    tokenizer = AutoTokenizer.from_pretrained(source.name_or_path, **kwargs)
-    model = AutoModelForSeq2SeqLM.from_pretrained(
-        source.name_or_path, dtype=dtype, device_map=device, **kwargs
-    )
+    tokenizer = AutoTokenizer.from_pretrained(source.name_or_path, **source.pretrained_kwargs())
+    model = load_seq2seq(source, options)
     return Seq2SeqTranslator(model, tokenizer, language, options, name=source.name_or_path)
+
+
+def load_seq2seq(source: ModelSource, options: TranslateOptions) -> PreTrainedModel:
+    """A sequence-to-sequence model on the device and in the dtype of ``options``."""
+    device = resolve_device(options.device)
+    return AutoModelForSeq2SeqLM.from_pretrained(
+        source.name_or_path,
+        dtype=resolve_dtype(options.dtype, device),
+        device_map=device,
+        **source.pretrained_kwargs(),
+    )
 
 
 MARIAN = TranslatorKind(model_types=("marian",), load=load)
