@@ -4,6 +4,8 @@ The contract (documented in ``README.md``):
 
 * ``POST {core_url}/jobs/{job_id}/descriptions`` for each description, in time order;
 * ``POST {core_url}/jobs/{job_id}/status`` once, last, with ``PROCESSED`` or ``NOT_PROCESSED``;
+* ``POST {core_url}/jobs/{job_id}/approved`` when a reviewer approves the (edited) descriptions:
+  the whole final set, with the revision it was approved at;
 * headers ``X-Describer-Event-Id`` (stable: core drops an id it already holds),
   ``X-Describer-Event-Type`` and, with a shared secret, ``X-Describer-Signature:
   sha256=<hex HMAC-SHA256 of the raw body>``.
@@ -102,6 +104,31 @@ def status_event(job: Job, status: JobStatus, reason: str | None, descriptions: 
         job_id=job.id,
         type=EventType.STATUS,
         path=f"/jobs/{job.id}/status",
+        body=_encode(body),
+    )
+
+
+def approval_event(job: Job, descriptions: list[Description], revision: int) -> OutboxEvent:
+    """The callback carrying the descriptions a reviewer approved, all of them, in time order.
+
+    Its event id names the revision of the job's descriptions, so approving the same set
+    twice sends it once, and approving after further edits sends the new set.
+    """
+    event_id = f"{job.id}:approved:{revision}"
+    body = {
+        "event_id": event_id,
+        "type": EventType.APPROVAL.value,
+        "job_id": job.id,
+        "url": job.url,
+        "revision": revision,
+        "descriptions": [asdict(d) for d in descriptions],
+        "created_at": _now(),
+    }
+    return OutboxEvent(
+        event_id=event_id,
+        job_id=job.id,
+        type=EventType.APPROVAL,
+        path=f"/jobs/{job.id}/approved",
         body=_encode(body),
     )
 

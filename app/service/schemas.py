@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 from app.errors import InputError
 from app.pipeline.types import Description, Progress
 from app.security import check_scheme
-from app.service.jobs import Job, JobStatus
+from app.service.jobs import DescriptionOrigin, Job, JobStatus, StoredDescription
 
 MAX_URL_LENGTH = 4096
 
@@ -119,6 +119,126 @@ class JobOut(BaseModel):
             finished_at=_time(job.finished_at),
             descriptions=[DescriptionOut.of(d) for d in descriptions],
         )
+
+
+class JobSummary(BaseModel):
+    """A job in the list of jobs: what it is and where it stands, without its descriptions."""
+
+    job_id: str
+    url: str
+    subtitles: str | None
+    status: JobStatus
+    progress: Progress
+    reason: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        return cls(
+            job_id=job.id,
+            url=job.url,
+            subtitles=job.subtitles,
+            status=job.status,
+            progress=job.progress,
+            reason=job.reason,
+            created_at=datetime.fromtimestamp(job.created_at, UTC),
+            finished_at=_time(job.finished_at),
+        )
+
+
+class JobList(BaseModel):
+    """The most recent jobs, newest first."""
+
+    jobs: list[JobSummary]
+
+
+# --- review (edit, delete, insert, approve) ----------------------------------------------------
+
+
+class ReviewedDescriptionOut(DescriptionOut):
+    """A description with what a change to it needs: its id and current version."""
+
+    id: int = Field(description="Stable id of the description within the service.")
+    version: int = Field(description="Raised by one on each change; send it back with a change.")
+    origin: DescriptionOrigin = Field(description="machine, or reviewer when inserted by hand.")
+    changed_at: datetime | None = Field(
+        default=None, description="When this version was replaced (history entries only)."
+    )
+
+    @classmethod
+    def of_stored(cls, stored: StoredDescription) -> ReviewedDescriptionOut:
+        return cls(
+            **dataclasses.asdict(stored.description),
+            id=stored.id,
+            version=stored.version,
+            origin=stored.origin,
+            changed_at=_time(stored.changed_at),
+        )
+
+
+class ReviewOut(BaseModel):
+    """A job's descriptions as a reviewer sees them."""
+
+    job_id: str
+    status: JobStatus
+    language: str = Field(description="Language of the descriptions (BCP 47).")
+    words_per_second: float = Field(description="Narration speed the word budgets assume.")
+    revision: int = Field(description="Grows with every change; approval names it.")
+    descriptions: list[ReviewedDescriptionOut]
+
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class DescriptionPatch(BaseModel):
+    """A change to a description: the version it was made against and the fields changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="The version the change was made against.")
+    text: Text | None = None
+    start: Seconds | None = None
+    end: Seconds | None = None
+
+
+class DescriptionIn(BaseModel):
+    """A new description, e.g. at the player's playhead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: Seconds = Field(description="When narration begins, seconds.")
+    end: Seconds | None = Field(
+        default=None,
+        description="When its window ends; by default as long as its words take at the "
+        "narration speed, within the scene.",
+    )
+    text: Text
+
+
+class EditOut(BaseModel):
+    """A description after a change, with warnings (e.g. more words than its window holds)."""
+
+    description: ReviewedDescriptionOut
+    warnings: list[str]
+
+
+class HistoryOut(BaseModel):
+    """A description now and the versions it had before, oldest first."""
+
+    current: ReviewedDescriptionOut
+    previous: list[ReviewedDescriptionOut]
+
+
+class ApprovalOut(BaseModel):
+    """An approval, queued for core."""
+
+    job_id: str
+    event_id: str = Field(description="The callback's event id: ``{job_id}:approved:{revision}``.")
+    revision: int
+    descriptions: int = Field(description="How many descriptions were approved.")
+    created: bool = Field(description="False when this revision was already approved.")
 
 
 class Health(BaseModel):
