@@ -358,8 +358,9 @@ function cueItem(d, index) {
   form.start.value = seconds(d.start);
   form.end.value = seconds(d.end);
   form.text.value = d.text;
-  const budget = `${d.max_words} words fit the window.`;
-  item.querySelector(".note").textContent = d.fits ? budget : `Too long: ${budget}`;
+  const words = d.text.split(/\s+/).filter(Boolean).length;
+  item.querySelector(".note").textContent =
+    `${words} words; the window holds ${d.max_words}` + (words > d.max_words ? " (too long)." : ".");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const change = { version: d.version };
