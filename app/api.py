@@ -224,12 +224,14 @@ async def job_events(
     """A `text/event-stream`: an event `job` with the job's summary (the `JobSummary` schema:
     status, progress, reason) at once and after each change, then an event `end` once the job
     is processed or not processed, after which the stream closes. Comment lines keep an idle
-    stream open. Ids count the events from 1."""
-    number = 0
+    stream open. Ids count the events from 1. A stream that closes without `end` (the service
+    is shutting down) can be opened again."""
+    number, state = 0, job
     async for state in service.watch(job.id):
         number += 1
         yield ServerSentEvent(event="job", id=str(number), data=JobSummary.of(state))
-    yield ServerSentEvent(event="end", id=str(number + 1), data={"status": state.status})
+    if state.status.final:
+        yield ServerSentEvent(event="end", id=str(number + 1), data={"status": state.status})
 
 
 @api.get(

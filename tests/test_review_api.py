@@ -7,19 +7,25 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
+from app.api import create_app
+from app.service.serve import _Server
 from app.service.store import SqliteJobStore
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo
 from tests.fixtures.models import ScriptedCaptioner
-from tests.test_service_api import LiveService, service_settings
+from tests.fixtures.servers import wait_until
+from tests.test_service_api import GatedCaptioner, LiveService, WordScorer, service_settings
 
 #: Someone speaks from 8 to 9 s, inside the blue scene (7 to 12 s) of six.mp4.
 SUBTITLES = "1\n00:00:08,000 --> 00:00:09,000\nHello there.\n"
@@ -332,3 +338,49 @@ async def test_an_older_store_file_gets_description_ids_and_versions(tmp_path: P
         assert [d.id for d in (await again.review_state("j"))[0]] == [1, 2]
     finally:
         await again.close()
+
+
+def test_shutdown_ends_open_event_streams_at_once(
+    tmp_path: Path, file_server: tuple[str, Path], six_scene_video: MadeVideo
+) -> None:
+    base, root = file_server
+    shutil.copy(six_scene_video.path, root / "six.mp4")
+    (root / "six.srt").write_text(SUBTITLES)
+    captioner = GatedCaptioner()
+    app = create_app(service_settings(tmp_path), captioner, scorer=WordScorer())
+    sock = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False), app)
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    serving.start()
+    received: list[str] = []
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            wait_until(lambda: http.get("/readyz").status_code == 200, what="ready")
+            http.post("/process", json={"url": f"{base}/six.mp4"}).raise_for_status()
+            assert captioner.entered.wait(30)
+            queued = http.post(
+                "/process", json={"url": f"{base}/six.mp4", "subtitles": f"{base}/six.srt"}
+            )
+            job_id = queued.json()["job_id"]
+
+            def follow() -> None:
+                with httpx.stream("GET", f"{url}/jobs/{job_id}/events", timeout=60) as stream:
+                    received.extend(stream.iter_text())
+
+            reader = threading.Thread(target=follow)
+            reader.start()
+            wait_until(lambda: received, what="the first event")
+            server.should_exit = True
+            reader.join(timeout=10)
+            assert not reader.is_alive(), "the event stream held the shutdown"
+        events = parse_sse("".join(received))
+        assert [(e["event"], json.loads(e["data"])["status"]) for e in events] == [
+            ("job", "queued")
+        ]
+    finally:
+        captioner.gate.set()
+        server.should_exit = True
+        serving.join(timeout=60)
+        sock.close()
+    assert not serving.is_alive()

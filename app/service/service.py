@@ -9,6 +9,7 @@ background and off the event loop, the model, after which the worker starts taki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -119,6 +120,7 @@ class Service:
         self._scorer = scorer
         self._translator = translator
         self._startup: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -287,16 +289,23 @@ class Service:
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
         """Yield a job now and after each change of its status or progress; end once it is
-        final (after yielding it). Raises ``JobNotFound``."""
+        final (after yielding it), or when ``close_streams`` is called. Raises
+        ``JobNotFound``."""
         last: Job | None = None
-        while True:
+        while not self._closing.is_set():
             job = await self.store.get_job(job_id)
             if job != last:
                 yield job
                 last = job
             if job.status.final:
                 return
-            await asyncio.sleep(WATCH_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), WATCH_INTERVAL)
+
+    def close_streams(self) -> None:
+        """End every ``watch``: the server is shutting down, and waits for open responses
+        before it stops the service."""
+        self._closing.set()
 
     async def review(self, job_id: str) -> tuple[Job, list[StoredDescription], int]:
         """A job, its undeleted descriptions with ids and versions, and their revision."""

@@ -204,6 +204,10 @@ async function follow(jobId) {
   }
   if (state.following === controller) state.following = null;
   if (last?.status === "processed") await openJob(last);
+  else if (last && !["processed", "not_processed"].includes(last.status)) {
+    // The stream closed without the job ending: the service is restarting.
+    $("#progress-text").textContent += " (no longer followed: press Open to follow it again)";
+  }
 }
 
 // --- player -----------------------------------------------------------------------------------
