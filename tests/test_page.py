@@ -168,11 +168,37 @@ def test_submit_follow_play_edit_extended_approve_by_keyboard(
 
         check_extended_mode(page, track_cues(page)[0])
 
+        # Insert at the playhead, then delete it again, by keyboard.
+        playhead = page.evaluate("document.querySelector('#video').currentTime")
+        page.locator("#insert-text").focus()
+        page.keyboard.type("A door opens.")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page.locator("#review-message")).to_contain_text("Description inserted at")
+        (inserted,) = [
+            d
+            for d in service.http.get(f"/jobs/{job_id}/review").json()["descriptions"]
+            if d["origin"] == "reviewer"
+        ]
+        assert (inserted["text"], inserted["start"]) == ("A door opens.", pytest.approx(playhead))
+        page.wait_for_function(
+            "[...document.querySelector('#video track').track.cues]"
+            ".some(c => c.text === 'A door opens.')"
+        )
+        page.locator(f'.cue[data-id="{inserted["id"]}"] button.delete').focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#review-message")).to_contain_text("deleted")
+        assert (
+            "A door opens."
+            not in service.http.get(f"/jobs/{job_id}/descriptions", params={"format": "vtt"}).text
+        )
+
         # Approve by keyboard: core gets the final set with the edit.
+        revision = service.http.get(f"/jobs/{job_id}/review").json()["revision"]
         page.locator("#approve").focus()
         page.keyboard.press("Enter")
         expect(page.locator("#review-message")).to_contain_text("sent to core")
-        approved = f"{job_id}:approved:{review['revision'] + 1}"
+        approved = f"{job_id}:approved:{revision}"
         recording_core.wait_for(lambda core: approved in core.events)
         texts = [d["text"] for d in recording_core.events[approved].json["descriptions"]]
         assert texts[0] == "A red curtain rises."
@@ -198,14 +224,13 @@ def track_cues(page: Page) -> list[dict[str, Any]]:
 
 
 def check_extended_mode(page: Page, cue: dict[str, Any]) -> None:
-    """With extended mode on, the film pauses while a cue is spoken and plays on after."""
+    """With extended mode on, the film pauses while the first cue is spoken and plays on
+    after."""
     page.locator("#extended").focus()
     page.keyboard.press("Space")
     expect(page.locator("#extended")).to_be_checked()
-    page.evaluate(
-        "(t) => { const v = document.querySelector('#video'); v.currentTime = t; v.play(); }",
-        max(0.0, cue["start"] - 0.3),
-    )
+    page.locator(".cue button.seek").first.focus()  # "Play from here"
+    page.keyboard.press("Enter")
     page.wait_for_function("window.__speech.log.length > 0", timeout=30_000)
     started = page.evaluate("window.__speech.log[0]")
     assert (started["event"], started["text"], started["lang"]) == ("start", cue["text"], "en")

@@ -265,10 +265,19 @@ async function loadRenderedAudio() {
   if (blob) adAudio.src = URL.createObjectURL(blob);
 }
 
+function play(media = video) {
+  media.play().catch((error) => {
+    // A play interrupted by a pause (extended mode, the viewer) is no failure.
+    if (error.name !== "AbortError") {
+      $("#now-speaking").textContent = `Cannot play the film: ${error.message}`;
+    }
+  });
+}
+
 const useRendered = () => Boolean(adAudio.src) && $("#use-rendered").checked;
 
 for (const [event, action] of [
-  ["play", () => useRendered() && adAudio.play()],
+  ["play", () => useRendered() && play(adAudio)],
   ["pause", () => adAudio.pause()],
   ["seeked", () => (adAudio.currentTime = video.currentTime)],
   ["ratechange", () => (adAudio.playbackRate = video.playbackRate)],
@@ -312,7 +321,7 @@ function speak(text) {
     state.speaking = false;
     if (state.pausedForSpeech) {
       state.pausedForSpeech = false;
-      video.play();
+      play();
     }
   };
   utterance.addEventListener("end", done);
@@ -379,7 +388,7 @@ function cueItem(d, index) {
   });
   item.querySelector(".seek").addEventListener("click", () => {
     video.currentTime = d.start;
-    video.play();
+    play();
   });
   item.querySelector(".delete").addEventListener("click", () => {
     save(
