@@ -151,7 +151,7 @@ async def process(body: ProcessRequest, service: ServiceDep, response: Response)
 )
 async def get_job(job_id: str, service: ServiceDep) -> JobOut:
     job, descriptions = await service.job(job_id)
-    return JobOut.of(job, descriptions)
+    return JobOut.of_job(job, descriptions)
 
 
 @api.get(

@@ -89,38 +89,6 @@ def _time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-class JobOut(BaseModel):
-    """A job, its progress and the descriptions made so far."""
-
-    job_id: str
-    url: str
-    subtitles: str | None
-    status: JobStatus
-    progress: Progress = Field(description="How far the job got (its schema is the pipeline's).")
-    reason: str | None = Field(description="Why the job was not processed.")
-    attempts: int = Field(description="Runs started (more than 1 after a restart mid-job).")
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    descriptions: list[DescriptionOut]
-
-    @classmethod
-    def of(cls, job: Job, descriptions: list[Description]) -> JobOut:
-        return cls(
-            job_id=job.id,
-            url=job.url,
-            subtitles=job.subtitles,
-            status=job.status,
-            progress=job.progress,
-            reason=job.reason,
-            attempts=job.attempts,
-            created_at=datetime.fromtimestamp(job.created_at, UTC),
-            started_at=_time(job.started_at),
-            finished_at=_time(job.finished_at),
-            descriptions=[DescriptionOut.of(d) for d in descriptions],
-        )
-
-
 class JobSummary(BaseModel):
     """A job in the list of jobs: what it is and where it stands, without its descriptions."""
 
@@ -128,8 +96,8 @@ class JobSummary(BaseModel):
     url: str
     subtitles: str | None
     status: JobStatus
-    progress: Progress
-    reason: str | None
+    progress: Progress = Field(description="How far the job got (its schema is the pipeline's).")
+    reason: str | None = Field(description="Why the job was not processed.")
     created_at: datetime
     finished_at: datetime | None
 
@@ -144,6 +112,23 @@ class JobSummary(BaseModel):
             reason=job.reason,
             created_at=datetime.fromtimestamp(job.created_at, UTC),
             finished_at=_time(job.finished_at),
+        )
+
+
+class JobOut(JobSummary):
+    """A job, its progress and the descriptions made so far."""
+
+    attempts: int = Field(description="Runs started (more than 1 after a restart mid-job).")
+    started_at: datetime | None
+    descriptions: list[DescriptionOut]
+
+    @classmethod
+    def of_job(cls, job: Job, descriptions: list[Description]) -> JobOut:
+        return cls(
+            **dict(JobSummary.of(job)),
+            attempts=job.attempts,
+            started_at=_time(job.started_at),
+            descriptions=[DescriptionOut.of(d) for d in descriptions],
         )
 
 
