@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings, get_settings
@@ -27,15 +29,36 @@ from app.models import Captioner
 from app.models.translators import Translator
 from app.pipeline.novelty import NoveltyScorer
 from app.pipeline.writers import OutputFormat, render
-from app.service.jobs import JobNotFound, QueueFull, RefusedOption, RefusedURL, StoreUnavailable
+from app.service.jobs import (
+    DescriptionNotFound,
+    InvalidEdit,
+    Job,
+    JobConflict,
+    JobNotFound,
+    QueueFull,
+    RefusedOption,
+    RefusedURL,
+    StaleVersion,
+    StoreUnavailable,
+)
 from app.service.media import MediaKind, MediaMissing
+from app.service.review import Change
 from app.service.schemas import (
+    ApprovalOut,
+    DescriptionIn,
+    DescriptionPatch,
+    EditOut,
     ErrorOut,
     Health,
+    HistoryOut,
     JobAccepted,
+    JobList,
     JobOut,
+    JobSummary,
     ProcessRequest,
     Readiness,
+    ReviewedDescriptionOut,
+    ReviewOut,
 )
 from app.service.service import Service
 
@@ -130,7 +153,7 @@ async def process(body: ProcessRequest, service: ServiceDep, response: Response)
 )
 async def get_job(job_id: str, service: ServiceDep) -> JobOut:
     job, descriptions = await service.job(job_id)
-    return JobOut.of(job, descriptions, service.media_links(job))
+    return JobOut.of_job(job, descriptions, service.media_links(job))
 
 
 @api.get(
@@ -205,6 +228,150 @@ async def metrics(service: ServiceDep) -> Response:
     return Response(await service.metrics_text(), media_type="text/plain; version=0.0.4")
 
 
+# --- the page's API: job list, live progress, review ------------------------------------------
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such job or description."}
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorOut,
+        "description": "The job is not processed yet, or the description changed since the "
+        "version sent (reload it and apply the change again).",
+    }
+}
+
+
+@api.get("/jobs", response_model=JobList, summary="The most recent jobs, newest first")
+async def list_jobs(
+    service: ServiceDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> JobList:
+    return JobList(jobs=[JobSummary.of(job) for job in await service.recent_jobs(limit)])
+
+
+async def existing_job(job_id: str, service: ServiceDep) -> Job:
+    """The job named in the path (404 before any streaming starts)."""
+    return await service.store.get_job(job_id)
+
+
+@api.get(
+    "/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    summary="Live status and progress of a job (server-sent events)",
+    responses=_NOT_FOUND,
+)
+async def job_events(
+    job: Annotated[Job, Depends(existing_job)], service: ServiceDep
+) -> AsyncIterator[ServerSentEvent]:
+    """A `text/event-stream`: an event `job` with the job's summary (the `JobSummary` schema:
+    status, progress, reason) at once and after each change, then an event `end` once the job
+    is processed or not processed, after which the stream closes. Comment lines keep an idle
+    stream open. Ids count the events from 1. A stream that closes without `end` (the service
+    is shutting down) can be opened again."""
+    number, state = 0, job
+    async for state in service.watch(job.id):
+        number += 1
+        yield ServerSentEvent(event="job", id=str(number), data=JobSummary.of(state))
+    if state.status.final:
+        yield ServerSentEvent(event="end", id=str(number + 1), data={"status": state.status})
+
+
+@api.get(
+    "/jobs/{job_id}/review",
+    response_model=ReviewOut,
+    summary="A job's descriptions with ids and versions, for review",
+    responses=_NOT_FOUND,
+)
+async def review(job_id: str, service: ServiceDep) -> ReviewOut:
+    job, descriptions, revision = await service.review(job_id)
+    return ReviewOut(
+        job_id=job.id,
+        status=job.status,
+        language=service.settings.language,
+        words_per_second=service.settings.words_per_second,
+        revision=revision,
+        descriptions=[ReviewedDescriptionOut.of_stored(d) for d in descriptions],
+    )
+
+
+@api.patch(
+    "/jobs/{job_id}/descriptions/{description_id}",
+    response_model=EditOut,
+    summary="Change a description's text or window",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def edit_description(
+    job_id: str, description_id: int, body: DescriptionPatch, service: ServiceDep
+) -> EditOut:
+    """Saved only when `version` is the description's current version (else 409). The window
+    must stay inside its scene and off the job's subtitled dialogue (else 422 naming the
+    field); more words than the window holds is a warning. The previous version is kept."""
+    change = Change(text=body.text, start=body.start, end=body.end)
+    stored, warnings = await service.edit(job_id, description_id, body.version, change)
+    return EditOut(description=ReviewedDescriptionOut.of_stored(stored), warnings=warnings)
+
+
+@api.delete(
+    "/jobs/{job_id}/descriptions/{description_id}",
+    response_model=ReviewedDescriptionOut,
+    summary="Delete a description (its versions are kept)",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def delete_description(
+    job_id: str,
+    description_id: int,
+    version: Annotated[int, Query(ge=1, description="The version being deleted.")],
+    service: ServiceDep,
+) -> ReviewedDescriptionOut:
+    return ReviewedDescriptionOut.of_stored(await service.delete(job_id, description_id, version))
+
+
+@api.post(
+    "/jobs/{job_id}/descriptions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EditOut,
+    summary="Add a description (e.g. at the player's playhead)",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def insert_description(job_id: str, body: DescriptionIn, service: ServiceDep) -> EditOut:
+    """It belongs to the scene holding `start`, and follows the rules of a change."""
+    stored, warnings = await service.insert(job_id, body.start, body.end, body.text)
+    return EditOut(description=ReviewedDescriptionOut.of_stored(stored), warnings=warnings)
+
+
+@api.get(
+    "/jobs/{job_id}/descriptions/{description_id}/history",
+    response_model=HistoryOut,
+    summary="A description and its previous versions",
+    responses=_NOT_FOUND,
+)
+async def description_history(job_id: str, description_id: int, service: ServiceDep) -> HistoryOut:
+    current, previous = await service.history(job_id, description_id)
+    return HistoryOut(
+        current=ReviewedDescriptionOut.of_stored(current),
+        previous=[ReviewedDescriptionOut.of_stored(d) for d in previous],
+    )
+
+
+@api.post(
+    "/jobs/{job_id}/approve",
+    response_model=ApprovalOut,
+    summary="Approve the descriptions: send the final set to core",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def approve(job_id: str, service: ServiceDep) -> ApprovalOut:
+    """Queues the `approved` callback (see the README) with the current descriptions; its
+    event id names the revision, so approving an unchanged set again sends nothing new."""
+    approval = await service.approve(job_id)
+    return ApprovalOut(
+        job_id=job_id,
+        event_id=approval.event.event_id,
+        revision=approval.revision,
+        descriptions=approval.descriptions,
+        created=approval.created,
+    )
+
+
 # --- errors: the only place domain exceptions turn into HTTP answers --------------------------
 
 
@@ -241,8 +408,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         case StoreUnavailable():
             retry_after = get_service(request).settings.retry_after
             return _error(503, f"{exc}; retry later", {"Retry-After": str(retry_after)})
-        case JobNotFound() | MediaMissing():
+        case JobNotFound() | DescriptionNotFound() | MediaMissing():
             return _error(404, str(exc))
+        case StaleVersion() | JobConflict():
+            return _error(409, str(exc))
+        case InvalidEdit():
+            errors = [{"field": exc.field, "message": str(exc), "type": "edit"}]
+            return JSONResponse({"detail": str(exc), "errors": errors}, status_code=422)
         case RefusedURL() | RefusedOption():
             return _error(422, f"{exc.field}: {exc}")
         case _:
@@ -294,6 +466,22 @@ def _add_docs(app: FastAPI) -> None:
         )
 
 
+# --- the page -----------------------------------------------------------------------------------
+
+#: The page's files (HTML, CSS, JavaScript modules), shipped in the package.
+PAGE_DIR = Path(__file__).parent / "service" / "static"
+
+
+def _add_page(app: FastAPI) -> None:
+    """Serve the review page at ``/`` and its files under ``/page/``. Like the docs, the page
+    holds no data and needs no token; it asks for one when the API does."""
+    app.mount("/page", StaticFiles(directory=PAGE_DIR), name="page")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(PAGE_DIR / "index.html")
+
+
 # --- the app -----------------------------------------------------------------------------------
 
 
@@ -336,6 +524,7 @@ def create_app(
         redoc_url=None,
     )
     _add_docs(app)
+    _add_page(app)
     app.include_router(health)
     app.include_router(api)
     app.add_exception_handler(RequestValidationError, _validation_failed)

@@ -4,6 +4,8 @@ The contract (documented in ``README.md``):
 
 * ``POST {core_url}/jobs/{job_id}/descriptions`` for each description, in time order;
 * ``POST {core_url}/jobs/{job_id}/status`` once, last, with ``PROCESSED`` or ``NOT_PROCESSED``;
+* ``POST {core_url}/jobs/{job_id}/approved`` when a reviewer approves the (edited) descriptions:
+  the whole final set, with the revision it was approved at;
 * headers ``X-Describer-Event-Id`` (stable: core drops an id it already holds),
   ``X-Describer-Event-Type`` and, with a shared secret, ``X-Describer-Signature:
   sha256=<hex HMAC-SHA256 of the raw body>``.
@@ -56,29 +58,40 @@ def _encode(payload: Mapping[str, object]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
+def _event(job: Job, type: EventType, event_id: str, path: str, **fields: object) -> OutboxEvent:
+    """An outbox event for ``job`` posted to ``/jobs/{job_id}/{path}``; its body holds the
+    common fields, then ``fields``, then the time."""
+    body = {
+        "event_id": event_id,
+        "type": type.value,
+        "job_id": job.id,
+        "url": job.url,
+        **fields,
+        "created_at": _now(),
+    }
+    return OutboxEvent(
+        event_id=event_id,
+        job_id=job.id,
+        type=type,
+        path=f"/jobs/{job.id}/{path}",
+        body=_encode(body),
+    )
+
+
 def description_event(job: Job, description: Description) -> OutboxEvent:
     """The callback announcing one description of a job.
 
     Its event id depends only on the job and the scene, so a job run again after a crash
     produces the same id for the same description.
     """
-    event_id = f"{job.id}:description:{description.scene_index}"
-    body = {
-        "event_id": event_id,
-        "type": EventType.DESCRIPTION.value,
-        "job_id": job.id,
-        "url": job.url,
+    return _event(
+        job,
+        EventType.DESCRIPTION,
+        f"{job.id}:description:{description.scene_index}",
+        "descriptions",
         # "novelty" is the name "similarity" had in earlier versions: same value, deprecated,
         # kept until core reads the new name.
-        "description": {**asdict(description), "novelty": description.similarity},
-        "created_at": _now(),
-    }
-    return OutboxEvent(
-        event_id=event_id,
-        job_id=job.id,
-        type=EventType.DESCRIPTION,
-        path=f"/jobs/{job.id}/descriptions",
-        body=_encode(body),
+        description={**asdict(description), "novelty": description.similarity},
     )
 
 
@@ -93,24 +106,31 @@ def status_event(
     with the URLs of its rendered ``media`` (``audio_url``, ``film_url``) when it has any."""
     if not status.final:
         raise ValueError(f"a status callback needs a final status, not {status}")
-    event_id = f"{job.id}:status"
-    body = {
-        "event_id": event_id,
-        "type": EventType.STATUS.value,
-        "job_id": job.id,
-        "url": job.url,
-        "status": status.value.upper(),
-        "reason": reason,
-        "descriptions": descriptions,
-        "media": None if media is None else dict(media),
-        "created_at": _now(),
-    }
-    return OutboxEvent(
-        event_id=event_id,
-        job_id=job.id,
-        type=EventType.STATUS,
-        path=f"/jobs/{job.id}/status",
-        body=_encode(body),
+    return _event(
+        job,
+        EventType.STATUS,
+        f"{job.id}:status",
+        "status",
+        status=status.value.upper(),
+        reason=reason,
+        descriptions=descriptions,
+        media=None if media is None else dict(media),
+    )
+
+
+def approval_event(job: Job, descriptions: list[Description], revision: int) -> OutboxEvent:
+    """The callback carrying the descriptions a reviewer approved, all of them, in time order.
+
+    Its event id names the revision of the job's descriptions, so approving the same set
+    twice sends it once, and approving after further edits sends the new set.
+    """
+    return _event(
+        job,
+        EventType.APPROVAL,
+        f"{job.id}:approved:{revision}",
+        "approved",
+        revision=revision,
+        descriptions=[asdict(d) for d in descriptions],
     )
 
 

@@ -245,9 +245,9 @@ def test_the_service_draws_no_progress_bars(library_bars: None) -> None:
 
     from app.service.serve import run_server
 
-    with mock.patch("uvicorn.run") as uvicorn_run:
+    with mock.patch("app.service.serve._Server") as server:
         run_server(Settings(_env_file=None))  # type: ignore[call-arg]
-    assert uvicorn_run.called
+    assert server.return_value.run.called
     assert not transformers_logging.is_progress_bar_enabled()
 
 

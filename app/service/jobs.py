@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.errors import DescriberError
-from app.pipeline.types import Progress
+from app.pipeline.types import Description, Progress
 
 
 class JobStatus(StrEnum):
@@ -40,6 +40,7 @@ class EventType(StrEnum):
 
     DESCRIPTION = "description"
     STATUS = "status"
+    APPROVAL = "approval"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,31 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     options: JobOptions = field(default_factory=JobOptions)
+
+
+class DescriptionOrigin(StrEnum):
+    """Who wrote a stored description."""
+
+    MACHINE = "machine"
+    REVIEWER = "reviewer"
+    """Inserted through the review API."""
+
+
+@dataclass(frozen=True)
+class StoredDescription:
+    """A description as stored, with what review needs: its id and version.
+
+    Every change (edit or delete) raises ``version`` by one and keeps the previous version in
+    the history; a deleted description is kept, marked ``deleted``.
+    """
+
+    id: int
+    version: int
+    origin: DescriptionOrigin
+    description: Description
+    deleted: bool = False
+    changed_at: float | None = None
+    """When this version was replaced (history entries only)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +173,39 @@ class JobNotFound(DescriberError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"no job with id {job_id!r}; check the id returned by POST /process")
         self.job_id = job_id
+
+
+class DescriptionNotFound(DescriberError):
+    """A job has no (undeleted) description with this id."""
+
+    def __init__(self, job_id: str, description_id: int) -> None:
+        super().__init__(
+            f"job {job_id} has no description with id {description_id}; "
+            f"GET /jobs/{job_id}/review lists them"
+        )
+
+
+class StaleVersion(DescriberError):
+    """A change was made against an older version of a description than the stored one."""
+
+    def __init__(self, description_id: int, given: int, current: int) -> None:
+        super().__init__(
+            f"description {description_id} is at version {current}, not {given}: someone "
+            "changed it meanwhile; reload it and apply your change again"
+        )
+        self.current = current
+
+
+class JobConflict(DescriberError):
+    """The job is not in a state that allows this request (still running, nothing to send)."""
+
+
+class InvalidEdit(DescriberError):
+    """A change to a description breaks a rule (window outside its scene, over dialogue)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class RefusedURL(DescriberError):

@@ -20,7 +20,7 @@ from app.errors import InputError
 from app.pipeline.tts import TTS_ENGINES
 from app.pipeline.types import Description, Progress
 from app.security import check_scheme
-from app.service.jobs import Job, JobOptions, JobStatus
+from app.service.jobs import DescriptionOrigin, Job, JobOptions, JobStatus, StoredDescription
 from app.service.media import MediaLinks
 
 MAX_URL_LENGTH = 4096
@@ -146,8 +146,8 @@ def _time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-class JobOut(BaseModel):
-    """A job, its progress and the descriptions made so far."""
+class JobSummary(BaseModel):
+    """A job in the list of jobs: what it is and where it stands, without its descriptions."""
 
     job_id: str
     url: str
@@ -155,19 +155,12 @@ class JobOut(BaseModel):
     status: JobStatus
     progress: Progress = Field(description="How far the job got (its schema is the pipeline's).")
     reason: str | None = Field(description="Why the job was not processed.")
-    attempts: int = Field(description="Runs started (more than 1 after a restart mid-job).")
     created_at: datetime
-    started_at: datetime | None
     finished_at: datetime | None
     audio: bool = Field(description="Whether the job renders spoken descriptions.")
-    media: MediaOut | None = Field(
-        description="Where its rendered audio is served, once the job is processed with "
-        "audio; null otherwise."
-    )
-    descriptions: list[DescriptionOut]
 
     @classmethod
-    def of(cls, job: Job, descriptions: list[Description], media: MediaLinks | None) -> JobOut:
+    def of(cls, job: Job) -> JobSummary:
         return cls(
             job_id=job.id,
             url=job.url,
@@ -175,14 +168,126 @@ class JobOut(BaseModel):
             status=job.status,
             progress=job.progress,
             reason=job.reason,
-            attempts=job.attempts,
             created_at=datetime.fromtimestamp(job.created_at, UTC),
-            started_at=_time(job.started_at),
             finished_at=_time(job.finished_at),
             audio=job.options.audio,
+        )
+
+
+class JobOut(JobSummary):
+    """A job, its progress and the descriptions made so far."""
+
+    attempts: int = Field(description="Runs started (more than 1 after a restart mid-job).")
+    started_at: datetime | None
+    media: MediaOut | None = Field(
+        description="Where its rendered audio is served, once the job is processed with "
+        "audio; null otherwise."
+    )
+    descriptions: list[DescriptionOut]
+
+    @classmethod
+    def of_job(cls, job: Job, descriptions: list[Description], media: MediaLinks | None) -> JobOut:
+        return cls(
+            **dict(JobSummary.of(job)),
+            attempts=job.attempts,
+            started_at=_time(job.started_at),
             media=None if media is None else MediaOut(**dataclasses.asdict(media)),
             descriptions=[DescriptionOut.of(d) for d in descriptions],
         )
+
+
+class JobList(BaseModel):
+    """The most recent jobs, newest first."""
+
+    jobs: list[JobSummary]
+
+
+# --- review (edit, delete, insert, approve) ----------------------------------------------------
+
+
+class ReviewedDescriptionOut(DescriptionOut):
+    """A description with what a change to it needs: its id and current version."""
+
+    id: int = Field(description="Stable id of the description within the service.")
+    version: int = Field(description="Raised by one on each change; send it back with a change.")
+    origin: DescriptionOrigin = Field(description="machine, or reviewer when inserted by hand.")
+    changed_at: datetime | None = Field(
+        default=None, description="When this version was replaced (history entries only)."
+    )
+
+    @classmethod
+    def of_stored(cls, stored: StoredDescription) -> ReviewedDescriptionOut:
+        return cls(
+            **dataclasses.asdict(stored.description),
+            id=stored.id,
+            version=stored.version,
+            origin=stored.origin,
+            changed_at=_time(stored.changed_at),
+        )
+
+
+class ReviewOut(BaseModel):
+    """A job's descriptions as a reviewer sees them."""
+
+    job_id: str
+    status: JobStatus
+    language: str = Field(description="Language of the descriptions (BCP 47).")
+    words_per_second: float = Field(description="Narration speed the word budgets assume.")
+    revision: int = Field(description="Grows with every change; approval names it.")
+    descriptions: list[ReviewedDescriptionOut]
+
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class DescriptionPatch(BaseModel):
+    """A change to a description: the version it was made against and the fields changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="The version the change was made against.")
+    text: Text | None = None
+    start: Seconds | None = None
+    end: Seconds | None = None
+
+
+class DescriptionIn(BaseModel):
+    """A new description, e.g. at the player's playhead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: Seconds = Field(description="When narration begins, seconds.")
+    end: Seconds | None = Field(
+        default=None,
+        description="When its window ends; by default as long as its words take at the "
+        "narration speed, within the scene.",
+    )
+    text: Text
+
+
+class EditOut(BaseModel):
+    """A description after a change, with warnings (e.g. more words than its window holds)."""
+
+    description: ReviewedDescriptionOut
+    warnings: list[str]
+
+
+class HistoryOut(BaseModel):
+    """A description now and the versions it had before, oldest first."""
+
+    current: ReviewedDescriptionOut
+    previous: list[ReviewedDescriptionOut]
+
+
+class ApprovalOut(BaseModel):
+    """An approval, queued for core."""
+
+    job_id: str
+    event_id: str = Field(description="The callback's event id: ``{job_id}:approved:{revision}``.")
+    revision: int
+    descriptions: int = Field(description="How many descriptions were approved.")
+    created: bool = Field(description="False when this revision was already approved.")
 
 
 class Health(BaseModel):

@@ -9,35 +9,45 @@ background and off the event loop, the model, after which the worker starts taki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from app.callbacks import CallbackClient
+from app.callbacks import CallbackClient, approval_event
 from app.config import Settings
 from app.errors import DescriberError, InputError, ModelLoadError, VoiceError
 from app.metrics import Metrics
 from app.models import Captioner, load_captioner
 from app.models.translators import Translator, load_translator
 from app.pipeline.novelty import NoveltyScorer, make_scorer, scorer_for_language
+from app.pipeline.sources import fetch
+from app.pipeline.subtitles import load_dialogue, speech_intervals
 from app.pipeline.translate import needs_translation, translation_for
-from app.pipeline.types import Description
+from app.pipeline.types import Description, Interval
 from app.pipeline.video import check_decode_device
 from app.security import URLPolicy
 from app.service.backends import build_backend
 from app.service.jobs import (
     Job,
+    JobConflict,
     JobOptions,
     JobRequest,
     JobStatus,
+    OutboxEvent,
     RefusedOption,
     RefusedURL,
+    StaleVersion,
+    StoredDescription,
     Submission,
     job_logger,
 )
 from app.service.media import MediaKind, MediaLinks, MediaStore
 from app.service.outbox import OutboxDispatcher
+from app.service.review import Change, apply, known_scenes, new_description, scene_at
 from app.service.voices import Voices
 from app.service.worker import Outcome, Worker, WorkerOptions
 
@@ -50,6 +60,20 @@ class ModelState(StrEnum):
     LOADING = "loading"
     READY = "ready"
     FAILED = "failed"
+
+
+#: How often a job's event stream looks for changes, seconds.
+WATCH_INTERVAL = 0.25
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval queued for core: its callback, and whether this call queued it."""
+
+    event: OutboxEvent
+    descriptions: int
+    revision: int
+    created: bool
 
 
 class Service:
@@ -108,6 +132,7 @@ class Service:
         self._scorer = scorer
         self._translator = translator
         self._startup: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -323,3 +348,135 @@ class Service:
         """The Prometheus exposition of the service's metrics."""
         self.metrics.refresh(await self.store.count_by_status(), await self.store.count_events())
         return self.metrics.render()
+
+    # --- review: the job list, live progress, edits, approval --------------------------------
+
+    async def recent_jobs(self, limit: int) -> list[Job]:
+        """The most recent jobs, newest first."""
+        return await self.store.recent_jobs(limit)
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """Yield a job now and after each change of its status or progress; end once it is
+        final (after yielding it), or when ``close_streams`` is called. Raises
+        ``JobNotFound``."""
+        last: Job | None = None
+        while not self._closing.is_set():
+            job = await self.store.get_job(job_id)
+            if job != last:
+                yield job
+                last = job
+            if job.status.final:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), WATCH_INTERVAL)
+
+    def close_streams(self) -> None:
+        """End every ``watch``: the server is shutting down, and waits for open responses
+        before it stops the service."""
+        self._closing.set()
+
+    async def review(self, job_id: str) -> tuple[Job, list[StoredDescription], int]:
+        """A job, its undeleted descriptions with ids and versions, and their revision."""
+        job = await self.store.get_job(job_id)
+        descriptions, revision = await self.store.review_state(job_id)
+        return job, descriptions, revision
+
+    async def edit(
+        self, job_id: str, description_id: int, version: int, change: Change
+    ) -> tuple[StoredDescription, list[str]]:
+        """Change a description's text or window, made against ``version``.
+
+        Returns:
+            The description as stored now, and warnings (its words overrun the window).
+
+        Raises:
+            JobNotFound, DescriptionNotFound, JobConflict: the job is not processed;
+            StaleVersion: the description changed meanwhile; InvalidEdit: a rule is broken.
+        """
+        job = await self._editable(job_id)
+        current = await self._current(job_id, description_id, version)
+        revised, warnings = apply(
+            current.description, change, await self._dialogue(job), self.settings.words_per_second
+        )
+        stored = await self.store.revise_description(job_id, description_id, version, revised)
+        job_logger(logger, job_id).info("description %d edited (v%d)", stored.id, stored.version)
+        return stored, warnings
+
+    async def delete(self, job_id: str, description_id: int, version: int) -> StoredDescription:
+        """Delete a description (kept in the history). Raises as ``edit``."""
+        await self._editable(job_id)
+        await self._current(job_id, description_id, version)
+        stored = await self.store.revise_description(job_id, description_id, version, None)
+        job_logger(logger, job_id).info("description %d deleted", description_id)
+        return stored
+
+    async def insert(
+        self, job_id: str, start: float, end: float | None, text: str
+    ) -> tuple[StoredDescription, list[str]]:
+        """Add a description starting at ``start``, in the scene that holds it. Raises as
+        ``edit``."""
+        job = await self._editable(job_id)
+        spans = known_scenes(await self.store.scenes_described(job_id), job.progress.duration)
+        wps = self.settings.words_per_second
+        draft = new_description(scene_at(spans, start), start, end, text, wps)
+        description, warnings = apply(draft, Change(), await self._dialogue(job), wps)
+        stored = await self.store.insert_description(job_id, description)
+        job_logger(logger, job_id).info("description %d inserted at %.3f s", stored.id, start)
+        return stored, warnings
+
+    async def history(
+        self, job_id: str, description_id: int
+    ) -> tuple[StoredDescription, list[StoredDescription]]:
+        """A description now and its earlier versions, oldest first."""
+        current = await self.store.get_description(job_id, description_id)
+        return current, await self.store.description_history(job_id, description_id)
+
+    async def approve(self, job_id: str) -> Approval:
+        """Queue the job's current descriptions for core as the approved set.
+
+        Raises:
+            JobNotFound; JobConflict: the job is not processed, or no core is configured.
+        """
+        job = await self._editable(job_id)
+        if self.outbox is None:
+            raise JobConflict("no core_url is set: there is no core to send the approval to")
+        descriptions, revision = await self.store.review_state(job_id)
+        event = approval_event(job, [d.description for d in descriptions], revision)
+        created = await self.store.add_event(event)
+        self.outbox.notify(job_id)
+        # Where approval re-renders the job's audio-description track, when it has one
+        # (issue 13's rendering; to be called here with ``descriptions``).
+        job_logger(logger, job_id).info(
+            "approved at revision %d (%d descriptions)%s",
+            revision,
+            len(descriptions),
+            "" if created else ", already approved",
+        )
+        return Approval(event, len(descriptions), revision, created)
+
+    async def _editable(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job.status is not JobStatus.PROCESSED:
+            raise JobConflict(
+                f"job {job_id} is {job.status.value}: its descriptions can be changed and "
+                "approved once it is processed"
+            )
+        return job
+
+    async def _current(self, job_id: str, description_id: int, version: int) -> StoredDescription:
+        current = await self.store.get_description(job_id, description_id)
+        if current.version != version:
+            raise StaleVersion(description_id, version, current.version)
+        return current
+
+    async def _dialogue(self, job: Job) -> list[Interval]:
+        """When someone speaks in the job's film, from its subtitles (none without)."""
+        if job.subtitles is None:
+            return []
+        options = self.settings.media_options(guard=self.policy).fetch
+
+        def load(url: str) -> list[Interval]:
+            with fetch(url, what="subtitles", options=options, guard=self.policy) as path:
+                return speech_intervals(load_dialogue(path))
+
+        return await asyncio.to_thread(load, job.subtitles)

@@ -22,6 +22,8 @@ from typing import Protocol, TypeVar
 
 from app.pipeline.types import Description, Progress, Stage
 from app.service.jobs import (
+    DescriptionNotFound,
+    DescriptionOrigin,
     EventState,
     EventType,
     Job,
@@ -31,6 +33,8 @@ from app.service.jobs import (
     JobStatus,
     OutboxEvent,
     QueueFull,
+    StaleVersion,
+    StoredDescription,
     StoreUnavailable,
     Submission,
 )
@@ -81,6 +85,35 @@ class JobStore(Protocol):
     async def count_by_status(self) -> dict[JobStatus, int]:
         """Number of jobs in each state (every state present)."""
 
+    async def recent_jobs(self, limit: int) -> list[Job]:
+        """The ``limit`` most recently created jobs, newest first."""
+
+    async def review_state(self, job_id: str) -> tuple[list[StoredDescription], int]:
+        """A job's undeleted descriptions (time order) and their revision, read together."""
+
+    async def scenes_described(self, job_id: str) -> list[Description]:
+        """Every description a job had, deleted ones included (the scenes they name)."""
+
+    async def get_description(self, job_id: str, description_id: int) -> StoredDescription:
+        """One undeleted description. Raises ``DescriptionNotFound``."""
+
+    async def revise_description(
+        self, job_id: str, description_id: int, version: int, new: Description | None
+    ) -> StoredDescription:
+        """Replace (or, with None, delete) a description still at ``version``, keeping the
+        replaced version in its history. Raises ``DescriptionNotFound``, ``StaleVersion``."""
+
+    async def insert_description(self, job_id: str, description: Description) -> StoredDescription:
+        """Add a reviewer's description."""
+
+    async def description_history(
+        self, job_id: str, description_id: int
+    ) -> list[StoredDescription]:
+        """A description's replaced versions, oldest first."""
+
+    async def add_event(self, event: OutboxEvent) -> bool:
+        """Store a callback; False when its event id is already stored."""
+
     async def jobs_with_pending_events(self) -> list[str]:
         """Ids of jobs that have callbacks waiting, oldest event first."""
 
@@ -115,15 +148,6 @@ CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_request
     ON jobs (url, coalesce(subtitles, '')) WHERE status IN ('queued', 'running');
 
-CREATE TABLE IF NOT EXISTS descriptions (
-    job_id TEXT NOT NULL REFERENCES jobs (id),
-    scene_index INTEGER NOT NULL,
-    start_time REAL NOT NULL,
-    -- Every field of the Description, as a JSON object.
-    data TEXT NOT NULL,
-    PRIMARY KEY (job_id, scene_index)
-);
-
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
@@ -139,6 +163,66 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, job_id, id);
 """
+
+# --- review (issue 14): descriptions get an id, a version and a history --------------------
+# Store files written before keyed descriptions by (job_id, scene_index); ``_migrate_descriptions``
+# rebuilds that table into this form, then ``_REVIEW_SCHEMA`` adds its indexes and the history.
+
+_DESCRIPTIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    scene_index INTEGER NOT NULL,
+    start_time REAL NOT NULL,
+    -- Every field of the Description, as a JSON object.
+    data TEXT NOT NULL,
+    -- Raised by one on every edit or delete (the review API checks it).
+    version INTEGER NOT NULL DEFAULT 1,
+    -- machine (the pipeline) or reviewer (inserted through the review API).
+    origin TEXT NOT NULL DEFAULT 'machine',
+    -- Deleted by a reviewer: kept, with its history, but no longer served.
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+_REVIEW_SCHEMA = """
+-- One machine description per scene: a job run again after a crash does not add it twice.
+CREATE UNIQUE INDEX IF NOT EXISTS descriptions_machine_scene
+    ON descriptions (job_id, scene_index) WHERE origin = 'machine';
+CREATE INDEX IF NOT EXISTS descriptions_by_time ON descriptions (job_id, start_time);
+
+-- Every version a review change replaced (the current one is in descriptions).
+CREATE TABLE IF NOT EXISTS description_history (
+    description_id INTEGER NOT NULL REFERENCES descriptions (id),
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    replaced_at REAL NOT NULL,
+    PRIMARY KEY (description_id, version)
+);
+"""
+
+
+def _migrate_descriptions(conn: sqlite3.Connection, path: Path) -> None:
+    """Rebuild a descriptions table keyed by (job_id, scene_index) with ids and versions."""
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(descriptions)")}
+    if "id" not in present:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_DESCRIPTIONS_TABLE.format(name="descriptions_keyed"))
+            conn.execute(
+                "INSERT INTO descriptions_keyed (job_id, scene_index, start_time, data) "
+                "SELECT job_id, scene_index, start_time, data FROM descriptions "
+                "ORDER BY start_time, scene_index"
+            )
+            conn.execute("DROP TABLE descriptions")
+            conn.execute("ALTER TABLE descriptions_keyed RENAME TO descriptions")
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        logger.info("job store %s: descriptions now have ids, versions and history", path)
+    conn.executescript(_REVIEW_SCHEMA)
+
 
 #: Progress columns of store files written before progress became one JSON column; their
 #: values move into ``progress`` when such a file is opened, then the columns are dropped.
@@ -185,6 +269,20 @@ def load_description(data: str) -> Description:
     if "novelty" in fields:
         fields["similarity"] = fields.pop("novelty")
     return Description(**fields)
+
+
+def _dump_description(description: Description) -> str:
+    return json.dumps(dataclasses.asdict(description))
+
+
+def _stored(row: sqlite3.Row) -> StoredDescription:
+    return StoredDescription(
+        id=row["id"],
+        version=row["version"],
+        origin=DescriptionOrigin(row["origin"]),
+        description=load_description(row["data"]),
+        deleted=bool(row["deleted"]),
+    )
 
 
 def load_progress(text: str) -> Progress:
@@ -332,8 +430,10 @@ class SqliteJobStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
+        conn.executescript(_DESCRIPTIONS_TABLE.format(name="descriptions"))
         _migrate_progress(conn, self.path)
         _add_job_options(conn, self.path)
+        _migrate_descriptions(conn, self.path)
         self._db = conn
         logger.info("job store open at %s", self.path)
 
@@ -455,7 +555,7 @@ class SqliteJobStore:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO descriptions (job_id, scene_index, start_time, data) "
                 "VALUES (?, ?, ?, ?)",
-                (job_id, d.scene_index, d.start, json.dumps(dataclasses.asdict(d))),
+                (job_id, d.scene_index, d.start, _dump_description(d)),
             )
             if cursor.rowcount == 0:
                 return False
@@ -487,23 +587,164 @@ class SqliteJobStore:
                 self._insert_event(conn, event)
 
     @staticmethod
-    def _insert_event(conn: sqlite3.Connection, event: OutboxEvent) -> None:
+    def _insert_event(conn: sqlite3.Connection, event: OutboxEvent) -> bool:
         # OR IGNORE: the same event id is never stored (so never delivered) twice.
-        conn.execute(
+        cursor = conn.execute(
             "INSERT OR IGNORE INTO outbox (event_id, job_id, type, path, body, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (event.event_id, event.job_id, event.type.value, event.path, event.body, time.time()),
         )
+        return cursor.rowcount == 1
 
     async def descriptions(self, job_id: str) -> list[Description]:
         return await self._run(self._descriptions, job_id)
 
     def _descriptions(self, job_id: str) -> list[Description]:
+        return [stored.description for stored in self._reviewable(job_id)]
+
+    # --- review ------------------------------------------------------------------------------
+
+    async def recent_jobs(self, limit: int) -> list[Job]:
+        """The ``limit`` most recently created jobs, newest first."""
+        return await self._run(self._recent_jobs, limit)
+
+    def _recent_jobs(self, limit: int) -> list[Job]:
         rows = self._conn.execute(
-            "SELECT * FROM descriptions WHERE job_id = ? ORDER BY start_time, scene_index",
+            f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def _reviewable(self, job_id: str) -> list[StoredDescription]:
+        rows = self._conn.execute(
+            "SELECT * FROM descriptions WHERE job_id = ? AND NOT deleted "
+            "ORDER BY start_time, scene_index, id",
             (job_id,),
         ).fetchall()
+        return [_stored(row) for row in rows]
+
+    async def scenes_described(self, job_id: str) -> list[Description]:
+        """Every description a job ever had, deleted ones included: the scenes they name are
+        the scenes the service knows of."""
+        return await self._run(self._scenes_described, job_id)
+
+    def _scenes_described(self, job_id: str) -> list[Description]:
+        rows = self._conn.execute(
+            "SELECT data FROM descriptions WHERE job_id = ? ORDER BY start_time", (job_id,)
+        ).fetchall()
         return [load_description(row["data"]) for row in rows]
+
+    async def get_description(self, job_id: str, description_id: int) -> StoredDescription:
+        """One undeleted description of a job. Raises ``DescriptionNotFound``."""
+        return await self._run(self._get_description, job_id, description_id)
+
+    def _get_description(self, job_id: str, description_id: int) -> StoredDescription:
+        row = self._conn.execute(
+            "SELECT * FROM descriptions WHERE id = ? AND job_id = ? AND NOT deleted",
+            (description_id, job_id),
+        ).fetchone()
+        if row is None:
+            raise DescriptionNotFound(job_id, description_id)
+        return _stored(row)
+
+    async def revise_description(
+        self, job_id: str, description_id: int, version: int, new: Description | None
+    ) -> StoredDescription:
+        """Replace a description (``new``) or delete it (None), if it is still at
+        ``version``; the replaced version goes into the history.
+
+        Raises:
+            DescriptionNotFound: No such undeleted description.
+            StaleVersion: It is at another version.
+        """
+        return await self._run(self._revise_description, job_id, description_id, version, new)
+
+    def _revise_description(
+        self, job_id: str, description_id: int, version: int, new: Description | None
+    ) -> StoredDescription:
+        with self._transaction() as conn:
+            current = self._get_description(job_id, description_id)
+            if current.version != version:
+                raise StaleVersion(description_id, version, current.version)
+            conn.execute(
+                "INSERT INTO description_history (description_id, version, data, replaced_at) "
+                "SELECT id, version, data, ? FROM descriptions WHERE id = ?",
+                (time.time(), description_id),
+            )
+            if new is None:
+                conn.execute(
+                    "UPDATE descriptions SET deleted = 1, version = version + 1 WHERE id = ?",
+                    (description_id,),
+                )
+                return dataclasses.replace(current, version=version + 1, deleted=True)
+            conn.execute(
+                "UPDATE descriptions SET data = ?, start_time = ?, version = version + 1 "
+                "WHERE id = ?",
+                (_dump_description(new), new.start, description_id),
+            )
+            return self._get_description(job_id, description_id)
+
+    async def insert_description(self, job_id: str, description: Description) -> StoredDescription:
+        """Add a reviewer's description to a job."""
+        return await self._run(self._insert_description, job_id, description)
+
+    def _insert_description(self, job_id: str, d: Description) -> StoredDescription:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO descriptions (job_id, scene_index, start_time, data, origin) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (job_id, d.scene_index, d.start, _dump_description(d), "reviewer"),
+            )
+            assert cursor.lastrowid is not None
+            return self._get_description(job_id, cursor.lastrowid)
+
+    async def description_history(
+        self, job_id: str, description_id: int
+    ) -> list[StoredDescription]:
+        """The versions a description had before its current one, oldest first."""
+        return await self._run(self._description_history, job_id, description_id)
+
+    def _description_history(self, job_id: str, description_id: int) -> list[StoredDescription]:
+        current = self._get_description(job_id, description_id)
+        rows = self._conn.execute(
+            "SELECT version, data, replaced_at FROM description_history "
+            "WHERE description_id = ? ORDER BY version",
+            (description_id,),
+        ).fetchall()
+        return [
+            StoredDescription(
+                id=description_id,
+                version=row["version"],
+                origin=current.origin,
+                description=load_description(row["data"]),
+                changed_at=row["replaced_at"],
+            )
+            for row in rows
+        ]
+
+    async def review_state(self, job_id: str) -> tuple[list[StoredDescription], int]:
+        """A job's undeleted descriptions and their revision, read together.
+
+        The revision grows with every change to the job's descriptions (each edit or delete
+        raises one version by one, an insert adds a row at version 1): it names what an
+        approval approved.
+        """
+        return await self._run(self._review_state, job_id)
+
+    def _review_state(self, job_id: str) -> tuple[list[StoredDescription], int]:
+        with self._transaction() as conn:
+            (revision,) = conn.execute(
+                "SELECT coalesce(sum(version), 0) FROM descriptions WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            return self._reviewable(job_id), int(revision)
+
+    async def add_event(self, event: OutboxEvent) -> bool:
+        """Store a callback; False when one with its event id is already stored."""
+        return await self._run(self._add_event, event)
+
+    def _add_event(self, event: OutboxEvent) -> bool:
+        with self._transaction() as conn:
+            return self._insert_event(conn, event)
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         return await self._run(self._count_by_status)
