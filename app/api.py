@@ -369,6 +369,7 @@ async def approve(job_id: str, service: ServiceDep) -> ApprovalOut:
         revision=approval.revision,
         descriptions=approval.descriptions,
         created=approval.created,
+        rendering=approval.rendering,
     )
 
 

@@ -134,6 +134,22 @@ def approval_event(job: Job, descriptions: list[Description], revision: int) -> 
     )
 
 
+def media_event(
+    job: Job, revision: int, media: Mapping[str, str] | None, reason: str | None
+) -> OutboxEvent:
+    """The callback saying the job's audio was rendered again for an approved revision
+    (``media``: its links), or why it could not be (``reason``; the previous audio stays)."""
+    return _event(
+        job,
+        EventType.MEDIA,
+        f"{job.id}:media:{revision}",
+        "media",
+        revision=revision,
+        media=None if media is None else dict(media),
+        reason=reason,
+    )
+
+
 def sign(body: bytes, secret: str) -> str:
     """The ``X-Describer-Signature`` value of a body: ``sha256=<hex HMAC-SHA256>``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

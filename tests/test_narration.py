@@ -171,6 +171,15 @@ def test_an_overrun_is_sped_up_then_shortened_then_flagged_in_that_order() -> No
     assert [a.duration for a in narration.attempts][-1] == pytest.approx(1.2)
 
 
+def test_a_reviewer_s_text_is_sped_up_but_never_shortened() -> None:
+    engine = WordClock()
+    words = "one two three four five six seven eight nine ten"
+    options = NarrationOptions(max_speedup=1.25, shorten=False)
+    narration = Narrator(engine, options).narrate(description(words, 10.0, 11.0))
+    assert [(text, speed) for text, speed in engine.calls] == [(words, 1.0), (words, 1.25)]
+    assert narration.description.text == words and not narration.description.fits
+
+
 def test_a_real_overrun_is_shortened_until_it_fits() -> None:
     engine = load_engine(TtsOptions())
     narration = Narrator(engine).narrate(description(LONG, 3.0, 5.0))

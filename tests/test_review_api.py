@@ -233,6 +233,7 @@ def test_approve_sends_the_final_set_once_per_revision(
         "revision": current["revision"],
         "descriptions": len(current["descriptions"]),
         "created": True,
+        "rendering": False,  # the job has no audio
     }
     recording_core.wait_for(lambda core: event_id in core.events)
     received = recording_core.events[event_id]

@@ -925,6 +925,44 @@ def test_an_audio_job_speaks_each_description_and_serves_its_track_with_ranges(
         assert described.metadata["title"] == "Audio description"
 
 
+def test_approving_an_audio_job_renders_its_audio_again_from_the_approved_texts(
+    live_service: Callable[..., LiveService],
+    core_factory: Callable[..., RecordingCore],
+    media: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    core = core_factory()
+    service = live_service(core_url=core.url)
+    base, _ = media
+    job_id = service.submit(f"{base}/six.mp4", audio=True)
+    assert core.wait_final(job_id)["status"] == "PROCESSED"
+    first = core.descriptions(job_id)[0]
+    before = loud(decode(service.settings.media_dir / job_id / "description.m4a"))
+
+    review = service.http.get(f"/jobs/{job_id}/review").json()
+    (edited,) = [d for d in review["descriptions"] if d["start"] == first["start"]]
+    service.http.patch(
+        f"/jobs/{job_id}/descriptions/{edited['id']}",
+        json={"version": 1, "text": "A red curtain slowly rises over an empty stage."},
+    ).raise_for_status()
+    approved = service.http.post(f"/jobs/{job_id}/approve").json()
+    assert approved["rendering"] is True
+    media_id = f"{job_id}:media:{approved['revision']}"
+    core.wait_for(lambda c: media_id in c.events)
+    body = core.events[media_id].json
+    assert core.events[media_id].path == f"/jobs/{job_id}/media"
+    assert (body["media"], body["reason"]) == (links(job_id), None)
+
+    # The first window now holds the reviewer's nine words (over twice the first text's
+    # speech); the others are spoken as before.
+    after = loud(decode(service.settings.media_dir / job_id / "description.m4a"))
+    window = slice(round(first["start"] * 100), round(first["end"] * 100))
+    assert after[window].sum() / 100 > 2 * first["spoken_duration"]
+    assert before[window].sum() / 100 == pytest.approx(first["spoken_duration"], abs=0.06)
+    rest = slice(round(first["end"] * 100), None)
+    assert np.array_equal(after[rest], before[rest])
+
+
 def test_audio_options_are_checked_before_a_job_is_accepted(
     live_service: Callable[..., LiveService], media: tuple[str, Path]
 ) -> None:

@@ -39,11 +39,14 @@ class NarrationOptions:
         max_speedup: How much faster than ``tts.rate`` an overrunning description may be
             spoken (1.25: up to 25 % faster) before it is shortened.
         min_words: Shortening stops at this many words.
+        shorten: Whether an overrunning description may be shortened at all; False for a
+            reviewer's text, which is spoken whole (faster, then flagged).
     """
 
     tts: TtsOptions = field(default_factory=TtsOptions)
     max_speedup: float = 1.25
     min_words: int = 3
+    shorten: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_speedup <= 2:
@@ -128,7 +131,11 @@ class Narrator:
             speed = min(cap, max(wanted, speed))
             samples = say(text, speed)
         words = len(description.text.split())
-        while attempts[-1].duration > window and words > self.options.min_words:
+        while (
+            self.options.shorten
+            and attempts[-1].duration > window
+            and words > self.options.min_words
+        ):
             by_rate = math.floor(words * window / attempts[-1].duration)
             words = max(self.options.min_words, min(words - 1, by_rate))
             shorter, _ = trim_to_words(description.text, words)

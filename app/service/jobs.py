@@ -41,6 +41,7 @@ class EventType(StrEnum):
     DESCRIPTION = "description"
     STATUS = "status"
     APPROVAL = "approval"
+    MEDIA = "media"
 
 
 @dataclass(frozen=True)

@@ -288,6 +288,10 @@ class ApprovalOut(BaseModel):
     revision: int
     descriptions: int = Field(description="How many descriptions were approved.")
     created: bool = Field(description="False when this revision was already approved.")
+    rendering: bool = Field(
+        description="True when the job's audio is rendered again for this set; a `media` "
+        "callback follows."
+    )
 
 
 class Health(BaseModel):

@@ -74,6 +74,8 @@ class Approval:
     descriptions: int
     revision: int
     created: bool
+    rendering: bool
+    """The job's audio is rendered again for this set; a ``media`` callback follows."""
 
 
 class Service:
@@ -444,15 +446,20 @@ class Service:
         event = approval_event(job, [d.description for d in descriptions], revision)
         created = await self.store.add_event(event)
         self.outbox.notify(job_id)
-        # Where approval re-renders the job's audio-description track, when it has one
-        # (issue 13's rendering; to be called here with ``descriptions``).
+        # Also for a revision approved before: its rendering may have been cut off by a
+        # shutdown (the media callback's event id is the revision's, so core hears it once).
+        rendering = job.options.audio and self.worker is not None
+        if rendering:
+            assert self.worker is not None
+            self.worker.render_approved(job, [d.description for d in descriptions], revision)
         job_logger(logger, job_id).info(
-            "approved at revision %d (%d descriptions)%s",
+            "approved at revision %d (%d descriptions)%s%s",
             revision,
             len(descriptions),
             "" if created else ", already approved",
+            "; rendering its audio again" if rendering else "",
         )
-        return Approval(event, len(descriptions), revision, created)
+        return Approval(event, len(descriptions), revision, created, rendering)
 
     async def _editable(self, job_id: str) -> Job:
         job = await self.store.get_job(job_id)

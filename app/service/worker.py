@@ -20,7 +20,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.callbacks import description_event, status_event
+from app.callbacks import description_event, media_event, status_event
 from app.errors import DescriberError, RenderError, Stopped
 from app.metrics import Metrics
 from app.models import Captioner
@@ -147,6 +147,11 @@ class Worker:
         self._notify = notify or (lambda job_id: None)
         self._concurrency = concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pipeline")
+        # Approved descriptions rendered again: one at a time, in the order approved, beside
+        # the jobs (a film's rendering must not wait for another film's captioning).
+        self._render_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self._renders: set[asyncio.Task[None]] = set()
+        self._render_stop = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runs: dict[str, _Run] = {}
         self._stopping = False
@@ -168,10 +173,12 @@ class Worker:
         for run in self._runs.values():
             run.stop.set()
             job_logger(logger, run.job.id).info("stopping at the next safe point")
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._render_stop.set()
+        if self._tasks or self._renders:
+            await asyncio.gather(*self._tasks, *self._renders, return_exceptions=True)
         self._tasks.clear()
         self._executor.shutdown(wait=True)
+        self._render_executor.shutdown(wait=True)
 
     async def _loop(self) -> None:
         while (job := await self.queue.next_job()) is not None:
@@ -416,6 +423,59 @@ class Worker:
                 f"failed: {exc}"
             ) from exc
         log.info("rendered the audio into %s in %.1f s", folder, time.monotonic() - started)
+
+    # --- approved descriptions ---------------------------------------------------------------
+
+    def render_approved(self, job: Job, descriptions: list[Description], revision: int) -> None:
+        """Render an audio job's track and film again from approved descriptions, in the
+        background; then core gets a ``media`` callback with the links, or with why it failed
+        (the previous audio stays served). A reviewer's texts are spoken whole: faster, up to
+        the speed-up cap, never shortened. Stopped by :meth:`stop` (the previous audio stays,
+        and no callback is sent)."""
+        task = asyncio.create_task(
+            self._render_approved(job, descriptions, revision), name=f"render-{job.id}"
+        )
+        self._renders.add(task)
+        task.add_done_callback(self._renders.discard)
+
+    async def _render_approved(
+        self, job: Job, descriptions: list[Description], revision: int
+    ) -> None:
+        log = job_logger(logger, job.id)
+        loop = asyncio.get_running_loop()
+        reason: str | None = None
+        started = time.monotonic()
+        try:
+            await loop.run_in_executor(
+                self._render_executor, self._render_reviewed, job, descriptions
+            )
+        except Stopped:
+            log.info(
+                "rendering of approved revision %d stopped; the previous audio stays", revision
+            )
+            return
+        except (DescriberError, ValueError) as exc:
+            reason = f"rendering the approved descriptions failed: {exc}; the previous audio stays"
+            log.error("revision %d: %s", revision, reason)
+        else:
+            log.info(
+                "approved revision %d rendered in %.1f s", revision, time.monotonic() - started
+            )
+        if self.options.callbacks:
+            links = None if reason is not None else dataclasses.asdict(self.media.links(job.id))
+            await self.store.add_event(media_event(job, revision, links, reason))
+            self._notify(job.id)
+
+    def _render_reviewed(self, job: Job, descriptions: list[Description]) -> None:
+        spoken = self.voices.narrator(job.options)
+        narrator = Narrator(spoken.engine, dataclasses.replace(spoken.options, shorten=False))
+        media = self.options.media
+        stop = self._render_stop
+        with fetch(
+            job.url, what="video", options=media.fetch, guard=media.guard, stop=stop
+        ) as video:
+            clips = [narrator.narrate(description).clip for description in descriptions]
+            self.media.render(job.id, video, clips, self.options.mix, stop=stop)
 
     async def _record(self, run: _Run, description: Description) -> None:
         job = run.job
