@@ -267,3 +267,29 @@ def test_with_a_token_the_page_asks_for_it_and_keeps_it_for_the_tab_only(
     finally:
         context.close()
         service.stop()
+
+
+def test_a_film_the_browser_cannot_reach_plays_from_the_service_s_copy(
+    tmp_path: Path, file_server: tuple[str, Path], six_scene_video: MadeVideo, page: Page
+) -> None:
+    base, root = file_server
+    shutil.copy(six_scene_video.path, root / "six.mp4")
+    service = LiveService(service_settings(tmp_path), ScriptedCaptioner()).start()
+    try:
+        job_id = service.submit(f"{base}/six.mp4", audio=True)
+        assert service.wait_done(job_id)["status"] == "processed"
+        # The service reaches the film; this browser does not.
+        page.route(f"{base}/six.mp4", lambda route: route.abort())
+        page.goto(service.url)
+        page.get_by_role("button", name=f"Open job {job_id}").click()
+        expect(page.locator("#now-speaking")).to_have_text(
+            "Playing the service's copy of the film."
+        )
+        page.wait_for_function("document.querySelector('#video').readyState >= 1")
+        source, duration = page.evaluate(
+            "(video => [video.currentSrc, video.duration])(document.querySelector('#video'))"
+        )
+        assert source == f"{service.url}/jobs/{job_id}/media"
+        assert duration == pytest.approx(20.0, abs=0.2)
+    finally:
+        service.stop()

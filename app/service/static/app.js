@@ -222,11 +222,28 @@ async function openJob(job) {
   $("#review-section").hidden = false;
   if (video.dataset.src !== job.url) {
     video.dataset.src = job.url;
+    video.dataset.copy = "";
     video.src = job.url;
   }
   await Promise.all([loadReview(), loadTrack(), loadRenderedAudio()]);
   if (first) $("#player-heading").focus();
 }
+
+// The film's own URL cannot be played here (the browser cannot reach it): an audio job's
+// rendered copy, the film with its description track, is served by the service itself.
+video.addEventListener("error", async () => {
+  const job = state.job;
+  if (!job?.audio || video.dataset.copy) return;
+  video.dataset.copy = "yes";
+  const path = `jobs/${job.job_id}/media`;
+  if (!sessionStorage.getItem(TOKEN_KEY)) {
+    video.src = path; // streamed with range requests
+  } else {
+    // A <video> cannot send the token: the copy comes through the API, whole.
+    video.src = URL.createObjectURL(await (await api(path)).blob());
+  }
+  $("#now-speaking").textContent = "Playing the service's copy of the film.";
+});
 
 async function loadTrack() {
   const vtt = await (await api(`jobs/${state.job.job_id}/descriptions?format=vtt`)).text();
