@@ -207,6 +207,12 @@ def test_delete_keeps_history_and_insert_lands_in_its_scene(
         f"/jobs/{job_id}/descriptions", json={"start": 8.5, "text": "Someone talks."}
     )
     assert over.status_code == 422 and over.json()["errors"][0]["field"] == "start"
+    # Two descriptions at once would be two voices at once.
+    twice = service.http.post(
+        f"/jobs/{job_id}/descriptions", json={"start": 13.0, "text": "A cat."}
+    )
+    assert twice.status_code == 422 and twice.json()["errors"][0]["field"] == "start"
+    assert "overlaps another description at 12.500-13.833 s" in twice.json()["detail"]
     past = service.http.post(f"/jobs/{job_id}/descriptions", json={"start": 99, "text": "Late."})
     assert past.status_code == 422 and "not inside the video" in past.json()["detail"]
     missing = service.http.patch(f"/jobs/{job_id}/descriptions/999", json={"version": 1})

@@ -1,6 +1,7 @@
 """The rules a reviewer's change to a description must follow, and what it warns about.
 
-A description keeps to its scene's window and stays off known dialogue (the job's subtitles);
+A description keeps to its scene's window and stays off known dialogue (the job's subtitles)
+and off the job's other descriptions (two voices at once);
 a text longer than its window holds at the narration speed is accepted with a warning, as the
 reviewer may mean to speed the voice up or to shorten it later.
 """
@@ -81,12 +82,16 @@ def apply(
     change: Change,
     dialogue: Sequence[Interval],
     words_per_second: float,
+    others: Sequence[Description] = (),
 ) -> tuple[Description, list[str]]:
     """The description with ``change`` applied, and warnings about it.
 
+    Args:
+        others: The job's other descriptions, whose windows this one may not overlap.
+
     Raises:
-        InvalidEdit: The text is empty, the window is reversed, leaves the scene or overlaps
-            dialogue; ``field`` names the offending field.
+        InvalidEdit: The text is empty, the window is reversed, leaves the scene, overlaps
+            dialogue or another description; ``field`` names the offending field.
     """
     text = current.text if change.text is None else change.text.strip()
     start = current.start if change.start is None else change.start
@@ -107,13 +112,15 @@ def apply(
             "end",
             f"end: {end:.3f} s is after its scene, which ends at {current.scene_end:.3f} s",
         )
-    for line in dialogue:
-        if line.start < end and start < line.end:
+    busy = [(line, "dialogue") for line in dialogue]
+    busy += [(Interval(o.start, o.end), "another description") for o in others]
+    for span, what in busy:
+        if span.start < end and start < span.end:
             field = "start" if change.start is not None or change.end is None else "end"
             raise InvalidEdit(
                 field,
-                f"{field}: the window {start:.3f}-{end:.3f} s overlaps dialogue at "
-                f"{line.start:.3f}-{line.end:.3f} s",
+                f"{field}: the window {start:.3f}-{end:.3f} s overlaps {what} at "
+                f"{span.start:.3f}-{span.end:.3f} s",
             )
     budget = max_words(start, end, words_per_second)
     words = word_count(text)

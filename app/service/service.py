@@ -398,7 +398,11 @@ class Service:
         job = await self._editable(job_id)
         current = await self._current(job_id, description_id, version)
         revised, warnings = apply(
-            current.description, change, await self._dialogue(job), self.settings.words_per_second
+            current.description,
+            change,
+            await self._dialogue(job),
+            self.settings.words_per_second,
+            await self._others(job_id, but=description_id),
         )
         stored = await self.store.revise_description(job_id, description_id, version, revised)
         job_logger(logger, job_id).info("description %d edited (v%d)", stored.id, stored.version)
@@ -421,7 +425,9 @@ class Service:
         spans = known_scenes(await self.store.scenes_described(job_id), job.progress.duration)
         wps = self.settings.words_per_second
         draft = new_description(scene_at(spans, start), start, end, text, wps)
-        description, warnings = apply(draft, Change(), await self._dialogue(job), wps)
+        description, warnings = apply(
+            draft, Change(), await self._dialogue(job), wps, await self._others(job_id)
+        )
         stored = await self.store.insert_description(job_id, description)
         job_logger(logger, job_id).info("description %d inserted at %.3f s", stored.id, start)
         return stored, warnings
@@ -475,6 +481,11 @@ class Service:
         if current.version != version:
             raise StaleVersion(description_id, version, current.version)
         return current
+
+    async def _others(self, job_id: str, but: int | None = None) -> list[Description]:
+        """The job's current descriptions, but the one with id ``but``."""
+        current, _revision = await self.store.review_state(job_id)
+        return [d.description for d in current if d.id != but]
 
     async def _dialogue(self, job: Job) -> list[Interval]:
         """When someone speaks in the job's film, from its subtitles (none without)."""
