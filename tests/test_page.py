@@ -88,6 +88,14 @@ def page(browser: Browser) -> Iterator[Page]:
     assert not errors, f"the page raised: {errors}"
 
 
+def review_of(service: LiveService, job_id: str) -> list[dict[str, Any]]:
+    """The job's descriptions as the review API has them now."""
+    descriptions: list[dict[str, Any]] = service.http.get(f"/jobs/{job_id}/review").json()[
+        "descriptions"
+    ]
+    return descriptions
+
+
 def serious_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's serious and critical violations on the page as it is."""
     page.add_script_tag(path=str(AXE))
@@ -168,8 +176,14 @@ def test_submit_follow_play_edit_extended_approve_by_keyboard(
 
         check_extended_mode(page, track_cues(page)[0])
 
-        # Insert at the playhead, then delete it again, by keyboard.
+        # Insert at the playhead, then delete it again, by keyboard. An insert may not overlap
+        # another description: the one under the playhead now starts 1.5 s after it.
         playhead = page.evaluate("document.querySelector('#video').currentTime")
+        (under,) = [d for d in review_of(service, job_id) if d["start"] <= playhead < d["end"]]
+        service.http.patch(
+            f"/jobs/{job_id}/descriptions/{under['id']}",
+            json={"version": under["version"], "start": playhead + 1.5},
+        ).raise_for_status()
         page.locator("#insert-text").focus()
         page.keyboard.type("A door opens.")
         page.keyboard.press("Tab")
