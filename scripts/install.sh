@@ -15,6 +15,8 @@ dev=0
 
 # espeak-ng: the default voice of narration (and the speech of the tests' media).
 packages=(ffmpeg wordnet-base wordnet-sense-index espeak-ng)
+# PostgreSQL: the tests of the temporal backend start their own server.
+((dev)) && packages+=(postgresql)
 bash scripts/system-packages.sh "${packages[@]}"
 
 [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv

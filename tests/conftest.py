@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.media",
     "tests.fixtures.models",
     "tests.fixtures.chat",
+    "tests.fixtures.postgres",
 ]
 
 

@@ -14,11 +14,11 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from app.pipeline.types import Description, Progress, Stage
 from app.service.jobs import (
@@ -37,6 +37,9 @@ from app.service.jobs import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: A row as the databases' drivers give it: ``sqlite3.Row`` or psycopg's dict rows.
+Row = sqlite3.Row | Mapping[str, Any]
 
 
 class JobStore(Protocol):
@@ -80,8 +83,16 @@ class JobStore(Protocol):
     async def count_by_status(self) -> dict[JobStatus, int]:
         """Number of jobs in each state (every state present)."""
 
+    async def start_job(self, job_id: str) -> Job | None:
+        """Mark a queued or running job as running for one more run (attempts + 1, progress
+        cleared) and return it; None when it has already ended."""
+
     async def jobs_with_pending_events(self) -> list[str]:
         """Ids of jobs that have callbacks waiting, oldest event first."""
+
+    def delivering(self, job_id: str) -> AbstractAsyncContextManager[bool]:
+        """Hold the right to deliver this job's callbacks while the block runs; it yields
+        False when another process holds it (that process delivers them, in order)."""
 
     async def next_pending_event(self, job_id: str) -> OutboxEvent | None:
         """A job's earliest undelivered callback."""
@@ -94,50 +105,6 @@ class JobStore(Protocol):
     async def count_events(self) -> dict[EventState, int]:
         """Number of callbacks in each delivery state."""
 
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    subtitles TEXT,
-    status TEXT NOT NULL,
-    -- The job's Progress, every field, as a JSON object ('{}': not started).
-    progress TEXT NOT NULL DEFAULT '{}',
-    reason TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
--- At most one active job per request: duplicates return it instead of queueing again.
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_request
-    ON jobs (url, coalesce(subtitles, '')) WHERE status IN ('queued', 'running');
-
-CREATE TABLE IF NOT EXISTS descriptions (
-    job_id TEXT NOT NULL REFERENCES jobs (id),
-    scene_index INTEGER NOT NULL,
-    start_time REAL NOT NULL,
-    -- Every field of the Description, as a JSON object.
-    data TEXT NOT NULL,
-    PRIMARY KEY (job_id, scene_index)
-);
-
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
-    job_id TEXT NOT NULL REFERENCES jobs (id),
-    type TEXT NOT NULL,
-    path TEXT NOT NULL,
-    body BLOB NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    settled_at REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, job_id, id);
-"""
 
 #: Progress columns of store files written before progress became one JSON column; their
 #: values move into ``progress`` when such a file is opened, then the columns are dropped.
@@ -156,7 +123,8 @@ _JOB_COLUMNS = (
 )
 
 
-def _job(row: sqlite3.Row) -> Job:
+def row_job(row: Row) -> Job:
+    """A job from a row of the jobs table (any database)."""
     return Job(
         id=row["id"],
         url=row["url"],
@@ -195,8 +163,9 @@ def load_progress(text: str) -> Progress:
     return Progress(**values)
 
 
-def _migrate_progress(conn: sqlite3.Connection, path: Path) -> None:
-    """Move the progress columns of an older store file into the JSON column."""
+def migrate_progress(conn: sqlite3.Connection) -> None:
+    """Move the progress columns of an older store file into the JSON column (run by the
+    base migration; ``conn`` yields ``sqlite3.Row`` rows)."""
     present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
     old = [column for column in _OLD_PROGRESS_COLUMNS if column in present]
     if "progress" in present and not old:
@@ -226,10 +195,11 @@ def _migrate_progress(conn: sqlite3.Connection, path: Path) -> None:
         conn.rollback()
         raise
     conn.commit()
-    logger.info("job store %s: progress columns moved into jobs.progress", path)
+    logger.info("job store: progress columns moved into jobs.progress")
 
 
-def _event(row: sqlite3.Row) -> OutboxEvent:
+def row_event(row: Row) -> OutboxEvent:
+    """A callback from a row of the outbox table (any database)."""
     return OutboxEvent(
         id=row["id"],
         event_id=row["event_id"],
@@ -293,6 +263,9 @@ class SqliteJobStore:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        from app.service import migrations  # alembic: imported when a store opens, not before
+
+        migrations.upgrade(f"sqlite:///{self.path}")
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -301,8 +274,6 @@ class SqliteJobStore:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
-        _migrate_progress(conn, self.path)
         self._db = conn
         logger.info("job store open at %s", self.path)
 
@@ -335,7 +306,7 @@ class SqliteJobStore:
                 (request.url, request.subtitles or ""),
             ).fetchone()
             if row is not None:
-                return Submission(_job(row), created=False)
+                return Submission(row_job(row), created=False)
             (queued,) = conn.execute("SELECT count(*) FROM jobs WHERE status = 'queued'").fetchone()
             if queued >= max_queued:
                 raise QueueFull(max_queued, retry_after)
@@ -355,7 +326,7 @@ class SqliteJobStore:
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        return _job(row)
+        return row_job(row)
 
     async def claim_next(self) -> Job | None:
         return await self._run(self._claim_next)
@@ -365,14 +336,22 @@ class SqliteJobStore:
             row = conn.execute(
                 "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1"
             ).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
-                "progress = '{}' WHERE id = ?",
-                (time.time(), row["id"]),
-            )
-            return self._get(row["id"])
+            return None if row is None else self._start(conn, row["id"])
+
+    async def start_job(self, job_id: str) -> Job | None:
+        return await self._run(self._start_job, job_id)
+
+    def _start_job(self, job_id: str) -> Job | None:
+        with self._transaction() as conn:
+            return self._start(conn, job_id)
+
+    def _start(self, conn: sqlite3.Connection, job_id: str) -> Job | None:
+        cursor = conn.execute(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+            "progress = '{}' WHERE id = ? AND status IN ('queued', 'running')",
+            (time.time(), job_id),
+        )
+        return self._get(job_id) if cursor.rowcount else None
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
         return await self._run(self._jobs_with_status, status)
@@ -382,7 +361,7 @@ class SqliteJobStore:
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY created_at, rowid",
             (status.value,),
         ).fetchall()
-        return [_job(row) for row in rows]
+        return [row_job(row) for row in rows]
 
     async def requeue(self, job_id: str) -> None:
         await self._run(self._requeue, job_id)
@@ -486,6 +465,11 @@ class SqliteJobStore:
         ).fetchall()
         return [row["job_id"] for row in rows]
 
+    @asynccontextmanager
+    async def delivering(self, job_id: str) -> AsyncIterator[bool]:
+        # One process owns a store file and its outbox: always ours.
+        yield True
+
     async def next_pending_event(self, job_id: str) -> OutboxEvent | None:
         return await self._run(self._next_pending_event, job_id)
 
@@ -494,7 +478,7 @@ class SqliteJobStore:
             "SELECT * FROM outbox WHERE state = 'pending' AND job_id = ? ORDER BY id LIMIT 1",
             (job_id,),
         ).fetchone()
-        return None if row is None else _event(row)
+        return None if row is None else row_event(row)
 
     async def settle_event(
         self, event_id: int, state: EventState, attempts: int, error: str | None
