@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.chat",
     "tests.fixtures.postgres",
+    "tests.fixtures.temporal",
 ]
 
 
