@@ -9,7 +9,8 @@ not the model. The films are short generated clips (``--scenes`` one-second colo
 dev server (``temporal server start-dev``) carry an API process (``python -m app serve``)
 and N worker processes (``python -m app worker``, one job at a time each); ``--jobs-per
 -worker`` x N jobs are submitted at once and waited for. The ``local`` rows run one
-``python -m app serve`` with ``DESCRIBER_WORKERS=N``.
+``python -m app serve`` with ``DESCRIBER_WORKERS=N`` (and N times the requests in flight to
+the model that one worker process has, ``DESCRIBER_API_CONCURRENCY``, 4).
 
 Printed per backend and N: wall time from the first submission to the last final status,
 jobs per minute, scaling efficiency (jobs/min at N / (N x jobs/min at 1)), and the time from
@@ -41,8 +42,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from bench.common import load_average, log, machine_line, table
 from tests.fixtures.chat import ChatEndpoint, serving_chat
 from tests.fixtures.media import make_coded_video
-from tests.fixtures.postgres import PostgresServer, free_port
-from tests.fixtures.servers import serving_directory, wait_until
+from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.servers import free_port, serving_directory, wait_until
 from tests.fixtures.temporal import TemporalServer, WorkerProcess
 from tests.test_service_process import FINAL, ServiceProcess
 
@@ -143,7 +144,8 @@ def local_round(root: Path, chat: ChatEndpoint, urls: list[str], count: int) -> 
         chat,
         db_path=str(root / f"local-{count}.sqlite3"),
         workers=str(count),
-        api_concurrency=str(count),
+        # The requests in flight to the model that N worker processes would have.
+        api_concurrency=str(4 * count),
     )
     with _processes() as started:
         api = ServiceProcess(env, root / f"local-{count}.log")
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         table(
             [
                 "backend",
-                "processes",
+                "workers",
                 "jobs",
                 "wall s",
                 "jobs/min",

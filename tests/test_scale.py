@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +23,8 @@ from app.service.backends.temporal_workflow import workflow_id
 from tests.fixtures.chat import ChatEndpoint
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
-from tests.fixtures.postgres import PostgresServer, free_port
-from tests.fixtures.servers import wait_until
+from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.servers import free_port, wait_until
 from tests.fixtures.temporal import TemporalServer, WorkerProcess
 from tests.test_service_process import COLOURS, ServiceProcess, _check_delivered_once
 
@@ -186,6 +187,24 @@ def test_a_worker_killed_mid_film_its_jobs_go_on_on_the_other_and_core_gets_each
     api.terminate()
 
 
+def _held_job(
+    cluster: Cluster,
+    core: RecordingCore,
+    chat: ChatEndpoint,
+    file_server: tuple[str, Path],
+    film: MadeVideo,
+) -> tuple[WorkerProcess, ServiceProcess, str]:
+    """One worker, the API and one job that core has 2 descriptions of, held in its middle:
+    the model (a chat endpoint) answers only when the test hands out permits (``chat.gate``)."""
+    chat.gate = threading.Semaphore(0)
+    worker = cluster.worker("a", **chat_model(chat)).wait_ready()
+    api = cluster.api()
+    (job_id,) = [api.submit(url) for url in _serve(file_server, film, 1)]
+    chat.gate.release(2)
+    core.wait_for(lambda held: len(held.descriptions(job_id)) >= 2, timeout=120)
+    return worker, api, job_id
+
+
 def test_temporal_and_postgres_restarted_mid_job_lose_nothing_and_send_nothing_twice(
     cluster: Cluster,
     recording_core: RecordingCore,
@@ -195,22 +214,12 @@ def test_temporal_and_postgres_restarted_mid_job_lose_nothing_and_send_nothing_t
     temporal_server: TemporalServer,
     postgres_server: PostgresServer,
 ) -> None:
-    # The model is a chat endpoint that answers only when the test lets it: the job is
-    # certainly in its middle at each restart.
-    chat_endpoint.gate = threading.Semaphore(0)
-    worker = cluster.worker("a", **chat_model(chat_endpoint)).wait_ready()
-    api = cluster.api()
-    (job_id,) = [api.submit(url) for url in _serve(file_server, film, 1)]
-
-    def described(count: int) -> Callable[[RecordingCore], bool]:
-        return lambda core: len(core.descriptions(job_id)) >= count
-
-    chat_endpoint.gate.release(2)
-    recording_core.wait_for(described(2), timeout=120)
+    worker, api, job_id = _held_job(cluster, recording_core, chat_endpoint, file_server, film)
     temporal_server.kill()
     temporal_server.start()
+    assert chat_endpoint.gate is not None
     chat_endpoint.gate.release(2)
-    recording_core.wait_for(described(4), timeout=120)
+    recording_core.wait_for(lambda core: len(core.descriptions(job_id)) >= 4, timeout=120)
     postgres_server.stop("immediate")  # as if it crashed
     postgres_server.start()
     chat_endpoint.gate.release(1_000)
@@ -221,3 +230,40 @@ def test_temporal_and_postgres_restarted_mid_job_lose_nothing_and_send_nothing_t
     assert len(job["descriptions"]) > 4
     assert worker.process.poll() is None
     api.terminate()
+
+
+def test_a_cancelled_job_stops_at_a_safe_point_and_ends_not_processed(
+    cluster: Cluster,
+    recording_core: RecordingCore,
+    file_server: tuple[str, Path],
+    film: MadeVideo,
+    chat_endpoint: ChatEndpoint,
+    temporal_server: TemporalServer,
+) -> None:
+    worker, api, job_id = _held_job(cluster, recording_core, chat_endpoint, file_server, film)
+
+    async def cancel() -> None:
+        client = await Client.connect(temporal_server.address)
+        await client.get_workflow_handle(workflow_id(job_id)).cancel()
+
+    asyncio.run(cancel())
+    # The pipeline waits on the model: let it go on once the job knows, to its safe point.
+    wait_until(lambda: "stopping at the next safe point" in worker.logs(), 60, "the cancel")
+    assert chat_endpoint.gate is not None
+    chat_endpoint.gate.release(1_000)
+
+    job = api.wait_done(job_id)
+    assert (job["status"], job["reason"]) == ("not_processed", "the job was cancelled")
+    final = recording_core.wait_final(job_id)
+    assert final["status"] == "NOT_PROCESSED"
+    assert core_scenes(recording_core, job_id) == [d["scene_index"] for d in job["descriptions"]]
+    assert len(job["descriptions"]) < len(film.cut_frames)  # it did not run to the end
+
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(60) == 0
+    api.terminate()
+
+
+def core_scenes(core: RecordingCore, job_id: str) -> list[int]:
+    """The scene indexes of the descriptions core holds for a job, in the order received."""
+    return [d["scene_index"] for d in core.descriptions(job_id)]

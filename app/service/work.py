@@ -35,9 +35,14 @@ async def _work(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     await service.start()
     try:
-        if not await service.started():
+        started = asyncio.create_task(service.started())
+        stopping = asyncio.create_task(stop.wait())
+        # A signal during the model's loading stops the worker too.
+        await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if started.done() and not started.result():
+            stopping.cancel()
             return 1
-        await stop.wait()
+        await stopping
         logger.info("stopping: running jobs stop at their next safe point")
         return 0
     finally:
