@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg.rows import dict_row
@@ -46,7 +46,7 @@ _JOB_COLUMNS = (
     "id, url, subtitles, status, progress, reason, attempts, created_at, started_at, finished_at"
 )
 
-Connection = psycopg.AsyncConnection[dict[str, Any]]
+Connection: TypeAlias = psycopg.AsyncConnection[dict[str, Any]]
 
 
 def sqlalchemy_url(url: str) -> str:
