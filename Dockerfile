@@ -24,7 +24,9 @@ COPY app ./app
 
 # The CUDA build of PyTorch; pass another index (e.g. .../whl/cpu) to build for CPU only.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126
-RUN TORCH_INDEX_URL="${TORCH_INDEX_URL}" PYTHON=python3 bash scripts/install.sh \
+# Optional dependency groups: EXTRAS=scale for DESCRIBER_BACKEND=temporal (docker-compose.scale.yml).
+ARG EXTRAS=""
+RUN TORCH_INDEX_URL="${TORCH_INDEX_URL}" EXTRAS="${EXTRAS}" PYTHON=python3 bash scripts/install.sh \
     && rm -rf /var/lib/apt/lists/* /root/.cache
 
 COPY supervisord.conf /etc/supervisor/describer.conf

@@ -328,7 +328,20 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     serve.add_argument(
         "--port", metavar="PORT", type=int, default=None, help=_with_default("port", "listen port")
     )
-    return parser, {"describe": d, "scenes": scenes, "serve": serve}
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker process (DESCRIBER_BACKEND=temporal)",
+        description=_WORKER_DESCRIPTION,
+    )
+    return parser, {"describe": d, "scenes": scenes, "serve": serve, "worker": worker}
+
+
+_WORKER_DESCRIPTION = (
+    "Run a worker of the temporal backend (DESCRIBER_BACKEND=temporal): it loads the model "
+    "once and runs DESCRIBER_WORKERS jobs at once from the Temporal task queue, delivering "
+    "their callbacks. Start as many as the GPUs allow, beside 'serve' processes that take the "
+    "requests. Settings are the DESCRIBER_* environment variables, as for serve."
+)
 
 
 def _settings(args: argparse.Namespace, fields: Sequence[str]) -> Settings:
@@ -561,6 +574,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     args = parser.parse_args(argv)
     if args.command == "serve":
         fields = ["host", "port"]
+    elif args.command == "worker":
+        fields = []
     else:
         fields = [f for _, f, _ in _SETTING_OPTIONS if hasattr(args, f)]
     try:
@@ -573,6 +588,15 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
 
         run_server(settings)
         return 0
+    if args.command == "worker":
+        if settings.backend == "local":
+            commands["worker"].error(
+                "the local backend runs jobs in the serve process; 'worker' is for "
+                "DESCRIBER_BACKEND=temporal"
+            )
+        from app.service.work import run_worker
+
+        return run_worker(settings)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     route_library_logs()
     run = _scenes if args.command == "scenes" else _describe

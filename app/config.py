@@ -91,6 +91,25 @@ class Settings(BaseSettings):
     queue_poll_interval: float = Field(default=5.0, gt=0)
     """Seconds between checks of the store for jobs, besides being woken on each submit."""
 
+    # --- Temporal backend (DESCRIBER_BACKEND=temporal; pip install '.[scale]') -------------
+    database_url: SecretStr | None = None
+    """PostgreSQL holding jobs, descriptions and the outbox for every process of the
+    ``temporal`` backend, as ``postgresql://user:password@host:5432/database``."""
+    temporal_address: str = "localhost:7233"
+    """Temporal frontend, ``host:port``."""
+    temporal_namespace: str = "default"
+    """Temporal namespace of the jobs' workflows."""
+    temporal_task_queue: str = "describer"
+    """Temporal task queue the API submits to and ``python -m app worker`` takes jobs from."""
+    temporal_heartbeat_timeout: float = Field(default=30.0, gt=0)
+    """Seconds without a heartbeat after which a worker is taken for lost and its job runs
+    again on another, after the last description it stored."""
+    temporal_retry_initial: float = Field(default=1.0, gt=0)
+    """Seconds before a failed or lost job runs again; doubles after each try (up to
+    ``temporal_retry_max``), ``job_max_attempts`` tries in all."""
+    temporal_retry_max: float = Field(default=60.0, gt=0)
+    """Longest wait between two tries of a job, seconds."""
+
     # --- Limits ----------------------------------------------------------------------------
     max_download_bytes: int = Field(default=4 * 1024**3, ge=1)
     """Largest video downloaded, bytes."""
@@ -330,7 +349,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{info.field_name} must be an http(s) URL, got {value!r}")
         return value
 
-    @field_validator("api_token", "callback_secret")
+    @field_validator("api_token", "callback_secret", "database_url")
     @classmethod
     def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
@@ -357,6 +376,10 @@ class Settings(BaseSettings):
             )
         if self.callback_backoff_max < self.callback_backoff_initial:
             raise ValueError("callback_backoff_max must not be below callback_backoff_initial")
+        if self.backend == "temporal" and self.database_url is None:
+            raise ValueError(
+                "DESCRIBER_BACKEND=temporal needs DESCRIBER_DATABASE_URL (postgresql://...)"
+            )
         # The pipeline's dataclasses check their own ranges: fail at startup, not in a job.
         self.caption_options()
         self.media_options()

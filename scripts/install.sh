@@ -6,7 +6,8 @@
 #   bash scripts/install.sh --dev    # plus test and lint tools
 #
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default
-# 2.13.0), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu128 to pick a build).
+# 2.13.0), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu128 to pick a build),
+# EXTRAS (optional dependency groups, e.g. scale for DESCRIBER_BACKEND=temporal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,8 @@ dev=0
 packages=(ffmpeg wordnet-base wordnet-sense-index espeak-ng)
 # Chromium: the browser the review page's tests drive through Playwright (no browser download).
 ((dev)) && packages+=(chromium)
+# PostgreSQL: the tests of the temporal backend start their own server.
+((dev)) && packages+=(postgresql)
 bash scripts/system-packages.sh "${packages[@]}"
 
 [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv
@@ -30,11 +33,9 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     "${pip[@]}" "${torch_args[@]}"
 fi
 
-if ((dev)); then
-    "${pip[@]}" -e ".[dev]"
-else
-    "${pip[@]}" -e .
-fi
+extras="${EXTRAS:-}"
+((dev)) && extras="dev${extras:+,$extras}"
+"${pip[@]}" -e ".${extras:+[$extras]}"
 
 # NLTK data under the venv, where NLTK looks by default (sys.prefix/nltk_data).
 .venv/bin/python -m app.pipeline.wordnet .venv/nltk_data

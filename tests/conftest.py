@@ -15,6 +15,8 @@ pytest_plugins = [
     "tests.fixtures.media",
     "tests.fixtures.models",
     "tests.fixtures.chat",
+    "tests.fixtures.postgres",
+    "tests.fixtures.temporal",
 ]
 
 

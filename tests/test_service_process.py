@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -18,19 +17,12 @@ import pytest
 from app.service.jobs import JobStatus
 from tests.fixtures.core import RecordingCore
 from tests.fixtures.media import MadeVideo, make_coded_video
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import free_port, wait_until
 
 #: The statuses a job ends in.
 FINAL = tuple(status.value for status in JobStatus if status.final)
 
 COLOURS = ("red", "green", "blue", "yellow")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServiceProcess:

@@ -15,6 +15,7 @@ import httpcore
 import httpx
 import pytest
 import uvloop
+from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 
 from app.callbacks import (
@@ -33,10 +34,21 @@ from app.metrics import Metrics
 from app.pipeline.types import Description, Progress, Stage
 from app.registry import Member
 from app.security import URLPolicy, address_problem
+from app.service import migrations
 from app.service.backends import BACKENDS, build_backend
 from app.service.backends.local import LocalBackend
-from app.service.jobs import EventState, Job, JobOptions, JobRequest, JobStatus, QueueFull
+from app.service.jobs import (
+    DescriptionNotFound,
+    EventState,
+    Job,
+    JobOptions,
+    JobRequest,
+    JobStatus,
+    QueueFull,
+    StaleVersion,
+)
 from app.service.outbox import OutboxDispatcher
+from app.service.postgres import PostgresJobStore
 from app.service.store import SqliteJobStore
 from tests.fixtures.core import RecordingCore
 
@@ -159,9 +171,17 @@ def test_the_guard_resolves_host_names_and_checks_every_address() -> None:
 # --- store and queue -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    opened = SqliteJobStore(tmp_path / "jobs.sqlite3")
+AnyStore = SqliteJobStore | PostgresJobStore
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyStore]:
+    """Each store test runs against both stores: they keep one contract."""
+    opened: AnyStore
+    if request.param == "sqlite":
+        opened = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    else:
+        opened = PostgresJobStore(request.getfixturevalue("postgres_url"))
     await opened.open()
     try:
         yield opened
@@ -185,7 +205,7 @@ def description(scene: int, text: str = "a red scene") -> Description:
 
 
 async def test_store_deduplicates_active_requests_and_bounds_the_queue(
-    store: SqliteJobStore,
+    store: AnyStore,
 ) -> None:
     first = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=2, retry_after=5)
     again = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=2, retry_after=5)
@@ -199,13 +219,15 @@ async def test_store_deduplicates_active_requests_and_bounds_the_queue(
         await store.add_job(JobRequest("http://b/v.mp4"), max_queued=2, retry_after=5)
     assert refused.value.retry_after == 5
 
-    claimed = await store.claim_next()
+    claimed = await store.start_job(first.job.id)
     assert claimed is not None and claimed.id == first.job.id
     assert claimed.status is JobStatus.RUNNING and claimed.attempts == 1
     # A running job still counts as the active job of its request.
     running = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=5)
     assert running.job.id == first.job.id
     await store.finish(claimed.id, JobStatus.PROCESSED, None, None)
+    assert (await store.get_job(claimed.id)).progress.stage is Stage.DONE
+    assert await store.start_job(claimed.id) is None  # it ended: no further run
     after = await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=5)
     assert after.created and after.job.id != first.job.id
 
@@ -265,25 +287,21 @@ async def test_a_store_file_with_progress_columns_moves_them_into_the_record(
     with sqlite3.connect(path) as reopened:
         columns = {row[1] for row in reopened.execute("PRAGMA table_info(jobs)")}
     assert "progress" in columns and not columns & {"stage", "fraction", "scenes_found"}
+    # The file is now stamped with the newest schema revision: the next start migrates nothing.
+    with sqlite3.connect(path) as reopened:
+        (version,) = reopened.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version == ScriptDirectory(str(Path(migrations.__file__).parent)).get_current_head()
 
 
 async def test_a_store_file_without_job_options_gets_them_and_tells_jobs_apart_by_them(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.sqlite3"
-    first = SqliteJobStore(path)
-    await first.open()
-    await first.close()
-    with sqlite3.connect(path) as old:  # back to the layout before job options
-        old.executescript(
-            """
-            DROP INDEX jobs_active_request;
-            ALTER TABLE jobs DROP COLUMN options;
-            CREATE UNIQUE INDEX jobs_active_request ON jobs (url, coalesce(subtitles, ''))
-                WHERE status IN ('queued', 'running');
-            INSERT INTO jobs (id, url, status, created_at)
-                VALUES ('old', 'http://a/v.mp4', 'queued', 1.0);
-            """
+    migrations.upgrade(f"sqlite:///{path}", "0001")  # the layout before job options
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "INSERT INTO jobs (id, url, status, created_at) "
+            "VALUES ('old', 'http://a/v.mp4', 'queued', 1.0)"
         )
     store = SqliteJobStore(path)
     await store.open()
@@ -305,7 +323,7 @@ async def test_a_store_file_without_job_options_gets_them_and_tells_jobs_apart_b
 
 
 async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(
-    store: SqliteJobStore,
+    store: AnyStore,
 ) -> None:
     job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
     for scene in (0, 1):
@@ -331,9 +349,59 @@ async def test_descriptions_and_their_callbacks_are_stored_once_and_in_order(
     assert (await store.get_job(job.id)).status is JobStatus.PROCESSED
 
 
-async def test_descriptions_stored_by_earlier_versions_read_back(
-    store: SqliteJobStore, tmp_path: Path
-) -> None:
+async def test_review_changes_are_versioned_and_kept_in_history(store: AnyStore) -> None:
+    """The review contract of both stores: versions, history, deletes, inserts, revision."""
+    job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
+    for scene in (0, 1):
+        assert await store.add_description(job.id, description(scene), None)
+    (first, second), revision = await store.review_state(job.id)
+    assert (first.version, first.origin.value, revision) == (1, "machine", 2)
+
+    revised = await store.revise_description(
+        job.id, first.id, 1, dataclasses.replace(first.description, text="a red room")
+    )
+    assert (revised.id, revised.version, revised.description.text) == (first.id, 2, "a red room")
+    with pytest.raises(StaleVersion):
+        await store.revise_description(job.id, first.id, 1, first.description)
+    deleted = await store.revise_description(job.id, second.id, 1, None)
+    assert deleted.deleted and deleted.version == 2
+    with pytest.raises(DescriptionNotFound):
+        await store.get_description(job.id, second.id)
+
+    inserted = await store.insert_description(
+        job.id, dataclasses.replace(description(1, "a reviewer's line"), start=1.5)
+    )
+    assert (inserted.origin.value, inserted.version) == ("reviewer", 1)
+    # A reviewer's description may share a scene with the machine's (deleted) one, and a
+    # second machine run still stores nothing new for that scene.
+    assert not await store.add_description(job.id, description(1, "again"), None)
+    current, revision = await store.review_state(job.id)
+    assert [d.description.text for d in current] == ["a red room", "a reviewer's line"]
+    assert revision == 2 + 2 + 1
+    assert [d.text for d in await store.descriptions(job.id)] == [
+        "a red room",
+        "a reviewer's line",
+    ]
+    assert len(await store.scenes_described(job.id)) == 3
+    (old,) = await store.description_history(job.id, first.id)
+    assert (old.version, old.description.text) == (1, "a red scene")
+    assert old.changed_at is not None
+
+    event = description_event(job, description(0))
+    assert await store.add_event(event) and not await store.add_event(event)
+    assert [j.id for j in await store.recent_jobs(5)] == [job.id]
+
+
+async def test_descriptions_stored_by_earlier_versions_read_back(tmp_path: Path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    try:
+        await _read_back_old_descriptions(store, tmp_path)
+    finally:
+        await store.close()
+
+
+async def _read_back_old_descriptions(store: SqliteJobStore, tmp_path: Path) -> None:
     job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
     await store.add_description(job.id, description(1), None)
     # A row as earlier versions wrote it: "novelty" held the similarity.
@@ -411,7 +479,7 @@ async def test_a_backend_registered_in_a_test_plugs_in(
 
 
 async def test_callbacks_are_signed_and_retried_until_core_takes_them(
-    store: SqliteJobStore,
+    store: AnyStore,
 ) -> None:
     job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
     event = description_event(job, description(3))
@@ -447,7 +515,7 @@ async def test_callbacks_are_signed_and_retried_until_core_takes_them(
 
 
 @pytest.mark.allow_error_log
-async def test_a_4xx_answer_is_not_retried(store: SqliteJobStore) -> None:
+async def test_a_4xx_answer_is_not_retried(store: AnyStore) -> None:
     job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
     calls = 0
 
@@ -525,7 +593,7 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
 
 async def _outbox_with_one_callback(
-    store: SqliteJobStore, core: Any
+    store: AnyStore, core: Any
 ) -> tuple[OutboxDispatcher, CallbackClient]:
     job = (await store.add_job(JobRequest("http://a/v.mp4"), max_queued=9, retry_after=1)).job
     await store.add_description(job.id, description(0), description_event(job, description(0)))
@@ -537,8 +605,59 @@ async def _outbox_with_one_callback(
     return outbox, client
 
 
+async def test_dispatchers_of_several_processes_deliver_each_callback_once_in_order(
+    postgres_url: str,
+) -> None:
+    # Two processes' stores and outboxes on one database, both woken for every job.
+    stores = [PostgresJobStore(postgres_url), PostgresJobStore(postgres_url)]
+    for opened in stores:
+        await opened.open()
+    received: list[str] = []
+    all_in = asyncio.Event()
+
+    async def core(request: httpx.Request) -> httpx.Response:
+        received.append(request.headers[EVENT_ID_HEADER])
+        await asyncio.sleep(0.005)  # a core that takes a moment: deliveries overlap
+        if len(received) >= 12:
+            all_in.set()
+        return httpx.Response(200)
+
+    jobs = []
+    for n in range(3):
+        job = (
+            await stores[0].add_job(JobRequest(f"http://a/{n}.mp4"), max_queued=9, retry_after=1)
+        ).job
+        jobs.append(job)
+        for scene in range(4):
+            d = description(scene)
+            await stores[n % 2].add_description(job.id, d, description_event(job, d))
+    clients = [CallbackClient("http://core", transport=httpx.MockTransport(core)) for _ in stores]
+    outboxes = [
+        OutboxDispatcher(opened, client, Metrics(), poll_interval=0.05)
+        for opened, client in zip(stores, clients, strict=True)
+    ]
+    try:
+        for outbox in outboxes:
+            outbox.start()
+        await asyncio.wait_for(all_in.wait(), 30)
+    finally:
+        for outbox, client in zip(outboxes, clients, strict=True):
+            await outbox.stop()  # settles what is on the wire
+            await client.aclose()
+    try:
+        counts = await stores[1].count_events()
+        assert (counts[EventState.PENDING], counts[EventState.DELIVERED]) == (0, 12)
+    finally:
+        for opened in stores:
+            await opened.close()
+    assert len(received) == len(set(received)) == 12
+    for job in jobs:
+        mine = [event for event in received if event.startswith(job.id)]
+        assert mine == [f"{job.id}:description:{scene}" for scene in range(4)]
+
+
 async def test_stopping_the_outbox_lets_a_callback_on_the_wire_finish_and_settles_it(
-    store: SqliteJobStore,
+    store: AnyStore,
 ) -> None:
     # Cut off, core may have taken it without our knowing: the next start would send it again.
     arrived, release = asyncio.Event(), asyncio.Event()
@@ -559,7 +678,7 @@ async def test_stopping_the_outbox_lets_a_callback_on_the_wire_finish_and_settle
 
 
 async def test_stopping_the_outbox_ends_a_wait_between_tries_at_once(
-    store: SqliteJobStore,
+    store: AnyStore,
 ) -> None:
     refused = asyncio.Event()
 

@@ -4,6 +4,8 @@ Callbacks are rows of the store, written before anything is sent; the dispatcher
 and settles them. On start it finds what a previous process left undelivered. Jobs are
 delivered side by side (up to ``concurrency``), so one job whose callback core keeps
 refusing with 5xx does not hold the others back; within a job, one callback at a time.
+Several processes may share a store (PostgreSQL): a job's callbacks are then delivered by
+whichever holds the store's ``delivering`` claim on it, so each is sent by one process.
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ class OutboxDispatcher:
     async def _drain(self, job_id: str) -> None:
         """Deliver a job's pending callbacks, oldest first, until none is left."""
         log = job_logger(logger, job_id)
-        async with self._slots:
+        async with self._slots, self._store.delivering(job_id) as ours:
+            if not ours:  # another process is delivering them, in order
+                return
             while not self._stopping.is_set():
                 event = await self._store.next_pending_event(job_id)
                 if event is None:

@@ -60,6 +60,7 @@ class ModelState(StrEnum):
     LOADING = "loading"
     READY = "ready"
     FAILED = "failed"
+    ELSEWHERE = "not loaded here: worker processes run the jobs"
 
 
 #: How often a job's event stream looks for changes, seconds.
@@ -86,6 +87,8 @@ class Service:
         captioner: A captioner to use instead of loading ``settings.model`` (tests).
         scorer: A novelty scorer instead of METEOR (tests).
         translator: A translator to use instead of loading ``settings.translator`` (tests).
+        runs_jobs: Load the model and run jobs in this process; None: where the backend
+            runs them (``local``: yes; ``temporal``: only ``python -m app worker`` does).
     """
 
     def __init__(
@@ -95,10 +98,12 @@ class Service:
         captioner: Captioner | None = None,
         scorer: NoveltyScorer | None = None,
         translator: Translator | None = None,
+        runs_jobs: bool | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.backend = build_backend(settings)
+        self.runs_jobs = self.backend.runs_jobs if runs_jobs is None else runs_jobs
         self.store = self.backend.store
         self.queue = self.backend.queue
         self.policy = URLPolicy(allow_private=settings.allow_private_urls)
@@ -149,7 +154,17 @@ class Service:
             self.outbox.start()
         else:
             logger.info("no core_url set: no callbacks; results stay available through the API")
+        if not self.runs_jobs:
+            self.model_state = ModelState.ELSEWHERE
+            logger.info("ready: jobs go to the worker processes (python -m app worker)")
+            return
         self._startup = asyncio.create_task(self._start_worker(given_up), name="load-model")
+
+    async def started(self) -> bool:
+        """Wait until the model is loaded and jobs are taken; False when loading failed."""
+        if self._startup is not None:
+            await asyncio.shield(self._startup)
+        return self.model_state is not ModelState.FAILED
 
     async def _start_worker(self, given_up: list[Job]) -> None:
         settings = self.settings
@@ -206,7 +221,7 @@ class Service:
                     "it was not tried again",
                 ),
             )
-        self.worker.start()
+        self.backend.serve_jobs(self.worker)
         self.model_state = ModelState.READY
         logger.info("ready: taking jobs")
 
@@ -251,7 +266,7 @@ class Service:
             self._startup.cancel()
             await asyncio.gather(self._startup, return_exceptions=True)
         if self.worker is not None:
-            await self.worker.stop()
+            await self.backend.stop_jobs(self.worker)
         if self.outbox is not None:
             await self.outbox.stop()
         if self.client is not None:
@@ -344,7 +359,8 @@ class Service:
             store = "ok"
         except Exception as exc:  # any failure means not ready; the message says which
             store = f"{type(exc).__name__}: {exc}"
-        return self.model_state is ModelState.READY and store == "ok", model, store
+        ready = self.model_state in (ModelState.READY, ModelState.ELSEWHERE)
+        return ready and store == "ok", model, store
 
     async def metrics_text(self) -> bytes:
         """The Prometheus exposition of the service's metrics."""

@@ -14,11 +14,11 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from app.pipeline.types import Description, Progress, Stage
 from app.service.jobs import (
@@ -42,6 +42,9 @@ from app.service.jobs import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: A row as the databases' drivers give it: ``sqlite3.Row`` or psycopg's dict rows.
+Row = sqlite3.Row | Mapping[str, Any]
 
 
 class JobStore(Protocol):
@@ -114,8 +117,16 @@ class JobStore(Protocol):
     async def add_event(self, event: OutboxEvent) -> bool:
         """Store a callback; False when its event id is already stored."""
 
+    async def start_job(self, job_id: str) -> Job | None:
+        """Mark a queued or running job as running for one more run (attempts + 1, progress
+        cleared) and return it; None when it has already ended."""
+
     async def jobs_with_pending_events(self) -> list[str]:
         """Ids of jobs that have callbacks waiting, oldest event first."""
+
+    def delivering(self, job_id: str) -> AbstractAsyncContextManager[bool]:
+        """Hold the right to deliver this job's callbacks while the block runs; it yields
+        False when another process holds it (that process delivers them, in order)."""
 
     async def next_pending_event(self, job_id: str) -> OutboxEvent | None:
         """A job's earliest undelivered callback."""
@@ -127,101 +138,6 @@ class JobStore(Protocol):
 
     async def count_events(self) -> dict[EventState, int]:
         """Number of callbacks in each delivery state."""
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    subtitles TEXT,
-    status TEXT NOT NULL,
-    -- The job's Progress, every field, as a JSON object ('{}': not started).
-    progress TEXT NOT NULL DEFAULT '{}',
-    reason TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
--- At most one active job per request: duplicates return it instead of queueing again.
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_request
-    ON jobs (url, coalesce(subtitles, '')) WHERE status IN ('queued', 'running');
-
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
-    job_id TEXT NOT NULL REFERENCES jobs (id),
-    type TEXT NOT NULL,
-    path TEXT NOT NULL,
-    body BLOB NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    settled_at REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, job_id, id);
-"""
-
-# --- review (issue 14): descriptions get an id, a version and a history --------------------
-# Store files written before keyed descriptions by (job_id, scene_index); ``_migrate_descriptions``
-# rebuilds that table into this form, then ``_REVIEW_SCHEMA`` adds its indexes and the history.
-
-_DESCRIPTIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS {name} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL REFERENCES jobs (id),
-    scene_index INTEGER NOT NULL,
-    start_time REAL NOT NULL,
-    -- Every field of the Description, as a JSON object.
-    data TEXT NOT NULL,
-    -- Raised by one on every edit or delete (the review API checks it).
-    version INTEGER NOT NULL DEFAULT 1,
-    -- machine (the pipeline) or reviewer (inserted through the review API).
-    origin TEXT NOT NULL DEFAULT 'machine',
-    -- Deleted by a reviewer: kept, with its history, but no longer served.
-    deleted INTEGER NOT NULL DEFAULT 0
-);
-"""
-
-_REVIEW_SCHEMA = """
--- One machine description per scene: a job run again after a crash does not add it twice.
-CREATE UNIQUE INDEX IF NOT EXISTS descriptions_machine_scene
-    ON descriptions (job_id, scene_index) WHERE origin = 'machine';
-CREATE INDEX IF NOT EXISTS descriptions_by_time ON descriptions (job_id, start_time);
-
--- Every version a review change replaced (the current one is in descriptions).
-CREATE TABLE IF NOT EXISTS description_history (
-    description_id INTEGER NOT NULL REFERENCES descriptions (id),
-    version INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    replaced_at REAL NOT NULL,
-    PRIMARY KEY (description_id, version)
-);
-"""
-
-
-def _migrate_descriptions(conn: sqlite3.Connection, path: Path) -> None:
-    """Rebuild a descriptions table keyed by (job_id, scene_index) with ids and versions."""
-    present = {row["name"] for row in conn.execute("PRAGMA table_info(descriptions)")}
-    if "id" not in present:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_DESCRIPTIONS_TABLE.format(name="descriptions_keyed"))
-            conn.execute(
-                "INSERT INTO descriptions_keyed (job_id, scene_index, start_time, data) "
-                "SELECT job_id, scene_index, start_time, data FROM descriptions "
-                "ORDER BY start_time, scene_index"
-            )
-            conn.execute("DROP TABLE descriptions")
-            conn.execute("ALTER TABLE descriptions_keyed RENAME TO descriptions")
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
-        logger.info("job store %s: descriptions now have ids, versions and history", path)
-    conn.executescript(_REVIEW_SCHEMA)
 
 
 #: Progress columns of store files written before progress became one JSON column; their
@@ -236,13 +152,14 @@ _OLD_PROGRESS_COLUMNS = (
     "captions_dropped",
 )
 
-_JOB_COLUMNS = (
+JOB_COLUMNS = (
     "id, url, subtitles, status, progress, reason, attempts, created_at, started_at, "
     "finished_at, options"
 )
 
 
-def _job(row: sqlite3.Row) -> Job:
+def row_job(row: Row) -> Job:
+    """A job from a row of the jobs table (any database)."""
     return Job(
         id=row["id"],
         url=row["url"],
@@ -271,11 +188,13 @@ def load_description(data: str) -> Description:
     return Description(**fields)
 
 
-def _dump_description(description: Description) -> str:
+def dump_description(description: Description) -> str:
     return json.dumps(dataclasses.asdict(description))
 
 
-def _stored(row: sqlite3.Row) -> StoredDescription:
+def row_stored(row: Row) -> StoredDescription:
+    """A description with its id and version from a row of the descriptions table (any
+    database)."""
     return StoredDescription(
         id=row["id"],
         version=row["version"],
@@ -296,8 +215,9 @@ def load_progress(text: str) -> Progress:
     return Progress(**values)
 
 
-def _migrate_progress(conn: sqlite3.Connection, path: Path) -> None:
-    """Move the progress columns of an older store file into the JSON column."""
+def migrate_progress(conn: sqlite3.Connection) -> None:
+    """Move the progress columns of an older store file into the JSON column (run by the
+    base migration; ``conn`` yields ``sqlite3.Row`` rows)."""
     present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
     old = [column for column in _OLD_PROGRESS_COLUMNS if column in present]
     if "progress" in present and not old:
@@ -327,37 +247,11 @@ def _migrate_progress(conn: sqlite3.Connection, path: Path) -> None:
         conn.rollback()
         raise
     conn.commit()
-    logger.info("job store %s: progress columns moved into jobs.progress", path)
+    logger.info("job store: progress columns moved into jobs.progress")
 
 
-def _add_job_options(conn: sqlite3.Connection, path: Path) -> None:
-    """Schema step of issue 13, run on every open after ``_SCHEMA``: add ``jobs.options``
-    (the job's ``JobOptions`` as a JSON object, ``'{}'``: the defaults) and widen the
-    active-request index to it, so that the same video asked with other options (audio) is
-    another job."""
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
-    (index,) = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'jobs_active_request'"
-    ).fetchone()
-    if "options" in columns and "options" in index:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if "options" not in columns:
-            conn.execute("ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
-        conn.execute("DROP INDEX jobs_active_request")
-        conn.execute(
-            "CREATE UNIQUE INDEX jobs_active_request ON jobs "
-            "(url, coalesce(subtitles, ''), options) WHERE status IN ('queued', 'running')"
-        )
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.commit()
-    logger.info("job store %s: jobs.options added", path)
-
-
-def _event(row: sqlite3.Row) -> OutboxEvent:
+def row_event(row: Row) -> OutboxEvent:
+    """A callback from a row of the outbox table (any database)."""
     return OutboxEvent(
         id=row["id"],
         event_id=row["event_id"],
@@ -421,6 +315,9 @@ class SqliteJobStore:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        from app.service import migrations  # alembic: imported when a store opens, not before
+
+        migrations.upgrade(f"sqlite:///{self.path}")
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -429,11 +326,6 @@ class SqliteJobStore:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
-        conn.executescript(_DESCRIPTIONS_TABLE.format(name="descriptions"))
-        _migrate_progress(conn, self.path)
-        _add_job_options(conn, self.path)
-        _migrate_descriptions(conn, self.path)
         self._db = conn
         logger.info("job store open at %s", self.path)
 
@@ -462,12 +354,12 @@ class SqliteJobStore:
         with self._transaction() as conn:
             options = request.options.to_json()
             row = conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE url = ? AND coalesce(subtitles, '') = ? "
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE url = ? AND coalesce(subtitles, '') = ? "
                 "AND options = ? AND status IN ('queued', 'running')",
                 (request.url, request.subtitles or "", options),
             ).fetchone()
             if row is not None:
-                return Submission(_job(row), created=False)
+                return Submission(row_job(row), created=False)
             (queued,) = conn.execute("SELECT count(*) FROM jobs WHERE status = 'queued'").fetchone()
             if queued >= max_queued:
                 raise QueueFull(max_queued, retry_after)
@@ -491,11 +383,11 @@ class SqliteJobStore:
 
     def _get(self, job_id: str) -> Job:
         row = self._conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        return _job(row)
+        return row_job(row)
 
     async def claim_next(self) -> Job | None:
         return await self._run(self._claim_next)
@@ -505,24 +397,32 @@ class SqliteJobStore:
             row = conn.execute(
                 "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1"
             ).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
-                "progress = '{}' WHERE id = ?",
-                (time.time(), row["id"]),
-            )
-            return self._get(row["id"])
+            return None if row is None else self._start(conn, row["id"])
+
+    async def start_job(self, job_id: str) -> Job | None:
+        return await self._run(self._start_job, job_id)
+
+    def _start_job(self, job_id: str) -> Job | None:
+        with self._transaction() as conn:
+            return self._start(conn, job_id)
+
+    def _start(self, conn: sqlite3.Connection, job_id: str) -> Job | None:
+        cursor = conn.execute(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+            "progress = '{}' WHERE id = ? AND status IN ('queued', 'running')",
+            (time.time(), job_id),
+        )
+        return self._get(job_id) if cursor.rowcount else None
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
         return await self._run(self._jobs_with_status, status)
 
     def _jobs_with_status(self, status: JobStatus) -> list[Job]:
         rows = self._conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY created_at, rowid",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ? ORDER BY created_at, rowid",
             (status.value,),
         ).fetchall()
-        return [_job(row) for row in rows]
+        return [row_job(row) for row in rows]
 
     async def requeue(self, job_id: str) -> None:
         await self._run(self._requeue, job_id)
@@ -555,7 +455,7 @@ class SqliteJobStore:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO descriptions (job_id, scene_index, start_time, data) "
                 "VALUES (?, ?, ?, ?)",
-                (job_id, d.scene_index, d.start, _dump_description(d)),
+                (job_id, d.scene_index, d.start, dump_description(d)),
             )
             if cursor.rowcount == 0:
                 return False
@@ -610,10 +510,10 @@ class SqliteJobStore:
 
     def _recent_jobs(self, limit: int) -> list[Job]:
         rows = self._conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [_job(row) for row in rows]
+        return [row_job(row) for row in rows]
 
     def _reviewable(self, job_id: str) -> list[StoredDescription]:
         rows = self._conn.execute(
@@ -621,7 +521,7 @@ class SqliteJobStore:
             "ORDER BY start_time, scene_index, id",
             (job_id,),
         ).fetchall()
-        return [_stored(row) for row in rows]
+        return [row_stored(row) for row in rows]
 
     async def scenes_described(self, job_id: str) -> list[Description]:
         """Every description a job ever had, deleted ones included: the scenes they name are
@@ -645,7 +545,7 @@ class SqliteJobStore:
         ).fetchone()
         if row is None:
             raise DescriptionNotFound(job_id, description_id)
-        return _stored(row)
+        return row_stored(row)
 
     async def revise_description(
         self, job_id: str, description_id: int, version: int, new: Description | None
@@ -680,7 +580,7 @@ class SqliteJobStore:
             conn.execute(
                 "UPDATE descriptions SET data = ?, start_time = ?, version = version + 1 "
                 "WHERE id = ?",
-                (_dump_description(new), new.start, description_id),
+                (dump_description(new), new.start, description_id),
             )
             return self._get_description(job_id, description_id)
 
@@ -693,7 +593,7 @@ class SqliteJobStore:
             cursor = conn.execute(
                 "INSERT INTO descriptions (job_id, scene_index, start_time, data, origin) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (job_id, d.scene_index, d.start, _dump_description(d), "reviewer"),
+                (job_id, d.scene_index, d.start, dump_description(d), "reviewer"),
             )
             assert cursor.lastrowid is not None
             return self._get_description(job_id, cursor.lastrowid)
@@ -767,6 +667,11 @@ class SqliteJobStore:
         ).fetchall()
         return [row["job_id"] for row in rows]
 
+    @asynccontextmanager
+    async def delivering(self, job_id: str) -> AsyncIterator[bool]:
+        # One process owns a store file and its outbox: always ours.
+        yield True
+
     async def next_pending_event(self, job_id: str) -> OutboxEvent | None:
         return await self._run(self._next_pending_event, job_id)
 
@@ -775,7 +680,7 @@ class SqliteJobStore:
             "SELECT * FROM outbox WHERE state = 'pending' AND job_id = ? ORDER BY id LIMIT 1",
             (job_id,),
         ).fetchone()
-        return None if row is None else _event(row)
+        return None if row is None else row_event(row)
 
     async def settle_event(
         self, event_id: int, state: EventState, attempts: int, error: str | None

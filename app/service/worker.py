@@ -75,8 +75,9 @@ class Outcome:
 class _Run:
     """State shared by a job's coroutine and its pipeline thread."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, on_stored: Callable[[Description], None] | None) -> None:
         self.job = job
+        self.on_stored = on_stored
         self.stop = threading.Event()
         self.stored = 0
         self.progress = Progress()
@@ -187,54 +188,70 @@ class Worker:
     # --- one job -----------------------------------------------------------------------------
 
     async def run_job(self, job: Job) -> None:
-        """Run one claimed job to its end, or to a safe point when stopped; never raises
-        but ``CancelledError``."""
+        """Run one claimed job to its end, or to a safe point when stopped (then it is given
+        back to the queue); never raises but ``CancelledError``."""
         log = job_logger(logger, job.id)
+        try:
+            outcome = await self.execute(job)
+        except asyncio.CancelledError:
+            # Cancelled from outside (hard shutdown): give the job back, then go.
+            await asyncio.shield(self._release(job, log))
+            raise
+        if outcome is None:
+            await asyncio.shield(self._release(job, log))
+        else:
+            await asyncio.shield(self.finish(job, outcome))
+
+    async def execute(
+        self, job: Job, on_stored: Callable[[Description], None] | None = None
+    ) -> Outcome | None:
+        """Run the pipeline on a started job and sort how it ended; stores nothing final.
+
+        Args:
+            job: The job, already marked running.
+            on_stored: Called on the event loop with each description once it is stored (or
+                found stored by an earlier run).
+
+        Returns:
+            The outcome to record, or None when the job stopped at a safe point (worker
+            stopping, store refusing writes): it is to run again. Raises ``CancelledError``
+            only, once the pipeline got to a safe point.
+        """
+        log = job_logger(logger, job.id)
+        if self._stopping:  # handed over while stop() was running: give it back at once
+            return None
         log.info("started (run %d): %s", job.attempts, job.url)
-        run = _Run(job)
+        run = _Run(job, on_stored)
         self._runs[job.id] = run
-        if self._stopping:  # claimed while stop() was closing the queue: give it back
-            run.stop.set()
-        outcome: Outcome | None = None
         try:
             async with asyncio.timeout(self.options.job_timeout):
                 await self._describe(run)
-            outcome = Outcome(JobStatus.PROCESSED)
+            return Outcome(JobStatus.PROCESSED)
         except Stopped:  # at a safe point, or in the middle of a download
-            outcome = None
+            log.info("interrupted at a safe point after %d new description(s)", run.stored)
+            return None
         except StoreUnavailable as exc:  # a description could not be stored: run it again
-            log.warning("stopped: %s; queued again", exc)
-            outcome = None
+            log.warning("stopped: %s; to run again", exc)
+            return None
         except TimeoutError:
-            outcome = Outcome(
+            return Outcome(
                 JobStatus.NOT_PROCESSED,
                 f"the job took longer than {self.options.job_timeout:g} s, the longest a job "
                 "may run",
             )
         except DescriberError as exc:  # bad input or model: the message says what to do
-            outcome = Outcome(JobStatus.NOT_PROCESSED, str(exc))
-        except asyncio.CancelledError:
-            # Cancelled from outside (hard shutdown): give the job back, then go.
-            await asyncio.shield(self._release(run, log))
-            raise
+            return Outcome(JobStatus.NOT_PROCESSED, str(exc))
         except Exception as exc:
             log.exception("failed unexpectedly")
-            outcome = Outcome(
+            return Outcome(
                 JobStatus.NOT_PROCESSED, f"internal error ({type(exc).__name__}); see the logs"
             )
         finally:
             self._runs.pop(job.id, None)
-        if outcome is None:
-            await asyncio.shield(self._release(run, log))
-        else:
-            await asyncio.shield(self.finish(job, outcome))
 
-    async def _release(self, run: _Run, log: logging.LoggerAdapter[logging.Logger]) -> None:
-        if not await self._persist(lambda: self.queue.release(run.job), "queueing it again", log):
-            return
-        log.info(
-            "interrupted at a safe point after %d new description(s); queued again", run.stored
-        )
+    async def _release(self, job: Job, log: logging.LoggerAdapter[logging.Logger]) -> None:
+        if await self._persist(lambda: self.queue.release(job), "queueing it again", log):
+            log.info("queued again")
 
     async def _persist(
         self,
@@ -266,9 +283,15 @@ class Worker:
         log = job_logger(logger, job.id)
         event: OutboxEvent | None = None
         count = 0
+        ended_before = False
 
         async def write() -> None:
-            nonlocal event, count
+            nonlocal event, count, ended_before
+            # Another run of the job may have ended it: two workers overlap when one is
+            # taken for lost but was not (the temporal backend).
+            if (await self.store.get_job(job.id)).status.final:
+                ended_before = True
+                return
             count = len(await self.store.descriptions(job.id))
             media = None
             if job.options.audio and outcome.status is JobStatus.PROCESSED:
@@ -281,6 +304,9 @@ class Worker:
             await self.store.finish(job.id, outcome.status, outcome.reason, event)
 
         if not await self._persist(write, "storing the final status", log):
+            return
+        if ended_before:
+            log.info("another run of this job ended it; its status stays")
             return
         self.metrics.jobs_finished.labels(outcome.status.value).inc()
         if event is not None:
@@ -480,7 +506,10 @@ class Worker:
     async def _record(self, run: _Run, description: Description) -> None:
         job = run.job
         event = description_event(job, description) if self.options.callbacks else None
-        if await self.store.add_description(job.id, description, event):
+        stored = await self.store.add_description(job.id, description, event)
+        if run.on_stored is not None:
+            run.on_stored(description)
+        if stored:
             run.stored += 1
             self.metrics.descriptions.inc()
             if event is not None:

@@ -9,12 +9,15 @@ from app.config import Settings
 from app.service.jobs import Job, JobStatus, job_logger
 from app.service.queue import StoreJobQueue
 from app.service.store import SqliteJobStore
+from app.service.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 
 class LocalBackend:
     """``SqliteJobStore`` at ``settings.db_path`` and a ``StoreJobQueue`` over it."""
+
+    runs_jobs = True
 
     def __init__(self, settings: Settings) -> None:
         self.store = SqliteJobStore(settings.db_path)
@@ -37,6 +40,12 @@ class LocalBackend:
                 log.warning("was interrupted (run %d); queued again", job.attempts)
                 await self.store.requeue(job.id)
         return given_up
+
+    def serve_jobs(self, worker: Worker) -> None:
+        worker.start()
+
+    async def stop_jobs(self, worker: Worker) -> None:
+        await worker.stop()
 
     async def close(self) -> None:
         self.queue.close()
