@@ -125,6 +125,20 @@ def test_a_frame_decoded_by_a_stretch_is_not_decoded_again(
         assert abs(time - full_time) <= 1e-6
 
 
+def test_the_keyframe_pass_stops_once_a_full_decode_is_sure_to_be_cheaper(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    little = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=0.1))
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        fast = scan(made.path, little)
+    [stopped] = [r.getMessage() for r in caplog.records if "pass stops there" in r.message]
+    seen = float(stopped.split(" of the first ")[1].split(" s")[0])
+    assert seen < 0.9 * made.duration
+    assert "scanning every frame" in caplog.text
+    assert fast == scan(made.path, FULL)
+
+
 def test_a_fade_in_from_black_at_the_start_is_not_a_cut(tmp_path: Path) -> None:
     made = make_lavfi_video(
         tmp_path / "opening.mp4",

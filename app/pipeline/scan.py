@@ -169,8 +169,16 @@ def plan_keyframe_scan(
         looks: What the keyframe pass saw, by keyframe time (rounded to the microsecond).
         options: The scene options; ``options.keyframes`` is the rule.
     """
+    return _plan(groups, looks, options, _periodic_lengths(groups))
+
+
+def _plan(
+    groups: list[GroupOfPictures],
+    looks: dict[float, KeyframeLook],
+    options: SceneOptions,
+    periodic: set[float],
+) -> list[Stretch | KeyframeCut]:
     rule = options.keyframes
-    periodic = _periodic_lengths(groups)
     steps: list[Stretch | KeyframeCut] = []
     for index, group in enumerate(groups):
         last = index == len(groups) - 1
@@ -272,6 +280,11 @@ def _look_at_keyframes(
     keyframes = reader.keyframes()
     looks: dict[float, KeyframeLook] = {}
     step = 1 / float(reader.info.frame_rate)
+    duration = reader.info.duration
+    # Checked a few times during the pass: once more than ``most_refined`` of the video is
+    # sure to need a full decode, the rest of the pass is not worth its cost.
+    check_every = duration / _CHECKS if duration else math.inf
+    next_check = check_every
     last_key: tuple[float, np.ndarray, KeyframeLook] | None = None
     previous: tuple[float, np.ndarray] | None = None
     for decoded in keyframes:
@@ -290,6 +303,18 @@ def _look_at_keyframes(
                     last_key[2].histogram, look.histogram, cv2.HISTCMP_BHATTACHARYYA
                 )
             last_key = (time, small, look)
+            if time >= next_check and duration is not None:
+                next_check = time + check_every
+                refined = _surely_refined(keyframes.groups_so_far(), looks, options)
+                if refined > options.keyframes.most_refined * duration:
+                    logger.info(
+                        "%s: %.1f s of the first %.1f s need a full decode; the keyframe "
+                        "pass stops there",
+                        reader.name,
+                        refined,
+                        time,
+                    )
+                    return [Stretch(0.0, duration, last=True)], duration
         elif (
             previous is not None
             and last_key is not None
@@ -299,6 +324,24 @@ def _look_at_keyframes(
             last_key[2].motion.append(content_difference(previous[1], small))
         previous = (time, small)
     return plan_keyframe_scan(keyframes.groups, looks, options), keyframes.end
+
+
+_CHECKS = 10
+"""How many times the keyframe pass checks whether the full scan is sure to be cheaper."""
+
+
+def _surely_refined(
+    groups: list[GroupOfPictures], looks: dict[float, KeyframeLook], options: SceneOptions
+) -> float:
+    """Seconds of ``groups`` (those seen so far by the keyframe pass) that the plan will
+    decode fully whatever follows: the plan of all but the last group, as if no group length
+    were periodic (the fewest full decodes), less the last of them, taken as the end."""
+    seen = groups[:-1]
+    if not seen:
+        return 0.0
+    steps = _plan(seen, looks, options, periodic=set())
+    refined = sum(s.end - s.start for s in steps if isinstance(s, Stretch))
+    return refined - seen[-1].duration
 
 
 def _keyframe_scan(
