@@ -79,24 +79,16 @@ def film(tmp_path_factory: pytest.TempPathFactory) -> MadeVideo:
     return make_lavfi_video(tmp_path_factory.mktemp("film") / "film.mp4", scenes, size=(320, 240))
 
 
+def describe(film: MadeVideo, model: Path, out: io.StringIO, *options: str) -> int:
+    """``python -m app describe`` in this process, quiet, with the recording model."""
+    return main(["describe", str(film.path), "--model", str(model), "--quiet", *options], out)
+
+
 def test_the_model_loads_after_the_first_frame_is_decoded(
     film: MadeVideo, recording_model: Path
 ) -> None:
     out = io.StringIO()
-    status = main(
-        [
-            "describe",
-            str(film.path),
-            "--model",
-            str(recording_model),
-            "--quiet",
-            "--scan",
-            "full",
-            "--speech",
-            "subtitles",
-        ],
-        stdout=out,
-    )
+    status = describe(film, recording_model, out, "--scan", "full", "--speech", "subtitles")
 
     assert status == 0
     assert EVENTS[:2] == ["first frame decoded", "model loaded"]
@@ -116,19 +108,8 @@ def test_the_model_loads_after_the_first_frame_is_decoded(
 def test_a_language_the_kind_cannot_write_fails_without_loading_the_model(
     film: MadeVideo, recording_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(
-        [
-            "describe",
-            str(film.path),
-            "--model",
-            str(recording_model),
-            "--quiet",
-            "--language",
-            "fr",
-            "--translator",
-            "none",
-        ],
-        stdout=io.StringIO(),
+    status = describe(
+        film, recording_model, io.StringIO(), "--language", "fr", "--translator", "none"
     )
 
     assert status == 1
