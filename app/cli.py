@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from app.config import Settings
 from app.errors import DescriberError
-from app.models import KNOWN_MODELS, Captioner, CaptionOptions, CaptionRequest, load_captioner
-from app.models.base import frames_per_scene
+from app.models import KNOWN_MODELS, Captioner, CaptionOptions, CaptionRequest
+from app.models.loader import CaptionerChoice, choose_captioner
 from app.models.translators import TranslateOptions, Translator, load_translator
 from app.pipeline.describe import SpeechSource, describe_media
 from app.pipeline.narration import Narrator, narrate
@@ -43,7 +43,6 @@ from app.pipeline.soundtrack import (
     write_track,
 )
 from app.pipeline.sources import fetch
-from app.pipeline.translate import captioner_languages
 from app.pipeline.tts import load_engine
 from app.pipeline.types import Progress, Stage
 from app.pipeline.video import VideoReader
@@ -367,27 +366,39 @@ def _settings_problems(exc: ValidationError, given: Sequence[str]) -> str:
 
 
 class _LazyCaptioner:
-    """Loads the model on first use, so bad inputs are reported before a slow model load."""
+    """Loads the model on its first caption, while the scan runs.
+
+    What the pipeline asks before the scan starts (frames per scene, languages) is the
+    kind's registry line: finding the kind reads only the model's config.json, so neither
+    torch nor the weights hold up the first frame, and bad inputs are reported first.
+    """
 
     def __init__(self, name_or_path: str, options: CaptionOptions) -> None:
         self._name = name_or_path
         self._options = options
+        self._choice: CaptionerChoice | None = None
         self._captioner: Captioner | None = None
+
+    def _chosen(self) -> CaptionerChoice:
+        if self._choice is None:
+            self._choice = choose_captioner(self._name, self._options)
+        return self._choice
 
     def _loaded(self) -> Captioner:
         if self._captioner is None:
-            self._captioner = load_captioner(self._name, self._options)
+            self._captioner = self._chosen().load()
         return self._captioner
 
     @property
     def frames_per_scene(self) -> int:
-        """The model's: asked once the video is open, so this loads it."""
-        return frames_per_scene(self._loaded())
+        """The kind's (its config.json is read once; the model is not loaded)."""
+        return self._chosen().kind.frames_per_scene
 
     @property
     def languages(self) -> frozenset[str] | None:
-        """The languages the model writes (loads it: asked once the video has opened)."""
-        return captioner_languages(self._loaded())
+        """The languages the kind writes (its config.json is read once; the model is not
+        loaded)."""
+        return self._chosen().kind.languages
 
     def caption(
         self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None

@@ -17,7 +17,7 @@ import pytest
 from app.cli import main
 from app.config import Settings
 from tests.fixtures.media import MadeVideo, make_lavfi_video, nvdec_usable
-from tests.fixtures.models import ScriptedCaptioner
+from tests.fixtures.models import ScriptedCaptioner, cli_captioner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_describe_with_subtitles_writes_vtt(film: MadeVideo, tmp_path: Path) -> 
     )
     stdout = io.StringIO()
     captioner = ScriptedCaptioner(["a woman opens a door", "a car drives into the night"])
-    with mock.patch("app.cli.load_captioner", return_value=captioner):
+    with cli_captioner(captioner):
         code = main(
             ["describe", str(film.path), "-s", str(subtitles), "-f", "vtt", "-q"], stdout=stdout
         )
@@ -165,7 +165,7 @@ def test_a_failed_run_leaves_no_partial_output(
 def test_output_is_renamed_into_place_complete(film: MadeVideo, tmp_path: Path) -> None:
     out = tmp_path / "out.vtt"
     out.write_text("previous version\n")
-    with mock.patch("app.cli.load_captioner", return_value=ScriptedCaptioner()):
+    with cli_captioner(ScriptedCaptioner()):
         assert main(["describe", str(film.path), "-q", "-f", "vtt", "-o", str(out)]) == 0
     assert out.read_text().startswith("WEBVTT")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.vtt"]
@@ -235,7 +235,7 @@ def library_bars() -> Iterator[None]:
 def test_quiet_silences_the_libraries_bars_too(film: MadeVideo, library_bars: None) -> None:
     from transformers.utils import logging as transformers_logging
 
-    with mock.patch("app.cli.load_captioner", return_value=ScriptedCaptioner()):
+    with cli_captioner(ScriptedCaptioner()):
         assert main(["describe", str(film.path), "-q"], stdout=io.StringIO()) == 0
     assert not transformers_logging.is_progress_bar_enabled()
 
@@ -254,7 +254,7 @@ def test_the_service_draws_no_progress_bars(library_bars: None) -> None:
 def test_speech_from_subtitles_without_subtitles_warns(
     film: MadeVideo, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with mock.patch("app.cli.load_captioner", return_value=ScriptedCaptioner()):
+    with cli_captioner(ScriptedCaptioner()):
         args = ["describe", str(film.path), "-q", "--speech", "subtitles"]
         code = main(args, stdout=io.StringIO())
     assert code == 0

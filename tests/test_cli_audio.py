@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from unittest import mock
 
 import av
 import pytest
@@ -15,7 +14,7 @@ from app.cli import main
 from app.pipeline.tts import TTS_ENGINES
 from tests.fixtures.audio import decode, loud
 from tests.fixtures.media import MadeVideo, make_lavfi_video
-from tests.fixtures.models import ScriptedCaptioner
+from tests.fixtures.models import ScriptedCaptioner, cli_captioner
 
 # English: clean_caption keeps only texts with ASCII letters for now (Russian speech is
 # tested in test_narration.py, straight through the engine).
@@ -31,7 +30,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> MadeVideo:
 
 def describe(*args: str, texts: list[str] = TEXTS) -> tuple[int, str]:
     stdout = io.StringIO()
-    with mock.patch("app.cli.load_captioner", return_value=ScriptedCaptioner(texts)):
+    with cli_captioner(ScriptedCaptioner(texts)):
         code = main(["describe", *args, "-q", "--speech", "subtitles"], stdout=stdout)
     return code, stdout.getvalue()
 
@@ -91,7 +90,7 @@ def test_a_bad_voice_fails_before_the_scan_and_leaves_nothing(
     out = tmp_path / "ad.json"
     argv = ["describe", str(scenes.path), "-q", "-o", str(out), "--audio",
             str(tmp_path / "ad.wav"), "--mix", str(tmp_path / "film.mkv"), *args]  # fmt: skip
-    with mock.patch("app.cli.load_captioner", return_value=captioner):
+    with cli_captioner(captioner):
         try:
             code = main(argv)
         except SystemExit as exc:  # a bad option: a usage error, status 2

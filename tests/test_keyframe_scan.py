@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import app.pipeline.scan as scan_module
 from app.cli import main
 from app.models import CaptionRequest
 from app.pipeline.describe import DescribeOptions, describe
@@ -100,6 +101,42 @@ def test_fixed_gop_scan_skips_the_groups_without_a_cut(
     share = int(plan.rsplit("(", 1)[1].split("%")[0])
     # Nine scenes in 27 one-second groups: the groups with a cut, and the last one.
     assert share < 60
+
+
+def test_a_frame_decoded_by_a_stretch_is_not_decoded_again(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    full = scan(made.path, FULL)
+
+    def no_grab(*args: object) -> None:
+        pytest.fail("a scene's frame was decoded again")
+
+    monkeypatch.setattr(scan_module, "_grab", no_grab)
+    # Groups longer than 0.5 s are all decoded: one stretch over the whole video, which
+    # decodes every scene's frame.
+    everything = SceneOptions(
+        scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(longest_gop=0.5, most_refined=1.0)
+    )
+    fast = scan(made.path, everything)
+    assert len(fast) == len(full) >= len(SCENES) - 1
+    for (_, _, time, number), (_, _, full_time, _) in zip(fast, full, strict=True):
+        assert number == round(time * made.fps)
+        assert abs(time - full_time) <= 1e-6
+
+
+def test_the_keyframe_pass_stops_once_a_full_decode_is_sure_to_be_cheaper(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    little = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=0.1))
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        fast = scan(made.path, little)
+    [stopped] = [r.getMessage() for r in caplog.records if "pass stops there" in r.message]
+    seen = float(stopped.split(" of the first ")[1].split(" s")[0])
+    assert seen < 0.9 * made.duration
+    assert "scanning every frame" in caplog.text
+    assert fast == scan(made.path, FULL)
 
 
 def test_a_fade_in_from_black_at_the_start_is_not_a_cut(tmp_path: Path) -> None:

@@ -35,7 +35,6 @@ from app.models.captioners.blip import (
     pick_batch_size,
 )
 from app.models.hub import ModelSource
-from app.registry import Member
 from tests.fixtures.models import (
     COLOURS,
     WORDS,
@@ -306,18 +305,20 @@ def test_scripted_captioner_follows_a_script_and_records_calls() -> None:
     assert scripted.caption([solid_image("red")] * 2) == ["one two three", "four"]
 
 
-def _load_scripted(source: ModelSource, options: CaptionOptions) -> ScriptedCaptioner:
+def load_scripted(
+    kind: CaptionerKind, source: ModelSource, options: CaptionOptions
+) -> ScriptedCaptioner:
     return ScriptedCaptioner()
 
 
 #: A captioner kind defined in a test: registering it is the only change it needs.
-SCRIPTED_KIND = CaptionerKind(model_types=("bert",), load=_load_scripted)
+SCRIPTED_KIND = CaptionerKind(f"{__name__}:load_scripted", model_types=("bert",))
 
 
 def test_a_captioner_kind_registered_in_a_test_plugs_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(CAPTIONERS.members, "scripted", Member(f"{__name__}:SCRIPTED_KIND"))
+    monkeypatch.setitem(CAPTIONERS.members, "scripted", SCRIPTED_KIND)
     BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1).save_pretrained(tmp_path)
 
     # Picked by the model type of config.json, and by name.

@@ -1,4 +1,4 @@
-"""Local chat vision-language models (the ``chat_vlm`` kinds) through the real load path and
+"""Local chat vision-language models (the vlm.py kinds) through the real load path and
 the real pipeline, on a tiny random SmolVLM built here: random words, real code."""
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ instead of huggingface_hub's minute of retries.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -220,6 +221,29 @@ def load_model(
             f"Could not load the {what} {source.name_or_path!r}: {first_line(exc)}. "
             f"{advice or damaged_files_hint()}"
         ) from exc
+
+
+def model_type(source: ModelSource) -> str:
+    """The ``model_type`` in the model's config.json, read as JSON: from the directory, or
+    downloaded from the hub (or taken from its cache) with huggingface_hub. Nothing heavy is
+    imported (no transformers), so the kind of a model is known before any of it loads.
+
+    Errors pass through for :func:`load_model`: OSError when the file is missing (a
+    directory without it, a hub id or revision that does not exist, offline and not cached),
+    ValueError when it is not JSON or names no ``model_type``.
+    """
+    local = Path(source.name_or_path).expanduser()
+    if local.is_dir():
+        path = local / CONFIG_FILE
+    else:
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(source.name_or_path, CONFIG_FILE, **source.pretrained_kwargs()))
+    config = json.loads(path.read_text(encoding="utf-8"))
+    found = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(found, str) or not found:
+        raise ValueError(f"its {CONFIG_FILE} names no model_type")
+    return found
 
 
 def first_line(exc: BaseException) -> str:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from app.errors import ModelLoadError
 from app.models.base import Captioner, CaptionOptions
-from app.models.captioners import CAPTIONERS
-from app.models.hub import ModelSource, SettingNames, damaged_files_hint, load_model, resolve
+from app.models.captioners import CAPTIONERS, CaptionerKind, captioner_kind
+from app.models.hub import (
+    ModelSource,
+    SettingNames,
+    damaged_files_hint,
+    load_model,
+    model_type,
+    resolve,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,37 +52,75 @@ def load_captioner(name_or_path: str, options: CaptionOptions | None = None) -> 
         ModelLoadError: The model cannot be found, is not a supported type, does not fit the
             device, or its files are broken. The message says what was tried.
     """
+    return choose_captioner(name_or_path, options).load()
+
+
+@dataclass(frozen=True)
+class CaptionerChoice:
+    """The kind that loads a model and where from, known from the model's config.json alone
+    (no torch, no transformers, no weights): what its captioner will do is ``kind``'s data."""
+
+    name: str
+    """The kind's name in ``CAPTIONERS``."""
+    kind: CaptionerKind
+    """Its registry line: model types, frames per scene, languages."""
+    source: ModelSource
+    """Where the model is, already checked (and the hub asked) for a local kind."""
+    options: CaptionOptions
+
+    def load(self) -> Captioner:
+        """Import the kind and load the model.
+
+        Raises:
+            ModelLoadError: As :func:`load_captioner`.
+        """
+        load = CAPTIONERS.load(self.name)
+        name_or_path = self.source.name_or_path
+        if not self.kind.local:
+            logger.info("Using %s captioner %s", self.name, name_or_path)
+            return load(self.kind, self.source, self.options)
+        logger.info("Loading %s captioner %s", self.name, name_or_path)
+        return load_model(
+            self.source,
+            f"{self.name} {WHAT}",
+            lambda s: load(self.kind, s, self.options),
+            known=KNOWN_MODELS,
+            hint=_load_hint,
+            settings=SETTINGS,
+        )
+
+
+def choose_captioner(name_or_path: str, options: CaptionOptions | None = None) -> CaptionerChoice:
+    """The captioner kind that :func:`load_captioner` loads ``name_or_path`` with:
+    ``options.kind``, ``openai`` with ``options.api_base``, else the kind that takes the
+    ``model_type`` of its config.json. Only that file is read (downloaded for a hub id).
+
+    Raises:
+        ModelLoadError: As :func:`load_captioner`, for a model that cannot be found or is not
+            a supported type.
+    """
     options = options or CaptionOptions()
-    kind = options.kind
-    if kind == "auto" and options.api_base is not None:
-        kind = "openai"  # the endpoint serves the model: nothing to read from the hub
-    if kind != "auto" and not CAPTIONERS.load(kind).local:
-        logger.info("Using %s captioner %s", kind, name_or_path)
-        return CAPTIONERS.load(kind).load(options.source(name_or_path), options)
-    # Checked once for both loads below: a missing path or a silent hub fails here, at once.
-    source = resolve(options.source(name_or_path), WHAT, SETTINGS, KNOWN_MODELS)
-    if kind == "auto":
-        model_type = load_model(source, WHAT, _model_type, known=KNOWN_MODELS, settings=SETTINGS)
-        kind = kind_for_model_type(model_type, name_or_path)
-    captioner_kind = CAPTIONERS.load(kind)
-    logger.info("Loading %s captioner %s", kind, name_or_path)
-    return load_model(
-        source,
-        f"{kind} {WHAT}",
-        lambda s: captioner_kind.load(s, options),
-        known=KNOWN_MODELS,
-        hint=_load_hint,
-        settings=SETTINGS,
-    )
+    source = options.source(name_or_path)
+    name = options.kind
+    if name == "auto" and options.api_base is not None:
+        name = "openai"  # the endpoint serves the model: nothing to read from the hub
+    if name == "auto" or captioner_kind(name).local:
+        # Checked once for both reads: a missing path or a silent hub fails here, at once.
+        source = resolve(source, WHAT, SETTINGS, KNOWN_MODELS)
+    if name == "auto":
+        found = load_model(source, WHAT, model_type, known=KNOWN_MODELS, settings=SETTINGS)
+        name = kind_for_model_type(found, name_or_path)
+    return CaptionerChoice(name, captioner_kind(name), source, options)
 
 
 def kind_for_model_type(model_type: str, name_or_path: str) -> str:
-    """The installed captioner kind that takes models of ``model_type``.
+    """The installed captioner kind that takes models of ``model_type`` (read from the
+    registry lines: nothing is imported).
 
     Raises:
         ModelLoadError: No installed kind takes it; the message lists the types that work.
     """
-    takes = {t: name for name, kind in CAPTIONERS.items() for t in kind.model_types}
+    takes = {t: name for name in CAPTIONERS for t in captioner_kind(name).model_types}
     if model_type not in takes:
         missing = [
             f"{name} (needs {', '.join(member.missing())})"
@@ -88,14 +134,6 @@ def kind_for_model_type(model_type: str, name_or_path: str) -> str:
             f"{', '.join(KNOWN_MODELS)}.{uninstalled}"
         )
     return takes[model_type]
-
-
-def _model_type(source: ModelSource) -> str:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(source.name_or_path, **source.pretrained_kwargs())
-    model_type: str = config.model_type
-    return model_type
 
 
 def _load_hint(exc: Exception) -> str:

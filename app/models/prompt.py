@@ -32,8 +32,6 @@ PLACEHOLDERS = ("language", "language_code", "max_words", "frames", "dialogue", 
 
 #: Word budget used in the prompt when a request names none.
 DEFAULT_MAX_WORDS = 20
-#: Frames per scene a prompt-driven captioner asks for unless told otherwise.
-FRAMES_PER_SCENE = 3
 #: Most tokens of a description when the options name none.
 MAX_NEW_TOKENS = 200
 #: Tokens to allow per word of budget: sub-word vocabularies take two or three tokens for a

@@ -55,11 +55,15 @@ class FrameSelector(Generic[T]):
     the chosen one: memory does not grow with the length of the video.
     """
 
-    def __init__(self, offset: float, lookback: int = 8, spread: int = 1) -> None:
+    def __init__(
+        self, offset: float, lookback: int = 8, spread: int = 1, start: float = 0.0
+    ) -> None:
         """Args:
         offset: Seconds into a scene of its frame.
         lookback: Frames always kept, for cuts that arrive late.
         spread: Frames per scene spread over it besides its frame; 1 keeps none.
+        start: Where the current scene started (a scan that decodes part of the video
+            pushes frames from a later time on).
         """
         if offset < 0:
             raise ValueError("frame offset must be >= 0 seconds")
@@ -68,7 +72,7 @@ class FrameSelector(Generic[T]):
         self.offset = offset
         self.lookback = lookback
         self.spread = spread
-        self._start = 0.0
+        self._start = start
         self._index = 0
         self._frames: deque[tuple[float, T]] = deque()
         # Evenly spaced samples of the current scene (and of what follows a cut not yet

@@ -14,7 +14,9 @@ decodes on its own, so:
    differ, a packet inside is nearly as big as a keyframe, the group is long, or it is
    the last one; neighbouring groups form one stretch, so a cut on the keyframe between
    them is seen with the frames before it;
-3. each scene's frame is decoded when it is asked for, from the keyframe before it.
+3. each scene's frame is the one a stretch decoded when one did (every frame from before
+   its target to after it); the others are decoded when asked for, from the keyframe
+   before their target.
 
 When the rule would decode most of the video anyway, the full scan runs instead.
 """
@@ -22,6 +24,7 @@ When the rule would decode most of the video anyway, the full scan runs instead.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -166,8 +169,16 @@ def plan_keyframe_scan(
         looks: What the keyframe pass saw, by keyframe time (rounded to the microsecond).
         options: The scene options; ``options.keyframes`` is the rule.
     """
+    return _plan(groups, looks, options, _periodic_lengths(groups))
+
+
+def _plan(
+    groups: list[GroupOfPictures],
+    looks: dict[float, KeyframeLook],
+    options: SceneOptions,
+    periodic: set[float],
+) -> list[Stretch | KeyframeCut]:
     rule = options.keyframes
-    periodic = _periodic_lengths(groups)
     steps: list[Stretch | KeyframeCut] = []
     for index, group in enumerate(groups):
         last = index == len(groups) - 1
@@ -269,6 +280,11 @@ def _look_at_keyframes(
     keyframes = reader.keyframes()
     looks: dict[float, KeyframeLook] = {}
     step = 1 / float(reader.info.frame_rate)
+    duration = reader.info.duration
+    # Checked a few times during the pass: once more than ``most_refined`` of the video is
+    # sure to need a full decode, the rest of the pass is not worth its cost.
+    check_every = duration / _CHECKS if duration else math.inf
+    next_check = check_every
     last_key: tuple[float, np.ndarray, KeyframeLook] | None = None
     previous: tuple[float, np.ndarray] | None = None
     for decoded in keyframes:
@@ -287,6 +303,18 @@ def _look_at_keyframes(
                     last_key[2].histogram, look.histogram, cv2.HISTCMP_BHATTACHARYYA
                 )
             last_key = (time, small, look)
+            if time >= next_check and duration is not None:
+                next_check = time + check_every
+                refined = _surely_refined(keyframes.groups_so_far(), looks, options)
+                if refined > options.keyframes.most_refined * duration:
+                    logger.info(
+                        "%s: %.1f s of the first %.1f s need a full decode; the keyframe "
+                        "pass stops there",
+                        reader.name,
+                        refined,
+                        time,
+                    )
+                    return [Stretch(0.0, duration, last=True)], duration
         elif (
             previous is not None
             and last_key is not None
@@ -296,6 +324,24 @@ def _look_at_keyframes(
             last_key[2].motion.append(content_difference(previous[1], small))
         previous = (time, small)
     return plan_keyframe_scan(keyframes.groups, looks, options), keyframes.end
+
+
+_CHECKS = 10
+"""How many times the keyframe pass checks whether the full scan is sure to be cheaper."""
+
+
+def _surely_refined(
+    groups: list[GroupOfPictures], looks: dict[float, KeyframeLook], options: SceneOptions
+) -> float:
+    """Seconds of ``groups`` (those seen so far by the keyframe pass) that the plan will
+    decode fully whatever follows: the plan of all but the last group, as if no group length
+    were periodic (the fewest full decodes), less the last of them, taken as the end."""
+    seen = groups[:-1]
+    if not seen:
+        return 0.0
+    steps = _plan(seen, looks, options, periodic=set())
+    refined = sum(s.end - s.start for s in steps if isinstance(s, Stretch))
+    return refined - seen[-1].duration
 
 
 def _keyframe_scan(
@@ -342,33 +388,80 @@ def _keyframe_scan(
     lookahead = options.keyframes.lookahead
     scene_start = 0.0
     index = 0
+    # The stretch being decoded (or the last one) and, while the open scene began in the
+    # stretch before it, that one: a scene whose frame one of them decoded is not decoded again.
+    run: _DecodedRun | None = None
+    earlier: _DecodedRun | None = None
 
     def scene(until: float) -> ScannedScene:
-        nonlocal scene_start, index
+        nonlocal scene_start, index, earlier
         found = Scene(index=index, start=scene_start, end=until)
         index += 1
         scene_start = until
+        kept = [r.close(found, frame_offset) for r in (run, earlier) if r is not None]
+        earlier = None
+        frame = next((k for k in kept if k is not None), None)
+        if frame is not None:
+            return ScannedScene(found, frame=frame)
         return ScannedScene(found, grab=lambda: _grab(reader, found, frame_offset))
 
     for planned in steps:
-        found: list[float] = []
+        # Scenes are handed out after the stretch: their frames may need the reader.
+        closed: list[ScannedScene] = []
         if isinstance(planned, KeyframeCut):
-            found = cuts.add(planned.time)
+            closed = [scene(cut) for cut in cuts.add(planned.time) if scene_start < cut < end]
         else:
             cuts.restart()
+            earlier = run if run is not None and run.covers(scene_start, frame_offset) else None
+            run = _DecodedRun(frame_offset, scene_start)
             last_time = planned.start
             for decoded in reader.frames_between(planned.start, planned.end + lookahead):
                 if stop.is_set():
                     return
                 last_time = decoded.time
-                found += cuts.feed(decoded.time, decoded.to_small_bgr(options.analysis_width))
+                run.push(decoded)
+                small = decoded.to_small_bgr(options.analysis_width)
+                found = cuts.feed(decoded.time, small)
+                closed += [scene(cut) for cut in found if scene_start < cut < end]
             if planned.last:
-                found += cuts.finish(max(end, last_time))
+                found = cuts.finish(max(end, last_time))
+                closed += [scene(cut) for cut in found if scene_start < cut < end]
             on_time(planned.end)
-        for cut in found:
-            if scene_start < cut < end:
-                yield scene(cut)
+        yield from closed
     yield scene(end)
+
+
+class _DecodedRun:
+    """The frames one stretch of the keyframe scan decoded, in a row, that may still be a
+    scene's frame (``FrameSelector`` keeps them as the full scan does)."""
+
+    def __init__(self, offset: float, start: float) -> None:
+        self._selector: FrameSelector[DecodedFrame] = FrameSelector(offset, start=start)
+        self._first: float | None = None
+        self._last = -math.inf
+
+    def push(self, decoded: DecodedFrame) -> None:
+        if self._first is None:
+            self._first = decoded.time
+        self._last = decoded.time
+        self._selector.push(decoded.time, decoded)
+
+    def covers(self, start: float, offset: float) -> bool:
+        """Whether it decoded the frame on screen at the target of a scene from ``start``,
+        wherever that scene ends: every frame from the start to past ``start + offset``."""
+        return self._first is not None and self._first <= start and self._last > start + offset
+
+    def close(self, scene: Scene, offset: float) -> tuple[float, DecodedFrame] | None:
+        """Close ``scene`` (the selector's open scene) at its end; its frame and time when
+        this run decoded the one the full scan chooses: the last frame at or before the
+        target, with frames after the target decoded in the same run; else None."""
+        closed = self._selector.cut(scene.end)
+        if closed is None:
+            return None
+        target = frame_target(scene.start, scene.end, offset)
+        if closed.frame_time <= target + 1e-6 < self._last:
+            return closed.frame_time, closed.frame
+        return None
 
 
 def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, DecodedFrame] | None:

@@ -149,11 +149,13 @@ class KeyframeRule:
     lookahead: float = 0.25
     """Seconds decoded past the end of a stretch: the detectors confirm a cut a few frames
     after it."""
-    most_refined: float = 0.4
+    most_refined: float = 0.6
     """Share of the video to decode fully above which the full scan is used instead: the
-    keyframe pass, the seeks and the frames decoded again for each scene's frame cost more
-    than they save. ``bench/scenes.py`` on the 60 s 720p bench video: 54 % decoded fully
-    took 7.5 CPU s against 5.6 for the full scan."""
+    keyframe pass, the seeks and the scene frames no stretch decoded cost more than they
+    save. ``bench/scenes.py`` on the 60 s 720p bench video (CPU s, this 2-core machine,
+    scenes-keyframes-2026-11-26.md): at 48 % and 54 % decoded fully the keyframe scan costs
+    less than the full scan, at 77 % as much. The keyframe pass stops as soon as more than
+    this share is sure to need a full decode."""
 
     def __post_init__(self) -> None:
         if self.threshold < 0 or self.spike <= 1 or self.longest_gop <= 0:

@@ -390,6 +390,13 @@ def _spike(sizes: list[int]) -> float:
     return max(later) / max(float(np.percentile(sizes, 75)), 1.0)
 
 
+def _groups(starts: list[tuple[float, int, list[int]]], ends: list[float]) -> list[GroupOfPictures]:
+    return [
+        GroupOfPictures(start=key, end=following, spike=_spike(others))
+        for (key, _size, others), following in zip(starts, ends, strict=True)
+    ]
+
+
 class KeyframePass:
     """One pass over the file that demuxes every packet but decodes only the keyframes and
     the first few packets after each (``KEYFRAME_FOLLOWERS``).
@@ -411,6 +418,13 @@ class KeyframePass:
         self._reader = reader
         self.groups: list[GroupOfPictures] = []
         self.end = 0.0
+        # (keyframe time, its size, the other packets' sizes) of each group seen so far
+        self._starts: list[tuple[float, int, list[int]]] = []
+
+    def groups_so_far(self) -> list[GroupOfPictures]:
+        """While iterating: the groups whose next keyframe has been demuxed, in order."""
+        starts = sorted(self._starts, key=lambda start: start[0])
+        return _groups(starts[:-1], [s[0] for s in starts[1:]])
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         reader = self._reader
@@ -419,8 +433,7 @@ class KeyframePass:
         assert stream.time_base is not None
         base, origin = stream.time_base, reader._origin
         step = 1 / float(reader.info.frame_rate)
-        # (keyframe time, its size, the other packets' sizes) of each group seen so far
-        starts: list[tuple[float, int, list[int]]] = []
+        starts = self._starts
         end = 0.0
         count = 0
         followers = 0
@@ -462,12 +475,7 @@ class KeyframePass:
             raise reader._incomplete(end, "")
         starts.sort(key=lambda start: start[0])
         self.end = end
-        self.groups = [
-            GroupOfPictures(start=key, end=following, spike=_spike(others))
-            for (key, _size, others), following in zip(
-                starts, [s[0] for s in starts[1:]] + [end], strict=True
-            )
-        ]
+        self.groups = _groups(starts, [s[0] for s in starts[1:]] + [end])
 
     def _decoded(self, frame: av.VideoFrame, origin: float) -> DecodedFrame:
         time = frame.time - origin if frame.time is not None else 0.0

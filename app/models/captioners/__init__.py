@@ -1,16 +1,18 @@
-"""Captioner kinds: one module each in this folder, named in :data:`CAPTIONERS`.
+"""Captioner kinds: one module each in this folder, a line each in :data:`CAPTIONERS`.
 
-A kind says which model types (``model_type`` in a model's config.json) it takes and how it
-loads one; ``app.models.load_captioner`` picks it by name or by the model's type. A new kind
-(a vision-language model, a remote endpoint): a module defining a ``CaptionerKind`` and a
-line here.
+A kind's line says, as data, which model types (``model_type`` in a model's config.json) it
+takes, how many frames of a scene it looks at and which languages it writes, so all of that is
+known without importing the kind's module (torch, transformers) or loading a model: the scan
+starts while the model loads. The module gives only the function that loads a model; the
+captioner it returns takes those attributes from its kind. A new kind (a vision-language model,
+a remote endpoint): a module defining a :data:`LoadCaptioner` function and a line here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from app.registry import Member, Registry
 
@@ -20,37 +22,85 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CaptionerKind:
-    """One kind of captioner: which models it takes and how it loads them."""
+class CaptionerKind(Member):
+    """One kind of captioner: where its loader lives, what it needs, which models it takes
+    and what its captioners do, all known before anything is imported."""
 
-    model_types: tuple[str, ...]
+    model_types: tuple[str, ...] = ()
     """``model_type`` values of config.json that this kind loads ("auto" picks it for them);
     empty for a kind that is only chosen by name."""
-    load: Callable[[ModelSource, CaptionOptions], Captioner]
-    """Loads a model; errors of transformers, safetensors and torch pass through (the caller
-    turns them into a ``ModelLoadError``)."""
+    frames_per_scene: int = 1
+    """Frames of a scene its captioners look at (``CaptionRequest.frames``), unless the
+    pipeline is told otherwise."""
+    languages: frozenset[str] | None = None
+    """The languages (ISO 639-1) its captioners write; None: any they are asked for (a
+    prompted model). For another language the pipeline translates (``app.pipeline.translate``)."""
     local: bool = True
     """Whether the model's files are read here (a directory or the hub); False for a kind
     whose model is served elsewhere (an endpoint): its name is not looked up."""
 
 
-_TRANSFORMERS = {"transformers": "transformers", "torch": "torch"}
+LoadCaptioner: TypeAlias = "Callable[[CaptionerKind, ModelSource, CaptionOptions], Captioner]"
+"""What a kind's target is: loads a model of that kind into a captioner whose
+``frames_per_scene`` and ``languages`` are the kind's. Errors of transformers, safetensors and
+torch pass through (the caller turns them into a ``ModelLoadError``)."""
 
-#: Captioner kinds by name.
-CAPTIONERS: Registry[CaptionerKind] = Registry(
+_TRANSFORMERS = {"transformers": "transformers", "torch": "torch"}
+_VLM = "app.models.captioners.vlm:load"
+#: Frames of a scene a prompt-driven model (a local chat model, an endpoint) is shown.
+_PROMPTED_FRAMES = 3
+_ENGLISH = frozenset({"en"})
+
+#: Captioner kinds by name; the registry hands out each kind's :data:`LoadCaptioner`.
+CAPTIONERS: Registry[LoadCaptioner] = Registry(
     "captioner",
     {
-        "blip": Member("app.models.captioners.blip:BLIP", _TRANSFORMERS),
-        "blip-2": Member("app.models.captioners.blip:BLIP2", _TRANSFORMERS),
+        # BLIP and BLIP-2 look at one frame and caption in English only.
+        "blip": CaptionerKind(
+            "app.models.captioners.blip:load_blip",
+            _TRANSFORMERS,
+            model_types=("blip",),
+            languages=_ENGLISH,
+        ),
+        "blip-2": CaptionerKind(
+            "app.models.captioners.blip:load_blip2",
+            _TRANSFORMERS,
+            model_types=("blip-2",),
+            languages=_ENGLISH,
+        ),
         # Chat vision-language models: one generic captioner, a line per family.
-        "qwen-vl": Member(
-            "app.models.captioners.vlm:QWEN_VL", {**_TRANSFORMERS, "torchvision": "torchvision"}
+        "qwen-vl": CaptionerKind(
+            _VLM,
+            {**_TRANSFORMERS, "torchvision": "torchvision"},
+            model_types=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"),
+            frames_per_scene=_PROMPTED_FRAMES,
         ),
-        "smolvlm": Member("app.models.captioners.vlm:IDEFICS3", _TRANSFORMERS),
-        "smolvlm2": Member(
-            "app.models.captioners.vlm:SMOLVLM",
+        "smolvlm": CaptionerKind(  # SmolVLM, model type idefics3
+            _VLM, _TRANSFORMERS, model_types=("idefics3",), frames_per_scene=_PROMPTED_FRAMES
+        ),
+        "smolvlm2": CaptionerKind(
+            _VLM,
             {**_TRANSFORMERS, "torchvision": "torchvision", "num2words": "num2words"},
+            model_types=("smolvlm",),
+            frames_per_scene=_PROMPTED_FRAMES,
         ),
-        "openai": Member("app.models.captioners.remote:OPENAI", {"httpx": "httpx"}),
+        "openai": CaptionerKind(
+            "app.models.captioners.remote:load",
+            {"httpx": "httpx"},
+            frames_per_scene=_PROMPTED_FRAMES,
+            local=False,
+        ),
     },
 )
+
+
+def captioner_kind(name: str) -> CaptionerKind:
+    """The registry line of the installed kind ``name``; nothing is imported.
+
+    Raises:
+        ValueError: As ``CAPTIONERS.check``: unknown, or its packages are missing.
+    """
+    member = CAPTIONERS.members[CAPTIONERS.check(name)]
+    if not isinstance(member, CaptionerKind):
+        raise TypeError(f"the captioner {name!r} is registered without a CaptionerKind")
+    return member

@@ -23,7 +23,7 @@ from transformers import (
 
 from app.errors import ModelLoadError
 from app.models.base import CaptionOptions, CaptionRequest
-from app.models.captioners import CaptionerKind
+from app.models.captioners import CaptionerKind, LoadCaptioner
 from app.models.hub import ModelSource
 
 logger = logging.getLogger(__name__)
@@ -123,11 +123,6 @@ class BlipCaptioner:
     Build one with :func:`app.models.load_captioner`.
     """
 
-    #: BLIP looks at one frame; it ignores ``CaptionRequest.frames``.
-    frames_per_scene = 1
-    #: BLIP and BLIP-2 caption in English only: the pipeline translates for other languages.
-    languages: frozenset[str] | None = frozenset({"en"})
-
     def __init__(
         self,
         model: PreTrainedModel,
@@ -135,6 +130,7 @@ class BlipCaptioner:
         options: CaptionOptions,
         *,
         name: str,
+        kind: CaptionerKind,
     ) -> None:
         """Wrap a loaded model, already placed on its device(s) and in its dtype.
 
@@ -143,7 +139,11 @@ class BlipCaptioner:
             processor: Its processor (image processor and tokenizer).
             options: Generation options; ``batch_size`` None picks one from free memory.
             name: The hub id or directory it came from, for logs.
+            kind: Its registry line: how many frames it looks at (one: BLIP ignores
+                ``CaptionRequest.frames``) and the languages it writes (English).
         """
+        self.frames_per_scene = kind.frames_per_scene
+        self.languages = kind.languages
         self.model = model.eval()
         self.processor = processor
         self.options = options
@@ -168,7 +168,11 @@ class BlipCaptioner:
 
     @classmethod
     def from_pretrained(
-        cls, model: ModelSource, architecture: Architecture, options: CaptionOptions
+        cls,
+        model: ModelSource,
+        architecture: Architecture,
+        options: CaptionOptions,
+        kind: CaptionerKind,
     ) -> BlipCaptioner:
         """Load model and processor from a hub id or a directory, on the device of ``options``.
 
@@ -179,6 +183,7 @@ class BlipCaptioner:
             model: A hub id or a directory written by ``save_pretrained``.
             architecture: The classes for the model's type.
             options: Where and how to load.
+            kind: The registry line of its kind.
         """
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
@@ -203,7 +208,7 @@ class BlipCaptioner:
             loaded = architecture.model_class.from_pretrained(
                 name_or_path, dtype=dtype, device_map=device, **source
             )
-        return cls(loaded, processor, options, name=name_or_path)
+        return cls(loaded, processor, options, name=name_or_path, kind=kind)
 
     def caption(
         self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
@@ -263,12 +268,12 @@ def _accelerate_max_memory(max_memory: dict[str, str] | None) -> dict[int | str,
     return {int(key) if key.isdigit() else key: value for key, value in max_memory.items()}
 
 
-def _kind(architecture: Architecture, model_type: str) -> CaptionerKind:
-    def load(source: ModelSource, options: CaptionOptions) -> BlipCaptioner:
-        return BlipCaptioner.from_pretrained(source, architecture, options)
+def _loader(architecture: Architecture) -> LoadCaptioner:
+    def load(kind: CaptionerKind, source: ModelSource, options: CaptionOptions) -> BlipCaptioner:
+        return BlipCaptioner.from_pretrained(source, architecture, options, kind)
 
-    return CaptionerKind(model_types=(model_type,), load=load)
+    return load
 
 
-BLIP = _kind(ARCHITECTURES["blip"], "blip")
-BLIP2 = _kind(ARCHITECTURES["blip-2"], "blip-2")
+load_blip = _loader(ARCHITECTURES["blip"])
+load_blip2 = _loader(ARCHITECTURES["blip-2"])

@@ -31,7 +31,7 @@ from app.errors import EndpointError, ModelLoadError
 from app.models.base import CaptionOptions, CaptionRequest
 from app.models.captioners import CaptionerKind
 from app.models.hub import ModelSource
-from app.models.prompt import FRAMES_PER_SCENE, PromptBuilder, token_limit
+from app.models.prompt import PromptBuilder, token_limit
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +73,17 @@ class ChatEndpointCaptioner:
     requests. Build one with :func:`app.models.load_captioner` and ``api_base`` set.
     """
 
-    #: Frames of a scene sent with each request, unless the pipeline is told otherwise.
-    frames_per_scene = FRAMES_PER_SCENE
-
-    def __init__(self, model: str, options: CaptionOptions) -> None:
+    def __init__(self, model: str, options: CaptionOptions, kind: CaptionerKind) -> None:
         """Args:
         model: The served model's name, sent as ``model``.
         options: ``api_*`` settings, ``prompt`` and ``max_new_tokens``.
+        kind: Its registry line: the frames of a scene sent with each request, unless the
+            pipeline is told otherwise, and the languages it writes (any it is asked for).
         """
         if options.api_base is None:
             raise ValueError("the openai captioner needs api_base, the endpoint's base URL")
+        self.frames_per_scene = kind.frames_per_scene
+        self.languages = kind.languages
         self.model = model
         self.options = options
         self.url = options.api_base.rstrip("/") + "/chat/completions"
@@ -277,14 +278,14 @@ def _data_url(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _load(source: ModelSource, options: CaptionOptions) -> ChatEndpointCaptioner:
-    captioner = ChatEndpointCaptioner(source.name_or_path, options)
+def load(
+    kind: CaptionerKind, source: ModelSource, options: CaptionOptions
+) -> ChatEndpointCaptioner:
+    """The ``openai`` kind's loader: a captioner for the served model, checked once."""
+    captioner = ChatEndpointCaptioner(source.name_or_path, options, kind)
     try:
         captioner.check()
     except BaseException:
         captioner.close()
         raise
     return captioner
-
-
-OPENAI = CaptionerKind(model_types=(), load=_load, local=False)

@@ -3,10 +3,10 @@
 SmolVLM (Idefics3), SmolVLM2 and any other family whose processor has a chat
 template that takes images.
 
-One generic captioner; a family is a :class:`CaptionerKind` made by :func:`chat_vlm` with
-its ``model_type`` values, and a line in ``CAPTIONERS`` naming the packages its processor
-needs. Each scene's frames and the prompt of :mod:`app.models.prompt` make one user turn;
-a batch of scenes is padded on the left and generated in one call.
+One generic captioner; a family is a line in ``CAPTIONERS`` with its ``model_type`` values
+and the packages its processor needs, whose target is :data:`load`. Each scene's frames and
+the prompt of :mod:`app.models.prompt` make one user turn; a batch of scenes is padded on
+the left and generated in one call.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from app.models.base import CaptionOptions, CaptionRequest
-from app.models.captioners import CaptionerKind
+from app.models.captioners import CaptionerKind, LoadCaptioner
 from app.models.captioners.blip import (
     CPU_BATCH_SIZE,
     _accelerate_max_memory,
@@ -35,7 +35,7 @@ from app.models.captioners.blip import (
     resolve_dtype,
 )
 from app.models.hub import ModelSource
-from app.models.prompt import FRAMES_PER_SCENE, PromptBuilder, token_limit
+from app.models.prompt import PromptBuilder, token_limit
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,6 @@ class ChatVLMCaptioner:
     Build one with :func:`app.models.load_captioner`.
     """
 
-    #: Frames of a scene shown to the model, unless the pipeline is told otherwise.
-    frames_per_scene = FRAMES_PER_SCENE
-
     def __init__(
         self,
         model: PreTrainedModel,
@@ -63,6 +60,7 @@ class ChatVLMCaptioner:
         options: CaptionOptions,
         *,
         name: str,
+        kind: CaptionerKind,
     ) -> None:
         """Wrap a loaded model, already on its device(s) and in its dtype.
 
@@ -72,7 +70,11 @@ class ChatVLMCaptioner:
                 left.
             options: Generation options.
             name: The hub id or directory it came from, for logs.
+            kind: Its registry line: the frames of a scene it is shown, unless the pipeline
+                is told otherwise, and the languages it writes (any it is asked for).
         """
+        self.frames_per_scene = kind.frames_per_scene
+        self.languages = kind.languages
         self.model = model.eval()
         self.processor = processor
         self.options = options
@@ -93,7 +95,9 @@ class ChatVLMCaptioner:
         )
 
     @classmethod
-    def from_pretrained(cls, source: ModelSource, options: CaptionOptions) -> ChatVLMCaptioner:
+    def from_pretrained(
+        cls, kind: CaptionerKind, source: ModelSource, options: CaptionOptions
+    ) -> ChatVLMCaptioner:
         """Load model and processor from a hub id or a directory, on the device of ``options``.
 
         "auto" dtype is bfloat16 on a GPU that has it (these models are trained in it;
@@ -114,7 +118,7 @@ class ChatVLMCaptioner:
         model = AutoModelForImageTextToText.from_pretrained(
             name, dtype=dtype, **placement, **kwargs
         )
-        return cls(model, processor, options, name=name)
+        return cls(model, processor, options, name=name, kind=kind)
 
     def caption(
         self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
@@ -178,14 +182,5 @@ class ChatVLMCaptioner:
         return [text.strip() for text in texts]
 
 
-def chat_vlm(*model_types: str) -> CaptionerKind:
-    """The captioner kind of the chat vision-language models of ``model_types``."""
-    return CaptionerKind(model_types=model_types, load=ChatVLMCaptioner.from_pretrained)
-
-
-#: Qwen2-VL, Qwen2.5-VL and Qwen3-VL (their processors need torchvision).
-QWEN_VL = chat_vlm("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-#: SmolVLM (model type idefics3).
-IDEFICS3 = chat_vlm("idefics3")
-#: SmolVLM2 (its processor needs torchvision and num2words).
-SMOLVLM = chat_vlm("smolvlm")
+#: The loader of every chat vision-language kind (Qwen-VL, SmolVLM, SmolVLM2, ...).
+load: LoadCaptioner = ChatVLMCaptioner.from_pretrained

@@ -18,8 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from app.errors import ModelLoadError
 from app.models.base import CaptionOptions
-from app.models.hub import ModelSource, SettingNames, load_model
-from app.models.loader import _model_type
+from app.models.hub import ModelSource, SettingNames, load_model, model_type
 from app.registry import Member, Registry
 
 logger = logging.getLogger(__name__)
@@ -146,15 +145,15 @@ def load_translator(
     known = (default_translator(language),)
     kind = options.kind
     if kind == "auto":
-        model_type = load_model(source, WHAT, _model_type, known=known, settings=SETTINGS)
+        found = load_model(source, WHAT, model_type, known=known, settings=SETTINGS)
         takes = {t: name for name, member in TRANSLATORS.items() for t in member.model_types}
-        if model_type not in takes:
+        if found not in takes:
             raise ModelLoadError(
-                f"{name_or_path!r} is a {model_type!r} model, which cannot translate here. "
+                f"{name_or_path!r} is a {found!r} model, which cannot translate here. "
                 f"Supported model types: {', '.join(takes) or 'none installed'}; for example "
                 f"{known[0]}."
             )
-        kind = takes[model_type]
+        kind = takes[found]
     translator_kind = TRANSLATORS.load(kind)
     logger.info("Loading %s translator %s into %r", kind, name_or_path, language)
     return load_model(
