@@ -1,5 +1,6 @@
 """Local chat vision-language models (the vlm.py kinds) through the real load path and
-the real pipeline, on a tiny random SmolVLM built here: random words, real code."""
+the real pipeline, on tiny random SmolVLM and Gemma 3 models built here: random words, real
+code."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from app.errors import ModelLoadError
 from app.models import CaptionOptions, CaptionRequest, load_captioner
 from app.models.captioners import CAPTIONERS
 from app.models.captioners.vlm import ChatVLMCaptioner
+from app.models.hub import ModelSource, model_type
+from app.models.loader import kind_for_model_type
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.types import Progress, Stage
 from tests.fixtures.media import VideoFactory
@@ -19,6 +22,13 @@ from tests.fixtures.models import solid_image
 
 #: Enough tokens that every answer has a word; few, so that the tests stay fast.
 OPTIONS = CaptionOptions(num_beams=1, max_new_tokens=6, min_new_tokens=4)
+
+
+@pytest.fixture(params=["tiny_smolvlm_dir", "tiny_gemma3_dir"])
+def vlm_dir(request: pytest.FixtureRequest) -> Path:
+    """Each tested family's tiny model directory."""
+    directory: Path = request.getfixturevalue(request.param)
+    return directory
 
 
 def load(directory: Path, **changes: object) -> ChatVLMCaptioner:
@@ -43,10 +53,20 @@ def test_config_json_picks_the_smolvlm_kind_and_its_prompt_goes_in(
     assert "- Hello." in turn[-1]["text"]
 
 
-def test_a_scene_gets_the_same_words_alone_or_in_a_left_padded_batch(
-    tiny_smolvlm_dir: Path,
+@pytest.mark.parametrize(
+    ("fixture", "kind"), [("tiny_smolvlm_dir", "smolvlm"), ("tiny_gemma3_dir", "gemma3")]
+)
+def test_config_json_picks_the_family_s_kind(
+    request: pytest.FixtureRequest, fixture: str, kind: str
 ) -> None:
-    captioner = load(tiny_smolvlm_dir, batch_size=3)
+    directory = request.getfixturevalue(fixture)
+    assert kind_for_model_type(model_type(ModelSource(str(directory))), str(directory)) == kind
+    captioner = load(directory)
+    assert (captioner.frames_per_scene, captioner.languages) == (3, None)
+
+
+def test_a_scene_gets_the_same_words_alone_or_in_a_left_padded_batch(vlm_dir: Path) -> None:
+    captioner = load(vlm_dir, batch_size=3)
     images = [solid_image(c) for c in ("red", "green", "blue")]
     # Prompts of different lengths: one frame, three frames, dialogue.
     requests = [
@@ -61,10 +81,10 @@ def test_a_scene_gets_the_same_words_alone_or_in_a_left_padded_batch(
 
 
 def test_the_pipeline_runs_to_the_end_with_three_frames_a_scene(
-    tiny_smolvlm_dir: Path, coded_video: VideoFactory
+    vlm_dir: Path, coded_video: VideoFactory
 ) -> None:
     made = coded_video([("red", 75), ("green", 75), ("blue", 75)])
-    captioner = load(tiny_smolvlm_dir)
+    captioner = load(vlm_dir)
     seen: list[Progress] = []
     options = DescribeOptions(similar_frame_threshold=None, novelty_threshold=1.0)
     results = list(describe(made.path, captioner, options=options, on_progress=seen.append))

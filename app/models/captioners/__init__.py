@@ -78,6 +78,10 @@ CAPTIONERS: Registry[LoadCaptioner] = Registry(
         "smolvlm": CaptionerKind(  # SmolVLM, model type idefics3
             _VLM, _TRANSFORMERS, model_types=("idefics3",), frames_per_scene=_PROMPTED_FRAMES
         ),
+        # Gemma 3 (4B and up see images); its processor needs no torchvision.
+        "gemma3": CaptionerKind(
+            _VLM, _TRANSFORMERS, model_types=("gemma3",), frames_per_scene=_PROMPTED_FRAMES
+        ),
         "smolvlm2": CaptionerKind(
             _VLM,
             {**_TRANSFORMERS, "torchvision": "torchvision", "num2words": "num2words"},
