@@ -53,6 +53,7 @@ class OutboxDispatcher:
 
     def start(self) -> None:
         """Start delivering, beginning with what is already in the outbox."""
+        self._stopping.clear()
         self._main = asyncio.create_task(self._run(), name="outbox")
 
     def notify(self, job_id: str | None = None) -> None:
@@ -75,7 +76,10 @@ class OutboxDispatcher:
         self._main = None
 
     async def _run(self) -> None:
-        while True:
+        # Ends on the stop flag, not only on the cancellation: Python 3.11's wait_for swallows
+        # a cancellation that arrives as the wake-up does (CPython gh-86296), and the loop
+        # would go on for ever.
+        while not self._stopping.is_set():
             self._wake.clear()
             try:
                 job_ids = await self._store.jobs_with_pending_events()
