@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import logging
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -103,6 +104,32 @@ def test_fixed_gop_scan_skips_the_groups_without_a_cut(
     assert share < 60
 
 
+def test_the_keyframe_pass_finds_the_intra_frames_the_encoder_put_inside_groups(
+    coded_video: VideoFactory,
+) -> None:
+    # x264's defaults: a cut too soon after a keyframe gets an intra frame, not a new group.
+    made = coded_video(SCENES, grain=6, scenecut=True, extra_args=("-preset", "medium"))
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+         "frame=pts_time,pict_type,key_frame", "-of", "csv=p=0", str(made.path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rows = [line.split(",")[:3] for line in probe.split()]
+    keyframes = [float(time) for key, time, kind in rows if key == "1"]
+    intra = [float(time) for key, time, kind in rows if key == "0" and kind == "I"]
+    assert intra, "x264 put no intra frame inside a group: the test proves nothing"
+    with VideoReader(made.path) as reader:
+        frames = reader.keyframes()
+        for _ in frames:
+            pass
+    assert [group.start for group in frames.groups] == pytest.approx(keyframes)
+    expected = [
+        sum(1 for time in intra if start < time < end)
+        for start, end in zip(keyframes, [*keyframes[1:], frames.end], strict=True)
+    ]
+    assert [group.intra for group in frames.groups] == expected
+
+
 def test_a_frame_decoded_by_a_stretch_is_not_decoded_again(
     coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,7 +156,11 @@ def test_the_keyframe_pass_stops_once_a_full_decode_is_sure_to_be_cheaper(
     coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     made = coded_video(SCENES, grain=6, gop=25)
-    little = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=0.1))
+    # Threshold 0: every group whose keyframes are not a clean cut needs a full decode, so
+    # the sure share passes a tenth early in the pass.
+    little = SceneOptions(
+        scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(threshold=0.0, most_refined=0.1)
+    )
     with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
         fast = scan(made.path, little)
     [stopped] = [r.getMessage() for r in caplog.records if "pass stops there" in r.message]

@@ -11,9 +11,9 @@ decodes on its own, so:
    decode), comparing each keyframe with the next with the detector's content metric;
 2. a group of pictures (a keyframe to the next) is decoded fully, with the detectors
    running on every frame, only where a cut may lie (``KeyframeRule``): the keyframes
-   differ, a packet inside is nearly as big as a keyframe, the group is long, or it is
-   the last one; neighbouring groups form one stretch, so a cut on the keyframe between
-   them is seen with the frames before it;
+   differ, the encoder coded a frame inside as intra (it saw a scene change there), the
+   group is long, or it is the last one; neighbouring groups form one stretch, so a cut
+   on the keyframe between them is seen with the frames before it;
 3. each scene's frame is the one a stretch decoded when one did (every frame from before
    its target to after it); the others are decoded when asked for, from the keyframe
    before their target.
@@ -36,7 +36,7 @@ import numpy as np
 
 from app.errors import VideoIncomplete, VideoTooLong
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
-from app.pipeline.scenes import CutDetector, ScanMode, SceneOptions
+from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
 
@@ -143,6 +143,16 @@ def _clean_cut(before: KeyframeLook, after: KeyframeLook, options: SceneOptions)
     )
 
 
+def _keyed_late(group: GroupOfPictures, rule: KeyframeRule) -> bool:
+    """Whether the last ``rule.late_run`` packets of the group are all big: the new shot
+    began before the keyframe that ends the group (``KeyframeRule.late_run``)."""
+    sizes = group.sizes
+    if len(sizes) <= rule.late_run:
+        return False
+    usual = float(np.percentile(sizes, 75))
+    return all(size >= rule.late_size * usual for size in sizes[-rule.late_run :])
+
+
 def _periodic_lengths(groups: list[GroupOfPictures]) -> set[float]:
     """Group lengths (seconds, to the hundredth) that say the encoder placed the keyframe
     by the clock, not at a cut: the longest (its keyframe interval) and any length shared
@@ -189,12 +199,19 @@ def _plan(
             or look is None
             or after is None
             or look.difference is None
-            or group.spike >= rule.spike
+            or group.intra > 0
             or group.duration > rule.longest_gop
         ):
-            if look.difference < rule.threshold:
+            # Keyframes alike skip the group, unless they are dark: black at both ends may
+            # hold a whole shot faded in and out again.
+            dark = min(look.brightness, after.brightness) < rule.dark
+            if look.difference < rule.threshold and not dark:
                 continue
-            if round(group.duration, 2) not in periodic and _clean_cut(look, after, options):
+            if (
+                round(group.duration, 2) not in periodic
+                and _clean_cut(look, after, options)
+                and not _keyed_late(group, rule)
+            ):
                 steps.append(KeyframeCut(group.end))
                 continue
         previous = steps[-1] if steps else None

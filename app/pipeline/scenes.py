@@ -112,10 +112,11 @@ class ScanMode(StrEnum):
 class KeyframeRule:
     """What the keyframe scan does with each group of pictures (a keyframe to the next).
 
-    It is decoded fully when it is the last, when a packet in it is a ``spike``, when it
-    is longer than ``longest_gop``, or when its keyframes differ by ``threshold`` or more
-    without showing a clean cut (``cut_threshold``, ``cut_ratio``, ``dark``): then the cut
-    on the second keyframe is taken as it is. Groups whose keyframes differ less are
+    It is decoded fully when it is the last, when the encoder coded a frame in it as intra
+    (``GroupOfPictures.intra``: it saw a scene change there), when it is longer than
+    ``longest_gop``, or when its keyframes differ by ``threshold`` or more without showing
+    a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``late_run``):
+    then the cut on the second keyframe is taken as it is. Groups whose keyframes differ less are
     skipped: no cut lies in them. The numbers come from ``bench/scenes.py``.
     """
 
@@ -138,18 +139,22 @@ class KeyframeRule:
     keyframe the keyframes' difference must be (AdaptiveDetector's default ratio)."""
     dark: float = 24.0
     """A keyframe darker than this (mean pixel, 0-255; twice ThresholdDetector's 12) may
-    be in a fade: the frames around it are decoded."""
-    spike: float = 2.0
-    """A packet between them at least this many times the group's usual size (its upper
-    quartile; ``GroupOfPictures.spike``): the encoder coded a frame mostly as intra, as it
-    does after a cut it put no keyframe on (x264 often keys a few frames after a cut)."""
+    be in a fade: the groups on both sides of it are decoded, however alike the keyframes
+    (two black keyframes may hold a shot that fades in and out between them)."""
+    late_run: int = 3
+    late_size: float = 1.5
+    """A clean cut is not taken on a keyframe when the ``late_run`` packets right before it
+    are each at least ``late_size`` times the group's upper quartile: the encoder keyed
+    the cut late and coded the new shot's first frames as big, mostly intra P-frames (x264
+    on a grainy shot of the bench video, four frames late); the group is decoded. A single
+    big packet (a flash, a source's periodic quality refresh) does not count."""
     longest_gop: float = 12.0
     """Seconds: a longer group may hold a cut and a return to the first shot (A-B-A) that
     the keyframes cannot show. x264's default keyframe interval is 250 frames (10 s)."""
     lookahead: float = 0.25
     """Seconds decoded past the end of a stretch: the detectors confirm a cut a few frames
     after it."""
-    most_refined: float = 0.6
+    most_refined: float = 0.7
     """Share of the video to decode fully above which the full scan is used instead: the
     keyframe pass, the seeks and the scene frames no stretch decoded cost more than they
     save. ``bench/scenes.py`` on the 60 s 720p bench video (CPU s, this 2-core machine,
@@ -158,8 +163,8 @@ class KeyframeRule:
     this share is sure to need a full decode."""
 
     def __post_init__(self) -> None:
-        if self.threshold < 0 or self.spike <= 1 or self.longest_gop <= 0:
-            raise ValueError("keyframe threshold must be >= 0, spike > 1, longest GOP > 0")
+        if self.threshold < 0 or self.longest_gop <= 0 or self.late_run < 1:
+            raise ValueError("keyframe threshold must be >= 0, longest GOP > 0, late run >= 1")
         if self.lookahead < 0 or not 0 <= self.most_refined <= 1:
             raise ValueError("lookahead must be >= 0 and most_refined in [0, 1]")
 

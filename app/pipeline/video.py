@@ -16,6 +16,7 @@ through FFmpeg's CUDA hardware acceleration; decoded frames then come back to sy
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import math
@@ -366,12 +367,14 @@ class GroupOfPictures:
     """Presentation time of the keyframe, seconds."""
     end: float
     """Presentation time of the next keyframe, or the end of the stream."""
-    spike: float
-    """The largest packet after the first ``KEYFRAME_FOLLOWERS`` over the upper quartile of
-    the group's packets (0 when there are none). An encoder that meets a cut between
-    keyframes codes the frame after it mostly as intra: a packet several times the usual
-    size. (The packets right after a keyframe are often that big too, so they are left out.)
+    intra: int = 0
+    """Frames coded as intra (I) in the group besides its keyframe. An encoder that sees a
+    scene change too soon after a keyframe to start a new group (x264 and x265 within
+    ``min-keyint``) codes that frame as intra: a cut may lie there. Known for the codecs in
+    ``INTRA_CODECS``; 0 for others.
     """
+    sizes: tuple[int, ...] = ()
+    """Sizes of the group's other packets in presentation order, bytes."""
 
     @property
     def duration(self) -> float:
@@ -383,31 +386,25 @@ KEYFRAME_FOLLOWERS = 4
 give the two frames shown right after the keyframe, which tell how fast the shot moves."""
 
 
-def _spike(sizes: list[int]) -> float:
-    later = sizes[KEYFRAME_FOLLOWERS:]
-    if not later:
-        return 0.0
-    return max(later) / max(float(np.percentile(sizes, 75)), 1.0)
-
-
-def _groups(starts: list[tuple[float, int, list[int]]], ends: list[float]) -> list[GroupOfPictures]:
-    return [
-        GroupOfPictures(start=key, end=following, spike=_spike(others))
-        for (key, _size, others), following in zip(starts, ends, strict=True)
-    ]
+INTRA_CODECS = frozenset({"h264", "hevc"})
+"""Codecs whose FFmpeg decoder skips all but intra frames cheaply (``skip_frame`` NONINTRA,
+the slice headers alone are read): the keyframe pass finds their intra frames for
+``GroupOfPictures.intra``."""
 
 
 class KeyframePass:
-    """One pass over the file that demuxes every packet but decodes only the keyframes and
-    the first few packets after each (``KEYFRAME_FOLLOWERS``).
+    """One pass over the file that demuxes every packet but decodes only the keyframes, the
+    first few packets after each (``KEYFRAME_FOLLOWERS``) and, for ``INTRA_CODECS``, the
+    other intra frames.
 
     Iterating yields the decoded frames in presentation order (``frame.key_frame`` tells
     the keyframes); once it is done, ``groups`` lists every group of pictures and ``end``
     is the end of the stream. A keyframe refers to no other frame and the packets right
     after it refer only to it and each other, so the decoder is never sent a packet whose
-    references it lacks, in any codec; this costs a small share of a full decode. (In an
-    open-GOP stream, leading pictures after a keyframe lack references and come out
-    damaged: the shot then looks busy, and the scan decodes more, not less.)
+    references it lacks, in any codec (the others it reads the slice headers of and skips);
+    this costs a small share of a full decode. (In an open-GOP stream, leading pictures
+    after a keyframe lack references and come out damaged: the shot then looks busy, and
+    the scan decodes more, not less.)
 
     Raises (while iterating):
         VideoOpenFailure: not a single keyframe could be decoded.
@@ -418,13 +415,34 @@ class KeyframePass:
         self._reader = reader
         self.groups: list[GroupOfPictures] = []
         self.end = 0.0
-        # (keyframe time, its size, the other packets' sizes) of each group seen so far
-        self._starts: list[tuple[float, int, list[int]]] = []
+        self._keys: list[float] = []
+        self._intra: list[float] = []
+        self._packets: list[tuple[float, int]] = []
 
     def groups_so_far(self) -> list[GroupOfPictures]:
         """While iterating: the groups whose next keyframe has been demuxed, in order."""
-        starts = sorted(self._starts, key=lambda start: start[0])
-        return _groups(starts[:-1], [s[0] for s in starts[1:]])
+        keys = sorted(self._keys)
+        return self._groups(keys[:-1], keys[1:])
+
+    def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
+        intra = sorted(self._intra)
+        packets = sorted(self._packets)
+        times = [time for time, _ in packets]
+
+        def within(start: float, end: float) -> tuple[int, ...]:
+            first = bisect.bisect_right(times, start + _TIME_EPSILON)
+            return tuple(size for _, size in packets[first : bisect.bisect_left(times, end)])
+
+        return [
+            GroupOfPictures(
+                start=start,
+                end=end,
+                intra=bisect.bisect_left(intra, end - _TIME_EPSILON)
+                - bisect.bisect_right(intra, start + _TIME_EPSILON),
+                sizes=within(start, end),
+            )
+            for start, end in zip(starts, ends, strict=True)
+        ]
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         reader = self._reader
@@ -433,7 +451,8 @@ class KeyframePass:
         assert stream.time_base is not None
         base, origin = stream.time_base, reader._origin
         step = 1 / float(reader.info.frame_rate)
-        starts = self._starts
+        intra = _intra_decoder(stream)
+        keys = self._keys
         end = 0.0
         count = 0
         followers = 0
@@ -444,22 +463,26 @@ class KeyframePass:
                 time = float(packet.pts * base) - origin
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
+                if intra is not None:
+                    self._note_intra(intra.decode(packet), base, origin)
                 if packet.is_keyframe:
-                    starts.append((time, packet.size, []))
+                    keys.append(time)
                     followers = KEYFRAME_FOLLOWERS
-                elif starts:
-                    starts[-1][2].append(packet.size)
-                    if followers == 0:
+                elif not keys:
+                    continue
+                else:
+                    self._packets.append((time, packet.size))
+                    if not followers:
                         continue
                     followers -= 1
-                else:
-                    continue
                 for frame in stream.decode(packet):
                     count += 1
-                    yield self._decoded(frame, origin)
+                    yield self._decoded(frame, base, origin)
             for frame in stream.decode(None):
                 count += 1
-                yield self._decoded(frame, origin)
+                yield self._decoded(frame, base, origin)
+            if intra is not None:
+                self._note_intra(intra.decode(None), base, origin)
         except av.FFmpegError as exc:
             if count == 0:
                 raise VideoOpenFailure(
@@ -473,10 +496,33 @@ class KeyframePass:
         declared = reader._declared_stream_duration()
         if declared is not None and end < declared - INCOMPLETE_SLACK:
             raise reader._incomplete(end, "")
-        starts.sort(key=lambda start: start[0])
+        keys.sort()
         self.end = end
-        self.groups = _groups(starts, [s[0] for s in starts[1:]] + [end])
+        self.groups = self._groups(keys, [*keys[1:], end])
 
-    def _decoded(self, frame: av.VideoFrame, origin: float) -> DecodedFrame:
-        time = frame.time - origin if frame.time is not None else 0.0
+    def _note_intra(self, frames: list[av.VideoFrame], base: Fraction, origin: float) -> None:
+        for frame in frames:
+            if frame.pict_type == av.video.frame.PictureType.I and frame.pts is not None:
+                self._intra.append(float(frame.pts * base) - origin)
+
+    def _decoded(self, frame: av.VideoFrame, base: Fraction, origin: float) -> DecodedFrame:
+        # The stream's time base: frames drained at the end carry none of their own (their
+        # ``time`` is NaN).
+        time = float(frame.pts * base) - origin if frame.pts is not None else 0.0
         return DecodedFrame(time=time, frame=frame, reformatter=self._reader._reformatter)
+
+
+def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext | None:
+    """A second decoder of ``stream`` that outputs only its intra frames (it reads every
+    packet's slice headers and decodes only the intra ones), for ``INTRA_CODECS``; None for
+    other codecs. A decoder of its own: one that also decodes the packets right after each
+    keyframe drops some intra frames that follow them (FFmpeg's H.264 decoder, seen here)."""
+    name = stream.codec_context.name
+    if name not in INTRA_CODECS:
+        return None
+    decoder = av.CodecContext.create(name, "r")
+    assert isinstance(decoder, av.VideoCodecContext)
+    decoder.extradata = stream.codec_context.extradata
+    decoder.skip_frame = "NONINTRA"
+    decoder.thread_type = "AUTO"
+    return decoder
