@@ -298,10 +298,11 @@ def _look_at_keyframes(
     looks: dict[float, KeyframeLook] = {}
     step = 1 / float(reader.info.frame_rate)
     duration = reader.info.duration
-    # Checked a few times during the pass: once more than ``most_refined`` of the video is
-    # sure to need a full decode, the rest of the pass is not worth its cost.
+    # Checked a few times during the pass, from a fifth of the video on: once more than
+    # ``most_refined`` of what it has seen needs a full decode, the rest of the video most
+    # likely does too, and the rest of the pass is not worth its cost.
     check_every = duration / _CHECKS if duration else math.inf
-    next_check = check_every
+    next_check = 2 * check_every
     last_key: tuple[float, np.ndarray, KeyframeLook] | None = None
     previous: tuple[float, np.ndarray] | None = None
     for decoded in keyframes:
@@ -322,8 +323,8 @@ def _look_at_keyframes(
             last_key = (time, small, look)
             if time >= next_check and duration is not None:
                 next_check = time + check_every
-                refined = _surely_refined(keyframes.groups_so_far(), looks, options)
-                if refined > options.keyframes.most_refined * duration:
+                refined = _refined_so_far(keyframes.groups_so_far(), looks, options)
+                if refined > options.keyframes.most_refined * time:
                     logger.info(
                         "%s: %.1f s of the first %.1f s need a full decode; the keyframe "
                         "pass stops there",
@@ -344,19 +345,19 @@ def _look_at_keyframes(
 
 
 _CHECKS = 10
-"""How many times the keyframe pass checks whether the full scan is sure to be cheaper."""
+"""How many times the keyframe pass checks whether the full scan is likely to be cheaper."""
 
 
-def _surely_refined(
+def _refined_so_far(
     groups: list[GroupOfPictures], looks: dict[float, KeyframeLook], options: SceneOptions
 ) -> float:
-    """Seconds of ``groups`` (those seen so far by the keyframe pass) that the plan will
-    decode fully whatever follows: the plan of all but the last group, as if no group length
-    were periodic (the fewest full decodes), less the last of them, taken as the end."""
+    """Seconds of ``groups`` (those seen so far by the keyframe pass) that the plan would
+    decode fully: the plan of all but the last group, with the group lengths periodic among
+    them, less the last of them, taken as the end (which the plan always decodes)."""
     seen = groups[:-1]
     if not seen:
         return 0.0
-    steps = _plan(seen, looks, options, periodic=set())
+    steps = _plan(seen, looks, options, _periodic_lengths(seen))
     refined = sum(s.end - s.start for s in steps if isinstance(s, Stretch))
     return refined - seen[-1].duration
 

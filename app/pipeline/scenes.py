@@ -157,10 +157,10 @@ class KeyframeRule:
     most_refined: float = 0.7
     """Share of the video to decode fully above which the full scan is used instead: the
     keyframe pass, the seeks and the scene frames no stretch decoded cost more than they
-    save. ``bench/scenes.py`` on the 60 s 720p bench video (CPU s, this 2-core machine,
-    scenes-keyframes-2026-11-26.md): at 48 % and 54 % decoded fully the keyframe scan costs
-    less than the full scan, at 77 % as much. The keyframe pass stops as soon as more than
-    this share is sure to need a full decode."""
+    save. ``bench/scenes.py`` (CPU s, this 2-core machine, scenes-keyframes-2026-11-26.md,
+    scenes-real-2026-11-26.md): at 38-67 % decoded fully the keyframe scan costs less than
+    the full scan, at 72-77 % as much or a little more. From a fifth of the video on, the
+    keyframe pass stops as soon as more than this share of what it has seen needs it."""
 
     def __post_init__(self) -> None:
         if self.threshold < 0 or self.longest_gop <= 0 or self.late_run < 1:

@@ -524,5 +524,7 @@ def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext 
     assert isinstance(decoder, av.VideoCodecContext)
     decoder.extradata = stream.codec_context.extradata
     decoder.skip_frame = "NONINTRA"
+    # Its pixels are not looked at: no deblocking, a tenth less work.
+    decoder.options = {"skip_loop_filter": "all"}
     decoder.thread_type = "AUTO"
     return decoder
