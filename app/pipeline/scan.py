@@ -28,6 +28,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import numpy as np
 
 from app.errors import VideoIncomplete, VideoTooLong
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
+from app.pipeline.readahead import read_ahead
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
@@ -254,6 +256,10 @@ def _scanned(closed: ClosedScene[DecodedFrame]) -> ScannedScene:
     return ScannedScene(closed.scene, frame=(closed.frame_time, closed.frame), spread=spread)
 
 
+_READ_AHEAD = 8
+"""Frames the full scan decodes ahead of its detectors (a 4K frame is about 12 MB)."""
+
+
 def _full_scan(
     reader: VideoReader,
     options: SceneOptions,
@@ -266,16 +272,23 @@ def _full_scan(
     cuts = CutDetector(options, rate)
     selector: FrameSelector[DecodedFrame] = FrameSelector(frame_offset, spread=spread)
     last_time = 0.0
-    for decoded in reader.frames():
-        if stop.is_set():
-            return
-        last_time = decoded.time
-        on_time(decoded.time)
-        selector.push(decoded.time, decoded)
-        for cut in cuts.feed(decoded.time, decoded.to_small_bgr(options.analysis_width)):
-            closed = selector.cut(cut)
-            if closed is not None:
-                yield _scanned(closed)
+    # Decoded and scaled down in a thread of their own while the detectors run here.
+    frames = read_ahead(
+        reader.frames(),
+        lambda decoded: decoded.to_small_bgr(options.analysis_width),
+        depth=_READ_AHEAD,
+    )
+    with closing(frames):
+        for decoded, small in frames:
+            if stop.is_set():
+                return
+            last_time = decoded.time
+            on_time(decoded.time)
+            selector.push(decoded.time, decoded)
+            for cut in cuts.feed(decoded.time, small):
+                closed = selector.cut(cut)
+                if closed is not None:
+                    yield _scanned(closed)
     end = last_time + 1 / float(rate)
     for cut in cuts.finish(end):
         closed = selector.cut(cut)
@@ -433,14 +446,19 @@ def _keyframe_scan(
             earlier = run if run is not None and run.covers(scene_start, frame_offset) else None
             run = _DecodedRun(frame_offset, scene_start)
             last_time = planned.start
-            for decoded in reader.frames_between(planned.start, planned.end + lookahead):
-                if stop.is_set():
-                    return
-                last_time = decoded.time
-                run.push(decoded)
-                small = decoded.to_small_bgr(options.analysis_width)
-                found = cuts.feed(decoded.time, small)
-                closed += [scene(cut) for cut in found if scene_start < cut < end]
+            frames = read_ahead(
+                reader.frames_between(planned.start, planned.end + lookahead),
+                lambda decoded: decoded.to_small_bgr(options.analysis_width),
+                depth=_READ_AHEAD,
+            )
+            with closing(frames):
+                for decoded, small in frames:
+                    if stop.is_set():
+                        return
+                    last_time = decoded.time
+                    run.push(decoded)
+                    found = cuts.feed(decoded.time, small)
+                    closed += [scene(cut) for cut in found if scene_start < cut < end]
             if planned.last:
                 found = cuts.finish(max(end, last_time))
                 closed += [scene(cut) for cut in found if scene_start < cut < end]

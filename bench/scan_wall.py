@@ -1,0 +1,107 @@
+"""Where the scan's wall time goes, on any videos and any number of cores (issue 12): wall and
+CPU seconds of a plain decode with all threads (PyAV: the stand-in for ``ffmpeg -f null``
+where no ffmpeg command is installed, as on the GPU machines), of the reader's decode alone
+and with the frames scaled down, of the full scan and of the keyframe scan.
+
+    .venv/bin/python bench/scan_wall.py VIDEO [VIDEO ...] [--repeats 3]
+
+Each row is the median of ``--repeats`` runs in this process. "reader" rows use
+``VideoReader.frames`` (non-reference frames skipped, as the scans do); "+ detectors" adds
+``CutDetector`` on the main thread, one frame after the other, as the full scan did before
+it decoded ahead (``app.pipeline.readahead``). The bench never edits ``app/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.pipeline.scan import list_scenes
+from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
+from app.pipeline.video import VideoReader
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _decode(path: Path) -> int:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))
+
+
+def _reader(*, small: bool = False, detect: bool = False) -> Callable[[Path], int]:
+    def run(path: Path) -> int:
+        options = SceneOptions()
+        with VideoReader(path, skip_nonref=options.skip_nonref_frames) as reader:
+            cuts = CutDetector(options, reader.info.frame_rate)
+            count = 0
+            for decoded in reader.frames():
+                count += 1
+                if small or detect:
+                    frame = decoded.to_small_bgr(options.analysis_width)
+                    if detect:
+                        cuts.feed(decoded.time, frame)
+        return count
+
+    return run
+
+
+def _scan(mode: ScanMode, rule: KeyframeRule | None = None) -> Callable[[Path], int]:
+    options = SceneOptions(scan=mode, keyframes=rule or KeyframeRule())
+    return lambda path: len(list(list_scenes(path, options, 1.0)))
+
+
+ROWS: list[tuple[str, Callable[[Path], int]]] = [
+    ("decode, all threads (frames)", _decode),
+    ("reader decode (frames)", _reader()),
+    ("reader + scale down (frames)", _reader(small=True)),
+    ("reader + scale down + detectors, one thread (frames)", _reader(detect=True)),
+    ("full scan (scenes)", _scan(ScanMode.FULL)),
+    ("keyframe scan (scenes)", _scan(ScanMode.KEYFRAMES)),
+    (
+        "keyframe scan, never handing over (scenes)",
+        _scan(ScanMode.KEYFRAMES, KeyframeRule(most_refined=1.0)),
+    ),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("videos", nargs="+", type=Path)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each row (median)")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, PyAV {av.__version__}")
+    print("video | row | wall s | CPU s | count")
+    for video in args.videos:
+        for name, run in ROWS:
+            walls: list[float] = []
+            cpus: list[float] = []
+            for _ in range(args.repeats):
+                started, used = time.perf_counter(), _cpu()
+                count = run(video)
+                walls.append(time.perf_counter() - started)
+                cpus.append(_cpu() - used)
+            print(
+                f"{video.name} | {name} | {statistics.median(walls):.2f} | "
+                f"{statistics.median(cpus):.2f} | {count}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
