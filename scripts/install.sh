@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install everything the service needs into ./.venv: system packages (when run as root on
-# Debian/Ubuntu), PyTorch (kept if already installed), the project, and WordNet for METEOR.
+# Debian/Ubuntu), PyTorch and torchvision (see scripts/torch.sh), the project, and WordNet for
+# METEOR.
 #
 #   bash scripts/install.sh          # runtime only
 #   bash scripts/install.sh --dev    # plus test and lint tools
 #
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default
-# 2.13.0), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu128 to pick a build),
+# 2.14.1), TORCHVISION_VERSION (default the release made for that torch; none: no
+# torchvision), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu128 to pick a build),
 # EXTRAS (optional dependency groups, e.g. scale for DESCRIBER_BACKEND=temporal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,19 +25,14 @@ packages=(ffmpeg wordnet-base wordnet-sense-index espeak-ng)
 bash scripts/system-packages.sh "${packages[@]}"
 
 [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv
-pip=(.venv/bin/python -m pip install --quiet)
 
-# Keep a torch that is already there (a user's CUDA build); otherwise pin one release. On
-# machines that carry the CPU wheel locally pip takes it; elsewhere PyPI's default build.
-if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    torch_args=("torch==${TORCH_VERSION:-2.13.0}")
-    [[ -n "${TORCH_INDEX_URL:-}" ]] && torch_args+=(--index-url "$TORCH_INDEX_URL")
-    "${pip[@]}" "${torch_args[@]}"
-fi
+# PyTorch and the torchvision made for it, before the project so that pip keeps them; a torch
+# already there (a user's CUDA build) is kept (see scripts/torch.sh).
+bash scripts/torch.sh .venv/bin/python
 
 extras="${EXTRAS:-}"
 ((dev)) && extras="dev${extras:+,$extras}"
-"${pip[@]}" -e ".${extras:+[$extras]}"
+.venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
 
 # NLTK data under the venv, where NLTK looks by default (sys.prefix/nltk_data).
 .venv/bin/python -m app.pipeline.wordnet .venv/nltk_data

@@ -68,7 +68,8 @@ CAPTIONERS: Registry[LoadCaptioner] = Registry(
             model_types=("blip-2",),
             languages=_ENGLISH,
         ),
-        # Chat vision-language models: one generic captioner, a line per family.
+        # Chat vision-language models: one generic captioner, a line per family. Qwen2-VL,
+        # Qwen2.5-VL and Qwen3-VL: their processors need torchvision (scripts/torch.sh).
         "qwen-vl": CaptionerKind(
             _VLM,
             {**_TRANSFORMERS, "torchvision": "torchvision"},
@@ -82,6 +83,8 @@ CAPTIONERS: Registry[LoadCaptioner] = Registry(
         "gemma3": CaptionerKind(
             _VLM, _TRANSFORMERS, model_types=("gemma3",), frames_per_scene=_PROMPTED_FRAMES
         ),
+        # SmolVLM2 (model type smolvlm): its processor needs torchvision (for video) and
+        # num2words, even for images.
         "smolvlm2": CaptionerKind(
             _VLM,
             {**_TRANSFORMERS, "torchvision": "torchvision", "num2words": "num2words"},

@@ -1,7 +1,7 @@
 """Chat vision-language models run locally through transformers' image-text-to-text classes
 (``AutoModelForImageTextToText`` and ``AutoProcessor``): Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
-SmolVLM (Idefics3), SmolVLM2 and any other family whose processor has a chat
-template that takes images.
+SmolVLM (Idefics3), SmolVLM2, Gemma 3 and any other family whose processor has a chat
+template that takes images (each of these runs in the tests, on a tiny random model).
 
 One generic captioner; a family is a line in ``CAPTIONERS`` with its ``model_type`` values
 and the packages its processor needs, whose target is :data:`load`. Each scene's frames and
@@ -149,10 +149,11 @@ class ChatVLMCaptioner:
         content.append({"type": "text", "text": self.prompt.build(request, len(frames))})
         return [{"role": "user", "content": content}]
 
-    @torch.inference_mode()
-    def _caption_chunk(
+    def encode(
         self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest]
-    ) -> list[str]:
+    ) -> BatchFeature:
+        """The model's inputs for a batch of scenes: one chat turn each, padded on the left,
+        on the model's device, pixels in its dtype."""
         conversations = [self.conversation(i, r) for i, r in zip(images, requests, strict=True)]
         encoded = self.processor.apply_chat_template(
             conversations,
@@ -168,6 +169,13 @@ class ChatVLMCaptioner:
         for key, value in inputs.items():
             if torch.is_floating_point(value):
                 inputs[key] = value.to(self.dtype)
+        return inputs
+
+    @torch.inference_mode()
+    def _caption_chunk(
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest]
+    ) -> list[str]:
+        inputs = self.encode(images, requests)
         limit = token_limit(requests, self.options.max_new_tokens)
         output = self.model.generate(
             **inputs,
