@@ -22,8 +22,10 @@ COPY pyproject.toml README.md ./
 COPY scripts ./scripts
 COPY app ./app
 
-# The CUDA build of PyTorch; pass another index (e.g. .../whl/cpu) to build for CPU only.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126
+# PyPI's torch 2.14.1 and torchvision 0.29.1 (scripts/torch.sh) are CUDA 13.0 builds that
+# carry their CUDA libraries (host driver 580 or newer); pass an index to pick another build
+# (e.g. https://download.pytorch.org/whl/cpu for CPU only).
+ARG TORCH_INDEX_URL=""
 # Optional dependency groups: EXTRAS=scale for DESCRIBER_BACKEND=temporal (docker-compose.scale.yml).
 ARG EXTRAS=""
 RUN TORCH_INDEX_URL="${TORCH_INDEX_URL}" EXTRAS="${EXTRAS}" PYTHON=python3 bash scripts/install.sh \
