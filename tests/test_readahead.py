@@ -8,6 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from app.pipeline.readahead import read_ahead
+from app.pipeline.scan import scan_scenes
+from app.pipeline.scenes import ScanMode, SceneOptions
+from app.pipeline.video import VideoReader
+from tests.fixtures.media import MadeVideo
 
 
 def _threads() -> list[str]:
@@ -66,3 +70,33 @@ def test_closing_stops_the_thread_before_it_reads_much_further() -> None:
     # item it held more; the source was left where it was, not read to the end.
     assert _threads() == []
     assert len(produced) <= 2 + 3 + 2
+
+
+def test_an_error_that_is_no_exception_still_ends_the_caller_s_wait() -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        raise SystemExit(3)
+
+    seen = []
+    with pytest.raises(SystemExit):
+        for item, _ in read_ahead(source(), str, depth=2):
+            seen.append(item)
+    assert seen == [1]
+    assert _threads() == []
+
+
+def test_closing_the_reader_mid_scan_stops_its_read_ahead_first(six_scene_video: MadeVideo) -> None:
+    reader = VideoReader(six_scene_video.path)
+    scenes = scan_scenes(
+        reader,
+        SceneOptions(scan=ScanMode.FULL),
+        1.0,
+        stop=threading.Event(),
+        on_time=lambda _: None,
+    )
+    first = next(scenes)
+    assert first.scene.index == 0
+    assert _threads() == ["read-ahead"]  # decoding on while the caller holds the scan
+    reader.close()
+    assert _threads() == []
+    scenes.close()

@@ -24,7 +24,7 @@ U = TypeVar("U")
 class _End:
     """The thread is done: ``error`` is what ended it, None at the end of the items."""
 
-    error: Exception | None
+    error: BaseException | None
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,10 @@ def read_ahead(
     of their own up to ``depth`` items ahead of the caller.
 
     What iterating ``items`` or ``prepare`` raises is raised here, after the items before
-    it. Closing the returned generator (or dropping it) stops the thread and waits for it,
-    so nothing touches what ``items`` reads once the caller has moved on.
+    it. While the caller holds the generator unfinished, the thread goes on reading up to
+    ``depth`` items ahead: whatever ``items`` reads (a decoder) must stay open until the
+    generator is closed. Closing it (or dropping it) stops the thread and waits for it.
+    ``VideoReader.read_ahead`` ties one to its reader: closing the reader closes it first.
 
     Args:
         items: Iterated in the thread only.
@@ -52,15 +54,16 @@ def read_ahead(
     stop = threading.Event()
 
     def produce() -> None:
-        error: Exception | None = None
+        error: BaseException | None = None
         try:
             for item in items:
                 if stop.is_set():
                     break
                 ready.put(_Item(item, prepare(item)))
-        except Exception as exc:  # handed to the caller, who raises it
+        except BaseException as exc:  # handed to the caller, who raises it
             error = exc
-        ready.put(_End(error))
+        finally:
+            ready.put(_End(error))
 
     thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
     thread.start()

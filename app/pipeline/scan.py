@@ -37,7 +37,6 @@ import numpy as np
 
 from app.errors import VideoIncomplete, VideoTooLong
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
-from app.pipeline.readahead import read_ahead
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
@@ -257,7 +256,8 @@ def _scanned(closed: ClosedScene[DecodedFrame]) -> ScannedScene:
 
 
 _READ_AHEAD = 8
-"""Frames the full scan decodes ahead of its detectors (a 4K frame is about 12 MB)."""
+"""Frames the full scan and the keyframe scan's stretches decode ahead of their detectors (a
+4K frame is about 12 MB), besides the one being handed over and the decoder's own."""
 
 
 def _full_scan(
@@ -273,7 +273,7 @@ def _full_scan(
     selector: FrameSelector[DecodedFrame] = FrameSelector(frame_offset, spread=spread)
     last_time = 0.0
     # Decoded and scaled down in a thread of their own while the detectors run here.
-    frames = read_ahead(
+    frames = reader.read_ahead(
         reader.frames(),
         lambda decoded: decoded.to_small_bgr(options.analysis_width),
         depth=_READ_AHEAD,
@@ -446,7 +446,7 @@ def _keyframe_scan(
             earlier = run if run is not None and run.covers(scene_start, frame_offset) else None
             run = _DecodedRun(frame_offset, scene_start)
             last_time = planned.start
-            frames = read_ahead(
+            frames = reader.read_ahead(
                 reader.frames_between(planned.start, planned.end + lookahead),
                 lambda decoded: decoded.to_small_bgr(options.analysis_width),
                 depth=_READ_AHEAD,

@@ -21,10 +21,12 @@ import functools
 import logging
 import math
 import re
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -34,6 +36,9 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
+from app.pipeline.readahead import read_ahead
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +221,9 @@ class VideoReader:
         start = self._container.start_time
         self._origin = start / av.time_base if start is not None else 0.0
         self._reformatter = VideoReformatter()
+        self._ahead: weakref.WeakSet[Generator[tuple[DecodedFrame, Any], None, None]] = (
+            weakref.WeakSet()
+        )
         self._hwaccel = hwaccel
 
     @property
@@ -341,7 +349,19 @@ class VideoReader:
             MAX_SKIP_GAP,
         )
 
+    def read_ahead(
+        self, frames: Iterator[DecodedFrame], prepare: Callable[[DecodedFrame], T], *, depth: int
+    ) -> Generator[tuple[DecodedFrame, T], None, None]:
+        """``app.pipeline.readahead.read_ahead`` over frames of this reader, closed by
+        ``close`` before the file is: its thread never decodes from a closed file."""
+        ahead = read_ahead(frames, prepare, depth=depth)
+        self._ahead.add(ahead)
+        return ahead
+
     def close(self) -> None:
+        """Close the file, after any read-ahead still running on it (see ``read_ahead``)."""
+        for ahead in list(self._ahead):
+            ahead.close()
         self._container.close()
 
     def _open_again(self) -> InputContainer:
