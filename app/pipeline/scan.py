@@ -365,9 +365,10 @@ def _refined_so_far(
     groups: list[GroupOfPictures], looks: dict[float, KeyframeLook], options: SceneOptions
 ) -> float:
     """Seconds of ``groups`` (those seen so far by the keyframe pass) that the plan would
-    decode fully: the plan of all but the last group, with the group lengths periodic among
-    them, less the last of them, taken as the end (which the plan always decodes)."""
-    seen = groups[:-1]
+    decode fully: the plan of those whose next keyframe has been decoded (the demuxer runs
+    ahead of the decoder's threads), with the group lengths periodic among them, less the
+    last of them, taken as the end (which the plan always decodes)."""
+    seen = [group for group in groups if _key(group.end) in looks]
     if not seen:
         return 0.0
     steps = _plan(seen, looks, options, _periodic_lengths(seen))

@@ -483,7 +483,7 @@ class KeyframePass:
                 time = float(packet.pts * base) - origin
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
-                if intra is not None:
+                if intra is not None and (keys or packet.is_keyframe):
                     self._note_intra(intra.decode(packet), base, origin)
                 if packet.is_keyframe:
                     keys.append(time)
