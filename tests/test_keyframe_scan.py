@@ -130,6 +130,31 @@ def test_the_keyframe_pass_finds_the_intra_frames_the_encoder_put_inside_groups(
     assert [group.intra for group in frames.groups] == expected
 
 
+def test_a_cut_coded_without_a_keyframe_or_intra_frame_is_found(
+    coded_video: VideoFactory,
+) -> None:
+    # Keyframes on every cut but blue to yellow (frame 107), which x264 (scene-cut detection
+    # off) codes as a P-frame, as in clips joined with keyframes only at the joins. The
+    # keyframes around it (blue, white) look like a clean cut on the white one, placed
+    # early (the cyan group is the longest); no intra frame says where the encoder saw a
+    # change, so the packet sizes must.
+    scenes = [
+        ("red", 60),
+        ("blue", 47),
+        ("yellow", 71),
+        ("white", 55),
+        ("cyan", 200),
+        ("green", 40),
+    ]
+    keyframes = "2.40,7.12,9.32,17.32"
+    made = coded_video(scenes, grain=6, extra_args=("-force_key_frames", keyframes))
+    fast = scan(made.path, KEYFRAMES)
+    full = scan(made.path, FULL)
+    starts = [round(start * made.fps) for start, *_ in full]
+    assert starts == [0, 60, 107, 178, 233, 433]
+    assert [round(start * made.fps) for start, *_ in fast] == starts
+
+
 def test_a_frame_decoded_by_a_stretch_is_not_decoded_again(
     coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,8 +11,9 @@ decodes on its own, so:
    decode), comparing each keyframe with the next with the detector's content metric;
 2. a group of pictures (a keyframe to the next) is decoded fully, with the detectors
    running on every frame, only where a cut may lie (``KeyframeRule``): the keyframes
-   differ, the encoder coded a frame inside as intra (it saw a scene change there), the
-   group is long, or it is the last one; neighbouring groups form one stretch, so a cut
+   differ, the encoder coded a frame inside as intra (it saw a scene change there; where
+   the stream does not tell, a packet inside is a spike), the group is long, or it is the
+   last one; neighbouring groups form one stretch, so a cut
    on the keyframe between them is seen with the frames before it;
 3. each scene's frame is the one a stretch decoded when one did (every frame from before
    its target to after it); the others are decoded when asked for, from the keyframe
@@ -200,7 +201,7 @@ def _plan(
             or look is None
             or after is None
             or look.difference is None
-            or group.intra > 0
+            or (group.intra > 0 if group.intra is not None else group.spike >= rule.spike)
             or group.duration > rule.longest_gop
         ):
             # Keyframes alike skip the group, unless they are dark: black at both ends may
@@ -311,11 +312,12 @@ def _look_at_keyframes(
     looks: dict[float, KeyframeLook] = {}
     step = 1 / float(reader.info.frame_rate)
     duration = reader.info.duration
-    # Checked a few times during the pass, from a fifth of the video on: once more than
-    # ``most_refined`` of what it has seen needs a full decode, the rest of the video most
-    # likely does too, and the rest of the pass is not worth its cost.
+    # Checked a few times during the pass, from a third of the video on (an opening of
+    # titles and fades is no sample of a film): once more than ``most_refined`` of what it
+    # has seen needs a full decode, the rest most likely does too, and the rest of the pass
+    # is not worth its cost.
     check_every = duration / _CHECKS if duration else math.inf
-    next_check = 2 * check_every
+    next_check = duration / 3 if duration else math.inf
     last_key: tuple[float, np.ndarray, KeyframeLook] | None = None
     previous: tuple[float, np.ndarray] | None = None
     for decoded in keyframes:

@@ -113,7 +113,8 @@ class KeyframeRule:
     """What the keyframe scan does with each group of pictures (a keyframe to the next).
 
     It is decoded fully when it is the last, when the encoder coded a frame in it as intra
-    (``GroupOfPictures.intra``: it saw a scene change there), when it is longer than
+    (``GroupOfPictures.intra``: it saw a scene change there) or, where that is unknown, when
+    a packet in it is a ``spike``, when it is longer than
     ``longest_gop``, or when its keyframes differ by ``threshold`` or more without showing
     a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``late_run``):
     then the cut on the second keyframe is taken as it is. Groups whose keyframes differ less are
@@ -148,6 +149,12 @@ class KeyframeRule:
     the cut late and coded the new shot's first frames as big, mostly intra P-frames (x264
     on a grainy shot of the bench video, four frames late); the group is decoded. A single
     big packet (a flash, a source's periodic quality refresh) does not count."""
+    spike: float = 2.0
+    """Where the stream does not say which frames its encoder coded as intra (a codec other
+    than H.264 and HEVC, or no such frame anywhere in it), a packet at least this many times
+    the group's upper quartile (``GroupOfPictures.spike``) has the group decoded: it may be
+    a cut the encoder put no keyframe on. Flashes and quality pulses make such packets too,
+    so on those streams much more is decoded."""
     longest_gop: float = 12.0
     """Seconds: a longer group may hold a cut and a return to the first shot (A-B-A) that
     the keyframes cannot show. x264's default keyframe interval is 250 frames (10 s)."""
@@ -159,12 +166,14 @@ class KeyframeRule:
     keyframe pass, the seeks and the scene frames no stretch decoded cost more than they
     save. ``bench/scenes.py`` (CPU s, this 2-core machine, scenes-keyframes-2026-11-26.md,
     scenes-real-2026-11-26.md): at 38-67 % decoded fully the keyframe scan costs less than
-    the full scan, at 72-77 % as much or a little more. From a fifth of the video on, the
+    the full scan, at 72-77 % as much or a little more. From a third of the video on, the
     keyframe pass stops as soon as more than this share of what it has seen needs it."""
 
     def __post_init__(self) -> None:
-        if self.threshold < 0 or self.longest_gop <= 0 or self.late_run < 1:
-            raise ValueError("keyframe threshold must be >= 0, longest GOP > 0, late run >= 1")
+        if self.threshold < 0 or self.longest_gop <= 0 or self.late_run < 1 or self.spike <= 1:
+            raise ValueError(
+                "keyframe threshold must be >= 0, longest GOP > 0, late run >= 1, spike > 1"
+            )
         if self.lookahead < 0 or not 0 <= self.most_refined <= 1:
             raise ValueError("lookahead must be >= 0 and most_refined in [0, 1]")
 
