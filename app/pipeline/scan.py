@@ -28,7 +28,7 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +261,16 @@ _READ_AHEAD = 8
 4K frame is about 12 MB), besides the one being handed over and the decoder's own."""
 
 
+def _analysed(
+    reader: VideoReader, frames: Iterator[DecodedFrame], options: SceneOptions
+) -> Generator[tuple[DecodedFrame, np.ndarray], None, None]:
+    """``frames`` with the small copy of each that the detectors look at, decoded and scaled
+    down in a thread of their own while the detectors run on the caller's."""
+    return reader.read_ahead(
+        frames, lambda decoded: decoded.to_small_bgr(options.analysis_width), depth=_READ_AHEAD
+    )
+
+
 def _full_scan(
     reader: VideoReader,
     options: SceneOptions,
@@ -273,12 +283,7 @@ def _full_scan(
     cuts = CutDetector(options, rate)
     selector: FrameSelector[DecodedFrame] = FrameSelector(frame_offset, spread=spread)
     last_time = 0.0
-    # Decoded and scaled down in a thread of their own while the detectors run here.
-    frames = reader.read_ahead(
-        reader.frames(),
-        lambda decoded: decoded.to_small_bgr(options.analysis_width),
-        depth=_READ_AHEAD,
-    )
+    frames = _analysed(reader, reader.frames(), options)
     with closing(frames):
         for decoded, small in frames:
             if stop.is_set():
@@ -449,10 +454,8 @@ def _keyframe_scan(
             earlier = run if run is not None and run.covers(scene_start, frame_offset) else None
             run = _DecodedRun(frame_offset, scene_start)
             last_time = planned.start
-            frames = reader.read_ahead(
-                reader.frames_between(planned.start, planned.end + lookahead),
-                lambda decoded: decoded.to_small_bgr(options.analysis_width),
-                depth=_READ_AHEAD,
+            frames = _analysed(
+                reader, reader.frames_between(planned.start, planned.end + lookahead), options
             )
             with closing(frames):
                 for decoded, small in frames:
