@@ -211,6 +211,25 @@ def test_install_wordnet_builds_a_readable_corpus(tmp_path: Path) -> None:
 
 @needs_debian_wordnet
 @pytest.mark.usefixtures("no_nltk_data")
+def test_load_wordnet_skips_the_multilingual_sense_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NLTK's reader reads index.sense twice at every load to map synsets for Open
+    # Multilingual Wordnet (over half of the load); METEOR needs English only.
+    install_wordnet(tmp_path)
+
+    def refuse(self: WordNetCorpusReader, version: str | None = None) -> dict[str, str]:
+        raise AssertionError("index.sense read while loading WordNet")
+
+    monkeypatch.setattr(WordNetCorpusReader, "index_sense", refuse)
+    reader = load_wordnet(tmp_path)
+
+    assert reader.map30 is None
+    assert "car" in {lemma.name() for s in reader.synsets("automobile") for lemma in s.lemmas()}
+
+
+@needs_debian_wordnet
+@pytest.mark.usefixtures("no_nltk_data")
 def test_load_wordnet_builds_missing_corpus_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
