@@ -11,7 +11,7 @@ import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,16 @@ import app.pipeline.scan as scan_module
 from app.cli import main
 from app.models import CaptionRequest
 from app.pipeline.describe import DescribeOptions, describe
-from app.pipeline.scan import ScannedScene, scan_scenes
+from app.pipeline.scan import (
+    KeyframeCut,
+    KeyframeLook,
+    ScannedScene,
+    Stretch,
+    plan_keyframe_scan,
+    scan_scenes,
+)
 from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
-from app.pipeline.video import VideoReader
+from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
 from tests.fixtures.media import MadeVideo, VideoFactory, decode_frame_number, make_lavfi_video
 from tests.fixtures.models import ScriptedCaptioner
 
@@ -190,8 +197,35 @@ def test_the_keyframe_pass_stops_once_a_full_decode_is_sure_to_be_cheaper(
         fast = scan(made.path, little)
     [stopped] = [r.getMessage() for r in caplog.records if "pass stops there" in r.message]
     seen = float(stopped.split(" of the first ")[1].split(" s")[0])
-    assert seen < 0.9 * made.duration
+    # x264 with scene-cut detection off says nothing of where it saw scene changes: the
+    # pass checks from a tenth of the video on, not from a third.
+    assert seen < made.duration / 3
     assert "scanning every frame" in caplog.text
+    assert fast == scan(made.path, FULL)
+
+
+def test_a_keyframe_pass_that_stops_early_still_skips_what_it_saw_without_a_cut(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    decoded: list[tuple[float, float]] = []
+    frames_between = VideoReader.frames_between
+
+    def spy(reader: VideoReader, start: float, end: float) -> Iterator[DecodedFrame]:
+        decoded.append((start, end))
+        return frames_between(reader, start, end)
+
+    monkeypatch.setattr(VideoReader, "frames_between", spy)
+    picky = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=0.3))
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        fast = scan(made.path, picky)
+    [stopped] = [r.getMessage() for r in caplog.records if "pass stops there" in r.message]
+    rest = float(stopped.split("every frame from ")[1].split(" s")[0])
+    # The first two one-second groups (red, no cut) are skipped; the group with the cut
+    # to green is decoded, then everything from where the pass stopped.
+    assert 0 < rest < made.duration / 3
+    assert decoded[0][0] >= 2.0 - 1e-6
+    assert decoded[-1][0] == pytest.approx(rest)
     assert fast == scan(made.path, FULL)
 
 
@@ -291,3 +325,64 @@ def test_nothing_heavy_runs_before_the_first_frame(
         logging.getLogger("app.pipeline.describe").removeHandler(handler)
     assert events[0] == "first frame"
     assert events.index("novelty scorer built") < events.index("captioner called")
+
+
+def _look(brightness: float, following: list[float], motion: list[float]) -> KeyframeLook:
+    return KeyframeLook(
+        brightness=brightness,
+        histogram=np.zeros((16, 8), np.float32),
+        following=following,
+        motion=motion,
+    )
+
+
+@pytest.mark.parametrize(
+    ("after", "cut"),
+    [
+        # The Sintel trailer (x264): a keyframe three levels a frame into a fade to black.
+        ([23.6, 20.6, 17.3, 14.3], False),
+        # The same keyframe with the frames after it holding still: a clean cut.
+        ([26.2, 26.5, 26.1, 26.4], True),
+    ],
+    ids=["fading", "still"],
+)
+def test_a_keyframe_in_a_fade_is_not_taken_as_a_clean_cut(after: list[float], cut: bool) -> None:
+    groups = [
+        GroupOfPictures(0.0, 5.12, intra=0),
+        GroupOfPictures(5.12, 8.96, intra=0),
+        GroupOfPictures(8.96, 12.0, intra=0),
+    ]
+    looks = {
+        0.0: _look(130.0, [130.0, 130.1, 130.0, 130.2], [0.2, 0.2, 0.1, 0.2]),
+        5.12: _look(134.2, [134.2, 132.0, 131.0, 129.8], [0.0, 0.8, 0.5, 1.5]),
+        8.96: _look(26.3, after, [2.4, 2.9, 6.9, 5.1]),
+    }
+    looks[0.0].difference, looks[0.0].colour_distance = 2.0, 0.05
+    looks[5.12].difference, looks[5.12].colour_distance = 50.8, 0.78
+    looks[8.96].difference, looks[8.96].colour_distance = 3.0, 0.05
+
+    plan = plan_keyframe_scan(groups, looks, SceneOptions(scan=ScanMode.KEYFRAMES))
+
+    assert (KeyframeCut(8.96) in plan) is cut
+    assert any(isinstance(step, Stretch) and step.start <= 5.12 < step.end for step in plan) != cut
+
+
+@pytest.mark.parametrize(("scenecut", "tells"), [(40, True), (0, False)])
+def test_the_keyframe_pass_reads_x265s_scene_cut_setting(
+    tmp_path: Path, scenecut: int, tells: bool
+) -> None:
+    # x265 writes its options into the codec's extradata (x264 into the first packet): with
+    # scene-cut detection on, a group without an intra frame inside holds no scene change.
+    path = tmp_path / f"x265-{scenecut}.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=duration=2:size=160x120:rate=25", "-c:v", "libx265",
+         "-x265-params", f"scenecut={scenecut}:log-level=error", str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        frames = reader.keyframes()
+        for _ in frames:
+            pass
+    assert frames.tells_intra is tells
+    assert all((group.intra is not None) is tells for group in frames.groups)

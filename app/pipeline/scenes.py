@@ -116,7 +116,8 @@ class KeyframeRule:
     (``GroupOfPictures.intra``: it saw a scene change there) or, where that is unknown, when
     a packet in it is a ``spike``, when it is longer than
     ``longest_gop``, or when its keyframes differ by ``threshold`` or more without showing
-    a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``late_run``):
+    a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``fade_step``,
+    ``late_run``):
     then the cut on the second keyframe is taken as it is. Groups whose keyframes differ less are
     skipped: no cut lies in them. The numbers come from ``bench/scenes.py``.
     """
@@ -142,6 +143,14 @@ class KeyframeRule:
     """A keyframe darker than this (mean pixel, 0-255; twice ThresholdDetector's 12) may
     be in a fade: the groups on both sides of it are decoded, however alike the keyframes
     (two black keyframes may hold a shot that fades in and out between them)."""
+    fade_step: float = 2.0
+    """A keyframe whose next frames brighten or darken steadily, by this much a frame on
+    average (mean pixel, 0-255), lies in a fade: not taken as a clean cut, its groups are
+    decoded. In the Sintel trailer (x264, scenes-real-2026-11-26.md) a keyframe 3 a frame
+    into a fade to black looked like a clean cut after one in a shot clearing from fog, and
+    in a 29.97 fps advert one 7 a frame into a flash of light did; at the cuts of Big Buck
+    Bunny the frames after the keyframe move 0.3 at most, in the bench video's moving
+    shots 1 at most."""
     late_run: int = 3
     late_size: float = 1.5
     """A clean cut is not taken on a keyframe when the ``late_run`` packets right before it
@@ -166,14 +175,18 @@ class KeyframeRule:
     keyframe pass, the seeks and the scene frames no stretch decoded cost more than they
     save. ``bench/scenes.py`` (CPU s, this 2-core machine, scenes-keyframes-2026-11-26.md,
     scenes-real-2026-11-26.md): at 38-67 % decoded fully the keyframe scan costs less than
-    the full scan, at 72-77 % as much or a little more. From a third of the video on, the
-    keyframe pass stops as soon as more than this share of what it has seen needs it."""
+    the full scan, at 72-77 % as much or a little more. The keyframe pass stops as soon as
+    more than this share of what it has seen needs it: from a third of the video on where
+    the stream tells its intra frames, from a tenth on where it does not (VP9, AV1,
+    scene-cut detection off); what it saw is then scanned as planned, the rest in full."""
 
     def __post_init__(self) -> None:
         if self.threshold < 0 or self.longest_gop <= 0 or self.late_run < 1 or self.spike <= 1:
             raise ValueError(
                 "keyframe threshold must be >= 0, longest GOP > 0, late run >= 1, spike > 1"
             )
+        if self.fade_step <= 0:
+            raise ValueError("fade step must be > 0")
         if self.lookahead < 0 or not 0 <= self.most_refined <= 1:
             raise ValueError("lookahead must be >= 0 and most_refined in [0, 1]")
 

@@ -461,10 +461,23 @@ class KeyframePass:
         keys = sorted(self._keys)
         return self._groups(keys[:-1], keys[1:])
 
-    def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
+    @property
+    def tells_intra(self) -> bool:
+        """Whether the stream says, so far, which frames its encoder coded as intra
+        (``GroupOfPictures.intra`` is known)."""
+        return self._knows_intra(self._inside())
+
+    def _inside(self) -> list[float]:
+        """Times of the intra frames that are not keyframes, in order."""
         keys = {round(key, 6) for key in self._keys}
-        intra = sorted(time for time in self._intra if round(time, 6) not in keys)
-        known = self._reads_intra and (bool(intra) or self._marks_scene_changes)
+        return sorted(time for time in self._intra if round(time, 6) not in keys)
+
+    def _knows_intra(self, inside: list[float]) -> bool:
+        return self._reads_intra and (bool(inside) or self._marks_scene_changes)
+
+    def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
+        intra = self._inside()
+        known = self._knows_intra(intra)
         packets = sorted(self._packets)
         times = [time for time, _ in packets]
 
@@ -509,7 +522,9 @@ class KeyframePass:
                     self._note_intra(intra.decode(packet), base, origin)
                 if packet.is_keyframe:
                     if not keys:
-                        self._marks_scene_changes = _marks_scene_changes(bytes(packet))
+                        self._marks_scene_changes = _marks_scene_changes(
+                            bytes(stream.codec_context.extradata or b"") + bytes(packet)
+                        )
                     keys.append(time)
                     followers = KEYFRAME_FOLLOWERS
                 elif not keys:
@@ -556,15 +571,16 @@ class KeyframePass:
         return DecodedFrame(time=time, frame=frame, reformatter=self._reader._reformatter)
 
 
-_X264_SCENECUT = re.compile(rb"x264 - core .{0,2000}? scenecut=(\d+)", re.DOTALL)
+_SCENECUT = re.compile(rb"(?:x264 - core|x265 \(build).{0,8000}? scenecut=(\d+)", re.DOTALL)
 
 
-def _marks_scene_changes(first_packet: bytes) -> bool:
-    """Whether the options x264 wrote into the stream (an SEI message of its first packet)
-    have scene-cut detection on: then every scene change it saw is a keyframe or, too soon
-    after one, an intra frame, and a stream with no intra frame inside a group has no such
-    change there. False for other encoders: they do not say."""
-    found = _X264_SCENECUT.search(first_packet)
+def _marks_scene_changes(headers: bytes) -> bool:
+    """Whether the options x264 or x265 wrote into the stream (an SEI message in the first
+    packet, or in the codec's extradata) have scene-cut detection on: then every scene
+    change it saw is a keyframe or, too soon after one, an intra frame, and a stream with
+    no intra frame inside a group has no such change there. False for other encoders: they
+    do not say."""
+    found = _SCENECUT.search(headers)
     return found is not None and int(found.group(1)) > 0
 
 
