@@ -20,6 +20,7 @@ from PIL import Image
 
 import app.pipeline.scan as scan_module
 from app.cli import main
+from app.errors import VideoIncomplete
 from app.models import CaptionRequest
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import (
@@ -208,14 +209,19 @@ def test_a_keyframe_pass_that_stops_early_still_skips_what_it_saw_without_a_cut(
     coded_video: VideoFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = coded_video(SCENES, grain=6, gop=25)
-    decoded: list[tuple[float, float]] = []
-    frames_between = VideoReader.frames_between
+    decoded: list[float] = []
+    frames_between, frames = VideoReader.frames_between, VideoReader.frames
 
-    def spy(reader: VideoReader, start: float, end: float) -> Iterator[DecodedFrame]:
-        decoded.append((start, end))
+    def spy_between(reader: VideoReader, start: float, end: float) -> Iterator[DecodedFrame]:
+        decoded.append(start)
         return frames_between(reader, start, end)
 
-    monkeypatch.setattr(VideoReader, "frames_between", spy)
+    def spy_frames(reader: VideoReader, start: float = 0.0) -> Iterator[DecodedFrame]:
+        decoded.append(start)
+        return frames(reader, start)
+
+    monkeypatch.setattr(VideoReader, "frames_between", spy_between)
+    monkeypatch.setattr(VideoReader, "frames", spy_frames)
     picky = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=0.3))
     with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
         fast = scan(made.path, picky)
@@ -224,9 +230,11 @@ def test_a_keyframe_pass_that_stops_early_still_skips_what_it_saw_without_a_cut(
     # The first two one-second groups (red, no cut) are skipped; the group with the cut
     # to green is decoded, then everything from where the pass stopped.
     assert 0 < rest < made.duration / 3
-    assert decoded[0][0] >= 2.0 - 1e-6
-    assert decoded[-1][0] == pytest.approx(rest)
+    assert decoded[0] >= 2.0 - 1e-6
+    assert decoded[-1] == pytest.approx(rest)
+    decoded.clear()
     assert fast == scan(made.path, FULL)
+    assert decoded == [0.0]
 
 
 def test_a_fade_in_from_black_at_the_start_is_not_a_cut(tmp_path: Path) -> None:
@@ -386,3 +394,40 @@ def test_the_keyframe_pass_reads_x265s_scene_cut_setting(
             pass
     assert frames.tells_intra is tells
     assert all((group.intra is not None) is tells for group in frames.groups)
+
+
+PICKY = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=0.3))
+"""Options whose keyframe pass stops early on ``SCENES`` in one-second groups (above)."""
+
+
+def test_a_file_cut_short_after_the_keyframe_pass_stopped_is_reported_as_incomplete(
+    coded_video: VideoFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25, extra_args=("-movflags", "+faststart"))
+    data = made.path.read_bytes()
+    path = tmp_path / "cut-short.mp4"
+    path.write_bytes(data[: len(data) * 7 // 10])  # the index in front promises all of it
+
+    for options in (FULL, PICKY):
+        with (
+            caplog.at_level(logging.INFO, logger="app.pipeline.scan"),
+            pytest.raises(VideoIncomplete, match="incomplete"),
+        ):
+            scan(path, options)
+    assert "pass stops there" in caplog.text
+
+
+def test_a_video_with_a_longer_audio_track_ends_where_its_frames_end(
+    coded_video: VideoFactory, tmp_path: Path
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    path = tmp_path / "longer-audio.mkv"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(made.path), "-f", "lavfi", "-i",
+         f"sine=duration={made.duration + 3}", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+         "-c:a", "libopus", str(path)],
+        check=True,
+    )  # fmt: skip
+    full = scan(path, FULL)
+    assert full[-1][1] == pytest.approx(made.duration, abs=0.05)
+    assert scan(path, PICKY) == full

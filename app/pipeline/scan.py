@@ -26,6 +26,7 @@ part it saw is scanned as planned and every frame after it is decoded.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -407,7 +408,7 @@ def _seen_plan(
     lengths periodic among them; the seconds it judged, and of those the seconds it decodes
     fully. Its last step is a stretch with the last of those groups, taken as the end of the
     video (which the plan always decodes): that group is not judged."""
-    seen = [group for group in groups if _key(group.end) in looks]
+    seen = list(itertools.takewhile(lambda group: _key(group.end) in looks, groups))
     if not seen:
         return [], 0.0, 0.0
     steps = _plan(seen, looks, options, _periodic_lengths(seen))
@@ -481,31 +482,36 @@ def _keyframe_scan(
         return ScannedScene(found, grab=lambda: _grab(reader, found, frame_offset))
 
     for planned in steps:
-        # Scenes are handed out after the stretch: their frames may need the reader.
-        closed: list[ScannedScene] = []
         if isinstance(planned, KeyframeCut):
-            closed = [scene(cut) for cut in cuts.add(planned.time) if scene_start < cut < end]
-        else:
-            cuts.restart()
-            earlier = run if run is not None and run.covers(scene_start, frame_offset) else None
-            run = _DecodedRun(frame_offset, scene_start)
-            last_time = planned.start
-            frames = _analysed(
-                reader, reader.frames_between(planned.start, planned.end + lookahead), options
-            )
-            with closing(frames):
-                for decoded, small in frames:
-                    if stop.is_set():
-                        return
-                    last_time = decoded.time
-                    run.push(decoded)
-                    found = cuts.feed(decoded.time, small)
-                    closed += [scene(cut) for cut in found if scene_start < cut < end]
-            if planned.last:
-                found = cuts.finish(max(end, last_time))
-                closed += [scene(cut) for cut in found if scene_start < cut < end]
-            on_time(planned.end)
-        yield from closed
+            yield from (scene(cut) for cut in cuts.add(planned.time) if scene_start < cut < end)
+            continue
+        cuts.restart()
+        earlier = run if run is not None and run.covers(scene_start, frame_offset) else None
+        run = _DecodedRun(frame_offset, scene_start)
+        last_time = planned.start
+        # The last stretch reads to the end of the file, which may be cut short or damaged
+        # where the keyframe pass stopped before it (``VideoReader.frames``).
+        decoding = (
+            reader.frames(planned.start)
+            if planned.last
+            else reader.frames_between(planned.start, planned.end + lookahead)
+        )
+        frames = _analysed(reader, decoding, options)
+        with closing(frames):
+            for decoded, small in frames:
+                if stop.is_set():
+                    return
+                last_time = decoded.time
+                run.push(decoded)
+                for cut in cuts.feed(decoded.time, small):
+                    if scene_start < cut < end:
+                        yield scene(cut)
+        if planned.last:
+            # As the full scan ends: after the last frame decoded (a declared duration may
+            # be the container's, with a longer audio track).
+            end = last_time + 1 / float(reader.info.frame_rate)
+            yield from (scene(cut) for cut in cuts.finish(end) if scene_start < cut < end)
+        on_time(planned.end)
     yield scene(end)
 
 
@@ -547,15 +553,17 @@ def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, Deco
     before its target time, else its first; decoded from the keyframe before the target."""
     target = frame_target(scene.start, scene.end, offset)
     chosen: DecodedFrame | None = None
-    for decoded in reader.frames_from(target):
-        if decoded.time < scene.start - 1e-6:
-            continue
-        if decoded.time <= target + 1e-6:
-            chosen = decoded
-            continue
-        if chosen is None and decoded.time < scene.end:
-            chosen = decoded
-        break
+    # A reader of its own: the scan may be decoding a stretch with the other meanwhile.
+    with reader.aside() as aside:
+        for decoded in aside.frames_from(target):
+            if decoded.time < scene.start - 1e-6:
+                continue
+            if decoded.time <= target + 1e-6:
+                chosen = decoded
+                continue
+            if chosen is None and decoded.time < scene.end:
+                chosen = decoded
+            break
     return None if chosen is None else (chosen.time, chosen)
 
 

@@ -225,6 +225,7 @@ class VideoReader:
             weakref.WeakSet()
         )
         self._hwaccel = hwaccel
+        self._decode_device = decode_device
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -273,18 +274,21 @@ class VideoReader:
         )
         yield from self._decoded()
 
-    def frames(self) -> Iterator[DecodedFrame]:
-        """Decode every frame once (every reference frame, with ``skip_nonref``).
+    def frames(self, start: float = 0.0) -> Iterator[DecodedFrame]:
+        """Decode every frame once (every reference frame, with ``skip_nonref``), from
+        ``start`` (seconds; decoded from the keyframe at or before it) to the end.
 
         A file that breaks off part-way (truncated download) yields the frames before the
         damage, then raises VideoIncomplete; one that yields no frame at all raises
         VideoOpenFailure.
         """
         step = 1 / float(self.info.frame_rate)
-        last_time = -step
+        last_time = start - step
         count = 0
         try:
-            for decoded in self._decoded():
+            for decoded in self._decoded() if start <= 0 else self.frames_from(start):
+                if decoded.time < start - _TIME_EPSILON:
+                    continue
                 last_time = decoded.time
                 count += 1
                 yield decoded
@@ -363,6 +367,17 @@ class VideoReader:
         for ahead in list(self._ahead):
             ahead.close()
         self._container.close()
+
+    def aside(self) -> VideoReader:
+        """A second reader of the file with the same settings, to decode a few frames from
+        while this one is decoding elsewhere (close it when done)."""
+        return VideoReader(
+            self.path,
+            threads=self._stream.thread_count,
+            skip_nonref=self.skip_nonref,
+            decode_device=self._decode_device,
+            name=self.name,
+        )
 
     def _open_again(self) -> InputContainer:
         """A second handle on the file, for a pass beside this reader's own."""
@@ -571,7 +586,11 @@ class KeyframePass:
         return DecodedFrame(time=time, frame=frame, reformatter=self._reader._reformatter)
 
 
-_SCENECUT = re.compile(rb"(?:x264 - core|x265 \(build).{0,8000}? scenecut=(\d+)", re.DOTALL)
+_ENCODERS = (b"x264 - core", b"x265 (build")
+"""How x264's and x265's options strings begin."""
+_SCENECUT = re.compile(rb" scenecut=(\d+)")
+_OPTIONS_LENGTH = 8000
+"""Bytes of an options string searched for its scene-cut setting."""
 
 
 def _marks_scene_changes(headers: bytes) -> bool:
@@ -580,8 +599,12 @@ def _marks_scene_changes(headers: bytes) -> bool:
     change it saw is a keyframe or, too soon after one, an intra frame, and a stream with
     no intra frame inside a group has no such change there. False for other encoders: they
     do not say."""
-    found = _SCENECUT.search(headers)
-    return found is not None and int(found.group(1)) > 0
+    for encoder in _ENCODERS:
+        at = headers.find(encoder)
+        if at >= 0:
+            found = _SCENECUT.search(headers, at, at + _OPTIONS_LENGTH)
+            return found is not None and int(found.group(1)) > 0
+    return False
 
 
 def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext | None:
