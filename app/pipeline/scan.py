@@ -554,16 +554,15 @@ def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, Deco
     target = frame_target(scene.start, scene.end, offset)
     chosen: DecodedFrame | None = None
     # A reader of its own: the scan may be decoding a stretch with the other meanwhile.
-    with reader.aside() as aside:
-        for decoded in aside.frames_from(target):
-            if decoded.time < scene.start - 1e-6:
-                continue
-            if decoded.time <= target + 1e-6:
-                chosen = decoded
-                continue
-            if chosen is None and decoded.time < scene.end:
-                chosen = decoded
-            break
+    for decoded in reader.aside().frames_from(target):
+        if decoded.time < scene.start - 1e-6:
+            continue
+        if decoded.time <= target + 1e-6:
+            chosen = decoded
+            continue
+        if chosen is None and decoded.time < scene.end:
+            chosen = decoded
+        break
     return None if chosen is None else (chosen.time, chosen)
 
 

@@ -226,6 +226,7 @@ class VideoReader:
         )
         self._hwaccel = hwaccel
         self._decode_device = decode_device
+        self._aside: VideoReader | None = None
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -366,18 +367,23 @@ class VideoReader:
         """Close the file, after any read-ahead still running on it (see ``read_ahead``)."""
         for ahead in list(self._ahead):
             ahead.close()
+        if self._aside is not None:
+            self._aside.close()
         self._container.close()
 
     def aside(self) -> VideoReader:
-        """A second reader of the file with the same settings, to decode a few frames from
-        while this one is decoding elsewhere (close it when done)."""
-        return VideoReader(
-            self.path,
-            threads=self._stream.thread_count,
-            skip_nonref=self.skip_nonref,
-            decode_device=self._decode_device,
-            name=self.name,
-        )
+        """A second reader of the file with the same settings, opened on first use and
+        closed with this one: to decode a few frames from while this one is decoding
+        elsewhere (the keyframe scan's frames of scenes no stretch decoded)."""
+        if self._aside is None:
+            self._aside = VideoReader(
+                self.path,
+                threads=self._stream.thread_count,
+                skip_nonref=self.skip_nonref,
+                decode_device=self._decode_device,
+                name=self.name,
+            )
+        return self._aside
 
     def _open_again(self) -> InputContainer:
         """A second handle on the file, for a pass beside this reader's own."""
