@@ -26,7 +26,6 @@ from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import (
     KeyframeCut,
     KeyframeLook,
-    ScannedScene,
     Stretch,
     plan_keyframe_scan,
     scan_scenes,
@@ -57,10 +56,11 @@ def scan(path: Path, options: SceneOptions) -> list[tuple[float, float, float, i
     """(start, end, frame time, frame number painted in the frame) of every scene."""
     found: list[tuple[float, float, float, int]] = []
     with VideoReader(path, skip_nonref=options.skip_nonref_frames) as reader:
-        scenes: list[ScannedScene] = list(
-            scan_scenes(reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None)
-        )
-        for item in scenes:
+        # Each frame is asked for as its scene comes, as describe() does: while the scan may
+        # be decoding a stretch.
+        for item in scan_scenes(
+            reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None
+        ):
             chosen = item.frame()
             assert chosen is not None
             time, frame = chosen
