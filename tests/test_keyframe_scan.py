@@ -20,13 +20,14 @@ from PIL import Image
 
 import app.pipeline.scan as scan_module
 from app.cli import main
-from app.errors import VideoIncomplete
+from app.errors import VideoIncomplete, VideoTooLong
 from app.models import CaptionRequest
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import (
     KeyframeCut,
     KeyframeLook,
     Stretch,
+    list_scenes,
     plan_keyframe_scan,
     scan_scenes,
 )
@@ -431,3 +432,16 @@ def test_a_video_with_a_longer_audio_track_ends_where_its_frames_end(
     full = scan(path, FULL)
     assert full[-1][1] == pytest.approx(made.duration, abs=0.05)
     assert scan(path, PICKY) == full
+
+
+def test_the_longest_video_accepted_holds_after_the_keyframe_pass_stopped(
+    coded_video: VideoFactory,
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    listed: list[float] = []
+    with pytest.raises(VideoTooLong, match="15 s"):
+        for found in list_scenes(made.path, PICKY, 1.0, max_duration=15.0):
+            listed.append(found.scene.start)
+    # The pass stopped within its first seconds; the decoding after it is held to the limit.
+    assert listed
+    assert max(listed) <= 15.0

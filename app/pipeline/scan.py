@@ -502,6 +502,7 @@ def _keyframe_scan(
                 if stop.is_set():
                     return
                 last_time = decoded.time
+                on_time(decoded.time)
                 run.push(decoded)
                 for cut in cuts.feed(decoded.time, small):
                     if scene_start < cut < end:
@@ -511,7 +512,8 @@ def _keyframe_scan(
             # be the container's, with a longer audio track).
             end = last_time + 1 / float(reader.info.frame_rate)
             yield from (scene(cut) for cut in cuts.finish(end) if scene_start < cut < end)
-        on_time(planned.end)
+        else:
+            on_time(planned.end)
     yield scene(end)
 
 
