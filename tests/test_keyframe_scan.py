@@ -32,6 +32,7 @@ from app.pipeline.scan import (
     scan_scenes,
 )
 from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
+from app.pipeline.types import Scene
 from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
 from tests.fixtures.media import MadeVideo, VideoFactory, decode_frame_number, make_lavfi_video
 from tests.fixtures.models import ScriptedCaptioner
@@ -445,3 +446,23 @@ def test_the_longest_video_accepted_holds_after_the_keyframe_pass_stopped(
     # The pass stopped within its first seconds; the decoding after it is held to the limit.
     assert listed
     assert max(listed) <= 15.0
+
+
+def test_a_grabbed_frame_inside_a_long_run_of_skipped_frames_is_the_one_on_screen(
+    coded_video: VideoFactory,
+) -> None:
+    # Eight B-frames after every keyframe and P-frame, none referred to: a reader skipping
+    # non-reference frames meets a run longer than it allows and decodes every frame from
+    # there on, but the frames of that first run are gone by then.
+    made = coded_video(
+        SCENES[:2], extra_args=("-bf", "8", "-b_strategy", "0", "-b-pyramid", "none")
+    )
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        chosen = scan_module._grab(reader, Scene(index=0, start=0.0, end=2.4), 0.16)
+        assert chosen is not None
+        time, frame = chosen
+        assert time == pytest.approx(0.16)
+        assert decode_frame_number(np.asarray(frame.to_image())) == 4
+        # The scan's own reader stops skipping later: its second reader follows.
+        reader._decode_every_frame(gap=0.4, at=1.0)
+        assert not reader.aside().skip_nonref

@@ -554,9 +554,20 @@ def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, Deco
     """The frame a full scan would have chosen for ``scene``: the last one shown at or
     before its target time, else its first; decoded from the keyframe before the target."""
     target = frame_target(scene.start, scene.end, offset)
-    chosen: DecodedFrame | None = None
     # A reader of its own: the scan may be decoding a stretch with the other meanwhile.
-    for decoded in reader.aside().frames_from(target):
+    aside = reader.aside()
+    skipping = aside.skip_nonref
+    chosen = _chosen(aside, scene, target)
+    if skipping and not aside.skip_nonref:
+        # It met a long run of non-reference frames and skipped the first of them, as the
+        # full scan would not have: again, decoding every frame.
+        chosen = _chosen(aside, scene, target)
+    return None if chosen is None else (chosen.time, chosen)
+
+
+def _chosen(reader: VideoReader, scene: Scene, target: float) -> DecodedFrame | None:
+    chosen: DecodedFrame | None = None
+    for decoded in reader.frames_from(target):
         if decoded.time < scene.start - 1e-6:
             continue
         if decoded.time <= target + 1e-6:
@@ -565,7 +576,7 @@ def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, Deco
         if chosen is None and decoded.time < scene.end:
             chosen = decoded
         break
-    return None if chosen is None else (chosen.time, chosen)
+    return chosen
 
 
 @dataclass(frozen=True)

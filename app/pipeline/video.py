@@ -343,8 +343,7 @@ class VideoReader:
 
     def _decode_every_frame(self, gap: float, at: float) -> None:
         """Stop skipping: the stream has long runs of non-reference frames."""
-        self.skip_nonref = False
-        self._stream.codec_context.skip_frame = "DEFAULT"
+        self._skip_nothing()
         logger.info(
             "%s: %.3f s between two reference frames at %.2f s (more than %d frames); "
             "decoding every frame from here",
@@ -353,6 +352,10 @@ class VideoReader:
             at,
             MAX_SKIP_GAP,
         )
+
+    def _skip_nothing(self) -> None:
+        self.skip_nonref = False
+        self._stream.codec_context.skip_frame = "DEFAULT"
 
     def read_ahead(
         self, frames: Iterator[DecodedFrame], prepare: Callable[[DecodedFrame], T], *, depth: int
@@ -383,6 +386,9 @@ class VideoReader:
                 decode_device=self._decode_device,
                 name=self.name,
             )
+        elif self._aside.skip_nonref and not self.skip_nonref:
+            # This one met a long run of non-reference frames since: so would the other.
+            self._aside._skip_nothing()
         return self._aside
 
     def _open_again(self) -> InputContainer:
