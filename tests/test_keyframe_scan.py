@@ -466,3 +466,20 @@ def test_a_grabbed_frame_inside_a_long_run_of_skipped_frames_is_the_one_on_scree
         # The scan's own reader stops skipping later: its second reader follows.
         reader._decode_every_frame(gap=0.4, at=1.0)
         assert not reader.aside().skip_nonref
+
+
+def test_a_stopped_pass_plans_only_the_groups_it_saw_in_a_row() -> None:
+    # The keyframe at 2.9 s gave no key frame (no look): the groups after it are not planned
+    # on their own, or the one before it would never be decoded.
+    groups = [
+        GroupOfPictures(0.0, 1.3, intra=0),
+        GroupOfPictures(1.3, 2.9, intra=0),
+        GroupOfPictures(2.9, 4.1, intra=0),
+        GroupOfPictures(4.1, 5.0, intra=0),
+    ]
+    looks = {time: _look(100.0, [100.0], [0.1]) for time in (0.0, 1.3, 4.1, 5.0)}
+
+    steps, judged, _ = scan_module._seen_plan(groups, looks, SceneOptions())
+
+    assert steps == [Stretch(0.0, 1.3, last=True)]
+    assert judged == 0.0
