@@ -125,6 +125,16 @@ _SETTING_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, object]]] = [
         },
     ),
     (
+        ("--scan-workers",),
+        "scan_workers",
+        {"type": int, "metavar": "N", "help": "processes that share the full scan"},
+    ),
+    (
+        ("--scan-chunk",),
+        "scan_chunk_length",
+        {"type": float, "metavar": "SECONDS", "help": "video each scan worker takes at a time"},
+    ),
+    (
         ("--decode-device",),
         "decode_device",
         {"help": "cpu, or cuda / cuda:N to decode with the GPU's NVDEC"},
@@ -204,6 +214,8 @@ _SCENE_FIELDS = frozenset(
         "fades",
         "skip_nonref_frames",
         "scan",
+        "scan_workers",
+        "scan_chunk_length",
         "decode_device",
     }
 )

@@ -219,6 +219,12 @@ class Settings(BaseSettings):
     """How cuts are found: ``full`` decodes every (reference) frame; ``keyframes`` decodes
     the keyframes and fully only the stretches that may hold a cut (same cuts on the bench
     videos, not yet faster there: see ``bench/scenes.py``)."""
+    scan_workers: int = Field(default=1, ge=1)
+    """Processes that share the full scan, each a chunk of the video at a time: on a machine
+    with more cores than two, the scan of a long film is faster in as many (1: one process)."""
+    scan_chunk_length: float = Field(default=60.0, ge=5)
+    """Seconds of video each scan worker takes at a time; a video shorter than two chunks is
+    scanned in one process."""
     skip_nonref_frames: bool = True
     """Decode only the frames other frames refer to (about a third fewer in H.264 with
     B-frames): cuts and chosen frames within two frames of exact; false decodes every frame."""
@@ -465,6 +471,8 @@ class Settings(BaseSettings):
                 skip_nonref_frames=self.skip_nonref_frames,
                 decode_device=self.decode_device,
                 scan=self.scan,
+                workers=self.scan_workers,
+                chunk_length=self.scan_chunk_length,
             ),
             batch_size=self.batch_size,
             max_duration=self.max_video_duration,

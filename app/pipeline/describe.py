@@ -53,7 +53,7 @@ from app.pipeline.types import (
     Stage,
     StopSignal,
 )
-from app.pipeline.video import DecodedFrame, VideoReader
+from app.pipeline.video import Picture, VideoReader
 
 logger = logging.getLogger(__name__)
 
@@ -208,10 +208,9 @@ class _Candidate:
 _THUMBNAIL = 16
 
 
-def _thumbnail(frame: DecodedFrame) -> np.ndarray:
+def _thumbnail(frame: Picture) -> np.ndarray:
     """A tiny colour copy of the frame, for the near-duplicate check."""
-    small = frame.frame.reformat(width=_THUMBNAIL, height=_THUMBNAIL, format="rgb24")
-    return small.to_ndarray().astype(np.float32)
+    return frame.thumbnail(_THUMBNAIL)
 
 
 def frame_similarity(a: np.ndarray, b: np.ndarray) -> float:

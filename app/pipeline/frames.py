@@ -139,8 +139,15 @@ class FrameSelector(Generic[T]):
         closed = self._close(time)
         self._start = time
         self._frames = deque((t, f) for t, f in self._frames if t >= time)
-        self._samples = [(t, f) for t, f in self._samples if t >= time]
+        # The new scene's samples start afresh from the frames kept since the cut (the last
+        # ``lookback`` at least), not from the old scene's, whose spacing depends on how
+        # long that scene ran: the choice is then the same wherever a scan started decoding
+        # (``app.pipeline.chunks``).
+        self._samples = []
         self._spacing = 0.0
+        if self.spread > 1:
+            for sample in self._frames:
+                self._sample(*sample)
         return closed
 
     def finish(self, end: float) -> ClosedScene[T] | None:

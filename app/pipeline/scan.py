@@ -26,12 +26,13 @@ part it saw is scanned as planned and every frame after it is decoded.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +41,15 @@ import cv2
 import numpy as np
 
 from app.errors import VideoIncomplete, VideoTooLong
+from app.pipeline.chunks import chunk_bounds, scan_in_chunks
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.types import Scene, StopSignal
-from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
+from app.pipeline.video import DecodedFrame, GroupOfPictures, Picture, VideoReader
 
 logger = logging.getLogger(__name__)
 
-FrameGrab = Callable[[], "tuple[float, DecodedFrame] | None"]
+FrameGrab = Callable[[], "tuple[float, Picture] | None"]
 
 
 class ScannedScene:
@@ -57,9 +59,9 @@ class ScannedScene:
         self,
         scene: Scene,
         *,
-        frame: tuple[float, DecodedFrame] | None = None,
+        frame: tuple[float, Picture] | None = None,
         grab: FrameGrab | None = None,
-        spread: tuple[DecodedFrame, ...] = (),
+        spread: tuple[Picture, ...] = (),
     ) -> None:
         self.scene = scene
         self._frame = frame
@@ -68,7 +70,7 @@ class ScannedScene:
         """Frames spread over the scene, in time order, for captioners that look at several
         (the full scan keeps them; the keyframe scan does not: its scenes have one frame)."""
 
-    def frame(self) -> tuple[float, DecodedFrame] | None:
+    def frame(self) -> tuple[float, Picture] | None:
         """The frame on screen ``frame_offset`` into the scene (or at its middle) and its
         time; None when the scene holds no decodable frame."""
         if self._grab is not None:
@@ -274,22 +276,39 @@ def _scanned(closed: ClosedScene[DecodedFrame]) -> ScannedScene:
     return ScannedScene(closed.scene, frame=(closed.frame_time, closed.frame), spread=spread)
 
 
-_READ_AHEAD = 8
-"""Frames the full scan and the keyframe scan's stretches decode ahead of their detectors (a
-4K frame is about 12 MB), besides the one being handed over and the decoder's own."""
-
-
-def _analysed(
-    reader: VideoReader, frames: Iterator[DecodedFrame], options: SceneOptions
-) -> Generator[tuple[DecodedFrame, np.ndarray], None, None]:
-    """``frames`` with the small copy of each that the detectors look at, decoded and scaled
-    down in a thread of their own while the detectors run on the caller's."""
-    return reader.read_ahead(
-        frames, lambda decoded: decoded.to_small_bgr(options.analysis_width), depth=_READ_AHEAD
-    )
-
-
 def _full_scan(
+    reader: VideoReader,
+    options: SceneOptions,
+    frame_offset: float,
+    stop: StopSignal,
+    on_time: Callable[[float], None],
+    spread: int,
+) -> Iterator[ScannedScene]:
+    """Every (reference) frame: in chunks by worker processes where ``options.workers`` asks
+    for them and the video is long enough for two chunks, else here."""
+    duration = reader.info.duration
+    if options.workers == 1 or (
+        duration is not None and len(chunk_bounds(duration, options.chunk_length)) <= 2
+    ):
+        yield from _scan_every_frame(reader, options, frame_offset, stop, on_time, spread)
+        return
+    if duration is None:
+        logger.info("%s: the duration is unknown; scanning in one process", reader.name)
+        yield from _scan_every_frame(reader, options, frame_offset, stop, on_time, spread)
+        return
+    for chunked in scan_in_chunks(
+        reader, options, frame_offset, stop=stop, on_time=on_time, spread=spread
+    ):
+        if stop.is_set():
+            return
+        found = chunked.scene
+        if chunked.frame is None:
+            yield ScannedScene(found, grab=functools.partial(_grab, reader, found, frame_offset))
+        else:
+            yield ScannedScene(found, frame=chunked.frame, spread=chunked.spread)
+
+
+def _scan_every_frame(
     reader: VideoReader,
     options: SceneOptions,
     frame_offset: float,
@@ -301,7 +320,7 @@ def _full_scan(
     cuts = CutDetector(options, rate)
     selector: FrameSelector[DecodedFrame] = FrameSelector(frame_offset, spread=spread)
     last_time = 0.0
-    frames = _analysed(reader, reader.frames(), options)
+    frames = reader.analysed(reader.frames(), options.analysis_width)
     with closing(frames):
         for decoded, small in frames:
             if stop.is_set():
@@ -496,7 +515,7 @@ def _keyframe_scan(
             if planned.last
             else reader.frames_between(planned.start, planned.end + lookahead)
         )
-        frames = _analysed(reader, decoding, options)
+        frames = reader.analysed(decoding, options.analysis_width)
         with closing(frames):
             for decoded, small in frames:
                 if stop.is_set():

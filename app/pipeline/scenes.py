@@ -216,9 +216,18 @@ class SceneOptions:
     finds the same cuts but costs more CPU time so far (see ``KeyframeRule.most_refined``)."""
     keyframes: KeyframeRule = field(default_factory=KeyframeRule)
     """How the keyframe scan picks the stretches it decodes fully."""
+    workers: int = 1
+    """Processes that scan every frame, each a chunk of the video at a time
+    (``app.pipeline.chunks``): one runs the detectors on one core, so on a machine with
+    more cores the full scan is faster in more. 1 scans in the caller's process."""
+    chunk_length: float = 60.0
+    """Seconds of video a worker scans at a time (about: the video is cut into equal
+    chunks). Each costs ``chunks.WARM_UP`` seconds and a scene more."""
 
     def __post_init__(self) -> None:
         DETECTORS.check(self.detector)
+        if self.workers < 1 or self.chunk_length <= 0:
+            raise ValueError("scan workers must be >= 1 and the chunk length > 0")
 
 
 class CutDetector:
@@ -241,6 +250,15 @@ class CutDetector:
         if options.fades and options.detector != "threshold":
             detectors.append(fades_detector(None, options.min_scene_len))
         return detectors
+
+    @property
+    def dark_below(self) -> float | None:
+        """The mean pixel below which the fades detector counts a frame as faded out; None
+        without one."""
+        for detector in self._detectors:
+            if isinstance(detector, ThresholdDetector):
+                return float(detector.threshold)
+        return None
 
     def add(self, time: float) -> list[float]:
         """Take a cut found without the detectors (``min_scene_len`` still applies);

@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import av
 import numpy as np
@@ -53,6 +53,10 @@ video counts as incomplete."""
 
 _TIME_EPSILON = 1e-6
 """Seconds by which two timestamps may differ and still name the same frame."""
+
+_READ_AHEAD = 8
+"""Frames the scans decode ahead of their detectors (a 4K frame is about 12 MB), besides the
+one being handed over and the decoder's own (``VideoReader.analysed``)."""
 
 DECODE_DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 """Decode devices: ``cpu``, or ``cuda`` / ``cuda:N`` for NVDEC on that GPU."""
@@ -110,6 +114,18 @@ class VideoInfo:
     """Seconds, or None when neither the stream nor the container declares it."""
 
 
+class Picture(Protocol):
+    """A frame chosen for a scene, as the captioner and the repeat check take it: a
+    ``DecodedFrame``, or a ``StillFrame`` when a worker process decoded it."""
+
+    @property
+    def time(self) -> float: ...
+
+    def to_image(self, max_side: int | None = None) -> Image.Image: ...
+
+    def thumbnail(self, side: int) -> np.ndarray: ...
+
+
 @dataclass
 class DecodedFrame:
     """A decoded frame and its presentation time in seconds from the start of the video."""
@@ -146,6 +162,15 @@ class DecodedFrame:
             pixels = np.ascontiguousarray(np.rot90(pixels, k=quarter_turns))
         return Image.fromarray(pixels)
 
+    def thumbnail(self, side: int) -> np.ndarray:
+        """A ``side`` x ``side`` RGB copy, float32, for telling near-identical frames apart."""
+        small = self.frame.reformat(width=side, height=side, format="rgb24")
+        return small.to_ndarray().astype(np.float32)
+
+    def still(self) -> StillFrame:
+        """The frame as a ``StillFrame``, which outlives the decoder and can be pickled."""
+        return StillFrame(time=self.time, pixels=np.asarray(self.to_image()))
+
     def to_small_bgr(self, width: int) -> np.ndarray:
         """The frame scaled to ``width`` pixels wide (aspect kept), BGR, for detectors."""
         src = self.frame
@@ -158,6 +183,30 @@ class DecodedFrame:
             src, width=width, height=height, format="bgr24", threads=1
         )
         return small.to_ndarray()
+
+
+@dataclass(frozen=True)
+class StillFrame:
+    """A decoded frame as an upright RGB picture (``DecodedFrame.still``)."""
+
+    time: float
+    pixels: np.ndarray = field(repr=False)
+    """Height x width x 3, uint8, RGB, display rotation applied."""
+
+    def to_image(self, max_side: int | None = None) -> Image.Image:
+        """As ``DecodedFrame.to_image`` (bicubic, aspect kept)."""
+        image = Image.fromarray(self.pixels)
+        long_side = max(image.size)
+        if max_side is not None and long_side > max_side:
+            scale = max_side / long_side
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.BICUBIC)
+        return image
+
+    def thumbnail(self, side: int) -> np.ndarray:
+        """As ``DecodedFrame.thumbnail``."""
+        small = Image.fromarray(self.pixels).resize((side, side), Image.Resampling.BILINEAR)
+        return np.asarray(small, dtype=np.float32)
 
 
 class VideoReader:
@@ -298,7 +347,7 @@ class VideoReader:
                 raise VideoOpenFailure(
                     f"{self.name}: no frame could be decoded ({exc}); the file is damaged"
                 ) from exc
-            raise self._incomplete(last_time + step, f" ({exc})") from exc
+            raise self.incomplete(last_time + step, f" ({exc})") from exc
         if count == 0:
             raise VideoOpenFailure(f"{self.name}: the video stream holds no frame")
         declared = self._declared_stream_duration()
@@ -307,7 +356,7 @@ class VideoReader:
         if declared is not None and last_time + step < declared - slack:
             # The index promises more than the data holds (a truncated download whose index
             # sits in front): FFmpeg stops quietly at the end of the data.
-            raise self._incomplete(last_time + step, "")
+            raise self.incomplete(last_time + step)
 
     def _decoded(self) -> Iterator[DecodedFrame]:
         """Decode from the container's position on, with times and the skip-gap rule."""
@@ -333,7 +382,8 @@ class VideoReader:
             return None
         return float(stream.duration * stream.time_base)
 
-    def _incomplete(self, decoded: float, detail: str) -> VideoIncomplete:
+    def incomplete(self, decoded: float, detail: str = "") -> VideoIncomplete:
+        """The error for this video when its frames stop at ``decoded`` seconds."""
         declared = self.info.duration
         of = f" of {declared:.1f} s" if declared is not None else ""
         return VideoIncomplete(
@@ -365,6 +415,16 @@ class VideoReader:
         ahead = read_ahead(frames, prepare, depth=depth)
         self._ahead.add(ahead)
         return ahead
+
+    def analysed(
+        self, frames: Iterator[DecodedFrame], width: int
+    ) -> Generator[tuple[DecodedFrame, np.ndarray], None, None]:
+        """``frames`` with the small copy of each that the detectors look at
+        (``DecodedFrame.to_small_bgr``), decoded and scaled down in a thread of their own
+        while the detectors run on the caller's."""
+        return self.read_ahead(
+            frames, lambda decoded: decoded.to_small_bgr(width), depth=_READ_AHEAD
+        )
 
     def close(self) -> None:
         """Close the file, after any read-ahead still running on it (see ``read_ahead``)."""
@@ -574,14 +634,14 @@ class KeyframePass:
                 raise VideoOpenFailure(
                     f"{reader.name}: no frame could be decoded ({exc}); the file is damaged"
                 ) from exc
-            raise reader._incomplete(end, f" ({exc})") from exc
+            raise reader.incomplete(end, f" ({exc})") from exc
         finally:
             container.close()
         if count == 0:
             raise VideoOpenFailure(f"{reader.name}: the video stream holds no keyframe")
         declared = reader._declared_stream_duration()
         if declared is not None and end < declared - INCOMPLETE_SLACK:
-            raise reader._incomplete(end, "")
+            raise reader.incomplete(end, "")
         keys.sort()
         self.end = end
         self.groups = self._groups(keys, [*keys[1:], end])

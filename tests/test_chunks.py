@@ -1,0 +1,229 @@
+"""The full scan in chunks by worker processes (``app.pipeline.chunks``) against the full scan
+in one process, on generated video: the same scenes, frames and errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.cli import main
+from app.errors import VideoIncomplete, VideoTooLong
+from app.pipeline.chunks import Chunk, _warm_start, chunk_bounds
+from app.pipeline.scan import list_scenes, scan_scenes
+from app.pipeline.scenes import SceneOptions
+from app.pipeline.video import VideoReader
+from tests.fixtures.media import VideoFactory, decode_frame_number
+
+ONE = SceneOptions()
+
+
+def chunked(length: float) -> SceneOptions:
+    return SceneOptions(workers=2, chunk_length=length)
+
+
+@dataclass(frozen=True)
+class Row:
+    start: float
+    end: float
+    time: float
+    number: int
+    """The frame number painted in the scene's frame."""
+    spread: tuple[int, ...]
+    """The frame numbers painted in its spread frames."""
+
+
+def scan(path: Path, options: SceneOptions, spread: int = 1) -> list[Row]:
+    rows: list[Row] = []
+    with VideoReader(path, skip_nonref=options.skip_nonref_frames) as reader:
+        for found in scan_scenes(
+            reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None, spread=spread
+        ):
+            chosen = found.frame()
+            assert chosen is not None
+            time, frame = chosen
+            numbers = tuple(decode_frame_number(np.asarray(f.to_image())) for f in found.spread)
+            number = decode_frame_number(np.asarray(frame.to_image()))
+            rows.append(Row(found.scene.start, found.scene.end, time, number, numbers))
+    return rows
+
+
+def scan_logged(
+    path: Path, options: SceneOptions, caplog: pytest.LogCaptureFixture, spread: int = 1
+) -> list[Row]:
+    """``scan``, checking that it ran in chunks."""
+    with caplog.at_level(logging.INFO, logger="app.pipeline.chunks"):
+        rows = scan(path, options, spread)
+    assert "worker processes" in caplog.text
+    caplog.clear()
+    return rows
+
+
+SCENES = [
+    ("red", 60),
+    ("green", 47),
+    ("blue", 71),
+    ("yellow", 55),
+    ("magenta", 66),
+    ("cyan", 80),
+    ("white", 90),
+    ("blue", 75),
+    ("red", 120),
+]
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [{"scenecut": True, "extra_args": ("-preset", "medium")}, {"gop": 25}],
+    ids=["x264-default", "fixed-gop"],
+)
+def test_chunks_find_the_scenes_frames_and_spread_frames_of_one_process(
+    coded_video: VideoFactory, encoding: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, **encoding)
+    # Four chunks of 6.64 s: seams inside the scenes from 4.28 s, 11.96 s and 18.76 s.
+    assert len(chunk_bounds(made.duration, 6.6)) == 5
+    alone = scan(made.path, ONE, spread=3)
+    assert len(alone) == len(SCENES)
+    assert scan_logged(made.path, chunked(6.6), caplog, spread=3) == alone
+    for row in alone:
+        assert row.number == round(row.time * made.fps)
+        assert len(row.spread) == 3
+
+
+@pytest.mark.parametrize("cut", [249, 250, 251])
+def test_a_cut_at_a_seam_is_found_once(
+    coded_video: VideoFactory, cut: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two chunks of 10 s: the seam at frame 250, the cut a frame before it, on it or after.
+    made = coded_video([("red", 100), ("blue", cut - 100), ("green", 500 - cut)], grain=6)
+    alone = scan(made.path, ONE)
+    assert [round(row.start * made.fps) for row in alone] == [0, 100, cut]
+    assert scan_logged(made.path, chunked(10.0), caplog) == alone
+
+
+def test_a_fade_through_black_across_a_seam_is_one_cut(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Black from 4 s to 14 s, longer than the warm-up, across the seam at 10 s: the fade
+    # cut is in the middle of it, at 9 s, as one process puts it (besides the cuts into
+    # and out of black).
+    made = coded_video([("red", 100), ("black", 250), ("blue", 150)], grain=2, gop=25)
+    alone = scan(made.path, ONE)
+    assert [round(row.start, 1) for row in alone] == [0.0, 4.0, 9.0, 14.0]
+    chunks = scan_logged(made.path, chunked(10.0), caplog)
+    assert [(row.start, row.end) for row in chunks] == [(row.start, row.end) for row in alone]
+    # The fade's cut is known when the black ends, at 14 s: one process has kept only the
+    # last frames by then, and takes the first of them. The first chunk hands the scene
+    # over open with that frame; it is not the one at the scene's target, so the scene's
+    # frame is decoded afresh: the one on screen at 10 s.
+    assert alone[2].number == 343
+    assert chunks[2].number == 250
+    assert [row for i, row in enumerate(chunks) if i != 2] == alone[:2] + alone[3:]
+
+
+def test_a_chunk_in_the_dark_warms_up_from_before_the_fade(coded_video: VideoFactory) -> None:
+    made = coded_video([("red", 100), ("black", 250), ("blue", 150)], grain=2, gop=25)
+    chunk = Chunk(
+        path=made.path,
+        name="fade",
+        start=10.0,
+        end=20.0,
+        options=ONE,
+        frame_offset=1.0,
+        spread=1,
+        threads=1,
+    )
+    with VideoReader(made.path) as reader:
+        # 6 s is black: the detectors would see the fade from its middle.
+        assert _warm_start(reader, chunk, 12.0) < 4.0
+        assert _warm_start(reader, chunk, None) == pytest.approx(6.0)
+
+
+def test_a_shot_longer_than_a_chunk_is_one_scene(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Chunks of 8 s; blue from 4 s to 28 s: the first chunk gives up on it at 16 s and the
+    # last closes it.
+    made = coded_video([("red", 100), ("blue", 600), ("green", 100)], grain=6, gop=50)
+    alone = scan(made.path, ONE)
+    assert [round(row.start, 2) for row in alone] == [0.0, 4.0, 28.0]
+    assert scan_logged(made.path, chunked(8.0), caplog) == alone
+
+
+def test_a_file_cut_short_gives_the_scenes_before_the_damage_then_the_error(
+    coded_video: VideoFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25, extra_args=("-movflags", "+faststart"))
+    data = made.path.read_bytes()
+    path = tmp_path / "cut-short.mp4"
+    path.write_bytes(data[: len(data) * 7 // 10])  # the index in front promises all of it
+
+    def listed(options: SceneOptions) -> tuple[list[float], str]:
+        starts: list[float] = []
+        with pytest.raises(VideoIncomplete, match="incomplete") as raised:
+            for found in list_scenes(path, options, 1.0):
+                starts.append(found.scene.start)
+        # Where decoding stopped (FFmpeg's own words after it depend on its threads).
+        stopped = re.search(r"stopped at [\d.]+ s", str(raised.value))
+        assert stopped is not None
+        return starts, stopped.group()
+
+    alone = listed(ONE)
+    assert alone[0], "no scene before the damage: the test proves nothing"
+    assert listed(chunked(6.0)) == alone
+
+
+def test_a_video_with_a_longer_audio_track_ends_where_its_frames_end(
+    coded_video: VideoFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    path = tmp_path / "longer-audio.mkv"
+    # The container's duration counts 20 s of audio after the last frame: the last two of
+    # six chunks hold no frame.
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(made.path), "-f", "lavfi", "-i",
+         f"sine=duration={made.duration + 20}", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+         "-c:a", "libopus", str(path)],
+        check=True,
+    )  # fmt: skip
+    alone = scan(path, ONE)
+    assert alone[-1].end == pytest.approx(made.duration, abs=0.05)
+    assert scan_logged(path, chunked(7.5), caplog) == alone
+
+
+def test_the_longest_video_accepted_holds_in_chunks(coded_video: VideoFactory) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    with pytest.raises(VideoTooLong, match="15 s"):
+        for _ in list_scenes(made.path, chunked(6.0), 1.0, max_duration=15.0):
+            pass
+
+
+def test_a_stopped_chunked_scan_hands_out_nothing_more(coded_video: VideoFactory) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    stop = threading.Event()
+    found = []
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        for scene in scan_scenes(reader, chunked(6.0), 1.0, stop=stop, on_time=lambda _: None):
+            found.append(scene)
+            stop.set()
+    assert len(found) == 1
+
+
+def test_scenes_command_with_workers_lists_what_one_process_lists(
+    coded_video: VideoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+    assert main(["scenes", str(made.path)]) == 0
+    alone = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert len(alone) == len(SCENES) + 1
+    assert main(["scenes", str(made.path), "--scan-workers", "2", "--scan-chunk", "6"]) == 0
+    assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == alone
