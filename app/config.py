@@ -19,6 +19,7 @@ from app.models import DEFAULT_MODEL, CaptionOptions
 from app.models.captioners import CAPTIONERS
 from app.models.prompt import PromptBuilder, PromptError
 from app.models.translators import TranslateOptions, default_translator
+from app.pipeline.chunks import default_workers
 from app.pipeline.describe import DescribeOptions, MediaOptions, SpeechSource
 from app.pipeline.narration import NarrationOptions
 from app.pipeline.novelty import AUTO_SCORER, SCORERS, check_scorer
@@ -219,9 +220,10 @@ class Settings(BaseSettings):
     """How cuts are found: ``full`` decodes every (reference) frame; ``keyframes`` decodes
     the keyframes and fully only the stretches that may hold a cut (same cuts on the bench
     videos, not yet faster there: see ``bench/scenes.py``)."""
-    scan_workers: int = Field(default=1, ge=1)
+    scan_workers: int = Field(default=0, ge=0)
     """Processes that share the full scan, each a chunk of the video at a time: on a machine
-    with more cores than two, the scan of a long film is faster in as many (1: one process)."""
+    with more cores than two, the scan of a long film is faster in several. 0: half the
+    cores, at most 8 (1 on two cores); 1: one process."""
     scan_chunk_length: float = Field(default=60.0, ge=5)
     """Seconds of video each scan worker takes at a time; a video shorter than two chunks is
     scanned in one process."""
@@ -471,7 +473,7 @@ class Settings(BaseSettings):
                 skip_nonref_frames=self.skip_nonref_frames,
                 decode_device=self.decode_device,
                 scan=self.scan,
-                workers=self.scan_workers,
+                workers=self.scan_workers or default_workers(),
                 chunk_length=self.scan_chunk_length,
             ),
             batch_size=self.batch_size,

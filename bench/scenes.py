@@ -9,7 +9,8 @@ Measures, on a generated 1080p bench video with known cuts (default 3 min, 25 fp
   ``--video FILE`` measures any film instead, its cuts scored against ffmpeg's ``scdet``.
 * ``ffmpeg -i X -f null -``: plain decoding (default threads, and one).
 * the keyframe scan (``SceneOptions.scan`` ``keyframes``, issue 12) and the full scan
-  (``full``, the default), both through ``describe()`` as below.
+  (``full``, the default), both through ``describe()`` as below; and the full scan in
+  chunks by ``--workers`` processes (``SceneOptions.workers``, ``app/pipeline/chunks.py``).
 * the project's scan: ``app.pipeline.describe()`` with a captioner that does no work, no
   speech information (so every scene is a candidate and its frame is grabbed and converted
   to a full-size RGB image, as for a video without subtitles) and a novelty scorer that
@@ -60,6 +61,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from PIL import Image
 
 from app.models import CaptionRequest
+from app.pipeline.chunks import default_workers
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scenes import CutDetector, ScanMode, SceneOptions
 from app.pipeline.video import DecodedFrame, VideoReader
@@ -347,6 +349,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "re-encoded: x264 defaults, a fixed 2 s GOP without scene-cut keyframes, VP9 "
         "(default: bench)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(2, default_workers()),
+        help="processes of the chunked full scan row (default: half the cores, at least 2)",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=float,
+        default=60.0,
+        help="seconds of video per chunk in that row (default 60; a video shorter than two "
+        "chunks is scanned in one process)",
+    )
     args = parser.parse_args(argv)
 
     video: BenchVideo | None = None
@@ -388,6 +403,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         Measure(
             "project: describe() full scan (default)",
             lambda: run_project(path, fps, FULL_SCAN),
+            [],
+            True,
+        ),
+        Measure(
+            f"project: describe() full scan, {args.workers} workers, {args.chunk:g} s chunks",
+            lambda: run_project(
+                path,
+                fps,
+                DescribeOptions(
+                    scenes=SceneOptions(
+                        scan=ScanMode.FULL, workers=args.workers, chunk_length=args.chunk
+                    )
+                ),
+            ),
             [],
             True,
         ),

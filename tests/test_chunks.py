@@ -9,19 +9,24 @@ import logging
 import re
 import subprocess
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.cli import main
 from app.errors import VideoIncomplete, VideoTooLong
+from app.models import CaptionRequest
 from app.pipeline.chunks import Chunk, _warm_start, chunk_bounds
+from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import list_scenes, scan_scenes
 from app.pipeline.scenes import SceneOptions
 from app.pipeline.video import VideoReader
 from tests.fixtures.media import VideoFactory, decode_frame_number
+from tests.fixtures.models import ScriptedCaptioner
 
 ONE = SceneOptions()
 
@@ -227,3 +232,34 @@ def test_scenes_command_with_workers_lists_what_one_process_lists(
     assert len(alone) == len(SCENES) + 1
     assert main(["scenes", str(made.path), "--scan-workers", "2", "--scan-chunk", "6"]) == 0
     assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == alone
+
+
+class NumberReader(ScriptedCaptioner):
+    """Captions by colour, and notes the frame number painted in each image it is shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[int] = []
+
+    def caption(
+        self, images: Sequence[Image.Image], requests: Sequence[CaptionRequest] | None = None
+    ) -> list[str]:
+        self.shown.extend(decode_frame_number(np.asarray(image)) for image in images)
+        return super().caption(images, requests)
+
+
+def test_describe_in_chunks_captions_what_one_process_captions(coded_video: VideoFactory) -> None:
+    made = coded_video(SCENES, grain=6, gop=25)
+
+    def described(scenes: SceneOptions) -> tuple[list[tuple[int, float, str]], list[int]]:
+        captioner = NumberReader()
+        options = DescribeOptions(scenes=scenes, similar_frame_threshold=None)
+        found = [
+            (d.scene_index, d.frame_time, d.text)
+            for d in describe(made.path, captioner, options=options)
+        ]
+        return found, captioner.shown
+
+    alone = described(ONE)
+    assert len(alone[1]) == len(SCENES)
+    assert described(chunked(6.6)) == alone

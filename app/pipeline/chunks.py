@@ -61,6 +61,18 @@ _SAME = 1e-6
 timestamps in every process)."""
 
 
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Scan workers when none are asked for: half the cores (each worker's decoder takes two
+    threads), at most 8; 1 on a machine of two cores or fewer (one scans in the caller's
+    process)."""
+    return max(1, min(8, cores() // 2))
+
+
 @dataclass(frozen=True)
 class Chunk:
     """What one worker scans: the scenes that start in ``[start, end)``; the last chunk's
@@ -277,7 +289,7 @@ def scan_in_chunks(
     duration = reader.info.duration
     assert duration is not None
     bounds = chunk_bounds(duration, options.chunk_length)
-    threads = max(1, (os.cpu_count() or 1) // options.workers)
+    threads = max(1, cores() // options.workers)
     # The last chunk stops a little after the declared end; more than a second of frames
     # past it is scanned here, where ``on_time`` sees each frame.
     chunks = [
