@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import re
+import struct
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from app.pipeline.chunks import Chunk, _warm_start, chunk_bounds
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import list_scenes, scan_scenes
 from app.pipeline.scenes import SceneOptions
-from app.pipeline.video import VideoReader
+from app.pipeline.video import THUMBNAIL_SIDE, VideoReader
 from tests.fixtures.media import VideoFactory, decode_frame_number
 from tests.fixtures.models import ScriptedCaptioner
 
@@ -124,15 +125,19 @@ def test_a_fade_through_black_across_a_seam_is_one_cut(
     made = coded_video([("red", 100), ("black", 250), ("blue", 150)], grain=2, gop=25)
     alone = scan(made.path, ONE)
     assert [round(row.start, 1) for row in alone] == [0.0, 4.0, 9.0, 14.0]
+    assert scan_logged(made.path, chunked(10.0), caplog) == alone
+
+
+def test_a_fade_cut_before_a_seam_found_after_it_is_kept(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Black from 5 s to 14.48 s: the fade's cut at 9.72 s, before the seam at 10 s, is known
+    # at 14.48 s, when the first chunk would otherwise have handed its scene over open.
+    made = coded_video([("red", 125), ("black", 237), ("blue", 138)], grain=2, gop=25)
+    alone = scan(made.path, ONE)
+    assert [round(row.start, 2) for row in alone] == [0.0, 5.0, 9.72, 14.48]
     chunks = scan_logged(made.path, chunked(10.0), caplog)
     assert [(row.start, row.end) for row in chunks] == [(row.start, row.end) for row in alone]
-    # The fade's cut is known when the black ends, at 14 s: one process has kept only the
-    # last frames by then, and takes the first of them. The first chunk hands the scene
-    # over open with that frame; it is not the one at the scene's target, so the scene's
-    # frame is decoded afresh: the one on screen at 10 s.
-    assert alone[2].number == 343
-    assert chunks[2].number == 250
-    assert [row for i, row in enumerate(chunks) if i != 2] == alone[:2] + alone[3:]
 
 
 def test_a_chunk_in_the_dark_warms_up_from_before_the_fade(coded_video: VideoFactory) -> None:
@@ -146,6 +151,8 @@ def test_a_chunk_in_the_dark_warms_up_from_before_the_fade(coded_video: VideoFac
         frame_offset=1.0,
         spread=1,
         threads=1,
+        skip_nonref=True,
+        image_side=None,
     )
     with VideoReader(made.path) as reader:
         # 6 s is black: the detectors would see the fade from its middle.
@@ -162,6 +169,10 @@ def test_a_shot_longer_than_a_chunk_is_one_scene(
     alone = scan(made.path, ONE)
     assert [round(row.start, 2) for row in alone] == [0.0, 4.0, 28.0]
     assert scan_logged(made.path, chunked(8.0), caplog) == alone
+    # Frames spread over the long shot: the first chunk decodes it to its end.
+    alone = scan(made.path, ONE, spread=3)
+    assert alone[1].spread == (167, 370, 574)
+    assert scan_logged(made.path, chunked(8.0), caplog, spread=3) == alone
 
 
 def test_a_file_cut_short_gives_the_scenes_before_the_damage_then_the_error(
@@ -207,9 +218,99 @@ def test_a_video_with_a_longer_audio_track_ends_where_its_frames_end(
 
 def test_the_longest_video_accepted_holds_in_chunks(coded_video: VideoFactory) -> None:
     made = coded_video(SCENES, grain=6, gop=25)
+    listed: list[float] = []
     with pytest.raises(VideoTooLong, match="15 s"):
-        for _ in list_scenes(made.path, chunked(6.0), 1.0, max_duration=15.0):
+        for found in list_scenes(made.path, chunked(6.0), 1.0, max_duration=15.0):
+            listed.append(found.scene.start)
+    # The chunk that reaches past the limit hands out none of its scenes.
+    assert listed
+    assert max(listed) < 15.0
+
+
+def _declare_duration(path: Path, seconds: float) -> None:
+    """Write ``seconds`` into a Matroska file's Duration element (a float, milliseconds)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89")
+    size = data[at + 2]
+    if size == 0x88:
+        data[at + 3 : at + 11] = struct.pack(">d", seconds * 1000)
+    else:
+        assert size == 0x84, f"unexpected Duration element size {size:#x}"
+        data[at + 3 : at + 7] = struct.pack(">f", seconds * 1000)
+    path.write_bytes(bytes(data))
+
+
+def test_frames_past_the_declared_duration_are_scanned_with_a_cut_near_it(
+    coded_video: VideoFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Frames to 28 s, a duration of 20 s declared, a cut at 20.96 s: the last chunk stops
+    # at 21 s, before the cut is confirmed; the rest is scanned by the caller.
+    made = coded_video([("red", 200), ("blue", 324), ("green", 176)], grain=6, gop=25)
+    path = tmp_path / "longer.mkv"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(made.path), "-c", "copy", str(path)],
+        check=True,
+    )
+    _declare_duration(path, 20.0)
+    with VideoReader(path) as reader:
+        assert reader.info.duration == pytest.approx(20.0)
+    alone = scan(path, ONE)
+    assert [round(row.start, 2) for row in alone] == [0.0, 8.0, 20.96]
+    assert scan_logged(path, chunked(6.0), caplog) == alone
+
+
+def test_a_video_stream_that_starts_late_and_dark_is_scanned(
+    coded_video: VideoFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The video starts 6 s into the file, on black: a seek to a chunk's warm-up lands after
+    # the time asked.
+    made = coded_video([("black", 100), ("red", 200), ("blue", 200)], grain=4, gop=25)
+    path = tmp_path / "late.mkv"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-itsoffset", "6", "-i", str(made.path), "-f",
+         "lavfi", "-i", "sine=duration=26", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+         "-c:a", "libopus", str(path)],
+        check=True,
+    )  # fmt: skip
+    alone = scan(path, ONE)
+    assert len(alone) >= 2
+    assert scan_logged(path, chunked(6.0), caplog) == alone
+
+
+def test_chunks_after_a_long_run_of_non_reference_frames_decode_every_frame(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Frames 20 to 30 dropped (a gap in time, as in variable frame rate video): one process
+    # takes it for a long run of skipped non-reference frames and decodes every frame from
+    # there on, so every chunk after it must.
+    made = coded_video(
+        SCENES,
+        grain=6,
+        gop=50,
+        scenecut=True,
+        extra_args=(
+            "-x264-params", "scenecut=0:bframes=2:b-adapt=0:b-pyramid=none",
+            "-vf", "select='not(between(n,20,30))'", "-fps_mode", "vfr",
+        ),
+    )  # fmt: skip
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        for _ in reader.frames():
             pass
+        assert reader.skipping_stopped_at == pytest.approx(1.28)
+    alone = scan(made.path, ONE)
+    assert scan_logged(made.path, chunked(6.6), caplog) == alone
+
+
+def test_the_thumbnail_of_a_frame_from_a_worker_is_the_decoders(
+    coded_video: VideoFactory,
+) -> None:
+    made = coded_video(SCENES[:2], grain=6)
+    with VideoReader(made.path) as reader:
+        decoded = next(reader.frames())
+        still = decoded.still(64)
+        assert np.array_equal(still.thumbnail(THUMBNAIL_SIDE), decoded.thumbnail(THUMBNAIL_SIDE))
+        assert still.to_image().size == decoded.to_image(64).size == (64, 48)
+        assert np.array_equal(np.asarray(still.to_image(768)), np.asarray(decoded.to_image(64)))
 
 
 def test_a_stopped_chunked_scan_hands_out_nothing_more(coded_video: VideoFactory) -> None:

@@ -31,9 +31,11 @@ import logging
 import math
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -87,6 +89,12 @@ class Chunk:
     spread: int
     threads: int
     """Decoding threads of the worker's reader."""
+    skip_nonref: bool
+    """Skip non-reference frames (``SceneOptions.skip_nonref_frames``), unless a chunk
+    before found a long run of them: one process decodes every frame after that."""
+    image_side: int | None
+    """The scenes' frames leave the worker scaled as ``DecodedFrame.to_image`` scales them
+    to this long side (the captioner's size; None: full size)."""
     limit: float | None = None
     """Decode no frame after this time (the last chunk: the declared duration and a little):
     the parent scans the rest, if any (``ChunkResult.beyond``)."""
@@ -109,6 +117,10 @@ class ChunkResult:
     empty: bool = False
     """No frame decodes from the chunk's warm-up on: the frames ended before it (a declared
     duration that counts a longer audio track), or the file is cut short."""
+    last: float | None = None
+    """The time of the last frame decoded."""
+    skipping_stopped_at: float | None = None
+    """Where the worker's reader stopped skipping non-reference frames, if it did."""
 
 
 def scan_chunk(
@@ -119,120 +131,142 @@ def scan_chunk(
 ) -> ChunkResult:
     """Scan one chunk (in a worker process, or in the caller's for the rest of a video that
     ran past its last chunk, with ``stop`` and ``on_time`` as ``scan_scenes`` takes them)."""
-    options = chunk.options
     result = ChunkResult()
     with VideoReader(
         chunk.path,
         threads=chunk.threads,
-        skip_nonref=options.skip_nonref_frames,
-        decode_device=options.decode_device,
+        skip_nonref=chunk.skip_nonref,
+        decode_device=chunk.options.decode_device,
         name=chunk.name,
     ) as reader:
-        step = 1 / float(reader.info.frame_rate)
-        cuts = CutDetector(options, reader.info.frame_rate)
-        warm_from = _warm_start(reader, chunk, cuts.dark_below)
-        selector: FrameSelector[DecodedFrame] = FrameSelector(
-            chunk.frame_offset, spread=chunk.spread, start=warm_from
-        )
-        scene_start = warm_from
-
-        def owned(start: float) -> bool:
-            return chunk.start - _SAME <= start < chunk.end - _SAME
-
-        def keep(closed: ClosedScene[DecodedFrame] | None) -> None:
-            if closed is not None and owned(closed.scene.start):
-                result.scenes.append(_kept(closed))
-
-        def given_up(time: float) -> bool:
-            """Whether the chunk's last scene, still open at ``time``, is handed over open."""
-            if chunk.spread > 1:  # its spread frames are chosen over what was decoded
-                return time >= 2 * chunk.end - chunk.start
-            # Its frame is known once the scene has run twice the offset.
-            settled = scene_start + 2 * chunk.frame_offset + confirm
-            return time >= max(chunk.end + WARM_UP, settled)
-
-        def done(time: float) -> bool:
-            """Whether no cut before the chunk's end can still be reported: some frames
-            and ``confirm`` seconds past it, and not in a dark run that began early enough
-            for its middle (where a fade's cut goes, reported when the run ends) to lie
-            before the end; at most one chunk length past the end."""
-            if past < CONFIRM_FRAMES or time < chunk.end + confirm:
-                return False
-            if dark_since is None:
-                return True
-            return time >= min(2 * chunk.end - dark_since, 2 * chunk.end - chunk.start) + confirm
-
-        # Detectors hold a cut back up to ``min_scene_len`` (their flash filter).
-        confirm = options.min_scene_len + CONFIRM
-        past = 0
-        # Where the dark run the frames are in began (None: not in one).
-        dark_since: float | None = None
-        last_time: float | None = None
-        frames = reader.analysed(reader.frames(warm_from), options.analysis_width)
         try:
-            for decoded, small in frames:
-                if stop is not None and stop.is_set():
-                    return result
-                time = decoded.time
-                if chunk.limit is not None and time > chunk.limit:
-                    result.beyond = last_time
-                    break
-                if on_time is not None:
-                    on_time(time)
-                last_time = time
-                selector.push(time, decoded)
-                for cut in cuts.feed(time, small):
-                    keep(selector.cut(cut))
-                    scene_start = cut
-                if cuts.dark_below is not None and float(small.mean()) < cuts.dark_below:
-                    dark_since = time if dark_since is None else dark_since
-                else:
-                    dark_since = None
-                if time < chunk.end:
-                    continue
-                past += 1
-                if owned(scene_start):
-                    if given_up(time):
-                        result.open = _open(selector.finish(time + step))
-                        return result
-                elif done(time):
-                    return result
+            _scan(reader, chunk, result, stop or _STOPPED, on_time)
         except VideoIncomplete as exc:
             result.error = exc
-            return result
         except VideoOpenFailure:
             if chunk.start <= 0:
                 raise
             result.empty = True
-            return result
-        finally:
-            frames.close()
-        if result.beyond is not None:
-            if owned(scene_start):
-                result.open = _open(selector.finish(result.beyond + step))
-            return result
-        assert last_time is not None  # ``VideoReader.frames`` yields a frame or raises
-        end = last_time + step
-        for cut in cuts.finish(end):
-            keep(selector.cut(cut))
-            scene_start = cut
-        keep(selector.finish(end))
-        result.end = end
+        result.skipping_stopped_at = reader.skipping_stopped_at
     return result
 
 
-def _kept(closed: ClosedScene[DecodedFrame]) -> ClosedScene[StillFrame]:
+def _scan(
+    reader: VideoReader,
+    chunk: Chunk,
+    result: ChunkResult,
+    stop: StopSignal,
+    on_time: Callable[[float], None] | None,
+) -> None:
+    options = chunk.options
+    step = 1 / float(reader.info.frame_rate)
+    cuts = CutDetector(options, reader.info.frame_rate)
+    warm_from = _warm_start(reader, chunk, cuts.dark_below)
+    selector: FrameSelector[DecodedFrame] = FrameSelector(
+        chunk.frame_offset, spread=chunk.spread, start=warm_from
+    )
+    scene_start = warm_from
+    # Detectors hold a cut back up to ``min_scene_len`` (their flash filter).
+    confirm = options.min_scene_len + CONFIRM
+    past = 0
+    # Where the dark run the frames are in began (None: not in one).
+    dark_since: float | None = None
+
+    def owned(start: float) -> bool:
+        return chunk.start - _SAME <= start < chunk.end - _SAME
+
+    def keep(closed: ClosedScene[DecodedFrame] | None) -> None:
+        if closed is not None and owned(closed.scene.start):
+            result.scenes.append(_kept(closed, chunk.image_side))
+
+    def fade_pending(time: float) -> bool:
+        """Whether the frames are in a dark run that began early enough for its middle,
+        where a fade's cut goes (reported when the run ends), to lie before the chunk's end;
+        for one chunk length past the end at most."""
+        if dark_since is None:
+            return False
+        return time < min(2 * chunk.end - dark_since, 2 * chunk.end - chunk.start) + confirm
+
+    def given_up(time: float) -> bool:
+        """Whether the chunk's last scene, still open at ``time``, is handed over open: its
+        frame is known once it has run twice the offset. Never with spread frames, which are
+        chosen over the whole scene."""
+        if chunk.spread > 1 or fade_pending(time):
+            return False
+        settled = scene_start + 2 * chunk.frame_offset + confirm
+        return time >= max(chunk.end + WARM_UP, settled)
+
+    def done(time: float) -> bool:
+        """Whether no cut before the chunk's end can still be reported."""
+        return past >= CONFIRM_FRAMES and time >= chunk.end + confirm and not fade_pending(time)
+
+    frames = reader.analysed(reader.frames(warm_from), options.analysis_width)
+    with closing(frames):
+        for decoded, small in frames:
+            if stop.is_set():
+                return
+            time = decoded.time
+            if chunk.limit is not None and time > chunk.limit:
+                break
+            if on_time is not None:
+                on_time(time)
+            result.last = time
+            selector.push(time, decoded)
+            for cut in cuts.feed(time, small):
+                keep(selector.cut(cut))
+                scene_start = cut
+            if cuts.dark_below is not None and float(small.mean()) < cuts.dark_below:
+                dark_since = time if dark_since is None else dark_since
+            else:
+                dark_since = None
+            if time < chunk.end:
+                continue
+            past += 1
+            if owned(scene_start):
+                if given_up(time):
+                    result.open = _open(selector.finish(time + step), chunk.image_side)
+                    return
+            elif done(time):
+                return
+        else:
+            assert result.last is not None  # ``VideoReader.frames`` yields a frame or raises
+            end = result.last + step
+            for cut in cuts.finish(end):
+                keep(selector.cut(cut))
+                scene_start = cut
+            keep(selector.finish(end))
+            result.end = end
+            return
+    # Stopped at the limit, with frames after it.
+    result.beyond = result.last
+    if owned(scene_start) and result.last is not None:
+        result.open = _open(selector.finish(result.last + step), chunk.image_side)
+
+
+_STOPPED: StopSignal = threading.Event()
+"""Set in a worker process when the scan it works for ends early (``_share_stop``)."""
+
+
+def _share_stop(stopped: StopSignal) -> None:
+    """Worker initialiser: the parent's event that ends every chunk under way."""
+    global _STOPPED
+    _STOPPED = stopped
+
+
+def _kept(closed: ClosedScene[DecodedFrame], side: int | None) -> ClosedScene[StillFrame]:
     """``closed`` with its frames as pictures that can leave the worker."""
     return ClosedScene(
         scene=closed.scene,
         frame_time=closed.frame_time,
-        frame=closed.frame.still(),
-        spread=[(time, frame.still()) for time, frame in closed.spread],
+        frame=closed.frame.still(side),
+        spread=[(time, frame.still(side)) for time, frame in closed.spread],
     )
 
 
-def _open(closed: ClosedScene[DecodedFrame] | None) -> ClosedScene[StillFrame] | None:
-    return None if closed is None else _kept(closed)
+def _open(
+    closed: ClosedScene[DecodedFrame] | None, side: int | None
+) -> ClosedScene[StillFrame] | None:
+    return None if closed is None else _kept(closed, side)
 
 
 def _warm_start(reader: VideoReader, chunk: Chunk, dark_below: float | None) -> float:
@@ -251,7 +285,8 @@ def _warm_start(reader: VideoReader, chunk: Chunk, dark_below: float | None) -> 
         small = first.to_small_bgr(chunk.options.analysis_width)
         if dark_below is None or float(small.mean()) >= dark_below or first.time <= furthest:
             return first.time
-        time = first.time - WARM_UP
+        # The seek may land after the time asked (a stream that starts late).
+        time = min(time, first.time) - WARM_UP
     return 0.0
 
 
@@ -280,16 +315,17 @@ def scan_in_chunks(
     stop: StopSignal,
     on_time: Callable[[float], None],
     spread: int,
+    frame_side: int | None,
 ) -> Iterator[ChunkedScene]:
     """Yield the video's scenes in order, scanned in chunks by ``options.workers`` processes.
 
-    ``reader.info.duration`` must be known; ``on_time`` is called with the end of each chunk
-    as its scenes are handed out.
+    ``reader.info.duration`` must be known; ``on_time`` is called with the last frame of
+    each chunk before its scenes are handed out. ``frame_side``: the scenes' frames come
+    scaled to this long side (``DecodedFrame.to_image``), as the caller will take them.
     """
     duration = reader.info.duration
     assert duration is not None
     bounds = chunk_bounds(duration, options.chunk_length)
-    threads = max(1, cores() // options.workers)
     # The last chunk stops a little after the declared end; more than a second of frames
     # past it is scanned here, where ``on_time`` sees each frame.
     chunks = [
@@ -301,7 +337,9 @@ def scan_in_chunks(
             options=options,
             frame_offset=frame_offset,
             spread=spread,
-            threads=threads,
+            threads=max(1, cores() // options.workers),
+            skip_nonref=reader.skip_nonref,
+            image_side=frame_side,
             limit=None if end < duration else duration + 1.0,
         )
         for start, end in zip(bounds[:-1], [*bounds[1:-1], math.inf], strict=True)
@@ -313,88 +351,157 @@ def scan_in_chunks(
         bounds[1],
         options.workers,
     )
-    merge = _Merge(frame_offset)
+    merge = _Merge(frame_offset, options.min_scene_len)
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=options.workers, mp_context=context)
+    stopped = context.Event()
+    pool = ProcessPoolExecutor(
+        max_workers=options.workers,
+        mp_context=context,
+        initializer=_share_stop,
+        initargs=(stopped,),
+    )
+
+    def scanned(chunk: Chunk, future: Future[ChunkResult]) -> ChunkResult | None:
+        """The chunk's result, scanned again decoding every frame where one process would
+        have (a chunk before it stopped skipping non-reference frames); None when stopped."""
+        while not stop.is_set():
+            done, _ = wait([future], timeout=_POLL)
+            if not done:
+                continue
+            result = future.result()
+            if chunk.skip_nonref and _skipping_stopped(reader, result):
+                future = pool.submit(scan_chunk, replace(chunk, skip_nonref=False))
+                chunk = replace(chunk, skip_nonref=False)
+                continue
+            return result
+        return None
+
     try:
-        waiting: deque[Future[ChunkResult]] = deque()
+        waiting: deque[tuple[Chunk, Future[ChunkResult]]] = deque()
         queued = iter(chunks)
-        for chunk in chunks:
-            while len(waiting) < 2 * options.workers:
+        result = ChunkResult()
+        for _ in chunks:
+            while len(waiting) < options.workers + _AHEAD:
                 following = next(queued, None)
                 if following is None:
                     break
-                waiting.append(pool.submit(scan_chunk, following))
-            result = waiting.popleft().result()
+                following = replace(following, skip_nonref=reader.skip_nonref)
+                waiting.append((following, pool.submit(scan_chunk, following)))
+            chunk, future = waiting.popleft()
+            got = scanned(chunk, future)
+            if got is None:
+                return
+            result = got
+            if result.skipping_stopped_at is not None and reader.skip_nonref:
+                # As one process would: every frame from there on, the frames grabbed too.
+                reader.stop_skipping(result.skipping_stopped_at)
+            if result.last is not None:
+                on_time(min(chunk.end, result.last))
+            yield from merge.add(result)
+            if result.error is not None:
+                raise result.error
+        while result.beyond is not None:
+            # The file runs on past its declared duration: on here, frame by frame, from
+            # before where the last chunk stopped (a cut just before it is confirmed after).
+            rest = replace(
+                chunks[-1],
+                start=result.beyond - options.min_scene_len - CONFIRM,
+                end=math.inf,
+                skip_nonref=reader.skip_nonref,
+                limit=None,
+            )
+            result = scan_chunk(rest, stop=stop, on_time=on_time)
             if stop.is_set():
                 return
             yield from merge.add(result)
             if result.error is not None:
                 raise result.error
-            reached = result.beyond if result.beyond is not None else result.end
-            reached = chunk.end if reached is None else min(chunk.end, reached)
-            if math.isfinite(reached):
-                on_time(reached)
-        last = result
-        while last.beyond is not None:
-            # The file runs on past its declared duration: on here, frame by frame.
-            rest = replace(chunks[-1], start=last.beyond + _SAME, end=math.inf, limit=None)
-            last = scan_chunk(rest, stop=stop, on_time=on_time)
-            if stop.is_set():
-                return
-            yield from merge.add(last)
-            if last.error is not None:
-                raise last.error
         if merge.end is None:
             # The last chunks held no frame, and none before them reached the end of the file.
             raise reader.incomplete(merge.reached)
         yield from merge.finish(merge.end)
     finally:
+        stopped.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+_POLL = 0.1
+"""Seconds between looks at the caller's stop signal while a chunk is under way."""
+
+_AHEAD = 2
+"""Chunks submitted beyond one per worker: a result holds its scenes' frames until handed out."""
+
+
+def _skipping_stopped(reader: VideoReader, result: ChunkResult) -> bool:
+    """Whether ``result``, scanned skipping non-reference frames, should have decoded every
+    frame from an earlier time: where ``reader`` stopped skipping (a chunk before found a
+    long run of them), which this chunk did not reach or did not find itself."""
+    before = reader.skipping_stopped_at
+    if before is None or result.last is None or before >= result.last:
+        return False
+    own = result.skipping_stopped_at
+    return own is None or own > before + _SAME
 
 
 class _Merge:
     """Puts the chunks' scenes back in order, one after the other (see the module)."""
 
-    def __init__(self, frame_offset: float) -> None:
+    def __init__(self, frame_offset: float, min_scene_len: float) -> None:
         self._offset = frame_offset
+        self._near = max(min_scene_len, _SAME)
+        """Two chunks that put a cut less than this apart saw the same cut."""
         self._position = 0.0
         self._index = 0
         self._open: ClosedScene[StillFrame] | None = None
         self.end: float | None = None
         """The end of the video, once a chunk decoded to it."""
 
-    def add(self, result: ChunkResult) -> Iterator[ChunkedScene]:
-        if self.end is None:
-            self.end = result.end
-        for closed in result.scenes:
-            start = closed.scene.start
-            if start < self._position - _SAME:
-                continue  # an earlier chunk closed a scene past its start
-            yield from self._up_to(start)
-            yield self._scene(closed.scene.start, closed.scene.end, closed)
-            self._position = closed.scene.end
-        if result.open is not None and result.open.scene.start >= self._position - _SAME:
-            yield from self._up_to(result.open.scene.start)
-            self._open = result.open
-            self._position = result.open.scene.start
-
-    def finish(self, end: float) -> Iterator[ChunkedScene]:
-        yield from self._up_to(end)
-
     @property
     def reached(self) -> float:
         """Where the scenes handed out so far end."""
         return self._position
+
+    def add(self, result: ChunkResult) -> Iterator[ChunkedScene]:
+        if self.end is None:
+            self.end = result.end
+        for closed in result.scenes:
+            yield from self._closed(closed)
+        if result.open is not None:
+            start = result.open.scene.start
+            if start < self._position - self._near:
+                return  # an earlier chunk found a cut inside it: the next cut closes that scene
+            yield from self._up_to(max(start, self._position))
+            self._open = result.open
+
+    def finish(self, end: float) -> Iterator[ChunkedScene]:
+        yield from self._up_to(end)
+
+    def _closed(self, closed: ClosedScene[StillFrame]) -> Iterator[ChunkedScene]:
+        start, end = closed.scene.start, closed.scene.end
+        if self._open is not None and abs(start - self._open.scene.start) < self._near:
+            self._open = None  # closed by a later chunk: it knows the whole scene
+        if end < self._position + self._near:
+            return  # an earlier chunk closed a scene past it
+        if start < self._position - self._near:
+            # A cut an earlier chunk found lies inside it: the part after it, framed afresh.
+            yield from self._up_to(end)
+            return
+        # Less than ``_near`` apart: the cut an earlier chunk placed stands.
+        start = max(start, self._position)
+        yield from self._up_to(start)
+        yield self._scene(start, end, closed)
+        self._position = end
 
     def _up_to(self, start: float) -> Iterator[ChunkedScene]:
         """Close the scene before one that starts at ``start``: the open one, or one no chunk
         chose frames for."""
         if self._open is not None:
             held, self._open = self._open, None
-            target = frame_target(held.scene.start, start, self._offset)
-            fits = held.frame_time <= target + _SAME and held.scene.end > target
-            yield self._scene(held.scene.start, start, held if fits else None)
+            begin = max(held.scene.start, self._position)
+            # Its frame was chosen for the part decoded: right when the target is the same.
+            seen = frame_target(held.scene.start, held.scene.end, self._offset)
+            fits = abs(frame_target(begin, start, self._offset) - seen) < _SAME
+            yield self._scene(begin, start, held if fits else None)
         elif start > self._position + _SAME:
             yield self._scene(self._position, start, None)
         self._position = start

@@ -53,7 +53,7 @@ from app.pipeline.types import (
     Stage,
     StopSignal,
 )
-from app.pipeline.video import Picture, VideoReader
+from app.pipeline.video import THUMBNAIL_SIDE, Picture, VideoReader
 
 logger = logging.getLogger(__name__)
 
@@ -205,12 +205,9 @@ class _Candidate:
             image.close()
 
 
-_THUMBNAIL = 16
-
-
 def _thumbnail(frame: Picture) -> np.ndarray:
     """A tiny colour copy of the frame, for the near-duplicate check."""
-    return frame.thumbnail(_THUMBNAIL)
+    return frame.thumbnail(THUMBNAIL_SIDE)
 
 
 def frame_similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -311,7 +308,13 @@ def _scan(
 
     end = 0.0
     for found in scan_scenes(
-        reader, options.scenes, options.frame_offset, stop=stop, on_time=reached, spread=spread
+        reader,
+        options.scenes,
+        options.frame_offset,
+        stop=stop,
+        on_time=reached,
+        spread=spread,
+        frame_side=options.caption_image_side,
     ):
         end = found.scene.end
         if stop.is_set() or not close(found):

@@ -252,6 +252,7 @@ def scan_scenes(
     stop: StopSignal,
     on_time: Callable[[float], None],
     spread: int = 1,
+    frame_side: int | None = None,
 ) -> Iterator[ScannedScene]:
     """Yield the video's scenes in order, each as soon as its end is known.
 
@@ -264,11 +265,13 @@ def scan_scenes(
             raises ends the scan (a video too long).
         spread: Frames per scene for captioners that look at several (``ScannedScene.spread``;
             the full scan only: the keyframe scan gives each scene its one frame).
+        frame_side: The long side the caller will scale the frames to
+            (``Picture.to_image``): worker processes hand them over at that size.
     """
     if options.scan == ScanMode.FULL:
-        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread)
+        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
     else:
-        yield from _keyframe_scan(reader, options, frame_offset, stop, on_time, spread)
+        yield from _keyframe_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
 
 
 def _scanned(closed: ClosedScene[DecodedFrame]) -> ScannedScene:
@@ -283,6 +286,7 @@ def _full_scan(
     stop: StopSignal,
     on_time: Callable[[float], None],
     spread: int,
+    frame_side: int | None,
 ) -> Iterator[ScannedScene]:
     """Every (reference) frame: in chunks by worker processes where ``options.workers`` asks
     for them and the video is long enough for two chunks, else here."""
@@ -297,7 +301,13 @@ def _full_scan(
         yield from _scan_every_frame(reader, options, frame_offset, stop, on_time, spread)
         return
     for chunked in scan_in_chunks(
-        reader, options, frame_offset, stop=stop, on_time=on_time, spread=spread
+        reader,
+        options,
+        frame_offset,
+        stop=stop,
+        on_time=on_time,
+        spread=spread,
+        frame_side=frame_side,
     ):
         if stop.is_set():
             return
@@ -443,6 +453,7 @@ def _keyframe_scan(
     stop: StopSignal,
     on_time: Callable[[float], None],
     spread: int,
+    frame_side: int | None,
 ) -> Iterator[ScannedScene]:
     try:
         plan = _look_at_keyframes(reader, options, stop, on_time)
@@ -452,7 +463,7 @@ def _keyframe_scan(
         plan = None
     if plan is None:
         if not stop.is_set():
-            yield from _full_scan(reader, options, frame_offset, stop, on_time, spread)
+            yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
     steps, end, stopped = plan
     stretches = [s for s in steps if isinstance(s, Stretch)]
@@ -476,7 +487,7 @@ def _keyframe_scan(
             reader.name,
             100 * options.keyframes.most_refined,
         )
-        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread)
+        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
 
     cuts = CutDetector(options, reader.info.frame_rate)

@@ -58,6 +58,9 @@ _READ_AHEAD = 8
 """Frames the scans decode ahead of their detectors (a 4K frame is about 12 MB), besides the
 one being handed over and the decoder's own (``VideoReader.analysed``)."""
 
+THUMBNAIL_SIDE = 16
+"""Side of the thumbnails that tell near-identical frames apart (``Picture.thumbnail``)."""
+
 DECODE_DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 """Decode devices: ``cpu``, or ``cuda`` / ``cuda:N`` for NVDEC on that GPU."""
 
@@ -167,9 +170,14 @@ class DecodedFrame:
         small = self.frame.reformat(width=side, height=side, format="rgb24")
         return small.to_ndarray().astype(np.float32)
 
-    def still(self) -> StillFrame:
-        """The frame as a ``StillFrame``, which outlives the decoder and can be pickled."""
-        return StillFrame(time=self.time, pixels=np.asarray(self.to_image()))
+    def still(self, max_side: int | None = None) -> StillFrame:
+        """The frame as a ``StillFrame``, which outlives the decoder and can be pickled,
+        scaled as ``to_image(max_side)`` scales it."""
+        return StillFrame(
+            time=self.time,
+            pixels=np.asarray(self.to_image(max_side)),
+            small=self.thumbnail(THUMBNAIL_SIDE),
+        )
 
     def to_small_bgr(self, width: int) -> np.ndarray:
         """The frame scaled to ``width`` pixels wide (aspect kept), BGR, for detectors."""
@@ -192,6 +200,8 @@ class StillFrame:
     time: float
     pixels: np.ndarray = field(repr=False)
     """Height x width x 3, uint8, RGB, display rotation applied."""
+    small: np.ndarray = field(repr=False)
+    """``DecodedFrame.thumbnail(THUMBNAIL_SIDE)`` of the frame."""
 
     def to_image(self, max_side: int | None = None) -> Image.Image:
         """As ``DecodedFrame.to_image`` (bicubic, aspect kept)."""
@@ -204,9 +214,10 @@ class StillFrame:
         return image
 
     def thumbnail(self, side: int) -> np.ndarray:
-        """As ``DecodedFrame.thumbnail``."""
-        small = Image.fromarray(self.pixels).resize((side, side), Image.Resampling.BILINEAR)
-        return np.asarray(small, dtype=np.float32)
+        """As ``DecodedFrame.thumbnail``, which made it (``THUMBNAIL_SIDE`` only)."""
+        if side != THUMBNAIL_SIDE:
+            raise ValueError(f"a still frame keeps its {THUMBNAIL_SIDE} px thumbnail only")
+        return self.small
 
 
 class VideoReader:
@@ -241,6 +252,8 @@ class VideoReader:
         self.name = name or path.name
         """What messages call the video: its URL or path as given (not a temporary file)."""
         self.skip_nonref = skip_nonref
+        self.skipping_stopped_at: float | None = None
+        """Where it stopped skipping non-reference frames (``stop_skipping``), if it did."""
         check_decode_device(decode_device)
         hwaccel = None if decode_device == "cpu" else _hwaccel(decode_device)
         try:
@@ -393,7 +406,7 @@ class VideoReader:
 
     def _decode_every_frame(self, gap: float, at: float) -> None:
         """Stop skipping: the stream has long runs of non-reference frames."""
-        self._skip_nothing()
+        self.stop_skipping(at)
         logger.info(
             "%s: %.3f s between two reference frames at %.2f s (more than %d frames); "
             "decoding every frame from here",
@@ -403,7 +416,11 @@ class VideoReader:
             MAX_SKIP_GAP,
         )
 
-    def _skip_nothing(self) -> None:
+    def stop_skipping(self, at: float) -> None:
+        """Decode every frame from here on (``skip_nonref`` off): from ``at`` seconds, where
+        this reader (or another of the same file) met a long run of non-reference frames."""
+        if self.skipping_stopped_at is None:
+            self.skipping_stopped_at = at
         self.skip_nonref = False
         self._stream.codec_context.skip_frame = "DEFAULT"
 
@@ -448,7 +465,7 @@ class VideoReader:
             )
         elif self._aside.skip_nonref and not self.skip_nonref:
             # This one met a long run of non-reference frames since: so would the other.
-            self._aside._skip_nothing()
+            self._aside.stop_skipping(self.skipping_stopped_at or 0.0)
         return self._aside
 
     def _open_again(self) -> InputContainer:
