@@ -21,7 +21,7 @@ from PIL import Image
 from app.cli import main
 from app.errors import VideoIncomplete, VideoTooLong
 from app.models import CaptionRequest
-from app.pipeline.chunks import Chunk, _warm_start, chunk_bounds
+from app.pipeline.chunks import Chunk, _keyed, _warm_start, chunk_bounds, warm_up
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import list_scenes, scan_scenes
 from app.pipeline.scenes import SceneOptions
@@ -105,6 +105,23 @@ def test_chunks_find_the_scenes_frames_and_spread_frames_of_one_process(
         assert len(row.spread) == 3
 
 
+def test_seams_move_back_to_a_warm_up_after_a_keyframe(coded_video: VideoFactory) -> None:
+    made = coded_video(SCENES, grain=6, gop=50)  # a keyframe every 2 s
+    warm = warm_up(ONE)
+    assert warm == pytest.approx(2.1)
+    with VideoReader(made.path) as reader:
+        assert reader.keyframe_before(7.9) == pytest.approx(6.0)
+        keyed = _keyed(reader, [0.0, 10.0, 20.0, made.duration], warm)
+    # From 10 s: the keyframe at 6 s is the one before 7.9 s, where the warm-up would start.
+    assert keyed == pytest.approx([0.0, 8.101, 18.101, made.duration])
+    with VideoReader(made.path) as reader:
+        # A seam is kept where moving it would halve the chunk before it: 4 s would go
+        # back to 2.101 s, onto the seam before it.
+        assert _keyed(reader, [0.0, 3.0, 4.0, made.duration], warm) == pytest.approx(
+            [0.0, 2.101, 4.0, made.duration]
+        )
+
+
 @pytest.mark.parametrize("cut", [249, 250, 251])
 def test_a_cut_at_a_seam_is_found_once(
     coded_video: VideoFactory, cut: int, caplog: pytest.LogCaptureFixture
@@ -155,9 +172,9 @@ def test_a_chunk_in_the_dark_warms_up_from_before_the_fade(coded_video: VideoFac
         image_side=None,
     )
     with VideoReader(made.path) as reader:
-        # 6 s is black: the detectors would see the fade from its middle.
+        # 7.9 s is black: the detectors would see the fade from its middle.
         assert _warm_start(reader, chunk, 12.0) < 4.0
-        assert _warm_start(reader, chunk, None) == pytest.approx(6.0)
+        assert _warm_start(reader, chunk, None) == pytest.approx(7.0)
 
 
 def test_a_shot_longer_than_a_chunk_is_one_scene(

@@ -7,7 +7,7 @@ to run the detectors on every frame. Here the video is cut by time into chunks o
 ``SceneOptions.chunk_length``, each scanned by a worker as the full scan would scan it, and
 the scenes are put back in order as the chunks finish:
 
-- a chunk's detectors start ``WARM_UP`` seconds before the chunk (from the keyframe before
+- a chunk's detectors start ``warm_up`` seconds before the chunk (from the keyframe before
   that, further back while that keyframe is dark: a fade through black is then seen whole),
   so at the chunk's start they stand where the full scan's would;
 - a chunk owns the scenes that start in it: it decodes past its end until its last scene is
@@ -27,6 +27,7 @@ is scanned here, where ``on_time`` can refuse a video too long.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import multiprocessing
@@ -47,9 +48,9 @@ from app.pipeline.video import DecodedFrame, StillFrame, VideoReader
 
 logger = logging.getLogger(__name__)
 
-WARM_UP = 4.0
-"""Seconds a chunk's detectors see before the chunk: more than AdaptiveDetector's window,
-its flash filter and ``min_scene_len`` look back."""
+WARM_UP = 1.5
+"""Seconds a chunk's detectors see before the chunk besides ``min_scene_len``: more than
+AdaptiveDetector's window and its flash filter look back (``warm_up``)."""
 
 CONFIRM = 0.5
 """Seconds decoded past a chunk's end (besides ``min_scene_len``) once its last scene is
@@ -61,6 +62,11 @@ CONFIRM_FRAMES = 4
 _SAME = 1e-6
 """Seconds within which two chunks name the same time (frame times are read from the same
 timestamps in every process)."""
+
+
+def warm_up(options: SceneOptions) -> float:
+    """Seconds a chunk's detectors see before the chunk (``WARM_UP``)."""
+    return WARM_UP + options.min_scene_len
 
 
 def cores() -> int:
@@ -194,7 +200,7 @@ def _scan(
         if chunk.spread > 1 or fade_pending(time):
             return False
         settled = scene_start + 2 * chunk.frame_offset + confirm
-        return time >= max(chunk.end + WARM_UP, settled)
+        return time >= max(chunk.end + warm_up(options), settled)
 
     def done(time: float) -> bool:
         """Whether no cut before the chunk's end can still be reported."""
@@ -276,7 +282,7 @@ def _warm_start(reader: VideoReader, chunk: Chunk, dark_below: float | None) -> 
     seen from its middle, and its cut put later. At most one chunk length further back: a
     run of black longer than that (credits) may have its cut put elsewhere in it than one
     process puts it."""
-    time = chunk.start - WARM_UP
+    time = chunk.start - warm_up(chunk.options)
     furthest = time - (chunk.end - chunk.start)
     while time > 0:
         first = next(reader.frames_from(time), None)
@@ -286,7 +292,7 @@ def _warm_start(reader: VideoReader, chunk: Chunk, dark_below: float | None) -> 
         if dark_below is None or float(small.mean()) >= dark_below or first.time <= furthest:
             return first.time
         # The seek may land after the time asked (a stream that starts late).
-        time = min(time, first.time) - WARM_UP
+        time = min(time, first.time) - warm_up(chunk.options)
     return 0.0
 
 
@@ -307,6 +313,20 @@ def chunk_bounds(duration: float, length: float) -> list[float]:
     return [duration * i / count for i in range(count + 1)]
 
 
+def _keyed(reader: VideoReader, bounds: list[float], warm: float) -> list[float]:
+    """``bounds`` moved back to ``warm`` seconds (and a millisecond) after the keyframe before
+    each, so that a chunk's warm-up decodes from that keyframe and no further back; a bound
+    is kept where that would halve the chunk before it."""
+    keyed = bounds[:1]
+    for bound, following in itertools.pairwise(bounds[1:]):
+        key = reader.keyframe_before(bound - warm)
+        moved = None if key is None else key + warm + 0.001
+        shortest = keyed[-1] + (bound - keyed[-1]) / 2
+        keyed.append(moved if moved is not None and shortest < moved <= bound else bound)
+        assert keyed[-1] < following
+    return [*keyed, bounds[-1]]
+
+
 def scan_in_chunks(
     reader: VideoReader,
     options: SceneOptions,
@@ -325,7 +345,7 @@ def scan_in_chunks(
     """
     duration = reader.info.duration
     assert duration is not None
-    bounds = chunk_bounds(duration, options.chunk_length)
+    bounds = _keyed(reader, chunk_bounds(duration, options.chunk_length), warm_up(options))
     # The last chunk stops a little after the declared end; more than a second of frames
     # past it is scanned here, where ``on_time`` sees each frame.
     chunks = [

@@ -222,7 +222,7 @@ class SceneOptions:
     more cores the full scan is faster in more. 1 scans in the caller's process."""
     chunk_length: float = 60.0
     """Seconds of video a worker scans at a time (about: the video is cut into equal
-    chunks). Each costs ``chunks.WARM_UP`` seconds and a scene more."""
+    chunks). Each costs ``chunks.warm_up`` seconds and a scene more."""
 
     def __post_init__(self) -> None:
         DETECTORS.check(self.detector)

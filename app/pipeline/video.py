@@ -337,6 +337,19 @@ class VideoReader:
         )
         yield from self._decoded()
 
+    def keyframe_before(self, time: float) -> float | None:
+        """The time of the keyframe at or before ``time``, where ``frames_from(time)`` starts
+        decoding, read from the container without decoding; None when no packet follows."""
+        stream = self._stream
+        assert stream.time_base is not None
+        self._container.seek(
+            math.floor((time + self._origin) / stream.time_base), stream=stream, backward=True
+        )
+        for packet in self._container.demux(stream):
+            if packet.pts is not None:
+                return float(packet.pts * stream.time_base) - self._origin
+        return None
+
     def frames(self, start: float = 0.0) -> Iterator[DecodedFrame]:
         """Decode every frame once (every reference frame, with ``skip_nonref``), from
         ``start`` (seconds; decoded from the keyframe at or before it) to the end.
