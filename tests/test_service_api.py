@@ -292,6 +292,27 @@ def test_happy_path_delivers_each_description_in_order_then_processed(
     assert f"describer_captions_dropped_total {progress['captions_dropped']}.0" in metrics
 
 
+def test_a_service_that_scans_in_worker_processes_describes_what_one_process_does(
+    live_service: Callable[..., LiveService],
+    media: tuple[str, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    base, _ = media
+    found = []
+    for workers in (1, 2):
+        # 20 s in four chunks of 5 s, for two workers.
+        service = live_service(scan_workers=workers, scan_chunk_length=5.0)
+        with caplog.at_level(logging.INFO, logger="app.pipeline.chunks"):
+            job = service.wait_done(service.submit(f"{base}/six.mp4"))
+        assert ("4 chunks of 5 s in 2 worker processes" in caplog.text) == (workers == 2)
+        assert job["status"] == "processed"
+        assert job["progress"]["scenes_found"] == 6
+        found.append([(d["scene_start"], d["frame_time"], d["text"]) for d in job["descriptions"]])
+        service.stop()
+    assert found[1] == found[0]
+    assert len(found[0]) >= 4
+
+
 def test_local_use_without_core_keeps_results_in_the_api(
     live_service: Callable[..., LiveService], media: tuple[str, Path]
 ) -> None:
