@@ -2,27 +2,36 @@
 (``SceneOptions.workers``).
 
 One scan decodes with FFmpeg's threads but runs the detectors on one core, so on a machine
-with many cores it leaves most of them idle; it takes as long for a film as one core takes
-to run the detectors on every frame. Here the video is cut by time into chunks of
-``SceneOptions.chunk_length``, each scanned by a worker as the full scan would scan it, and
-the scenes are put back in order as the chunks finish:
+with many cores it leaves most of them idle. Here the video is cut by time into chunks of
+about ``SceneOptions.chunk_length``, each scanned by a worker as the full scan would scan
+it, and the scenes are put back in order as the chunks finish. One process and the chunks
+find the same scenes and frames (``tests/test_chunks.py``, ``bench/chunk_parity.py``):
 
-- a chunk's detectors start ``warm_up`` seconds before the chunk (from the keyframe before
-  that, further back while that keyframe is dark: a fade through black is then seen whole),
-  so at the chunk's start they stand where the full scan's would;
-- a chunk owns the scenes that start in it: it decodes past its end until its last scene is
-  closed by the next cut, so each scene's frames (``FrameSelector``) come from one worker.
-  It goes at most one more chunk length: a scene still open then is handed over open, with
-  the frame at its target (the scene is longer than twice the frame offset) and its spread
-  frames chosen over the part seen; the next cut any later chunk finds closes it;
+- a chunk's detectors start ``warm_up`` seconds before it, from a keyframe (the seams are
+  placed so: ``_keyed``), or from an earlier one while that one is darker than the fades
+  detector's threshold, so that a fade through black is seen whole; at most one chunk
+  length back, so a run of black longer than that may have its fade's cut put elsewhere
+  in the black than one process puts it;
+- a chunk owns the scenes that start in it and decodes past its end until the last of them
+  is closed by the next cut, so each scene's frames (``FrameSelector``) come from one
+  worker. Without spread frames it hands that scene over open once its frame is settled
+  (it has run twice the frame offset) and the chunk's end is ``warm_up`` behind; the next
+  cut a later chunk finds closes it. Past its end with no scene of its own open, it stops
+  once no cut before its end can still be reported (a cut is confirmed frames later, a
+  fade's when its dark run ends);
 - where two chunks disagree at a seam, the earlier one, which saw more, wins; a scene that
-  no chunk chose a frame for comes out without one (the caller decodes it:
-  ``scan._grab``).
+  no chunk chose a frame for comes out without one (the caller decodes it,
+  ``scan._grab``);
+- a reader that meets a long run of non-reference frames decodes every frame from there
+  on (``VideoReader.stop_skipping``): chunks after it that skipped are scanned again
+  without skipping, as one process would have decoded them.
 
-Workers are spawned, not forked (the service runs threads), at most ``2 * workers`` chunks
-are under way or waiting to be taken (a chunk's result holds its scenes' frames), and the
-last chunk is decoded no further than the declared duration: the rest, if the file runs on,
-is scanned here, where ``on_time`` can refuse a video too long.
+Workers are spawned, not forked (the service runs threads); ``_AHEAD`` chunks beyond one per
+worker are under way at most, since a result holds its scenes' frames (scaled to the
+captioner's size in the worker). The caller's stop signal reaches the workers through an
+event, within a frame. The last chunk is decoded no further than a second past the declared
+duration: the rest, if the file runs on, is scanned here, where ``on_time`` can refuse a
+video too long.
 """
 
 from __future__ import annotations
