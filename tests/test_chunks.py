@@ -26,7 +26,7 @@ from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scan import list_scenes, scan_scenes
 from app.pipeline.scenes import SceneOptions
 from app.pipeline.video import THUMBNAIL_SIDE, VideoReader
-from tests.fixtures.media import VideoFactory, decode_frame_number
+from tests.fixtures.media import VideoFactory, decode_frame_number, with_audio_track
 from tests.fixtures.models import ScriptedCaptioner
 
 ONE = SceneOptions()
@@ -219,15 +219,9 @@ def test_a_video_with_a_longer_audio_track_ends_where_its_frames_end(
     coded_video: VideoFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     made = coded_video(SCENES, grain=6, gop=25)
-    path = tmp_path / "longer-audio.mkv"
     # The container's duration counts 20 s of audio after the last frame: the last two of
     # six chunks hold no frame.
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(made.path), "-f", "lavfi", "-i",
-         f"sine=duration={made.duration + 20}", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
-         "-c:a", "libopus", str(path)],
-        check=True,
-    )  # fmt: skip
+    path = with_audio_track(made.path, tmp_path / "longer-audio.mkv", made.duration + 20)
     alone = scan(path, ONE)
     assert alone[-1].end == pytest.approx(made.duration, abs=0.05)
     assert scan_logged(path, chunked(7.5), caplog) == alone
@@ -282,13 +276,7 @@ def test_a_video_stream_that_starts_late_and_dark_is_scanned(
     # The video starts 6 s into the file, on black: a seek to a chunk's warm-up lands after
     # the time asked.
     made = coded_video([("black", 100), ("red", 200), ("blue", 200)], grain=4, gop=25)
-    path = tmp_path / "late.mkv"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-itsoffset", "6", "-i", str(made.path), "-f",
-         "lavfi", "-i", "sine=duration=26", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
-         "-c:a", "libopus", str(path)],
-        check=True,
-    )  # fmt: skip
+    path = with_audio_track(made.path, tmp_path / "late.mkv", 26, offset=6)
     alone = scan(path, ONE)
     assert len(alone) >= 2
     assert scan_logged(path, chunked(6.0), caplog) == alone

@@ -34,7 +34,13 @@ from app.pipeline.scan import (
 from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.types import Scene
 from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
-from tests.fixtures.media import MadeVideo, VideoFactory, decode_frame_number, make_lavfi_video
+from tests.fixtures.media import (
+    MadeVideo,
+    VideoFactory,
+    decode_frame_number,
+    make_lavfi_video,
+    with_audio_track,
+)
 from tests.fixtures.models import ScriptedCaptioner
 
 SCENES = [
@@ -423,13 +429,7 @@ def test_a_video_with_a_longer_audio_track_ends_where_its_frames_end(
     coded_video: VideoFactory, tmp_path: Path
 ) -> None:
     made = coded_video(SCENES, grain=6, gop=25)
-    path = tmp_path / "longer-audio.mkv"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(made.path), "-f", "lavfi", "-i",
-         f"sine=duration={made.duration + 3}", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
-         "-c:a", "libopus", str(path)],
-        check=True,
-    )  # fmt: skip
+    path = with_audio_track(made.path, tmp_path / "longer-audio.mkv", made.duration + 3)
     full = scan(path, FULL)
     assert full[-1][1] == pytest.approx(made.duration, abs=0.05)
     assert scan(path, PICKY) == full
