@@ -21,11 +21,21 @@ from PIL import Image
 from app.cli import main
 from app.errors import VideoIncomplete, VideoTooLong
 from app.models import CaptionRequest
-from app.pipeline.chunks import Chunk, _keyed, _warm_start, chunk_bounds, warm_up
+from app.pipeline.chunks import (
+    Chunk,
+    ChunkResult,
+    _keyed,
+    _Merge,
+    _warm_start,
+    chunk_bounds,
+    warm_up,
+)
 from app.pipeline.describe import DescribeOptions, describe
+from app.pipeline.frames import ClosedScene
 from app.pipeline.scan import list_scenes, scan_scenes
 from app.pipeline.scenes import SceneOptions
-from app.pipeline.video import THUMBNAIL_SIDE, VideoReader
+from app.pipeline.types import Scene
+from app.pipeline.video import THUMBNAIL_SIDE, StillFrame, VideoReader
 from tests.fixtures.media import VideoFactory, decode_frame_number, with_audio_track
 from tests.fixtures.models import ScriptedCaptioner
 
@@ -155,6 +165,17 @@ def test_a_fade_cut_before_a_seam_found_after_it_is_kept(
     assert [round(row.start, 2) for row in alone] == [0.0, 5.0, 9.72, 14.48]
     chunks = scan_logged(made.path, chunked(10.0), caplog)
     assert [(row.start, row.end) for row in chunks] == [(row.start, row.end) for row in alone]
+
+
+def test_a_video_that_opens_on_black_past_the_first_seam_is_cut_as_in_one_process(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The second chunk's warm-up walks back over black keyframes to the start of the file:
+    # it decodes from there, not from the last keyframe it looked at.
+    made = coded_video([("black", 250), ("red", 125), ("blue", 125)], grain=2, gop=50)
+    alone = scan(made.path, ONE)
+    assert [row.start for row in alone] == [0.0, 5.0, 10.0, 15.0]
+    assert scan_logged(made.path, chunked(5.0), caplog) == alone
 
 
 def test_a_chunk_in_the_dark_warms_up_from_before_the_fade(coded_video: VideoFactory) -> None:
@@ -369,3 +390,65 @@ def test_describe_in_chunks_captions_what_one_process_captions(coded_video: Vide
     alone = described(ONE)
     assert len(alone[1]) == len(SCENES)
     assert described(chunked(6.6)) == alone
+
+
+def _closed(start: float, end: float, frame_time: float) -> ClosedScene[StillFrame]:
+    frame = StillFrame(
+        time=frame_time,
+        pixels=np.zeros((2, 2, 3), np.uint8),
+        small=np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3), np.float32),
+    )
+    return ClosedScene(Scene(index=0, start=start, end=end), frame_time, frame)
+
+
+def _merged(*results: ChunkResult, offset: float = 1.0) -> list[tuple[float, float, float | None]]:
+    merge = _Merge(offset, 0.6)
+    scenes = [found for result in results for found in merge.add(result)]
+    assert merge.end is not None
+    scenes += merge.finish(merge.end)
+    assert [found.scene.index for found in scenes] == list(range(len(scenes)))
+    return [
+        (found.scene.start, found.scene.end, None if found.frame is None else found.frame[0])
+        for found in scenes
+    ]
+
+
+@pytest.mark.parametrize("later", [19.96, 20.0, 20.04])
+def test_chunks_that_put_a_cut_a_frame_apart_give_one_cut(later: float) -> None:
+    merged = _merged(
+        ChunkResult(scenes=[_closed(0.0, 10.0, 1.0), _closed(10.0, 20.0, 11.0)]),
+        ChunkResult(scenes=[_closed(later, 30.0, later + 1.0)], end=30.0),
+    )
+    # The earlier chunk's cut stands; the later chunk's frame, inside the scene, is kept.
+    assert merged == [(0.0, 10.0, 1.0), (10.0, 20.0, 11.0), (20.0, 30.0, later + 1.0)]
+
+
+def test_a_scene_held_open_is_closed_by_the_next_cut_with_its_frame() -> None:
+    merged = _merged(
+        ChunkResult(scenes=[_closed(0.0, 19.96, 1.0)], open=_closed(19.96, 25.0, 20.96)),
+        ChunkResult(scenes=[_closed(20.0, 30.0, 21.0)]),
+        ChunkResult(scenes=[_closed(40.0, 50.0, 41.0)], end=50.0),
+    )
+    # The later chunk closed the open scene itself (a frame later): its view stands, from the
+    # earlier chunk's cut. No chunk has a scene from 30 s: it comes without a frame.
+    assert merged == [
+        (0.0, 19.96, 1.0),
+        (19.96, 30.0, 21.0),
+        (30.0, 40.0, None),
+        (40.0, 50.0, 41.0),
+    ]
+    merged = _merged(
+        ChunkResult(scenes=[_closed(0.0, 19.96, 1.0)], open=_closed(19.96, 25.0, 20.96)),
+        ChunkResult(scenes=[_closed(40.0, 50.0, 41.0)], end=50.0),
+    )
+    assert merged == [(0.0, 19.96, 1.0), (19.96, 40.0, 20.96), (40.0, 50.0, 41.0)]
+
+
+def test_a_frame_before_its_merged_scene_is_not_kept() -> None:
+    # Frame offset 0: the later chunk's cut a frame early, its frame on that cut.
+    merged = _merged(
+        ChunkResult(scenes=[_closed(0.0, 20.04, 0.0)]),
+        ChunkResult(scenes=[_closed(20.0, 30.0, 20.0)], end=30.0),
+        offset=0.0,
+    )
+    assert merged == [(0.0, 20.04, 0.0), (20.04, 30.0, None)]

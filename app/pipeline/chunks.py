@@ -496,29 +496,42 @@ class _Merge:
         for closed in result.scenes:
             yield from self._closed(closed)
         if result.open is not None:
-            start = result.open.scene.start
-            if start < self._position - self._near:
-                return  # an earlier chunk found a cut inside it: the next cut closes that scene
-            yield from self._up_to(max(start, self._position))
-            self._open = result.open
+            yield from self._hold(result.open)
 
     def finish(self, end: float) -> Iterator[ChunkedScene]:
         yield from self._up_to(end)
 
+    def _begin(self, start: float) -> float | None:
+        """Where a scene that a chunk starts at ``start`` begins: at the cut an earlier chunk
+        placed, when less than ``_near`` from it; None when that cut lies inside the scene."""
+        if start < self._position - self._near:
+            return None
+        return self._position if start < self._position + self._near else start
+
+    def _hold(self, held: ClosedScene[StillFrame]) -> Iterator[ChunkedScene]:
+        if self._open is not None and abs(held.scene.start - self._position) < self._near:
+            return  # open in an earlier chunk too, which decoded more of it
+        begin = self._begin(held.scene.start)
+        if begin is None:
+            return  # the next cut closes the scene from that earlier chunk's cut
+        yield from self._up_to(begin)
+        self._open = held
+
     def _closed(self, closed: ClosedScene[StillFrame]) -> Iterator[ChunkedScene]:
         start, end = closed.scene.start, closed.scene.end
-        if self._open is not None and abs(start - self._open.scene.start) < self._near:
-            self._open = None  # closed by a later chunk: it knows the whole scene
+        # While a scene is held open, ``_position`` is where it begins.
+        if self._open is not None and abs(start - self._position) < self._near:
+            self._open = None  # closed by a later chunk, which knows the whole scene
         if end < self._position + self._near:
             return  # an earlier chunk closed a scene past it
-        if start < self._position - self._near:
+        begin = self._begin(start)
+        if begin is None:
             # A cut an earlier chunk found lies inside it: the part after it, framed afresh.
             yield from self._up_to(end)
             return
-        # Less than ``_near`` apart: the cut an earlier chunk placed stands.
-        start = max(start, self._position)
-        yield from self._up_to(start)
-        yield self._scene(start, end, closed)
+        yield from self._up_to(begin)
+        # Its frame, chosen for a start a frame or two away, is kept while it lies in it.
+        yield self._scene(begin, end, closed if closed.frame_time >= begin - _SAME else None)
         self._position = end
 
     def _up_to(self, start: float) -> Iterator[ChunkedScene]:
@@ -526,11 +539,10 @@ class _Merge:
         chose frames for."""
         if self._open is not None:
             held, self._open = self._open, None
-            begin = max(held.scene.start, self._position)
             # Its frame was chosen for the part decoded: right when the target is the same.
             seen = frame_target(held.scene.start, held.scene.end, self._offset)
-            fits = abs(frame_target(begin, start, self._offset) - seen) < _SAME
-            yield self._scene(begin, start, held if fits else None)
+            fits = abs(frame_target(self._position, start, self._offset) - seen) < _SAME
+            yield self._scene(self._position, start, held if fits else None)
         elif start > self._position + _SAME:
             yield self._scene(self._position, start, None)
         self._position = start

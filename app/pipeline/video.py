@@ -289,6 +289,7 @@ class VideoReader:
         self._hwaccel = hwaccel
         self._decode_device = decode_device
         self._aside: VideoReader | None = None
+        self._sought = False
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -328,13 +329,7 @@ class VideoReader:
 
     def frames_from(self, time: float) -> Iterator[DecodedFrame]:
         """Seek to the keyframe at or before ``time`` and decode every frame from there on."""
-        stream = self._stream
-        assert stream.time_base is not None
-        self._container.seek(
-            math.floor((time + self._origin) / stream.time_base),
-            stream=stream,
-            backward=True,
-        )
+        self._seek(time)
         yield from self._decoded()
 
     def keyframe_before(self, time: float) -> float | None:
@@ -342,13 +337,20 @@ class VideoReader:
         decoding, read from the container without decoding; None when no packet follows."""
         stream = self._stream
         assert stream.time_base is not None
-        self._container.seek(
-            math.floor((time + self._origin) / stream.time_base), stream=stream, backward=True
-        )
+        self._seek(time)
         for packet in self._container.demux(stream):
             if packet.pts is not None:
                 return float(packet.pts * stream.time_base) - self._origin
         return None
+
+    def _seek(self, time: float) -> None:
+        """Move to the keyframe at or before ``time``: a keyframe's own time, read back from
+        its timestamp, finds that keyframe, not the one before it."""
+        stream = self._stream
+        assert stream.time_base is not None
+        timestamp = math.floor((time + self._origin + _TIME_EPSILON) / stream.time_base)
+        self._container.seek(timestamp, stream=stream, backward=True)
+        self._sought = True
 
     def frames(self, start: float = 0.0) -> Iterator[DecodedFrame]:
         """Decode every frame once (every reference frame, with ``skip_nonref``), from
@@ -362,7 +364,9 @@ class VideoReader:
         last_time = start - step
         count = 0
         try:
-            for decoded in self._decoded() if start <= 0 else self.frames_from(start):
+            # From the start without a seek, unless a seek has moved from it.
+            from_start = start <= 0 and not self._sought
+            for decoded in self._decoded() if from_start else self.frames_from(max(start, 0.0)):
                 if decoded.time < start - _TIME_EPSILON:
                     continue
                 last_time = decoded.time
