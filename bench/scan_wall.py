@@ -8,7 +8,8 @@ and with the frames scaled down, of the full scan and of the keyframe scan.
 Each row is the median of ``--repeats`` runs in this process. "reader" rows use
 ``VideoReader.frames`` (non-reference frames skipped, as the scans do); "+ detectors" adds
 ``CutDetector`` on the main thread, one frame after the other, as the full scan did before
-it decoded ahead (``app.pipeline.readahead``). The bench never edits ``app/``.
+it decoded ahead (``app.pipeline.readahead``); the last row is the full scan in chunks by
+``--workers`` processes (``app.pipeline.chunks``). The bench never edits ``app/``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ import av
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.pipeline.chunks import default_workers
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.video import VideoReader
 
 
 def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU seconds of this process and of its finished children (scan workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _decode(path: Path) -> int:
@@ -84,11 +88,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("videos", nargs="+", type=Path)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each row (median)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(2, default_workers()),
+        help="processes of the chunked full scan row (default: half the cores, at least 2)",
+    )
+    parser.add_argument("--chunk", type=float, default=60.0, help="seconds per chunk (60)")
     args = parser.parse_args()
+    chunked = SceneOptions(workers=args.workers, chunk_length=args.chunk)
+    rows = [
+        *ROWS,
+        (
+            f"full scan, {args.workers} workers, {args.chunk:g} s chunks (scenes)",
+            lambda path: len(list(list_scenes(path, chunked, 1.0))),
+        ),
+    ]
     print(f"{os.cpu_count()} CPUs, PyAV {av.__version__}")
     print("video | row | wall s | CPU s | count")
     for video in args.videos:
-        for name, run in ROWS:
+        for name, run in rows:
             walls: list[float] = []
             cpus: list[float] = []
             for _ in range(args.repeats):
