@@ -444,6 +444,15 @@ def test_a_scene_held_open_is_closed_by_the_next_cut_with_its_frame() -> None:
     assert merged == [(0.0, 19.96, 1.0), (19.96, 40.0, 20.96), (40.0, 50.0, 41.0)]
 
 
+def test_a_held_frame_outside_the_scene_it_closes_as_is_not_kept() -> None:
+    # A fade's cut came late: the open scene's only frames are near where decoding stopped.
+    merged = _merged(
+        ChunkResult(scenes=[_closed(0.0, 22.0, 1.0)], open=_closed(22.0, 274.0, 273.4)),
+        ChunkResult(scenes=[_closed(248.0, 280.0, 249.0)], end=280.0),
+    )
+    assert merged == [(0.0, 22.0, 1.0), (22.0, 248.0, None), (248.0, 280.0, 249.0)]
+
+
 def test_a_frame_before_its_merged_scene_is_not_kept() -> None:
     # Frame offset 0: the later chunk's cut a frame early, its frame on that cut.
     merged = _merged(

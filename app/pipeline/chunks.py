@@ -292,7 +292,8 @@ def _warm_start(reader: VideoReader, chunk: Chunk, dark_below: float | None) -> 
     run of black longer than that (credits) may have its cut put elsewhere in it than one
     process puts it."""
     time = chunk.start - warm_up(chunk.options)
-    furthest = time - (chunk.end - chunk.start)
+    # The last chunk's end is infinite: its nominal length.
+    furthest = time - chunk.options.chunk_length
     while time > 0:
         first = next(reader.frames_from(time), None)
         if first is None:
@@ -539,9 +540,13 @@ class _Merge:
         chose frames for."""
         if self._open is not None:
             held, self._open = self._open, None
-            # Its frame was chosen for the part decoded: right when the target is the same.
+            # Its frame was chosen for the part decoded: right when the target is the same
+            # and it lies in the scene (a cut that came late leaves only later frames).
             seen = frame_target(held.scene.start, held.scene.end, self._offset)
-            fits = abs(frame_target(self._position, start, self._offset) - seen) < _SAME
+            fits = (
+                abs(frame_target(self._position, start, self._offset) - seen) < _SAME
+                and self._position - _SAME <= held.frame_time < start
+            )
             yield self._scene(self._position, start, held if fits else None)
         elif start > self._position + _SAME:
             yield self._scene(self._position, start, None)
