@@ -129,9 +129,6 @@ class ChunkResult:
     """The last frame decoded, when the chunk stopped at its ``limit`` with frames after it."""
     error: VideoIncomplete | None = None
     """The file broke off in the chunk: ``scenes`` are those before the damage."""
-    empty: bool = False
-    """No frame decodes from the chunk's warm-up on: the frames ended before it (a declared
-    duration that counts a longer audio track), or the file is cut short."""
     last: float | None = None
     """The time of the last frame decoded."""
     skipping_stopped_at: float | None = None
@@ -161,7 +158,10 @@ def scan_chunk(
         except VideoOpenFailure:
             if chunk.start <= 0:
                 raise
-            result.empty = True
+            # No frame from here on: the frames ended before this chunk (a declared duration
+            # that counts a longer audio track, or a file cut short). A chunk before it that
+            # reached the end of the file says where the video ends; if none did, the merge
+            # reports the video incomplete.
         result.skipping_stopped_at = reader.skipping_stopped_at
     return result
 
