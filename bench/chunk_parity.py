@@ -13,10 +13,8 @@ to put many seams into short clips. The bench never edits ``app/``.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -26,28 +24,24 @@ from app.pipeline.chunks import chunk_bounds, default_workers
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import SceneOptions
 from app.pipeline.video import VideoReader
+from bench.common import Timing, timed
 
 Listed = tuple[float, float, float | None]
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and of its finished children (the workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _scan(video: Path, options: SceneOptions) -> tuple[float, float, list[Listed]]:
-    wall, cpu = time.perf_counter(), _cpu()
-    scenes = [
-        (
-            round(found.scene.start, 6),
-            round(found.scene.end, 6),
-            None if found.frame_time is None else round(found.frame_time, 6),
-        )
-        for found in list_scenes(video, options, 1.0)
-    ]
-    return time.perf_counter() - wall, _cpu() - cpu, scenes
+def scan(video: Path, options: SceneOptions) -> tuple[Timing, list[Listed]]:
+    """``list_scenes`` timed (CPU seconds count the worker processes); each scene's start,
+    end and frame time rounded to the microsecond, to compare scans with ``==``."""
+    return timed(
+        lambda: [
+            (
+                round(found.scene.start, 6),
+                round(found.scene.end, 6),
+                None if found.frame_time is None else round(found.frame_time, 6),
+            )
+            for found in list_scenes(video, options, 1.0)
+        ]
+    )
 
 
 def main() -> None:
@@ -66,14 +60,14 @@ def main() -> None:
     for video in args.videos:
         with VideoReader(video) as reader:
             duration = reader.info.duration or 0.0
-        runs: dict[str, list[tuple[float, float, list[Listed]]]] = {"one": [], "chunked": []}
+        runs: dict[str, list[tuple[Timing, list[Listed]]]] = {"one": [], "chunked": []}
         for _ in range(args.repeats):
-            runs["one"].append(_scan(video, one))
-            runs["chunked"].append(_scan(video, chunked))
-        alone, split = runs["one"][-1][2], runs["chunked"][-1][2]
+            runs["one"].append(scan(video, one))
+            runs["chunked"].append(scan(video, chunked))
+        alone, split = runs["one"][-1][1], runs["chunked"][-1][1]
         timings = " | ".join(
-            f"{statistics.median(r[0] for r in runs[name]):.2f} / "
-            f"{statistics.median(r[1] for r in runs[name]):.2f}"
+            f"{statistics.median(r[0].wall for r in runs[name]):.2f} / "
+            f"{statistics.median(r[0].cpu for r in runs[name]):.2f}"
             for name in ("one", "chunked")
         )
         print(

@@ -26,6 +26,14 @@ writes its error in its place and the next one runs.
    on the GPU in float16 and saved once): the same ways as BLIP-large.
 5. **BLIP-2 offloaded** with accelerate (``CaptionOptions.offload``) under ``max_memory``
    caps of 12 GiB and 4 GiB on the GPU: where the weights went, images/s, peak memory.
+6. **The scan on many cores**: ``python -m app scenes`` (the scan of ``describe``, in a
+   fresh process) on the 10-minute video and on any ``--video`` files: a plain PyAV decode
+   with all threads (the stand-in for ``ffmpeg -f null``, which the GPU machines lack), the
+   full scan in one process and shared by 2 to 16 worker processes (``app.pipeline.chunks``),
+   also decoding with NVDEC, and the keyframe scan; whether each finds the same scenes and
+   frames as one process.
+
+Section 3 runs once per ``--scan-workers`` value (0: the default, half the cores).
 
 ``--smoke`` runs every section on the CPU with tiny models and a 20-second 320x240 video,
 to check the script itself on a machine without a GPU.
@@ -64,10 +72,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from app.errors import DescriberError
 from app.models import CaptionOptions, load_captioner
 from app.models.captioners.blip import MEMORY_PER_IMAGE_BEAM, BlipCaptioner
+from app.pipeline.chunks import default_workers
 from app.pipeline.video import VideoReader
 from bench.captioning import bench_images, build_blip_large
-from bench.common import BenchVideo, bench_video, log, mib, table, timed
+from bench.common import BenchVideo, Timing, bench_video, log, mib, table, timed
 from bench.end_to_end import dialogue
+from bench.scan_wall import decode_all
 
 REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
@@ -86,6 +96,8 @@ class Sizes:
     blip2_images: int
     blip2_batches: tuple[int, ...]
     offload_caps: tuple[str, ...]
+    scan_workers: tuple[int, ...]
+    scan_chunk: float
     tiny: bool
 
 
@@ -99,6 +111,8 @@ GPU = Sizes(
     blip2_images=64,
     blip2_batches=(8, 32, 64),
     offload_caps=("12GiB", "4GiB"),
+    scan_workers=(4, 8, 16),
+    scan_chunk=60.0,
     tiny=False,
 )
 SMOKE = Sizes(
@@ -111,6 +125,8 @@ SMOKE = Sizes(
     blip2_images=4,
     blip2_batches=(4,),
     offload_caps=(),
+    scan_workers=(2,),
+    scan_chunk=10.0,
     tiny=True,
 )
 
@@ -503,14 +519,28 @@ def write_subtitles(video: BenchVideo, path: Path) -> float:
 
 
 def end_to_end_section(
-    video: BenchVideo, model_dir: Path, sizes: Sizes, workdir: Path, speech: Sequence[str]
+    video: BenchVideo,
+    model_dir: Path,
+    sizes: Sizes,
+    workdir: Path,
+    speech: Sequence[str],
+    decoders: Sequence[str],
+    scan_workers: Sequence[int],
 ) -> str:
     subtitles = workdir / "dialogue.srt"
     speech_share = write_subtitles(video, subtitles)
-    decoders = ["cpu", "cuda"] if sizes.device == "cuda" else ["cpu"]
     given = {"subtitles": ["--subtitles", str(subtitles)], "none": []}
     names = {"subtitles": "subtitles", "none": "no subtitles, no audio (every scene)"}
-    runs = [(f"{names[s]}, decode {d}", given[s], d) for s in speech for d in decoders]
+    runs = [
+        (
+            f"{names[s]}, decode {d}, scan workers {w or f'default ({default_workers()})'}",
+            [*given[s], "--scan-workers", str(w)],
+            d,
+        )
+        for s in speech
+        for d in decoders
+        for w in scan_workers
+    ]
     rows = []
     summaries = []
     for label, extra, decode in runs:
@@ -562,6 +592,67 @@ def end_to_end_section(
     )
 
 
+# --- 6. the scan on many cores -----------------------------------------------------------
+
+
+def scan_section(video: BenchVideo, sizes: Sizes, films: Sequence[Path]) -> str:
+    top = max(sizes.scan_workers)
+    ways: list[tuple[str, list[str]]] = [
+        *(
+            (f"full scan, {w} workers, {sizes.scan_chunk:g} s chunks",
+             ["--scan-workers", str(w), "--scan-chunk", str(sizes.scan_chunk)])
+            for w in sizes.scan_workers
+        ),
+        (f"full scan, {top} workers, {sizes.scan_chunk / 2:g} s chunks",
+         ["--scan-workers", str(top), "--scan-chunk", str(sizes.scan_chunk / 2)]),
+        ("keyframe scan, one process", ["--scan", "keyframes"]),
+    ]  # fmt: skip
+    if sizes.device == "cuda":
+        ways.append(
+            (f"full scan, {top} workers, NVDEC",
+             ["--scan-workers", str(top), "--decode-device", "cuda"])
+        )  # fmt: skip
+    parts = []
+    for path in [video.path, *films]:
+        with VideoReader(path) as reader:
+            info = reader.info
+        decode, frames = timed(lambda p=path: decode_all(p))
+        one, alone = _scenes(path, ["--scan-workers", "1"])
+        rows = [
+            ["PyAV decode, all threads (ffmpeg -f null)", f"{decode.wall:.1f}", "1.00x",
+             f"{decode.cpu:.0f}", f"{frames} frames", ""],
+            ["full scan, one process", f"{one.wall:.1f}", f"{decode.wall / one.wall:.2f}x",
+             f"{one.cpu:.0f}", f"{len(alone)} scenes", "-"],
+        ]  # fmt: skip
+        for name, extra in ways:
+            timing, found = _scenes(path, extra)
+            rows.append(
+                [name, f"{timing.wall:.1f}", f"{decode.wall / timing.wall:.2f}x",
+                 f"{timing.cpu:.0f}", f"{len(found)} scenes", "yes" if found == alone else "NO"]
+            )  # fmt: skip
+        headers = ["scan", "wall s", "vs decode", "CPU s", "found", "same as one process"]
+        parts.append(
+            f"{path.name}: {info.width}x{info.height} {float(info.frame_rate or 0):.3g} fps, "
+            f"{info.duration or 0:.0f} s.\n\n" + code(table(headers, rows))
+        )
+    return (
+        f"`python -m app scenes VIDEO --format json` in a fresh process (start-up included), "
+        f"one run of each, in this order, on {os.cpu_count()} CPU cores; CPU seconds count the "
+        "worker processes. 'same': every scene's start, end and frame time as in one process."
+        "\n\n" + "\n\n".join(parts)
+    )
+
+
+def _scenes(path: Path, extra: Sequence[str]) -> tuple[Timing, list[tuple[Any, ...]]]:
+    """The scenes ``python -m app scenes`` lists, and how long it took."""
+    cmd = [sys.executable, "-m", "app", "scenes", str(path), "--format", "json", *extra]
+    timing, proc = timed(lambda: subprocess.run(cmd, cwd=REPO, capture_output=True, text=True))
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-1500:]}")
+    listed = json.loads(proc.stdout)["scenes"]
+    return timing, [(s["start"], s["end"], s["frame_time"]) for s in listed]
+
+
 # --- main --------------------------------------------------------------------------------
 
 
@@ -611,8 +702,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU")
     parser.add_argument(
         "--sections",
-        default="1,2,3,4,5",
-        help="which sections to run, e.g. 3,4 (default all)",
+        default="1,2,3,4,5,6",
+        help="which sections to run, in this order, e.g. 6,3 (default all)",
+    )
+    parser.add_argument(
+        "--decoders", default=None, help="end-to-end runs: cpu and/or cuda (default: both on a GPU)"
+    )
+    parser.add_argument(
+        "--scan-workers",
+        default="0",
+        help="end-to-end runs: --scan-workers values, e.g. 0,1 (default 0: half the cores)",
+    )
+    parser.add_argument(
+        "--video",
+        type=Path,
+        action="append",
+        default=[],
+        help="section 6: another film to scan (repeatable)",
     )
     parser.add_argument(
         "--speech",
@@ -620,11 +726,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="end-to-end runs: with seeded dialogue subtitles and/or none (default both)",
     )
     args = parser.parse_args(argv)
-    chosen = set(args.sections.split(","))
+    chosen = list(dict.fromkeys(args.sections.split(",")))
+    if set(chosen) - set("123456"):
+        parser.error(f"--sections takes numbers 1 to 6, got {args.sections!r}")
     speech = args.speech.split(",")
     if not speech or set(speech) - {"subtitles", "none"}:
         parser.error(f"--speech takes subtitles and/or none, got {args.speech!r}")
     sizes = SMOKE if args.smoke else GPU
+    decoders = (args.decoders or ("cpu,cuda" if sizes.device == "cuda" else "cpu")).split(",")
+    scan_workers = [int(w) for w in args.scan_workers.split(",")]
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     # Built before anything touches CUDA: the shots are encoded in forked processes.
@@ -648,7 +758,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         ),
         "3": (
             "3. End to end: describe a 10-minute film",
-            lambda: end_to_end_section(video, blip_model(workdir, sizes), sizes, workdir, speech),
+            lambda: end_to_end_section(
+                video,
+                blip_model(workdir, sizes),
+                sizes,
+                workdir,
+                speech,
+                decoders,
+                scan_workers,
+            ),
         ),
         "4": (
             "4. Captioning: BLIP-2 OPT-2.7B",
@@ -664,11 +782,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             "5. BLIP-2 offloaded under a GPU memory cap",
             lambda: offload_section(build_blip2(blip2, sizes.tiny, sizes.device), sizes),
         ),
+        "6": ("6. The scan on many cores", lambda: scan_section(video, sizes, args.video)),
     }
     blip_label = "Tiny BLIP (tests.fixtures.models)" if sizes.tiny else "BLIP-large architecture"
     blip2 = workdir / ("tiny-blip2-random" if sizes.tiny else "blip2-opt-2.7b-random")
-    for key, (title, run) in sections.items():
-        if key in chosen and (key != "5" or sizes.offload_caps):
+    for key in chosen:  # in the order given
+        title, run = sections[key]
+        if key != "5" or sizes.offload_caps:
             report.section(title, run)
     log(f"report written to {args.out}")
 

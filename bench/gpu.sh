@@ -19,7 +19,7 @@ WHEELS=(
     av==18.1.0 scenedetect==0.7.2 nltk==3.10.4 pydantic==2.14.4 pydantic-core==2.50.5
     pydantic-settings==2.16.3 annotated-types==0.8.0 typing-inspection==0.4.5
     python-dotenv==1.2.4 pysubs2==1.8.1 webvtt-py==0.6.0 chardet==7.7.0 platformdirs==4.14.8
-    tenacity==9.2.1
+    tenacity==9.2.1 pycountry==26.2.16
 )
 SDISTS=(pysrt==1.1.2)
 

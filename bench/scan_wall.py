@@ -15,11 +15,10 @@ it decoded ahead (``app.pipeline.readahead``); the last row is the full scan in 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import resource
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,16 +31,11 @@ from app.pipeline.chunks import default_workers
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.video import VideoReader
+from bench.common import timed
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and of its finished children (scan workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _decode(path: Path) -> int:
+def decode_all(path: Path) -> int:
+    """Frames decoded by PyAV with all threads: the stand-in for ``ffmpeg -f null``."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -71,7 +65,7 @@ def _scan(mode: ScanMode, rule: KeyframeRule | None = None) -> Callable[[Path], 
 
 
 ROWS: list[tuple[str, Callable[[Path], int]]] = [
-    ("decode, all threads (frames)", _decode),
+    ("decode, all threads (frames)", decode_all),
     ("reader decode (frames)", _reader()),
     ("reader + scale down (frames)", _reader(small=True)),
     ("reader + scale down + detectors, one thread (frames)", _reader(detect=True)),
@@ -108,16 +102,11 @@ def main() -> None:
     print("video | row | wall s | CPU s | count")
     for video in args.videos:
         for name, run in rows:
-            walls: list[float] = []
-            cpus: list[float] = []
-            for _ in range(args.repeats):
-                started, used = time.perf_counter(), _cpu()
-                count = run(video)
-                walls.append(time.perf_counter() - started)
-                cpus.append(_cpu() - used)
+            runs = [timed(functools.partial(run, video)) for _ in range(args.repeats)]
+            count = runs[-1][1]
             print(
-                f"{video.name} | {name} | {statistics.median(walls):.2f} | "
-                f"{statistics.median(cpus):.2f} | {count}",
+                f"{video.name} | {name} | {statistics.median(t.wall for t, _ in runs):.2f} | "
+                f"{statistics.median(t.cpu for t, _ in runs):.2f} | {count}",
                 flush=True,
             )
 
