@@ -606,6 +606,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     except ValidationError as exc:
         given = [f for f in fields if getattr(args, f) is not None]
         commands[args.command].error(_settings_problems(exc, given))
+    if args.command in ("serve", "worker") and (missing := settings.unavailable_plugins()):
+        # The service may need every plug-in it is configured with: refuse to start rather
+        # than fail its jobs. The other commands check what they use when they use it.
+        commands[args.command].error("; ".join(missing))
     if args.command == "serve":
         from app.service.serve import run_server
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.errors import PluginUnavailable
 from app.models import DEFAULT_MODEL, CaptionOptions
 from app.models.captioners import CAPTIONERS
 from app.models.prompt import PromptBuilder, PromptError
@@ -318,7 +319,24 @@ class Settings(BaseSettings):
     def _registered(cls, value: str, info: ValidationInfo) -> str:
         if info.field_name in ("captioner", "novelty_scorer") and value == "auto":
             return value
-        return _REGISTRIES[str(info.field_name)].check(value)
+        # Only the name: a plug-in's packages are checked where it is used (a command that
+        # never detects speech runs without the speech detector's), and by the service at
+        # start-up (``unavailable_plugins``), which may use them all.
+        return _REGISTRIES[str(info.field_name)].known(value)
+
+    def unavailable_plugins(self) -> list[str]:
+        """One line for each plug-in setting whose member needs a package that is missing,
+        naming the ``DESCRIBER_*`` variable and what to install; empty when all can load."""
+        problems = []
+        for name, registry in _REGISTRIES.items():
+            value = getattr(self, name)
+            if value == "auto":
+                continue
+            try:
+                registry.check(value)
+            except PluginUnavailable as exc:
+                problems.append(f"DESCRIBER_{name.upper()}: {exc}")
+        return problems
 
     @field_validator("prompt_file")
     @classmethod

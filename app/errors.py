@@ -48,6 +48,12 @@ class WordNetMissing(DescriberError):
     """WordNet, needed by METEOR for synonym matching, is not installed."""
 
 
+class PluginUnavailable(DescriberError, ValueError):
+    """A plug-in (captioner, detector, voice...) is asked for by a name that is unknown, or it
+    needs a package that is not installed; the message says which one to install. A
+    ``ValueError`` too, so that settings and request validators report it as a bad value."""
+
+
 class Stopped(Exception):
     """The caller's stop signal interrupted the work; it can be run again from the start."""
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from app.errors import PluginUnavailable
+
 T = TypeVar("T")
 
 
@@ -72,19 +74,26 @@ class Registry(Mapping[str, T], Generic[T]):
             raise KeyError(name)
         return self.load(name)
 
+    def known(self, name: str) -> str:
+        """Return ``name`` if it is a member, installed or not.
+
+        Raises:
+            PluginUnavailable: Unknown name (the message lists the installed ones).
+        """
+        if name not in self.members:
+            valid = ", ".join(self) or "none installed"
+            raise PluginUnavailable(f"unknown {self.family} {name!r}; choose one of: {valid}")
+        return name
+
     def check(self, name: str) -> str:
         """Return ``name`` if it is an installed member.
 
         Raises:
-            ValueError: Unknown name (the message lists the installed ones), or a member whose
-                packages are missing (the message says what to install).
+            PluginUnavailable: Unknown name (the message lists the installed ones), or a member
+                whose packages are missing (the message says what to install).
         """
-        member = self.members.get(name)
-        if member is None:
-            valid = ", ".join(self) or "none installed"
-            raise ValueError(f"unknown {self.family} {name!r}; choose one of: {valid}")
-        if missing := member.missing():
-            raise ValueError(
+        if missing := self.members[self.known(name)].missing():
+            raise PluginUnavailable(
                 f"the {self.family} {name!r} needs {', '.join(missing)}, which is not "
                 f"installed: run 'pip install {' '.join(missing)}'"
             )
@@ -94,7 +103,7 @@ class Registry(Mapping[str, T], Generic[T]):
         """Import and return the member called ``name``.
 
         Raises:
-            ValueError: As :meth:`check`.
+            PluginUnavailable: As :meth:`check`.
         """
         module, _, attribute = self.members[self.check(name)].target.partition(":")
         member: T = getattr(importlib.import_module(module), attribute)

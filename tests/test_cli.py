@@ -16,7 +16,7 @@ import pytest
 
 from app.cli import main
 from app.config import Settings
-from tests.fixtures.media import MadeVideo, make_lavfi_video, nvdec_usable
+from tests.fixtures.media import MadeVideo, make_lavfi_video, nvdec_usable, with_audio_track
 from tests.fixtures.models import ScriptedCaptioner, cli_captioner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,6 +260,66 @@ def test_speech_from_subtitles_without_subtitles_warns(
     assert code == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("none were given" in w for w in warnings), warnings
+
+
+@pytest.fixture
+def silero_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default speech detector as on a machine without silero-vad."""
+    from app.pipeline.speech import SPEECH_DETECTORS
+    from app.registry import Member
+
+    target = SPEECH_DETECTORS.members["silero"].target
+    absent = Member(target, {"no_such_module_for_silero": "silero-vad"})
+    monkeypatch.setitem(SPEECH_DETECTORS.members, "silero", absent)
+
+
+SILERO_MISSING = (
+    "the speech detector 'silero' needs silero-vad, which is not installed: "
+    "run 'pip install silero-vad'"
+)
+
+
+def test_what_detects_no_speech_runs_without_the_speech_detectors_package(
+    film: MadeVideo, silero_missing: None, tmp_path: Path
+) -> None:
+    listed = io.StringIO()
+    assert main(["scenes", str(film.path), "--format", "json"], stdout=listed) == 0
+    assert len(json.loads(listed.getvalue())["scenes"]) == 7
+    subtitles = tmp_path / "film.srt"
+    subtitles.write_text("1\n00:00:00,000 --> 00:00:20,000\nHello.\n", encoding="utf-8")
+    out = tmp_path / "out.json"
+    with cli_captioner(ScriptedCaptioner()):
+        args = ["describe", str(film.path), "--subtitles", str(subtitles), "-q", "-o", str(out)]
+        assert main([*args, "--format", "json"], stdout=io.StringIO()) == 0
+    # The dialogue covers the first two scenes.
+    assert json.loads(out.read_text())[0]["scene_start"] == pytest.approx(18.0)
+
+
+def test_listening_without_the_speech_detectors_package_is_one_line(
+    film: MadeVideo, silero_missing: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audible = with_audio_track(film.path, tmp_path / "audible.mkv", 60)
+    out = tmp_path / "out.json"
+    with cli_captioner(ScriptedCaptioner()):
+        code = main(["describe", str(audible), "-q", "-o", str(out)], stdout=io.StringIO())
+    assert code == 1
+    assert capsys.readouterr().err == f"error: {SILERO_MISSING}\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_the_service_refuses_to_start_without_a_plugins_package(
+    command: str, silero_missing: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (
+        mock.patch("app.service.serve.run_server", side_effect=AssertionError("started")),
+        mock.patch("app.service.work.run_worker", side_effect=AssertionError("started")),
+        pytest.raises(SystemExit) as exited,
+    ):
+        main([command])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"python -m app {command}: error: DESCRIBER_SPEECH_DETECTOR: {SILERO_MISSING}"
 
 
 @pytest.mark.skipif(nvdec_usable(), reason="this machine has a GPU that FFmpeg can decode on")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import PluginUnavailable
 from app.registry import Member, Registry
 
 APP = Path(__file__).resolve().parent.parent / "app"
@@ -104,7 +105,11 @@ def test_registry_lists_only_installed_members_and_says_what_to_install() -> Non
     )
     assert list(registry) == ["json"]
     assert "ghost" not in registry
-    with pytest.raises(ValueError, match=r"pip install no-such-dist"):
+    with pytest.raises(PluginUnavailable, match=r"pip install no-such-dist"):
         registry.load("ghost")
-    with pytest.raises(ValueError, match=r"unknown widget 'nope'; choose one of: json"):
+    with pytest.raises(PluginUnavailable, match=r"unknown widget 'nope'; choose one of: json"):
         registry.check("nope")
+    # A name alone, for settings: the packages are checked where the member is used.
+    assert registry.known("ghost") == "ghost"
+    with pytest.raises(ValueError, match=r"unknown widget 'nope'"):
+        registry.known("nope")

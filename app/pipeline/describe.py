@@ -178,7 +178,9 @@ class MediaOptions:
     """Checks every URL fetched (SSRF); None fetches any http(s) URL."""
 
     def __post_init__(self) -> None:
-        SPEECH_DETECTORS.check(self.speech_detector)
+        # Its packages are checked when it is built, once there is audio to listen to: a film
+        # with subtitles, or without a soundtrack, is described without them.
+        SPEECH_DETECTORS.known(self.speech_detector)
 
 
 class _Either:

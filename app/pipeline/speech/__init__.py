@@ -92,7 +92,8 @@ def make_speech_detector(name: str, options: SpeechOptions | None = None) -> Spe
     """Build the speech detector called ``name``.
 
     Raises:
-        ValueError: ``name`` is not an installed detector; the message lists the valid names.
+        PluginUnavailable: ``name`` is not a detector (the message lists the valid names), or
+            its packages are not installed (the message says which).
     """
     return SPEECH_DETECTORS.load(name)(options or SpeechOptions())
 
@@ -138,7 +139,7 @@ def stream_speech(
         has no audio stream (then no scene is blocked by dialogue).
 
     Raises:
-        ValueError: Unknown detector name.
+        PluginUnavailable: Unknown detector name, or its packages are not installed.
         InputError: The file does not exist.
         VideoOpenFailure: The file is not media FFmpeg can read, or its audio cannot be decoded.
         ModelLoadError: The Silero model cannot be loaded.
