@@ -222,9 +222,10 @@ class Settings(BaseSettings):
     the keyframes and fully only the stretches that may hold a cut (same cuts on the bench
     videos, not yet faster there: see ``bench/scenes.py``)."""
     scan_workers: int = Field(default=0, ge=0)
-    """Processes that share the full scan, each a chunk of the video at a time: on a machine
-    with more cores than two, the scan of a long film is faster in several. 0: half the
-    cores, at most 8 (1 on two cores); 1: one process."""
+    """Processes that share the full scan, each a chunk of the video at a time. 0: one when
+    decoding on the CPU (the decoder already uses every core), half the cores, at most 8,
+    when decoding with NVDEC (``decode_device``), where one process is bound by copying its
+    frames back; 1: one process."""
     scan_chunk_length: float = Field(default=60.0, ge=5)
     """Seconds of video each scan worker takes at a time; a video shorter than two chunks is
     scanned in one process."""
@@ -491,7 +492,7 @@ class Settings(BaseSettings):
                 skip_nonref_frames=self.skip_nonref_frames,
                 decode_device=self.decode_device,
                 scan=self.scan,
-                workers=self.scan_workers or default_workers(),
+                workers=self.scan_workers or default_workers(self.decode_device),
                 chunk_length=self.scan_chunk_length,
             ),
             batch_size=self.batch_size,

@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.pipeline.chunks import chunk_bounds, default_workers
+from app.pipeline.chunks import chunk_bounds, cores
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import SceneOptions
 from app.pipeline.video import VideoReader
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("videos", nargs="+", type=Path)
     parser.add_argument(
-        "--workers", type=int, default=max(2, default_workers()), help="worker processes"
+        "--workers", type=int, default=max(2, cores() // 2), help="worker processes"
     )
     parser.add_argument("--chunk", type=float, default=60.0, help="seconds per chunk")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each scan (median)")

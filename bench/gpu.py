@@ -33,7 +33,7 @@ writes its error in its place and the next one runs.
    also decoding with NVDEC, and the keyframe scan; whether each finds the same scenes and
    frames as one process.
 
-Section 3 runs once per ``--scan-workers`` value (0: the default, half the cores).
+Section 3 runs once per ``--scan-workers`` value (0: the default, ``default_workers``).
 
 ``--smoke`` runs every section on the CPU with tiny models and a 20-second 320x240 video,
 to check the script itself on a machine without a GPU.
@@ -533,7 +533,7 @@ def end_to_end_section(
     names = {"subtitles": "subtitles", "none": "no subtitles, no audio (every scene)"}
     runs = [
         (
-            f"{names[s]}, decode {d}, scan workers {w or f'default ({default_workers()})'}",
+            f"{names[s]}, decode {d}, scan workers {w or f'default ({default_workers(d)})'}",
             [*given[s], "--scan-workers", str(w)],
             d,
         )
@@ -711,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--scan-workers",
         default="0",
-        help="end-to-end runs: --scan-workers values, e.g. 0,1 (default 0: half the cores)",
+        help="end-to-end runs: --scan-workers values, e.g. 0,1 (default 0: the default)",
     )
     parser.add_argument(
         "--video",

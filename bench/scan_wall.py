@@ -27,7 +27,7 @@ import av
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.pipeline.chunks import default_workers
+from app.pipeline.chunks import cores
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.video import VideoReader
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=max(2, default_workers()),
+        default=max(2, cores() // 2),
         help="processes of the chunked full scan row (default: half the cores, at least 2)",
     )
     parser.add_argument("--chunk", type=float, default=60.0, help="seconds per chunk (60)")

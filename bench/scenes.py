@@ -61,7 +61,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from PIL import Image
 
 from app.models import CaptionRequest
-from app.pipeline.chunks import default_workers
+from app.pipeline.chunks import cores
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.scenes import CutDetector, ScanMode, SceneOptions
 from app.pipeline.video import DecodedFrame, VideoReader
@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=max(2, default_workers()),
+        default=max(2, cores() // 2),
         help="processes of the chunked full scan row (default: half the cores, at least 2)",
     )
     parser.add_argument(

@@ -28,6 +28,7 @@ from app.pipeline.chunks import (
     _Merge,
     _warm_start,
     chunk_bounds,
+    default_workers,
     warm_up,
 )
 from app.pipeline.describe import DescribeOptions, describe
@@ -94,6 +95,15 @@ SCENES = [
     ("blue", 75),
     ("red", 120),
 ]
+
+
+@pytest.mark.parametrize(("cores", "cpu", "nvdec"), [(2, 1, 1), (4, 1, 2), (16, 1, 8), (64, 1, 8)])
+def test_workers_by_default_only_where_one_process_waits_on_copies_from_nvdec(
+    cores: int, cpu: int, nvdec: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.pipeline.chunks.cores", lambda: cores)
+    assert default_workers("cpu") == cpu
+    assert default_workers("cuda") == default_workers("cuda:1") == nvdec
 
 
 @pytest.mark.parametrize(

@@ -83,10 +83,19 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def default_workers() -> int:
-    """Scan workers when none are asked for: half the cores (each worker's decoder takes two
-    threads), at most 8; 1 on a machine of two cores or fewer (one scans in the caller's
-    process)."""
+def default_workers(decode_device: str = "cpu") -> int:
+    """Scan workers when none are asked for.
+
+    Decoding on the CPU, one: the scan is bound by the decoder, which one process already
+    runs on every core (on an H100 machine's 16 cores one process scanned 10 min of 1080p
+    in 24.8 s against 20.8 s for a plain decode, and 4 or 8 workers took 27 s:
+    ``bench/results/gpu-cores-2026-11-26.md``). Decoding with NVDEC, half the cores, at most
+    8 (1 on two cores): copying each frame back from the GPU bounds one process there (a
+    plain NVDEC decode of that video in one process took 27.5 s), and each worker copies its
+    own (16 workers scanned it in 11.8 s).
+    """
+    if decode_device == "cpu":
+        return 1
     return max(1, min(8, cores() // 2))
 
 
