@@ -34,7 +34,7 @@ from app.pipeline.chunks import (
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.frames import ClosedScene
 from app.pipeline.scan import list_scenes, scan_scenes
-from app.pipeline.scenes import SceneOptions
+from app.pipeline.scenes import ScanMode, SceneOptions
 from app.pipeline.types import Scene
 from app.pipeline.video import THUMBNAIL_SIDE, StillFrame, VideoReader
 from tests.fixtures.media import VideoFactory, decode_frame_number, with_audio_track
@@ -95,6 +95,24 @@ SCENES = [
     ("blue", 75),
     ("red", 120),
 ]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [SceneOptions(), SceneOptions(scan=ScanMode.KEYFRAMES), chunked(5.0)],
+    ids=["one process", "keyframes", "chunks"],
+)
+def test_a_fades_cut_learned_late_still_gets_the_frame_one_second_in(
+    coded_video: VideoFactory, options: SceneOptions, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A fade's cut goes in the middle of the dark run (6 s) and is known only where the run
+    # ends (9 s), when the frames of 6-7 s are long gone: the frame at 7 s is decoded again.
+    made = coded_video([("red", 75), ("black", 150), ("blue", 75)])
+    chunks = options.workers > 1
+    rows = scan_logged(made.path, options, caplog) if chunks else scan(made.path, options)
+    assert [(row.start, row.end) for row in rows] == [(0, 3), (3, 6), (6, 9), (9, 12)]
+    assert [row.number for row in rows] == [25, 100, 175, 250]
+    assert [row.time for row in rows] == pytest.approx([1, 4, 7, 10])
 
 
 @pytest.mark.parametrize(("cores", "cpu", "nvdec"), [(2, 1, 1), (4, 1, 2), (16, 1, 8), (64, 1, 8)])

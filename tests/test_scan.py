@@ -77,6 +77,50 @@ def test_short_scene_takes_its_middle_frame(coded_video: VideoFactory) -> None:
     assert decode_frame_number(pixels) == 50 + 10
 
 
+def pushed(selector: FrameSelector[int], first: int, last: int, fps: int = 24) -> None:
+    """Frames ``first`` to ``last - 1`` of a video at ``fps``, each frame its number."""
+    for number in range(first, last):
+        selector.push(number / fps, number)
+
+
+def test_a_short_scene_whose_cut_comes_late_keeps_its_middle_frame() -> None:
+    # The scene 2-3.5 s ends by a cut the detectors report at 4.125 s, after 2 + 2 * 1 s: its
+    # middle frame (2.75 s) was still held, for a cut up to ``lookback`` frames late.
+    selector: FrameSelector[int] = FrameSelector(1.0)
+    pushed(selector, 0, 50)
+    selector.cut(2.0)
+    pushed(selector, 50, 100)
+    short = selector.cut(3.5)
+    assert short is not None and short.exact
+    assert (short.frame, short.frame_time) == (66, 2.75)
+
+
+def test_a_cut_known_after_the_frame_was_let_go_says_the_frame_is_not_exact() -> None:
+    selector: FrameSelector[int] = FrameSelector(1.0)
+    pushed(selector, 0, 144)
+    first = selector.cut(2.0)  # a fade's cut, known at 6 s: frames of 2-5.6 s are gone
+    assert first is not None and first.exact and first.frame == 24
+    pushed(selector, 144, 192)
+    late = selector.cut(8.0)
+    assert late is not None and late.scene.start == 2.0
+    assert not late.exact and late.frame_time > 3.0
+    pushed(selector, 192, 240)
+    after = selector.cut(10.0)  # known at once: its frame at 9 s is there
+    assert after is not None and after.exact and after.frame == 216
+
+
+def test_a_cut_time_to_the_microsecond_takes_the_frame_at_its_target() -> None:
+    # Cut times come back from the detectors to the microsecond: 26/24 s is 1.083333, a
+    # third of a microsecond before frame 26, and its target 2.083333 as far before frame 50.
+    selector: FrameSelector[int] = FrameSelector(1.0)
+    pushed(selector, 0, 28)
+    before = selector.cut(round(26 / 24, 6))
+    assert before is not None and before.scene.end < 26 / 24
+    pushed(selector, 28, 80)
+    closed = selector.cut(round(78 / 24, 6))
+    assert closed is not None and (closed.frame, closed.exact) == (50, True)
+
+
 def test_video_without_cut_is_one_scene(coded_video: VideoFactory) -> None:
     made = coded_video([("blue", 60)])
     [only] = scan(made.path)

@@ -284,6 +284,7 @@ def _kept(closed: ClosedScene[DecodedFrame], side: int | None) -> ClosedScene[St
         frame_time=closed.frame_time,
         frame=closed.frame.still(side),
         spread=[(time, frame.still(side)) for time, frame in closed.spread],
+        exact=closed.exact,
     )
 
 
@@ -569,4 +570,6 @@ class _Merge:
         if closed is None:
             return ChunkedScene(scene, None)
         spread = tuple(frame for _, frame in closed.spread)
+        if not closed.exact:  # its frame is decoded again, as one process does
+            return ChunkedScene(scene, None, spread)
         return ChunkedScene(scene, (closed.frame_time, closed.frame), spread)

@@ -22,6 +22,10 @@ from app.pipeline.types import Scene
 
 T = TypeVar("T")
 
+#: Cut times come back from the detectors to the microsecond (``scenes.CutDetector``), frame
+#: times do not: a frame this close to a cut or a target is at it.
+_TOLERANCE = 1e-6
+
 
 @dataclass
 class ClosedScene(Generic[T]):
@@ -33,6 +37,11 @@ class ClosedScene(Generic[T]):
     spread: list[tuple[float, T]] = field(default_factory=list)
     """Frames spread over the scene, ``(time, frame)`` in time order, when the selector was
     asked for more than one; fewer when the scene has fewer frames."""
+    exact: bool = True
+    """Whether ``frame`` is the frame on screen at the scene's target. False when frames
+    between the scene's start and its target were let go before the cut that starts it was
+    known (a fade's cut, reported when a long dark run ends): the caller decodes the right
+    one again (``scan._grab``)."""
 
 
 def frame_target(start: float, end: float | None, offset: float) -> float:
@@ -51,8 +60,10 @@ class FrameSelector(Generic[T]):
 
     Frames are pushed in presentation order; cuts arrive a few frames late (detectors look
     ahead), so the last ``lookback`` frames are always kept. Of the current scene it keeps
-    the frames up to ``start + offset`` until ``start + 2 * offset`` has passed, then only
-    the chosen one: memory does not grow with the length of the video.
+    the frames up to ``start + offset`` until ``start + 2 * offset`` has left those last
+    frames, then only the chosen one: memory does not grow with the length of the video. A
+    cut that comes later than that (a fade's, reported when its dark run ends) may find the
+    frame it needs let go: the scene is then marked not ``exact``.
     """
 
     def __init__(
@@ -80,11 +91,16 @@ class FrameSelector(Generic[T]):
         self._capacity = 4 * spread
         self._samples: list[tuple[float, T]] = []
         self._spacing = 0.0
+        # The latest frame let go, and the latest one of the current scene that may have been
+        # its frame: let go before its cut was known, or in ``[start, start + offset]``
+        # (every frame after it is still held).
+        self._dropped: float | None = None
+        self._lost_until: float | None = None
 
     def push(self, time: float, frame: T) -> None:
         """Add the next decoded frame."""
         self._frames.append((time, frame))
-        self._trim(now=time)
+        self._trim()
         if self.spread > 1:
             self._sample(time, frame)
 
@@ -98,7 +114,7 @@ class FrameSelector(Generic[T]):
 
     def _spread(self, end: float) -> list[tuple[float, T]]:
         """The samples nearest to ``spread`` times evenly spaced over ``[start, end)``."""
-        samples = [(t, f) for t, f in self._samples if self._start <= t < end]
+        samples = [(t, f) for t, f in self._samples if self._in_scene(t, end)]
         if self.spread == 1 or not samples:
             return []
         step = (end - self._start) / self.spread
@@ -109,26 +125,33 @@ class FrameSelector(Generic[T]):
             chosen[time] = frame
         return sorted(chosen.items(), key=lambda item: item[0])
 
-    def _trim(self, now: float) -> None:
+    def _trim(self) -> None:
         target = self._start + self.offset
-        recent_from = len(self._frames) - self.lookback
+        recent_from = max(0, len(self._frames) - self.lookback)
         best = self._best_index(target)
+        # A scene shorter than twice the offset takes its middle frame, which lies in
+        # [start, start + offset]: those frames are needed until that can no longer be, that
+        # is until a cut before ``start + 2 * offset``, which comes up to ``lookback`` frames
+        # late, can no longer be reported.
+        short_possible = self._frames[recent_from][0] <= self._start + 2 * self.offset
         kept: deque[tuple[float, T]] = deque()
         for i, (time, frame) in enumerate(self._frames):
-            # A scene shorter than twice the offset takes its middle frame, which lies in
-            # [start, start + offset]: those frames are needed until that can no longer be.
-            in_window = self._start <= time <= target and now <= self._start + 2 * self.offset
-            if i >= recent_from or i == best or in_window:
+            in_window = self._in_scene(time, target + 2 * _TOLERANCE)
+            if i >= recent_from or i == best or (in_window and short_possible):
                 kept.append((time, frame))
+                continue
+            self._dropped = time
+            if in_window:
+                self._lost_until = max(self._lost_until or time, time)
         self._frames = kept
 
     def _best_index(self, target: float) -> int | None:
         """Index of the frame on screen at ``target`` within the current scene."""
         best = None
         for i, (time, _frame) in enumerate(self._frames):
-            if time < self._start:
+            if time < self._start - _TOLERANCE:
                 continue
-            if time <= target or best is None:
+            if time <= target + _TOLERANCE or best is None:
                 best = i
             else:
                 break
@@ -138,7 +161,10 @@ class FrameSelector(Generic[T]):
         """Close the current scene at a cut; returns it with its frame (None if it has none)."""
         closed = self._close(time)
         self._start = time
-        self._frames = deque((t, f) for t, f in self._frames if t >= time)
+        self._frames = deque((t, f) for t, f in self._frames if t >= time - _TOLERANCE)
+        dropped = self._dropped
+        lost = dropped is not None and dropped >= time - _TOLERANCE
+        self._lost_until = dropped if lost else None
         # The new scene's samples start afresh from the frames kept since the cut (the last
         # ``lookback`` at least), not from the old scene's, whose spacing depends on how
         # long that scene ran: the choice is then the same wherever a scan started decoding
@@ -159,15 +185,25 @@ class FrameSelector(Generic[T]):
 
     def _close(self, end: float) -> ClosedScene[T] | None:
         target = frame_target(self._start, end, self.offset)
-        candidates = [(t, f) for t, f in self._frames if self._start <= t < end]
+        candidates = [(t, f) for t, f in self._frames if self._in_scene(t, end)]
         if not candidates:
             return None
         chosen = candidates[0]
         for time, frame in candidates:
-            if time <= target:
+            if time <= target + _TOLERANCE:
                 chosen = (time, frame)
         scene = Scene(index=self._index, start=self._start, end=end)
         self._index += 1
+        # Every frame after ``_lost_until`` was kept: the choice is right if it lies there.
+        lost = self._lost_until
         return ClosedScene(
-            scene=scene, frame_time=chosen[0], frame=chosen[1], spread=self._spread(end)
+            scene=scene,
+            frame_time=chosen[0],
+            frame=chosen[1],
+            spread=self._spread(end),
+            exact=lost is None or lost < chosen[0] <= target + _TOLERANCE,
         )
+
+    def _in_scene(self, time: float, end: float) -> bool:
+        """Whether a frame at ``time`` lies in the current scene, were it to end at ``end``."""
+        return self._start - _TOLERANCE <= time < end - _TOLERANCE

@@ -274,8 +274,13 @@ def scan_scenes(
         yield from _keyframe_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
 
 
-def _scanned(closed: ClosedScene[DecodedFrame]) -> ScannedScene:
+def _scanned(
+    closed: ClosedScene[DecodedFrame], reader: VideoReader, frame_offset: float
+) -> ScannedScene:
     spread = tuple(frame for _, frame in closed.spread)
+    if not closed.exact:
+        grab = functools.partial(_grab, reader, closed.scene, frame_offset)
+        return ScannedScene(closed.scene, grab=grab, spread=spread)
     return ScannedScene(closed.scene, frame=(closed.frame_time, closed.frame), spread=spread)
 
 
@@ -313,7 +318,8 @@ def _full_scan(
             return
         found = chunked.scene
         if chunked.frame is None:
-            yield ScannedScene(found, grab=functools.partial(_grab, reader, found, frame_offset))
+            grab = functools.partial(_grab, reader, found, frame_offset)
+            yield ScannedScene(found, grab=grab, spread=chunked.spread)
         else:
             yield ScannedScene(found, frame=chunked.frame, spread=chunked.spread)
 
@@ -341,15 +347,15 @@ def _scan_every_frame(
             for cut in cuts.feed(decoded.time, small):
                 closed = selector.cut(cut)
                 if closed is not None:
-                    yield _scanned(closed)
+                    yield _scanned(closed, reader, frame_offset)
     end = last_time + 1 / float(rate)
     for cut in cuts.finish(end):
         closed = selector.cut(cut)
         if closed is not None:
-            yield _scanned(closed)
+            yield _scanned(closed, reader, frame_offset)
     closed = selector.finish(end)
     if closed is not None:
-        yield _scanned(closed)
+        yield _scanned(closed, reader, frame_offset)
 
 
 def _look_at_keyframes(
@@ -575,7 +581,7 @@ class _DecodedRun:
         if closed is None:
             return None
         target = frame_target(scene.start, scene.end, offset)
-        if closed.frame_time <= target + 1e-6 < self._last:
+        if closed.exact and closed.frame_time <= target + 1e-6 < self._last:
             return closed.frame_time, closed.frame
         return None
 
