@@ -109,6 +109,11 @@ def test_a_cut_known_after_the_frame_was_let_go_says_the_frame_is_not_exact() ->
     assert after is not None and after.exact and after.frame == 216
 
 
+def test_a_selector_keeps_at_least_the_last_frame() -> None:
+    with pytest.raises(ValueError, match="lookback must be >= 1 frame"):
+        FrameSelector(1.0, lookback=0)
+
+
 def test_a_cut_time_to_the_microsecond_takes_the_frame_at_its_target() -> None:
     # Cut times come back from the detectors to the microsecond: 26/24 s is 1.083333, a
     # third of a microsecond before frame 26, and its target 2.083333 as far before frame 50.

@@ -555,7 +555,7 @@ class _Merge:
             seen = frame_target(held.scene.start, held.scene.end, self._offset)
             fits = (
                 abs(frame_target(self._position, start, self._offset) - seen) < _SAME
-                and self._position - _SAME <= held.frame_time < start
+                and self._position - _SAME <= held.frame_time < start - _SAME
             )
             yield self._scene(self._position, start, held if fits else None)
         elif start > self._position + _SAME:

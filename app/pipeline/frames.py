@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 #: Cut times come back from the detectors to the microsecond (``scenes.CutDetector``), frame
 #: times do not: a frame this close to a cut or a target is at it.
-_TOLERANCE = 1e-6
+TIME_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -80,6 +80,8 @@ class FrameSelector(Generic[T]):
             raise ValueError("frame offset must be >= 0 seconds")
         if spread < 1:
             raise ValueError("spread must be >= 1 frame")
+        if lookback < 1:
+            raise ValueError("lookback must be >= 1 frame")
         self.offset = offset
         self.lookback = lookback
         self.spread = spread
@@ -134,24 +136,25 @@ class FrameSelector(Generic[T]):
         # is until a cut before ``start + 2 * offset``, which comes up to ``lookback`` frames
         # late, can no longer be reported.
         short_possible = self._frames[recent_from][0] <= self._start + 2 * self.offset
+        window_from, window_to = self._start - TIME_TOLERANCE, target + TIME_TOLERANCE
         kept: deque[tuple[float, T]] = deque()
         for i, (time, frame) in enumerate(self._frames):
-            in_window = self._in_scene(time, target + 2 * _TOLERANCE)
+            in_window = window_from <= time < window_to
             if i >= recent_from or i == best or (in_window and short_possible):
                 kept.append((time, frame))
                 continue
             self._dropped = time
             if in_window:
-                self._lost_until = max(self._lost_until or time, time)
+                self._lost_until = time if self._lost_until is None else max(self._lost_until, time)
         self._frames = kept
 
     def _best_index(self, target: float) -> int | None:
         """Index of the frame on screen at ``target`` within the current scene."""
         best = None
         for i, (time, _frame) in enumerate(self._frames):
-            if time < self._start - _TOLERANCE:
+            if time < self._start - TIME_TOLERANCE:
                 continue
-            if time <= target + _TOLERANCE or best is None:
+            if time <= target + TIME_TOLERANCE or best is None:
                 best = i
             else:
                 break
@@ -161,9 +164,9 @@ class FrameSelector(Generic[T]):
         """Close the current scene at a cut; returns it with its frame (None if it has none)."""
         closed = self._close(time)
         self._start = time
-        self._frames = deque((t, f) for t, f in self._frames if t >= time - _TOLERANCE)
+        self._frames = deque((t, f) for t, f in self._frames if t >= time - TIME_TOLERANCE)
         dropped = self._dropped
-        lost = dropped is not None and dropped >= time - _TOLERANCE
+        lost = dropped is not None and dropped >= time - TIME_TOLERANCE
         self._lost_until = dropped if lost else None
         # The new scene's samples start afresh from the frames kept since the cut (the last
         # ``lookback`` at least), not from the old scene's, whose spacing depends on how
@@ -190,7 +193,7 @@ class FrameSelector(Generic[T]):
             return None
         chosen = candidates[0]
         for time, frame in candidates:
-            if time <= target + _TOLERANCE:
+            if time <= target + TIME_TOLERANCE:
                 chosen = (time, frame)
         scene = Scene(index=self._index, start=self._start, end=end)
         self._index += 1
@@ -201,9 +204,9 @@ class FrameSelector(Generic[T]):
             frame_time=chosen[0],
             frame=chosen[1],
             spread=self._spread(end),
-            exact=lost is None or lost < chosen[0] <= target + _TOLERANCE,
+            exact=lost is None or lost < chosen[0] <= target + TIME_TOLERANCE,
         )
 
     def _in_scene(self, time: float, end: float) -> bool:
         """Whether a frame at ``time`` lies in the current scene, were it to end at ``end``."""
-        return self._start - _TOLERANCE <= time < end - _TOLERANCE
+        return self._start - TIME_TOLERANCE <= time < end - TIME_TOLERANCE

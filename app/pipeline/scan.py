@@ -42,7 +42,7 @@ import numpy as np
 
 from app.errors import VideoIncomplete, VideoTooLong
 from app.pipeline.chunks import chunk_bounds, scan_in_chunks
-from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
+from app.pipeline.frames import TIME_TOLERANCE, ClosedScene, FrameSelector, frame_target
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import DecodedFrame, GroupOfPictures, Picture, VideoReader
@@ -571,7 +571,11 @@ class _DecodedRun:
     def covers(self, start: float, offset: float) -> bool:
         """Whether it decoded the frame on screen at the target of a scene from ``start``,
         wherever that scene ends: every frame from the start to past ``start + offset``."""
-        return self._first is not None and self._first <= start and self._last > start + offset
+        return (
+            self._first is not None
+            and self._first <= start + TIME_TOLERANCE
+            and self._last > start + offset
+        )
 
     def close(self, scene: Scene, offset: float) -> tuple[float, DecodedFrame] | None:
         """Close ``scene`` (the selector's open scene) at its end; its frame and time when
@@ -581,7 +585,7 @@ class _DecodedRun:
         if closed is None:
             return None
         target = frame_target(scene.start, scene.end, offset)
-        if closed.exact and closed.frame_time <= target + 1e-6 < self._last:
+        if closed.exact and closed.frame_time <= target + TIME_TOLERANCE < self._last:
             return closed.frame_time, closed.frame
         return None
 
@@ -604,12 +608,12 @@ def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, Deco
 def _chosen(reader: VideoReader, scene: Scene, target: float) -> DecodedFrame | None:
     chosen: DecodedFrame | None = None
     for decoded in reader.frames_from(target):
-        if decoded.time < scene.start - 1e-6:
+        if decoded.time < scene.start - TIME_TOLERANCE:
             continue
-        if decoded.time <= target + 1e-6:
+        if decoded.time <= target + TIME_TOLERANCE:
             chosen = decoded
             continue
-        if chosen is None and decoded.time < scene.end:
+        if chosen is None and decoded.time < scene.end - TIME_TOLERANCE:
             chosen = decoded
         break
     return chosen
