@@ -7,16 +7,16 @@ The full scan is the reference: a keyframe-scan cut more than ``--tolerance`` fr
 every full-scan cut is false, a full-scan cut with none that near is missed, and F1 follows.
 Each scan runs ``list_scenes`` (the scan of ``describe`` and ``scenes``) in this process,
 alternated, ``--repeats`` times; the median CPU seconds (user + system, every thread) are
-printed. ``--always`` keeps the keyframe scan on its own path however much it would decode
-fully (``KeyframeRule.most_refined`` 1), to see its cuts where it would hand over to the
-full scan. The bench never edits ``app/``.
+printed, and how many of the scenes both scans found (same start and end) have the same
+frame (its time to the microsecond). ``--always`` keeps the keyframe scan on its own path
+however much it would decode fully (``KeyframeRule.most_refined`` 1), to see its cuts where
+it would hand over to the full scan. The bench never edits ``app/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import statistics
 import sys
 from pathlib import Path
@@ -24,9 +24,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.video import VideoReader
+from bench.chunk_parity import Listed, scan
 
 
 class _Plans(logging.Handler):
@@ -42,15 +42,12 @@ class _Plans(logging.Handler):
             self.lines.append(message.split(": ", 1)[1])
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _cuts(video: Path, options: SceneOptions) -> tuple[float, list[float]]:
-    started = _cpu()
-    scenes = list(list_scenes(video, options, 1.0))
-    return _cpu() - started, [found.scene.start for found in scenes[1:]]
+def _same_frames(full: list[Listed], fast: list[Listed]) -> str:
+    """Of the scenes both found, how many have the same frame."""
+    frames = {(start, end): frame for start, end, frame in fast}
+    both = [(start, end, frame) for start, end, frame in full if (start, end) in frames]
+    same = sum(1 for start, end, frame in both if frames[start, end] == frame)
+    return f"{same} / {len(both)}"
 
 
 def main() -> None:
@@ -67,18 +64,22 @@ def main() -> None:
     full_options = SceneOptions(scan=ScanMode.FULL)
     keyframe_options = SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=rule)
     print("video | full scan CPU s | keyframe scan CPU s | speed | cuts full / keyframe | "
-          "F1 | missed | false | keyframe plan")  # fmt: skip
+          "F1 | missed | false | same frames | keyframe plan")  # fmt: skip
     for video in args.videos:
         with VideoReader(video) as reader:
             tolerance = (args.tolerance + 0.5) / float(reader.info.frame_rate)
         full_times: list[float] = []
         keyframe_times: list[float] = []
+        full_scenes: list[Listed] = []
+        fast_scenes: list[Listed] = []
         for _ in range(args.repeats):
             plans.lines.clear()
-            seconds, full = _cuts(video, full_options)
-            full_times.append(seconds)
-            seconds, fast = _cuts(video, keyframe_options)
-            keyframe_times.append(seconds)
+            timing, full_scenes = scan(video, full_options)
+            full_times.append(timing.cpu)
+            timing, fast_scenes = scan(video, keyframe_options)
+            keyframe_times.append(timing.cpu)
+        full = [start for start, _, _ in full_scenes[1:]]
+        fast = [start for start, _, _ in fast_scenes[1:]]
         missed = [cut for cut in full if all(abs(cut - other) > tolerance for other in fast)]
         false = [cut for cut in fast if all(abs(cut - other) > tolerance for other in full)]
         found = len(full) - len(missed)
@@ -88,7 +89,8 @@ def main() -> None:
         print(
             f"{video.name} | {full_cpu:.2f} | {keyframe_cpu:.2f} | {full_cpu / keyframe_cpu:.2f}x"
             f" | {len(full)} / {len(fast)} | {f1:.3f} | {[round(c, 2) for c in missed]}"
-            f" | {[round(c, 2) for c in false]} | {'; '.join(plans.lines)}",
+            f" | {[round(c, 2) for c in false]} | {_same_frames(full_scenes, fast_scenes)}"
+            f" | {'; '.join(plans.lines)}",
             flush=True,
         )
 
