@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.errors import DecoderUnavailable, VideoOpenFailure
-from app.pipeline.frames import ClosedScene, FrameSelector
+from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.video import DecodedFrame, VideoReader
 from tests.fixtures.media import (
@@ -124,6 +125,54 @@ def test_a_cut_time_to_the_microsecond_takes_the_frame_at_its_target() -> None:
     pushed(selector, 28, 80)
     closed = selector.cut(round(78 / 24, 6))
     assert closed is not None and (closed.frame, closed.exact) == (50, True)
+
+
+def selections(seed: int, late: int) -> list[tuple[ClosedScene[int], int]]:
+    """A random video through a ``FrameSelector``: frames at a random rate (some gaps), cuts
+    at random frames, each reported up to ``late`` frames after it and in order; each closed
+    scene with the frame a selector that kept every frame would choose."""
+    rng = random.Random(seed)
+    fps = rng.choice([10, 23.976, 24, 25, 30, 60])
+    times: list[float] = []
+    time = 0.0
+    for _ in range(rng.randrange(50, 400)):
+        times.append(time)
+        time += (1 + (rng.random() < 0.02) * rng.randrange(1, 40)) / fps
+    cut_frames = sorted(rng.sample(range(1, len(times)), rng.randrange(0, len(times) // 10)))
+    reports: dict[int, list[float]] = {}
+    due = 0
+    for frame in cut_frames:
+        due = max(due, frame + rng.randrange(0, late + 1))
+        reports.setdefault(min(due, len(times) - 1), []).append(round(times[frame], 6))
+    offset = rng.choice([0.0, 0.5, 1.0, 2.0])
+    selector: FrameSelector[int] = FrameSelector(offset, spread=rng.choice([1, 3]))
+    closed = []
+    for number, time in enumerate(times):
+        selector.push(time, number)
+        closed += [selector.cut(cut) for cut in reports.get(number, [])]
+    closed.append(selector.finish(times[-1] + 1 / fps))
+
+    def right(scene: ClosedScene[int]) -> int:
+        target = frame_target(scene.scene.start, scene.scene.end, offset)
+        inside = [
+            n for n, t in enumerate(times) if scene.scene.start - 1e-6 <= t < scene.scene.end - 1e-6
+        ]
+        before = [n for n in inside if times[n] <= target + 1e-6]
+        return before[-1] if before else inside[0]
+
+    return [(scene, right(scene)) for scene in closed if scene is not None]
+
+
+def test_a_frame_said_exact_is_the_one_on_screen_at_the_target() -> None:
+    for seed in range(200):
+        for scene, right in selections(seed, late=100):
+            assert not scene.exact or scene.frame == right, (seed, scene.scene)
+
+
+def test_cuts_reported_within_the_lookback_give_exact_frames() -> None:
+    for seed in range(100):
+        for scene, right in selections(seed, late=7):
+            assert scene.exact and scene.frame == right, (seed, scene.scene)
 
 
 def test_video_without_cut_is_one_scene(coded_video: VideoFactory) -> None:
