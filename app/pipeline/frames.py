@@ -38,10 +38,20 @@ class ClosedScene(Generic[T]):
     """Frames spread over the scene, ``(time, frame)`` in time order, when the selector was
     asked for more than one; fewer when the scene has fewer frames."""
     exact: bool = True
-    """Whether ``frame`` is the frame on screen at the scene's target. False when frames
-    between the scene's start and its target were let go before the cut that starts it was
-    known (a fade's cut, reported when a long dark run ends): the caller decodes the right
-    one again (``scan._grab``)."""
+    """Whether ``frame`` is the frame on screen at the scene's target. False when that frame
+    was let go before a cut of the scene was known (a fade's cut, reported when a long dark
+    run ends): the caller decodes it again (``scan._grab``)."""
+
+
+@dataclass(slots=True)
+class _Held(Generic[T]):
+    """A frame the selector holds, with the times of the frames pushed just before and after
+    it (None: none yet): whether a frame was let go between it and a target is then known."""
+
+    time: float
+    frame: T
+    before: float | None
+    after: float | None = None
 
 
 def frame_target(start: float, end: float | None, offset: float) -> float:
@@ -63,7 +73,8 @@ class FrameSelector(Generic[T]):
     the frames up to ``start + offset`` until ``start + 2 * offset`` has left those last
     frames, then only the chosen one: memory does not grow with the length of the video. A
     cut that comes later than that (a fade's, reported when its dark run ends) may find the
-    frame it needs let go: the scene is then marked not ``exact``.
+    frame it needs let go: the scene is then marked not ``exact``, which each frame held
+    knows from the frames pushed just before and after it.
     """
 
     def __init__(
@@ -87,21 +98,21 @@ class FrameSelector(Generic[T]):
         self.spread = spread
         self._start = start
         self._index = 0
-        self._frames: deque[tuple[float, T]] = deque()
+        self._frames: deque[_Held[T]] = deque()
+        self._pushed: float | None = None
+        """The time of the last frame pushed."""
         # Evenly spaced samples of the current scene (and of what follows a cut not yet
         # known), for the spread frames; at most ``_capacity``, ``_spacing`` seconds apart.
         self._capacity = 4 * spread
         self._samples: list[tuple[float, T]] = []
         self._spacing = 0.0
-        # The latest frame let go, and the latest one of the current scene that may have been
-        # its frame: let go before its cut was known, or in ``[start, start + offset]``
-        # (every frame after it is still held).
-        self._dropped: float | None = None
-        self._lost_until: float | None = None
 
     def push(self, time: float, frame: T) -> None:
         """Add the next decoded frame."""
-        self._frames.append((time, frame))
+        if self._frames and self._frames[-1].time == self._pushed:
+            self._frames[-1].after = time
+        self._frames.append(_Held(time, frame, before=self._pushed))
+        self._pushed = time
         self._trim()
         if self.spread > 1:
             self._sample(time, frame)
@@ -135,26 +146,23 @@ class FrameSelector(Generic[T]):
         # [start, start + offset]: those frames are needed until that can no longer be, that
         # is until a cut before ``start + 2 * offset``, which comes up to ``lookback`` frames
         # late, can no longer be reported.
-        short_possible = self._frames[recent_from][0] <= self._start + 2 * self.offset
+        short_possible = self._frames[recent_from].time <= self._start + 2 * self.offset
         window_from, window_to = self._start - TIME_TOLERANCE, target + TIME_TOLERANCE
-        kept: deque[tuple[float, T]] = deque()
-        for i, (time, frame) in enumerate(self._frames):
-            in_window = window_from <= time < window_to
-            if i >= recent_from or i == best or (in_window and short_possible):
-                kept.append((time, frame))
-                continue
-            self._dropped = time
-            if in_window:
-                self._lost_until = time if self._lost_until is None else max(self._lost_until, time)
-        self._frames = kept
+        self._frames = deque(
+            held
+            for i, held in enumerate(self._frames)
+            if i >= recent_from
+            or i == best
+            or (short_possible and window_from <= held.time < window_to)
+        )
 
     def _best_index(self, target: float) -> int | None:
         """Index of the frame on screen at ``target`` within the current scene."""
         best = None
-        for i, (time, _frame) in enumerate(self._frames):
-            if time < self._start - TIME_TOLERANCE:
+        for i, held in enumerate(self._frames):
+            if held.time < self._start - TIME_TOLERANCE:
                 continue
-            if time <= target + TIME_TOLERANCE or best is None:
+            if held.time <= target + TIME_TOLERANCE or best is None:
                 best = i
             else:
                 break
@@ -164,10 +172,7 @@ class FrameSelector(Generic[T]):
         """Close the current scene at a cut; returns it with its frame (None if it has none)."""
         closed = self._close(time)
         self._start = time
-        self._frames = deque((t, f) for t, f in self._frames if t >= time - TIME_TOLERANCE)
-        dropped = self._dropped
-        lost = dropped is not None and dropped >= time - TIME_TOLERANCE
-        self._lost_until = dropped if lost else None
+        self._frames = deque(held for held in self._frames if held.time >= time - TIME_TOLERANCE)
         # The new scene's samples start afresh from the frames kept since the cut (the last
         # ``lookback`` at least), not from the old scene's, whose spacing depends on how
         # long that scene ran: the choice is then the same wherever a scan started decoding
@@ -175,8 +180,8 @@ class FrameSelector(Generic[T]):
         self._samples = []
         self._spacing = 0.0
         if self.spread > 1:
-            for sample in self._frames:
-                self._sample(*sample)
+            for held in self._frames:
+                self._sample(held.time, held.frame)
         return closed
 
     def finish(self, end: float) -> ClosedScene[T] | None:
@@ -188,23 +193,27 @@ class FrameSelector(Generic[T]):
 
     def _close(self, end: float) -> ClosedScene[T] | None:
         target = frame_target(self._start, end, self.offset)
-        candidates = [(t, f) for t, f in self._frames if self._in_scene(t, end)]
+        candidates = [held for held in self._frames if self._in_scene(held.time, end)]
         if not candidates:
             return None
         chosen = candidates[0]
-        for time, frame in candidates:
-            if time <= target + TIME_TOLERANCE:
-                chosen = (time, frame)
+        for held in candidates:
+            if held.time <= target + TIME_TOLERANCE:
+                chosen = held
+        if chosen.time <= target + TIME_TOLERANCE:
+            # Right unless a frame pushed after it, at or before the target, was let go.
+            exact = chosen.after is None or chosen.after > target + TIME_TOLERANCE
+        else:
+            # Right if no frame of the scene came before it: none at or before the target.
+            exact = chosen.before is None or chosen.before < self._start - TIME_TOLERANCE
         scene = Scene(index=self._index, start=self._start, end=end)
         self._index += 1
-        # Every frame after ``_lost_until`` was kept: the choice is right if it lies there.
-        lost = self._lost_until
         return ClosedScene(
             scene=scene,
-            frame_time=chosen[0],
-            frame=chosen[1],
+            frame_time=chosen.time,
+            frame=chosen.frame,
             spread=self._spread(end),
-            exact=lost is None or lost < chosen[0] <= target + TIME_TOLERANCE,
+            exact=exact,
         )
 
     def _in_scene(self, time: float, end: float) -> bool:
