@@ -29,9 +29,9 @@ writes its error in its place and the next one runs.
 6. **The scan on many cores**: ``python -m app scenes`` (the scan of ``describe``, in a
    fresh process) on the 10-minute video and on any ``--video`` files: a plain PyAV decode
    with all threads (the stand-in for ``ffmpeg -f null``, which the GPU machines lack), the
-   full scan in one process and shared by 2 to 16 worker processes (``app.pipeline.chunks``),
-   also decoding with NVDEC, and the keyframe scan; whether each finds the same scenes and
-   frames as one process.
+   full scan in one process and shared by 4 to 16 worker processes (``app.pipeline.chunks``),
+   the same decoding with NVDEC, and the keyframe scan; whether each finds the same scenes
+   and frames as one process.
 
 Section 3 runs once per ``--scan-workers`` value (0: the default, ``default_workers``).
 
@@ -608,10 +608,11 @@ def scan_section(video: BenchVideo, sizes: Sizes, films: Sequence[Path]) -> str:
         ("keyframe scan, one process", ["--scan", "keyframes"]),
     ]  # fmt: skip
     if sizes.device == "cuda":
-        ways.append(
-            (f"full scan, {top} workers, NVDEC",
-             ["--scan-workers", str(top), "--decode-device", "cuda"])
-        )  # fmt: skip
+        ways += [
+            (f"full scan, {w} worker{'s' if w > 1 else ''}, NVDEC",
+             ["--scan-workers", str(w), "--decode-device", "cuda"])
+            for w in (1, *sizes.scan_workers)
+        ]  # fmt: skip
     parts = []
     for path in [video.path, *films]:
         with VideoReader(path) as reader:
