@@ -15,3 +15,24 @@ SCRIPTS = sorted(p.stem for p in (Path(__file__).parents[1] / "bench").glob("*.p
 def test_bench_script_imports(name: str) -> None:
     module = importlib.import_module(f"bench.{name}")
     assert module.__doc__, f"bench/{name}.py says what it measures in its docstring"
+
+
+def test_keyframe_bound_decodes_only_groups_with_a_cut_inside() -> None:
+    """The oracle of ``bench/keyframe_bound.py``: a cut on a keyframe costs nothing, cuts
+    inside a group make one stretch from its keyframe, which goes on to a later scene frame
+    in the group; scene frames in other groups are grabbed on their own."""
+    from bench.keyframe_bound import plan
+
+    oracle = plan(
+        keyframes=[0.0, 4.0, 8.0],
+        cuts=[4.0, 5.0, 6.0],
+        frames=[1.0, 5.5, 7.0, 9.0],
+        lookahead=0.08,
+    )
+    assert oracle.stretches == [(4.0, 7.0)]
+    assert oracle.frames == [1.0, 9.0]
+    assert (oracle.cuts_on_keyframes, oracle.cuts_inside) == (1, 2)
+
+    alone = plan(keyframes=[0.0, 4.0], cuts=[5.0], frames=[4.5], lookahead=0.08)
+    assert alone.stretches == [(4.0, 5.08)]
+    assert alone.frames == []
