@@ -483,3 +483,69 @@ def test_a_stopped_pass_plans_only_the_groups_it_saw_in_a_row() -> None:
 
     assert steps == [Stretch(0.0, 1.3, last=True)]
     assert judged == 0.0
+
+
+@pytest.mark.parametrize(("scenecut", "clock"), [(40, True), (0, False)])
+def test_the_keyframe_pass_tells_the_groups_x264_ended_by_the_clock(
+    tmp_path: Path, scenecut: int, clock: bool
+) -> None:
+    # No scene change in a test pattern: x264 keys it every 50 frames (its keyint), and
+    # says so in its options; with scene-cut detection off a group tells nothing.
+    path = tmp_path / f"x264-{scenecut}.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=duration=5:size=160x120:rate=25", "-c:v", "libx264",
+         "-x264-params", f"keyint=50:min-keyint=5:scenecut={scenecut}", str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        frames = reader.keyframes()
+        for _ in frames:
+            pass
+    assert [round(group.start, 2) for group in frames.groups] == [0.0, 2.0, 4.0]
+    # The last group ends with the stream, not on a keyframe.
+    assert [group.clock for group in frames.groups] == [clock, clock, False]
+
+
+def _clock_groups(*, clock: bool) -> list[GroupOfPictures]:
+    return [
+        GroupOfPictures(0.0, 3.0, intra=0),
+        GroupOfPictures(3.0, 13.0, intra=0, clock=clock),
+        GroupOfPictures(13.0, 15.0, intra=0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("clock", "difference", "colour", "brightness", "skipped"),
+    [
+        # Big Buck Bunny (x264): a shot whose keyframes 250 frames apart differ by 43, in
+        # much the same colours: no cut in it.
+        (True, 43.0, 0.62, 100.0, True),
+        # Keyframes that differ like a cut: a cut may fall on the clock's keyframe.
+        (True, 43.0, 0.8, 100.0, False),
+        # A dark keyframe: a fade through black may hide in the group.
+        (True, 43.0, 0.62, 10.0, False),
+        # A group ended early, by a scene change the encoder saw: decoded to judge it.
+        (False, 43.0, 0.62, 100.0, False),
+    ],
+    ids=["clock", "cut-apart", "dark", "early"],
+)
+def test_a_group_ended_by_the_clock_without_intra_frames_is_skipped(
+    clock: bool, difference: float, colour: float, brightness: float, skipped: bool
+) -> None:
+    looks = {
+        0.0: _look(100.0, [100.0, 100.2], [0.5, 0.6]),
+        3.0: _look(brightness, [brightness, brightness], [0.8, 0.9]),
+        13.0: _look(100.0, [100.1, 100.0], [0.7, 0.5]),
+    }
+    looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.05
+    looks[3.0].difference, looks[3.0].colour_distance = difference, colour
+
+    plan = plan_keyframe_scan(_clock_groups(clock=clock), looks, SceneOptions())
+
+    decoded = any(isinstance(step, Stretch) and step.start <= 3.0 < step.end for step in plan)
+    assert decoded is not skipped
+    assert KeyframeCut(13.0) not in plan
+    # The last group is always decoded.
+    last = plan[-1]
+    assert isinstance(last, Stretch) and last.last and last.start <= 13.0

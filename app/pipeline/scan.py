@@ -156,12 +156,21 @@ def _clean_cut(before: KeyframeLook, after: KeyframeLook, options: SceneOptions)
         return False
     busy = max(float(np.mean(look.motion)) for look in (before, after) if look.motion)
     return (
-        before.difference >= rule.cut_threshold
-        and before.colour_distance is not None
-        and before.colour_distance >= rule.cut_colour
+        _cut_apart(before, rule)
         and before.difference >= rule.cut_ratio * busy
         and min(before.brightness, after.brightness) >= rule.dark
         and not any(look.fading(rule.fade_step) for look in (before, after))
+    )
+
+
+def _cut_apart(look: KeyframeLook, rule: KeyframeRule) -> bool:
+    """Whether a keyframe and the next differ as much as two sides of a cut, in structure
+    and in colour (``KeyframeRule.cut_threshold``, ``cut_colour``)."""
+    return (
+        look.difference is not None
+        and look.difference >= rule.cut_threshold
+        and look.colour_distance is not None
+        and look.colour_distance >= rule.cut_colour
     )
 
 
@@ -228,6 +237,17 @@ def _plan(
             # hold a whole shot faded in and out again.
             dark = min(look.brightness, after.brightness) < rule.dark
             if look.difference < rule.threshold and not dark:
+                continue
+            # Ended by the clock with no intra frame inside: the encoder saw no scene change
+            # in it. Skipped, unless a fade may hide in it or its keyframes differ like a cut
+            # (a cut may fall on the clock's keyframe).
+            if (
+                group.clock
+                and group.intra == 0
+                and not dark
+                and not any(end.fading(rule.fade_step) for end in (look, after))
+                and not _cut_apart(look, rule)
+            ):
                 continue
             if (
                 round(group.duration, 2) not in periodic

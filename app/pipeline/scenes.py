@@ -119,7 +119,11 @@ class KeyframeRule:
     a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``fade_step``,
     ``late_run``):
     then the cut on the second keyframe is taken as it is. Groups whose keyframes differ less are
-    skipped: no cut lies in them. The numbers come from ``bench/scenes.py``.
+    skipped: no cut lies in them. So is a group the encoder ended by the clock with no intra
+    frame inside (``GroupOfPictures.clock``: it saw no scene change there), unless a keyframe
+    is ``dark`` or fading or the keyframes differ like a cut (``cut_threshold`` and
+    ``cut_colour``: a cut may fall on the clock's keyframe). The numbers come from
+    ``bench/scenes.py``.
     """
 
     threshold: float = 10.0

@@ -518,6 +518,11 @@ class GroupOfPictures:
     clips joined with keyframes only at the joins)."""
     sizes: tuple[int, ...] = ()
     """Sizes of the group's other packets in presentation order, bytes."""
+    clock: bool = False
+    """The encoder ended the group by the clock: it is exactly its keyframe interval long
+    (``keyint`` frames, which x264 and x265 write into the stream), and that encoder marks
+    the scene changes it sees. With no intra frame inside (``intra`` 0), no scene change the
+    encoder saw lies in the group or put its next keyframe there."""
 
     @property
     def duration(self) -> float:
@@ -575,6 +580,7 @@ class KeyframePass:
         self._intra: list[float] = []
         self._reads_intra = False
         self._marks_scene_changes = False
+        self._keyint: int | None = None
         self._packets: list[tuple[float, int]] = []
 
     def groups_so_far(self) -> list[GroupOfPictures]:
@@ -599,6 +605,7 @@ class KeyframePass:
     def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
         intra = self._inside()
         known = self._knows_intra(intra)
+        keys = {round(key, 6) for key in self._keys}
         packets = sorted(self._packets)
         times = [time for time, _ in packets]
 
@@ -606,18 +613,25 @@ class KeyframePass:
             first = bisect.bisect_right(times, start + _TIME_EPSILON)
             return tuple(size for _, size in packets[first : bisect.bisect_left(times, end)])
 
-        return [
-            GroupOfPictures(
-                start=start,
-                end=end,
-                intra=bisect.bisect_left(intra, end - _TIME_EPSILON)
-                - bisect.bisect_right(intra, start + _TIME_EPSILON)
-                if known
-                else None,
-                sizes=within(start, end),
+        groups = []
+        for start, end in zip(starts, ends, strict=True):
+            sizes = within(start, end)
+            groups.append(
+                GroupOfPictures(
+                    start=start,
+                    end=end,
+                    intra=bisect.bisect_left(intra, end - _TIME_EPSILON)
+                    - bisect.bisect_right(intra, start + _TIME_EPSILON)
+                    if known
+                    else None,
+                    sizes=sizes,
+                    clock=known
+                    and self._marks_scene_changes
+                    and len(sizes) + 1 == self._keyint
+                    and round(end, 6) in keys,
+                )
             )
-            for start, end in zip(starts, ends, strict=True)
-        ]
+        return groups
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         reader = self._reader
@@ -643,7 +657,7 @@ class KeyframePass:
                     self._note_intra(intra.decode(packet), base, origin)
                 if packet.is_keyframe:
                     if not keys:
-                        self._marks_scene_changes = _marks_scene_changes(
+                        self._marks_scene_changes, self._keyint = _encoder_settings(
                             bytes(stream.codec_context.extradata or b"") + bytes(packet)
                         )
                     keys.append(time)
@@ -695,22 +709,27 @@ class KeyframePass:
 _ENCODERS = (b"x264 - core", b"x265 (build")
 """How x264's and x265's options strings begin."""
 _SCENECUT = re.compile(rb" scenecut=(\d+)")
+_KEYINT = re.compile(rb" keyint=(\d+)")
 _OPTIONS_LENGTH = 8000
-"""Bytes of an options string searched for its scene-cut setting."""
+"""Bytes of an options string searched for its settings."""
 
 
-def _marks_scene_changes(headers: bytes) -> bool:
-    """Whether the options x264 or x265 wrote into the stream (an SEI message in the first
-    packet, or in the codec's extradata) have scene-cut detection on: then every scene
-    change it saw is a keyframe or, too soon after one, an intra frame, and a stream with
-    no intra frame inside a group has no such change there. False for other encoders: they
-    do not say."""
+def _encoder_settings(headers: bytes) -> tuple[bool, int | None]:
+    """From the options x264 or x265 wrote into the stream (an SEI message in the first
+    packet, or in the codec's extradata): whether scene-cut detection is on (then every
+    scene change it saw is a keyframe or, too soon after one, an intra frame, and a group
+    with no intra frame inside has no such change), and the keyframe interval in frames
+    (None where unlimited). False and None for other encoders: they do not say."""
     for encoder in _ENCODERS:
         at = headers.find(encoder)
         if at >= 0:
-            found = _SCENECUT.search(headers, at, at + _OPTIONS_LENGTH)
-            return found is not None and int(found.group(1)) > 0
-    return False
+            scenecut = _SCENECUT.search(headers, at, at + _OPTIONS_LENGTH)
+            keyint = _KEYINT.search(headers, at, at + _OPTIONS_LENGTH)
+            return (
+                scenecut is not None and int(scenecut.group(1)) > 0,
+                int(keyint.group(1)) if keyint is not None else None,
+            )
+    return False, None
 
 
 def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext | None:
