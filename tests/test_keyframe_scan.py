@@ -353,20 +353,25 @@ def _look(brightness: float, following: list[float], motion: list[float]) -> Key
 
 
 @pytest.mark.parametrize(
-    ("after", "cut"),
+    ("after", "intra", "cut"),
     [
         # The Sintel trailer (x264): a keyframe three levels a frame into a fade to black.
-        ([23.6, 20.6, 17.3, 14.3], False),
+        ([23.6, 20.6, 17.3, 14.3], 0, False),
         # The same keyframe with the frames after it holding still: a clean cut.
-        ([26.2, 26.5, 26.1, 26.4], True),
+        ([26.2, 26.5, 26.1, 26.4], 0, True),
+        # ... but not where the stream does not tell its intra frames: a cut the encoder
+        # put no keyframe on may lie in the group before it.
+        ([26.2, 26.5, 26.1, 26.4], None, False),
     ],
-    ids=["fading", "still"],
+    ids=["fading", "still", "intra-unknown"],
 )
-def test_a_keyframe_in_a_fade_is_not_taken_as_a_clean_cut(after: list[float], cut: bool) -> None:
+def test_a_keyframe_in_a_fade_is_not_taken_as_a_clean_cut(
+    after: list[float], intra: int | None, cut: bool
+) -> None:
     groups = [
-        GroupOfPictures(0.0, 5.12, intra=0),
-        GroupOfPictures(5.12, 8.96, intra=0),
-        GroupOfPictures(8.96, 12.0, intra=0),
+        GroupOfPictures(0.0, 5.12, intra=intra),
+        GroupOfPictures(5.12, 8.96, intra=intra),
+        GroupOfPictures(8.96, 12.0, intra=intra),
     ]
     looks = {
         0.0: _look(130.0, [130.0, 130.1, 130.0, 130.2], [0.2, 0.2, 0.1, 0.2]),

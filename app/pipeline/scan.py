@@ -249,8 +249,12 @@ def _plan(
                 and not _cut_apart(look, rule)
             ):
                 continue
+            # Only where the encoder tells its intra frames: elsewhere a cut it put no
+            # keyframe on may lie inside the group, before the clean cut on its end (a WMV
+            # trailer: a cut 0.9 s before one, its packet 1.9x the group's usual size).
             if (
-                round(group.duration, 2) not in periodic
+                group.intra is not None
+                and round(group.duration, 2) not in periodic
                 and _clean_cut(look, after, options)
                 and not _keyed_late(group, rule)
             ):

@@ -117,7 +117,7 @@ class KeyframeRule:
     a packet in it is a ``spike``, when it is longer than
     ``longest_gop``, or when its keyframes differ by ``threshold`` or more without showing
     a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``fade_step``,
-    ``late_run``):
+    ``late_run``), or without the stream telling its intra frames:
     then the cut on the second keyframe is taken as it is. Groups whose keyframes differ less are
     skipped: no cut lies in them. So is a group the encoder ended by the clock with no intra
     frame inside (``GroupOfPictures.clock``: it saw no scene change there), unless a keyframe
