@@ -33,7 +33,7 @@ from app.pipeline.scan import (
 )
 from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.types import Scene
-from app.pipeline.video import DecodedFrame, GroupOfPictures, VideoReader
+from app.pipeline.video import DecodedFrame, GroupOfPictures, KeyframePass, VideoReader
 from tests.fixtures.media import (
     MadeVideo,
     VideoFactory,
@@ -388,23 +388,31 @@ def test_a_keyframe_in_a_fade_is_not_taken_as_a_clean_cut(
     assert any(isinstance(step, Stretch) and step.start <= 5.12 < step.end for step in plan) != cut
 
 
-@pytest.mark.parametrize(("scenecut", "tells"), [(40, True), (0, False)])
-def test_the_keyframe_pass_reads_x265s_scene_cut_setting(
-    tmp_path: Path, scenecut: int, tells: bool
-) -> None:
-    # x265 writes its options into the codec's extradata (x264 into the first packet): with
-    # scene-cut detection on, a group without an intra frame inside holds no scene change.
-    path = tmp_path / f"x265-{scenecut}.mp4"
+def _keyframe_pass(path: Path, seconds: int, encoder: str, params: str) -> KeyframePass:
+    """The keyframe pass, run to its end, over a test pattern encoded with x264 or x265 and
+    these options (``-x264-params`` or ``-x265-params``)."""
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
-         "testsrc=duration=2:size=160x120:rate=25", "-c:v", "libx265",
-         "-x265-params", f"scenecut={scenecut}:log-level=error", str(path)],
+         f"testsrc=duration={seconds}:size=160x120:rate=25", "-c:v", encoder,
+         f"-{encoder.removeprefix('lib')}-params", params, str(path)],
         check=True,
     )  # fmt: skip
     with VideoReader(path) as reader:
         frames = reader.keyframes()
         for _ in frames:
             pass
+    return frames
+
+
+@pytest.mark.parametrize(("scenecut", "tells"), [(40, True), (0, False)])
+def test_the_keyframe_pass_reads_x265s_scene_cut_setting(
+    tmp_path: Path, scenecut: int, tells: bool
+) -> None:
+    # x265 writes its options into the codec's extradata (x264 into the first packet): with
+    # scene-cut detection on, a group without an intra frame inside holds no scene change.
+    frames = _keyframe_pass(
+        tmp_path / f"x265-{scenecut}.mp4", 2, "libx265", f"scenecut={scenecut}:log-level=error"
+    )
     assert frames.tells_intra is tells
     assert all((group.intra is not None) is tells for group in frames.groups)
 
@@ -496,17 +504,12 @@ def test_the_keyframe_pass_tells_the_groups_x264_ended_by_the_clock(
 ) -> None:
     # No scene change in a test pattern: x264 keys it every 50 frames (its keyint), and
     # says so in its options; with scene-cut detection off a group tells nothing.
-    path = tmp_path / f"x264-{scenecut}.mp4"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
-         "testsrc=duration=5:size=160x120:rate=25", "-c:v", "libx264",
-         "-x264-params", f"keyint=50:min-keyint=5:scenecut={scenecut}", str(path)],
-        check=True,
-    )  # fmt: skip
-    with VideoReader(path) as reader:
-        frames = reader.keyframes()
-        for _ in frames:
-            pass
+    frames = _keyframe_pass(
+        tmp_path / f"x264-{scenecut}.mp4",
+        5,
+        "libx264",
+        f"keyint=50:min-keyint=5:scenecut={scenecut}",
+    )
     assert [round(group.start, 2) for group in frames.groups] == [0.0, 2.0, 4.0]
     # The last group ends with the stream, not on a keyframe.
     assert [group.clock for group in frames.groups] == [clock, clock, False]
