@@ -117,13 +117,13 @@ class KeyframeRule:
     a packet in it is a ``spike``, when it is longer than
     ``longest_gop``, or when its keyframes differ by ``threshold`` or more without showing
     a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``fade_step``,
-    ``late_run``), or without the stream telling its intra frames:
-    then the cut on the second keyframe is taken as it is. Groups whose keyframes differ less are
-    skipped: no cut lies in them. So is a group the encoder ended by the clock with no intra
-    frame inside (``GroupOfPictures.clock``: it saw no scene change there), unless a keyframe
-    is ``dark`` or fading or the keyframes differ like a cut (``cut_threshold`` and
-    ``cut_colour``: a cut may fall on the clock's keyframe). The numbers come from
-    ``bench/scenes.py``.
+    ``late_run``) or without the stream telling its intra frames; a clean cut where the
+    stream tells them is taken as it is, on the second keyframe. Groups whose keyframes
+    differ less are skipped: no cut lies in them. So is a group the encoder ended by the
+    clock with no intra frame inside (``GroupOfPictures.clock``: it saw no scene change
+    there), unless a keyframe is ``dark`` or fading or the keyframes differ like a cut
+    (``cut_threshold`` and ``cut_colour``: a cut may fall on the clock's keyframe). The
+    numbers come from ``bench/scenes.py``.
     """
 
     threshold: float = 10.0
