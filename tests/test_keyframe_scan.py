@@ -557,3 +557,64 @@ def test_a_group_ended_by_the_clock_without_intra_frames_is_skipped(
     # The last group is always decoded.
     last = plan[-1]
     assert isinstance(last, Stretch) and last.last and last.start <= 13.0
+
+
+@pytest.mark.parametrize("next_brightness", [100.0, 10.0], ids=["bright", "dark"])
+def test_a_clock_group_with_a_scene_change_inside_may_stop_after_it(
+    next_brightness: float,
+) -> None:
+    # x264 saw a scene change 0.8 s in and ended the group by the clock at 4 s: past that
+    # intra frame it saw none, so the stretch may stop early, and the next one starts at
+    # the keyframe; not where the next keyframe is dark (a fade may lie before it).
+    groups = [
+        GroupOfPictures(0.0, 4.0, intra=1, last_intra=0.8, clock=True),
+        GroupOfPictures(4.0, 6.0, intra=0),
+        GroupOfPictures(6.0, 7.0, intra=0),
+    ]
+    looks = {
+        0.0: _look(100.0, [100.0, 100.2], [0.5, 0.6]),
+        4.0: _look(next_brightness, [next_brightness] * 2, [0.8, 0.9]),
+        6.0: _look(100.0, [100.1, 100.0], [0.7, 0.5]),
+    }
+    looks[0.0].difference, looks[0.0].colour_distance = 50.0, 0.4
+    looks[4.0].difference, looks[4.0].colour_distance = 40.0, 0.5
+
+    plan = plan_keyframe_scan(groups, looks, SceneOptions())
+
+    if next_brightness >= KeyframeRule().dark:
+        assert plan == [
+            Stretch(0.0, 4.0, last=False, quiet_from=0.8),
+            Stretch(4.0, 7.0, last=True),
+        ]
+        first = plan[0]
+        assert isinstance(first, Stretch) and first.next_key is looks[4.0]
+    else:
+        assert plan == [Stretch(0.0, 7.0, last=True)]
+
+
+def test_the_keyframe_scan_stops_decoding_where_the_encoder_saw_nothing_more(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A cut 0.8 s in, which x264 codes as an intra frame (too soon after the keyframe for
+    # a new group), then a still picture up to its next keyframe, placed by the clock at 4 s.
+    path = tmp_path / "quiet.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=d=0.8:r=25:s=320x240,format=yuv420p[a];"
+         "rgbtestsrc=d=5.2:r=25:s=320x240,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p",
+         "-x264-params", "keyint=100:min-keyint=25:scenecut=40", str(path)],
+        check=True,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        fast = list(list_scenes(path, KEYFRAMES, 1.0))
+    full = list(list_scenes(path, FULL, 1.0))
+
+    assert [(s.scene.start, s.scene.end, s.frame_time) for s in fast] == [
+        (s.scene.start, s.scene.end, s.frame_time) for s in full
+    ]
+    assert [round(s.scene.start, 2) for s in full] == [0.0, 0.8]
+    [stopped] = [r.getMessage() for r in caplog.records if "no scene change after" in r.message]
+    decoded_to = float(stopped.split("after ")[1].split(" s")[0])
+    # Past the frame of the scene from 0.8 s (1.8 s), well before the keyframe at 4 s.
+    assert 1.8 < decoded_to < 2.5

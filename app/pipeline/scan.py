@@ -26,6 +26,7 @@ part it saw is scanned as planned and every frame after it is decoded.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import logging
@@ -134,6 +135,13 @@ class Stretch:
     end: float
     last: bool
     """It reaches the end of the video."""
+    quiet_from: float | None = None
+    """The last intra frame of its final group, which the encoder ended by the clock
+    (``GroupOfPictures.clock``): it saw no scene change after that frame. Once the frames
+    past it (and past the frame of the scene it may start) are neither dark nor fading and
+    their colours are not a cut apart from the next keyframe's, the rest is not decoded."""
+    next_key: KeyframeLook | None = field(default=None, compare=False, repr=False)
+    """The look of the keyframe after it, for ``quiet_from``."""
 
 
 @dataclass(frozen=True)
@@ -260,12 +268,42 @@ def _plan(
             ):
                 steps.append(KeyframeCut(group.end))
                 continue
+        # A group the encoder ended by the clock after a scene change it saw inside: past
+        # its last intra frame it saw none, and the rest may need no decoding.
+        quiet = (
+            group.last_intra
+            if group.clock
+            and after is not None
+            and after.brightness >= rule.dark
+            and not after.fading(rule.fade_step)
+            else None
+        )
+        # A stretch whose rest may go undecoded ends there: the next starts at its keyframe.
         previous = steps[-1] if steps else None
-        if isinstance(previous, Stretch) and abs(previous.end - group.start) < 1e-6:
-            steps[-1] = Stretch(previous.start, group.end, last)
+        if (
+            isinstance(previous, Stretch)
+            and previous.quiet_from is None
+            and abs(previous.end - group.start) < 1e-6
+        ):
+            start = previous.start
+            steps.pop()
         else:
-            steps.append(Stretch(group.start, group.end, last))
+            start = group.start
+        steps.append(Stretch(start, group.end, last, quiet, after if quiet is not None else None))
     return steps
+
+
+def _quiet(recent: list[float], small: np.ndarray, stretch: Stretch, rule: KeyframeRule) -> bool:
+    """Whether the frames decoded last (``recent``: their mean pixels, the last ``small``)
+    show that nothing is left to find before the keyframe after ``stretch``
+    (``Stretch.quiet_from``): no dark frame, no fade, no cut-like change of colour."""
+    following = stretch.next_key
+    assert following is not None
+    here = KeyframeLook(recent[0], colour_histogram(small), following=recent[1:])
+    distance = cv2.compareHist(here.histogram, following.histogram, cv2.HISTCMP_BHATTACHARYYA)
+    return (
+        min(recent) >= rule.dark and not here.fading(rule.fade_step) and distance < rule.cut_colour
+    )
 
 
 def scan_scenes(
@@ -455,6 +493,10 @@ def _look_at_keyframes(
     return plan_keyframe_scan(keyframes.groups, looks, options), keyframes.end, False
 
 
+_QUIET_FRAMES = 5
+"""Frames whose brightness tells whether a stretch's rest is quiet (``Stretch.quiet_from``):
+a keyframe and the four after it, as the keyframe pass sees them."""
+
 _CHECKS = 10
 """How many times the keyframe pass checks whether the full scan is likely to be cheaper."""
 
@@ -557,6 +599,14 @@ def _keyframe_scan(
             else reader.frames_between(planned.start, planned.end + lookahead)
         )
         frames = reader.analysed(decoding, options.analysis_width)
+        # Judged at each frame past the frame of a scene that starts there and the
+        # lookahead, until the frames are quiet (a fade in from black may last a while).
+        judge_at = (
+            None
+            if planned.quiet_from is None
+            else planned.quiet_from + max(frame_offset, lookahead)
+        )
+        recent: collections.deque[float] = collections.deque(maxlen=_QUIET_FRAMES)
         with closing(frames):
             for decoded, small in frames:
                 if stop.is_set():
@@ -567,6 +617,21 @@ def _keyframe_scan(
                 for cut in cuts.feed(decoded.time, small):
                     if scene_start < cut < end:
                         yield scene(cut)
+                if judge_at is None:
+                    continue
+                recent.append(float(small.mean()))
+                if (
+                    decoded.time > judge_at
+                    and len(recent) == recent.maxlen
+                    and _quiet(list(recent), small, planned, options.keyframes)
+                ):
+                    logger.info(
+                        "%s: no scene change after %.2f s; not decoding on to %.2f s",
+                        reader.name,
+                        decoded.time,
+                        planned.end,
+                    )
+                    break
         if planned.last:
             # As the full scan ends: after the last frame decoded (a declared duration may
             # be the container's, with a longer audio track).

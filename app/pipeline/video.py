@@ -518,6 +518,8 @@ class GroupOfPictures:
     clips joined with keyframes only at the joins)."""
     sizes: tuple[int, ...] = ()
     """Sizes of the group's other packets in presentation order, bytes."""
+    last_intra: float | None = None
+    """Time of the last of those intra frames; None where there is none, or it is unknown."""
     clock: bool = False
     """The encoder ended the group by the clock: it is exactly its keyframe interval long
     (``keyint`` frames, which x264 and x265 write into the stream), and that encoder marks
@@ -616,14 +618,14 @@ class KeyframePass:
         groups = []
         for start, end in zip(starts, ends, strict=True):
             sizes = within(start, end)
+            first = bisect.bisect_right(intra, start + _TIME_EPSILON)
+            after = bisect.bisect_left(intra, end - _TIME_EPSILON)
             groups.append(
                 GroupOfPictures(
                     start=start,
                     end=end,
-                    intra=bisect.bisect_left(intra, end - _TIME_EPSILON)
-                    - bisect.bisect_right(intra, start + _TIME_EPSILON)
-                    if known
-                    else None,
+                    intra=after - first if known else None,
+                    last_intra=intra[after - 1] if known and after > first else None,
                     sizes=sizes,
                     clock=known
                     and self._marks_scene_changes
