@@ -27,6 +27,7 @@ from app.pipeline.scan import (
     KeyframeCut,
     KeyframeLook,
     Stretch,
+    colour_histogram,
     list_scenes,
     plan_keyframe_scan,
     scan_scenes,
@@ -498,18 +499,20 @@ def test_a_stopped_pass_plans_only_the_groups_it_saw_in_a_row() -> None:
     assert judged == 0.0
 
 
-@pytest.mark.parametrize(("scenecut", "clock"), [(40, True), (0, False)])
-def test_the_keyframe_pass_tells_the_groups_x264_ended_by_the_clock(
-    tmp_path: Path, scenecut: int, clock: bool
+@pytest.mark.parametrize(
+    ("encoder", "scenecut", "clock"),
+    [("libx264", 40, True), ("libx264", 0, False), ("libx265", 40, True)],
+)
+def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_by_the_clock(
+    tmp_path: Path, encoder: str, scenecut: int, clock: bool
 ) -> None:
-    # No scene change in a test pattern: x264 keys it every 50 frames (its keyint), and
-    # says so in its options; with scene-cut detection off a group tells nothing.
-    frames = _keyframe_pass(
-        tmp_path / f"x264-{scenecut}.mp4",
-        5,
-        "libx264",
-        f"keyint=50:min-keyint=5:scenecut={scenecut}",
-    )
+    # No scene change in a test pattern: x264 and x265 key it every 50 frames (their
+    # keyint), and say so in their options; with scene-cut detection off a group tells
+    # nothing.
+    params = f"keyint=50:min-keyint=5:scenecut={scenecut}"
+    if encoder == "libx265":
+        params += ":log-level=error"
+    frames = _keyframe_pass(tmp_path / f"{encoder}-{scenecut}.mp4", 5, encoder, params)
     assert [round(group.start, 2) for group in frames.groups] == [0.0, 2.0, 4.0]
     # The last group ends with the stream, not on a keyframe.
     assert [group.clock for group in frames.groups] == [clock, clock, False]
@@ -553,7 +556,6 @@ def test_a_group_ended_by_the_clock_without_intra_frames_is_skipped(
 
     decoded = any(isinstance(step, Stretch) and step.start <= 3.0 < step.end for step in plan)
     assert decoded is not skipped
-    assert KeyframeCut(13.0) not in plan
     # The last group is always decoded.
     last = plan[-1]
     assert isinstance(last, Stretch) and last.last and last.start <= 13.0
@@ -618,3 +620,51 @@ def test_the_keyframe_scan_stops_decoding_where_the_encoder_saw_nothing_more(
     decoded_to = float(stopped.split("after ")[1].split(" s")[0])
     # Past the frame of the scene from 0.8 s (1.8 s), well before the keyframe at 4 s.
     assert 1.8 < decoded_to < 2.5
+
+
+@pytest.mark.parametrize(
+    ("recent", "colour", "quiet"),
+    [
+        # Still and bright, in the next keyframe's colours: nothing left to find.
+        ([120.0, 120.4, 119.8, 120.1, 120.2], "same", True),
+        # A dark frame: a fade through black may lie ahead.
+        ([120.0, 60.0, 20.0, 60.0, 120.0], "same", False),
+        # Brightening steadily, 10 a frame: a fade in.
+        ([80.0, 90.0, 100.0, 110.0, 120.0], "same", False),
+        # Colours a cut apart from the next keyframe's.
+        ([120.0, 120.4, 119.8, 120.1, 120.2], "other", False),
+    ],
+    ids=["quiet", "dark", "fading", "colours"],
+)
+def test_the_rest_of_a_stretch_is_quiet_only_without_dark_fade_or_new_colours(
+    recent: list[float], colour: str, quiet: bool
+) -> None:
+    small = np.zeros((36, 64, 3), np.uint8)
+    small[:] = (40, 160, 40)  # green, BGR
+    other = small.copy()
+    other[:] = (200, 40, 40)  # blue
+    following = KeyframeLook(120.0, colour_histogram(small if colour == "same" else other))
+    stretch = Stretch(0.0, 4.0, last=False, quiet_from=0.8, next_key=following)
+
+    assert scan_module._quiet(recent, small, stretch, KeyframeRule()) is quiet
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known miss: a cut exactly on a keyframe the encoder placed by the clock, between "
+    "shots of the same colours, after a group the keyframe scan skips (none among the 173 "
+    "cuts of the real and bench clips, bench/results/keyframe-bound-2026-11-27.md)",
+)
+def test_a_cut_on_the_clocks_keyframe_between_shots_of_the_same_colours(tmp_path: Path) -> None:
+    path = tmp_path / "mirrored.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         "rgbtestsrc=d=4:r=25:s=320x240,format=yuv420p[a];"
+         "rgbtestsrc=d=2:r=25:s=320x240,hflip,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p",
+         "-x264-params", "keyint=100:min-keyint=25:scenecut=40", str(path)],
+        check=True,
+    )  # fmt: skip
+    full = [round(s.scene.start, 2) for s in list_scenes(path, FULL, 1.0)]
+    assert full == [0.0, 4.0]
+    assert [round(s.scene.start, 2) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
