@@ -14,7 +14,11 @@ decodes on its own, so:
    differ, the encoder coded a frame inside as intra (it saw a scene change there; where
    the stream does not tell, a packet inside is a spike), the group is long, or it is the
    last one; neighbouring groups form one stretch, so a cut
-   on the keyframe between them is seen with the frames before it;
+   on the keyframe between them is seen with the frames before it. Where x264 or x265
+   ended a group by the clock (``GroupOfPictures.clock``) it saw no scene change after
+   its last intra frame: such a group is skipped, or its stretch stops once the frames
+   after that intra frame are quiet (``Stretch.quiet_from``); the next stretch starts
+   cold on the keyframe, so a cut exactly there between shots of like colours is missed;
 3. each scene's frame is the one a stretch decoded when one did (every frame from before
    its target to after it); the others are decoded when asked for, from the keyframe
    before their target.
