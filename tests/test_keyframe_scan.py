@@ -594,20 +594,26 @@ def test_a_clock_group_with_a_scene_change_inside_may_stop_after_it(
         assert plan == [Stretch(0.0, 7.0, last=True)]
 
 
+def _two_shots(path: Path, first: str, second: str, then: str = "") -> Path:
+    """Two lavfi sources one after the other (``then`` filters the second), 320x240 at 25
+    fps, x264 keying scene changes and by the clock every 100 frames (4 s)."""
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         f"{first}:r=25:s=320x240,format=yuv420p[a];"
+         f"{second}:r=25:s=320x240{then},format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p",
+         "-x264-params", "keyint=100:min-keyint=25:scenecut=40", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
 def test_the_keyframe_scan_stops_decoding_where_the_encoder_saw_nothing_more(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A cut 0.8 s in, which x264 codes as an intra frame (too soon after the keyframe for
     # a new group), then a still picture up to its next keyframe, placed by the clock at 4 s.
-    path = tmp_path / "quiet.mp4"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
-         "testsrc=d=0.8:r=25:s=320x240,format=yuv420p[a];"
-         "rgbtestsrc=d=5.2:r=25:s=320x240,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p",
-         "-x264-params", "keyint=100:min-keyint=25:scenecut=40", str(path)],
-        check=True,
-    )  # fmt: skip
+    path = _two_shots(tmp_path / "quiet.mp4", "testsrc=d=0.8", "rgbtestsrc=d=5.2")
     with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
         fast = list(list_scenes(path, KEYFRAMES, 1.0))
     full = list(list_scenes(path, FULL, 1.0))
@@ -656,15 +662,7 @@ def test_the_rest_of_a_stretch_is_quiet_only_without_dark_fade_or_new_colours(
     "cuts of the real and bench clips, bench/results/keyframe-bound-2026-11-27.md)",
 )
 def test_a_cut_on_the_clocks_keyframe_between_shots_of_the_same_colours(tmp_path: Path) -> None:
-    path = tmp_path / "mirrored.mp4"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
-         "rgbtestsrc=d=4:r=25:s=320x240,format=yuv420p[a];"
-         "rgbtestsrc=d=2:r=25:s=320x240,hflip,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p",
-         "-x264-params", "keyint=100:min-keyint=25:scenecut=40", str(path)],
-        check=True,
-    )  # fmt: skip
+    path = _two_shots(tmp_path / "mirrored.mp4", "rgbtestsrc=d=4", "rgbtestsrc=d=2", ",hflip")
     full = [round(s.scene.start, 2) for s in list_scenes(path, FULL, 1.0)]
     assert full == [0.0, 4.0]
     assert [round(s.scene.start, 2) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
