@@ -666,3 +666,38 @@ def test_a_cut_on_the_clocks_keyframe_between_shots_of_the_same_colours(tmp_path
     full = [round(s.scene.start, 2) for s in list_scenes(path, FULL, 1.0)]
     assert full == [0.0, 4.0]
     assert [round(s.scene.start, 2) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
+
+
+@pytest.mark.parametrize("always", [False, True], ids=["default", "never-hand-over"])
+def test_a_codec_that_does_not_tell_its_intra_frames_goes_straight_to_the_full_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, always: bool
+) -> None:
+    # MPEG-4 Part 2: the keyframe pass could only judge its groups by packet spikes.
+    path = tmp_path / "mpeg4.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=d=2:r=25:s=160x120,format=yuv420p[a];"
+         "rgbtestsrc=d=2:r=25:s=160x120,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
+         "-c:v", "mpeg4", "-g", "25", str(path)],
+        check=True,
+    )  # fmt: skip
+    passes: list[Path] = []
+    keyframes = VideoReader.keyframes
+
+    def counted(reader: VideoReader) -> KeyframePass:
+        passes.append(reader.path)
+        return keyframes(reader)
+
+    monkeypatch.setattr(VideoReader, "keyframes", counted)
+    options = SceneOptions(
+        scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=1.0 if always else 0.7)
+    )
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        fast = [(s.scene.start, s.scene.end, s.frame_time) for s in list_scenes(path, options, 1.0)]
+    full = [(s.scene.start, s.scene.end, s.frame_time) for s in list_scenes(path, FULL, 1.0)]
+
+    assert fast == full
+    assert [round(start, 2) for start, _, _ in full] == [0.0, 2.0]
+    # With ``most_refined`` 1 the keyframe path is kept whatever it costs (as the tests do).
+    assert len(passes) == (1 if always else 0)
+    assert ("does not tell which frames" in caplog.text) is not always

@@ -175,7 +175,9 @@ class KeyframeRule:
     """Seconds decoded past the end of a stretch: the detectors confirm a cut a few frames
     after it."""
     most_refined: float = 0.7
-    """Share of the video to decode fully above which the full scan is used instead: the
+    """Share of the video to decode fully above which the full scan is used instead (below
+    1, a codec other than H.264 and HEVC goes to the full scan at once: it does not tell
+    which frames its encoder coded as intra, and the keyframe scan never paid on one): the
     keyframe pass, the seeks and the scene frames no stretch decoded cost more than they
     save. ``bench/scenes.py`` (CPU s, this 2-core machine, scenes-keyframes-2026-11-26.md,
     scenes-real-2026-11-26.md): at 38-67 % decoded fully the keyframe scan costs less than

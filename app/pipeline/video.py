@@ -297,6 +297,11 @@ class VideoReader:
         return bool(self._stream.codec_context.is_hwaccel)
 
     @property
+    def codec(self) -> str:
+        """FFmpeg's name of the video codec (``h264``, ``hevc``, ``vp9``, ``av1``...)."""
+        return str(self._stream.codec_context.name)
+
+    @property
     def info(self) -> VideoInfo:
         stream = self._stream
         duration: float | None = None
