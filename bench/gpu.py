@@ -57,7 +57,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -595,19 +595,26 @@ def end_to_end_section(
 # --- 6. the scan on many cores -----------------------------------------------------------
 
 
-def scan_section(video: BenchVideo, sizes: Sizes, films: Sequence[Path]) -> str:
+def scan_section(
+    video: BenchVideo, sizes: Sizes, films: Sequence[Path], rows: Collection[str]
+) -> str:
     top = max(sizes.scan_workers)
-    ways: list[tuple[str, list[str]]] = [
-        *(
-            (f"full scan, {w} workers, {sizes.scan_chunk:g} s chunks",
-             ["--scan-workers", str(w), "--scan-chunk", str(sizes.scan_chunk)])
-            for w in sizes.scan_workers
-        ),
-        (f"full scan, {top} workers, {sizes.scan_chunk / 2:g} s chunks",
-         ["--scan-workers", str(top), "--scan-chunk", str(sizes.scan_chunk / 2)]),
-        ("keyframe scan, one process", ["--scan", "keyframes"]),
-    ]  # fmt: skip
-    if sizes.device == "cuda":
+    ways: list[tuple[str, list[str]]] = []
+    if "workers" in rows:
+        ways += [
+            *(
+                (f"full scan, {w} workers, {sizes.scan_chunk:g} s chunks",
+                 ["--scan-workers", str(w), "--scan-chunk", str(sizes.scan_chunk)])
+                for w in sizes.scan_workers
+            ),
+            (f"full scan, {top} workers, {sizes.scan_chunk / 2:g} s chunks",
+             ["--scan-workers", str(top), "--scan-chunk", str(sizes.scan_chunk / 2)]),
+        ]  # fmt: skip
+    if "keyframes" in rows:
+        ways.append(("keyframe scan, one process", ["--scan", "keyframes"]))
+    if sizes.device == "cuda" and "keyframes" in rows:
+        ways.append(("keyframe scan, NVDEC", ["--scan", "keyframes", "--decode-device", "cuda"]))
+    if sizes.device == "cuda" and "nvdec" in rows:
         ways += [
             (f"full scan, {w} worker{'s' if w > 1 else ''}, NVDEC",
              ["--scan-workers", str(w), "--decode-device", "cuda"])
@@ -619,7 +626,7 @@ def scan_section(video: BenchVideo, sizes: Sizes, films: Sequence[Path]) -> str:
             info = reader.info
         decode, frames = timed(lambda p=path: decode_all(p))
         one, alone = _scenes(path, ["--scan-workers", "1"])
-        rows = [
+        table_rows = [
             ["PyAV decode, all threads (ffmpeg -f null)", f"{decode.wall:.1f}", "1.00x",
              f"{decode.cpu:.0f}", f"{frames} frames", ""],
             ["full scan, one process", f"{one.wall:.1f}", f"{decode.wall / one.wall:.2f}x",
@@ -627,14 +634,15 @@ def scan_section(video: BenchVideo, sizes: Sizes, films: Sequence[Path]) -> str:
         ]  # fmt: skip
         for name, extra in ways:
             timing, found = _scenes(path, extra)
-            rows.append(
+            log(f"{path.name}: {name}: {timing.wall:.1f} s wall, {timing.cpu:.0f} CPU s")
+            table_rows.append(
                 [name, f"{timing.wall:.1f}", f"{decode.wall / timing.wall:.2f}x",
                  f"{timing.cpu:.0f}", f"{len(found)} scenes", "yes" if found == alone else "NO"]
             )  # fmt: skip
         headers = ["scan", "wall s", "vs decode", "CPU s", "found", "same as one process"]
         parts.append(
             f"{path.name}: {info.width}x{info.height} {float(info.frame_rate or 0):.3g} fps, "
-            f"{info.duration or 0:.0f} s.\n\n" + code(table(headers, rows))
+            f"{info.duration or 0:.0f} s.\n\n" + code(table(headers, table_rows))
         )
     return (
         f"`python -m app scenes VIDEO --format json` in a fresh process (start-up included), "
@@ -726,6 +734,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="subtitles,none",
         help="end-to-end runs: with seeded dialogue subtitles and/or none (default both)",
     )
+    parser.add_argument(
+        "--scan-rows",
+        default="workers,keyframes,nvdec",
+        help="section 6: which scans besides one process: workers (CPU), keyframes, nvdec",
+    )
     args = parser.parse_args(argv)
     chosen = list(dict.fromkeys(args.sections.split(",")))
     if set(chosen) - set("123456"):
@@ -733,6 +746,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     speech = args.speech.split(",")
     if not speech or set(speech) - {"subtitles", "none"}:
         parser.error(f"--speech takes subtitles and/or none, got {args.speech!r}")
+    scan_rows = set(args.scan_rows.split(","))
+    if scan_rows - {"workers", "keyframes", "nvdec"}:
+        parser.error(f"--scan-rows takes workers, keyframes and/or nvdec, got {args.scan_rows!r}")
     sizes = SMOKE if args.smoke else GPU
     decoders = (args.decoders or ("cpu,cuda" if sizes.device == "cuda" else "cpu")).split(",")
     scan_workers = [int(w) for w in args.scan_workers.split(",")]
@@ -783,7 +799,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             "5. BLIP-2 offloaded under a GPU memory cap",
             lambda: offload_section(build_blip2(blip2, sizes.tiny, sizes.device), sizes),
         ),
-        "6": ("6. The scan on many cores", lambda: scan_section(video, sizes, args.video)),
+        "6": (
+            "6. The scan on many cores",
+            lambda: scan_section(video, sizes, args.video, scan_rows),
+        ),
     }
     blip_label = "Tiny BLIP (tests.fixtures.models)" if sizes.tiny else "BLIP-large architecture"
     blip2 = workdir / ("tiny-blip2-random" if sizes.tiny else "blip2-opt-2.7b-random")

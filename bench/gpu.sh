@@ -40,7 +40,10 @@ shift || true
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/gpu-bench-site .whl/*.whl
-mkdir -p /tmp/gpu-bench-nltk && tar -C /tmp/gpu-bench-nltk -xJf .whl/nltk_data.tar.xz
+# WordNet is needed by the sections that describe (METEOR); a scan-only run may leave it behind.
+if [[ -f .whl/nltk_data.tar.xz ]]; then
+    mkdir -p /tmp/gpu-bench-nltk && tar -C /tmp/gpu-bench-nltk -xJf .whl/nltk_data.tar.xz
+fi
 export PYTHONPATH=/tmp/gpu-bench-site:$PWD NLTK_DATA=/tmp/gpu-bench-nltk/nltk_data
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv

@@ -668,19 +668,36 @@ def test_a_cut_on_the_clocks_keyframe_between_shots_of_the_same_colours(tmp_path
     assert [round(s.scene.start, 2) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
 
 
-@pytest.mark.parametrize("always", [False, True], ids=["default", "never-hand-over"])
-def test_a_codec_that_does_not_tell_its_intra_frames_goes_straight_to_the_full_scan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, always: bool
-) -> None:
+_TWO_SHOTS = (
+    "testsrc=d=2:r=25:s=160x120,format=yuv420p[a];"
+    "rgbtestsrc=d=2:r=25:s=160x120,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0"
+)
+_UNGUIDED = {
     # MPEG-4 Part 2: the keyframe pass could only judge its groups by packet spikes.
-    path = tmp_path / "mpeg4.mp4"
+    "mpeg4": (("-c:v", "mpeg4", "-g", "25"), "does not tell which frames"),
+    # x264 with scene-cut detection off (a streaming encode): keyframes by the clock alone.
+    "x264-clock": (
+        ("-c:v", "libx264", "-g", "25", "-sc_threshold", "0"),
+        "x264 placed its keyframes by the clock",
+    ),
+}
+
+
+@pytest.mark.parametrize("always", [False, True], ids=["default", "never-hand-over"])
+@pytest.mark.parametrize("encoding", list(_UNGUIDED))
+def test_a_stream_whose_keyframes_cannot_guide_the_scan_goes_straight_to_the_full_scan(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    encoding: str,
+    always: bool,
+) -> None:
+    args, reason = _UNGUIDED[encoding]
+    path = tmp_path / f"{encoding}.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
-         "testsrc=d=2:r=25:s=160x120,format=yuv420p[a];"
-         "rgbtestsrc=d=2:r=25:s=160x120,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
-         "-c:v", "mpeg4", "-g", "25", str(path)],
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", _TWO_SHOTS, *args, str(path)],
         check=True,
-    )  # fmt: skip
+    )
     passes: list[Path] = []
     keyframes = VideoReader.keyframes
 
@@ -700,4 +717,4 @@ def test_a_codec_that_does_not_tell_its_intra_frames_goes_straight_to_the_full_s
     assert [round(start, 2) for start, _, _ in full] == [0.0, 2.0]
     # With ``most_refined`` 1 the keyframe path is kept whatever it costs (as the tests do).
     assert len(passes) == (1 if always else 0)
-    assert ("does not tell which frames" in caplog.text) is not always
+    assert (reason in caplog.text) is not always

@@ -23,7 +23,10 @@ decodes on its own, so:
    its target to after it); the others are decoded when asked for, from the keyframe
    before their target.
 
-When the rule would decode most of the video anyway, the full scan runs instead; when the
+A stream that cannot guide it goes to the full scan at once: a codec that does not tell
+which frames are intra (VP9, AV1...), or x264 or x265 with scene-cut detection off
+(``VideoReader.encoder_settings``: its keyframes fall by the clock). When the rule would
+decode most of the video anyway, the full scan runs instead; when the
 keyframe pass finds that out part-way (``KeyframeRule.most_refined``), it stops there, the
 part it saw is scanned as planned and every frame after it is decoded.
 """
@@ -546,6 +549,19 @@ def _keyframe_scan(
             "keyframe scan would decode most of it anyway; scanning every frame",
             reader.name,
             reader.codec,
+        )
+        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
+        return
+    settings = reader.encoder_settings
+    if settings is not None and not settings.scene_cuts and options.keyframes.most_refined < 1:
+        # Keyframes by the clock alone tell nothing of the cuts: on the fixed-group bench
+        # encode the pass came on top of decoding nearly all of it, 9.3 CPU s against the
+        # full scan's 6.8 (scenes-keyframes-2026-11-26.md).
+        logger.info(
+            "%s: %s placed its keyframes by the clock (scene-cut detection off), so they "
+            "tell nothing of the cuts; scanning every frame",
+            reader.name,
+            settings.encoder,
         )
         yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return

@@ -319,6 +319,26 @@ class VideoReader:
         """Decode only the keyframes, from a container of their own (see ``KeyframePass``)."""
         return KeyframePass(self)
 
+    @functools.cached_property
+    def encoder_settings(self) -> EncoderSettings | None:
+        """The options x264 or x265 wrote into the stream, read from its first keyframe
+        without decoding; None for other encoders (they do not say) and streams with no
+        keyframe."""
+        container = self._open_again()
+        try:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size and packet.is_keyframe:
+                    return encoder_settings(
+                        bytes(stream.codec_context.extradata or b"") + bytes(packet)
+                    )
+        except av.FFmpegError as exc:  # damage at the start: the scan reports it
+            logger.info("%s: the encoder's settings could not be read: %s", self.name, exc)
+            return None
+        finally:
+            container.close()
+        return None
+
     def frames_between(self, start: float, end: float) -> Iterator[DecodedFrame]:
         """Decode the frames shown from ``start`` to ``end`` (seconds, both included).
 
@@ -586,8 +606,9 @@ class KeyframePass:
         self._keys: list[float] = []
         self._intra: list[float] = []
         self._reads_intra = False
-        self._marks_scene_changes = False
-        self._keyint: int | None = None
+        settings = reader.encoder_settings
+        self._marks_scene_changes = settings is not None and settings.scene_cuts
+        self._keyint = None if settings is None else settings.keyint
         self._packets: list[tuple[float, int]] = []
 
     def groups_so_far(self) -> list[GroupOfPictures]:
@@ -663,10 +684,6 @@ class KeyframePass:
                 if intra is not None and (keys or packet.is_keyframe):
                     self._note_intra(intra.decode(packet), base, origin)
                 if packet.is_keyframe:
-                    if not keys:
-                        self._marks_scene_changes, self._keyint = _encoder_settings(
-                            bytes(stream.codec_context.extradata or b"") + bytes(packet)
-                        )
                     keys.append(time)
                     followers = KEYFRAME_FOLLOWERS
                 elif not keys:
@@ -721,22 +738,35 @@ _OPTIONS_LENGTH = 8000
 """Bytes of an options string searched for its settings."""
 
 
-def _encoder_settings(headers: bytes) -> tuple[bool, int | None]:
-    """From the options x264 or x265 wrote into the stream (an SEI message in the first
-    packet, or in the codec's extradata): whether scene-cut detection is on (then every
-    scene change it saw is a keyframe or, too soon after one, an intra frame, and a group
-    with no intra frame inside has no such change), and the keyframe interval in frames
-    (None where unlimited). False and None for other encoders: they do not say."""
+@dataclass(frozen=True)
+class EncoderSettings:
+    """What x264 or x265 wrote of its options into the stream."""
+
+    encoder: str
+    """``x264`` or ``x265``."""
+    scene_cuts: bool
+    """Whether scene-cut detection was on: then every scene change the encoder saw is a
+    keyframe or, too soon after one, an intra frame, and a group with no intra frame inside
+    has no such change. Off (``scenecut=0``, ffmpeg's ``-sc_threshold 0``), the keyframes
+    fall by the clock alone, as in streaming encodes."""
+    keyint: int | None
+    """The keyframe interval in frames; None where unlimited."""
+
+
+def encoder_settings(headers: bytes) -> EncoderSettings | None:
+    """x264's or x265's settings from the options string it writes (an SEI message in the
+    first packet, or in the codec's extradata) in ``headers``; None for other encoders."""
     for encoder in _ENCODERS:
         at = headers.find(encoder)
         if at >= 0:
             scenecut = _SCENECUT.search(headers, at, at + _OPTIONS_LENGTH)
             keyint = _KEYINT.search(headers, at, at + _OPTIONS_LENGTH)
-            return (
-                scenecut is not None and int(scenecut.group(1)) > 0,
-                int(keyint.group(1)) if keyint is not None else None,
+            return EncoderSettings(
+                encoder=encoder[:4].decode(),
+                scene_cuts=scenecut is not None and int(scenecut.group(1)) > 0,
+                keyint=int(keyint.group(1)) if keyint is not None else None,
             )
-    return False, None
+    return None
 
 
 def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext | None:
