@@ -6,12 +6,20 @@ import itertools
 import random
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from scenedetect import FrameTimecode
+from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
 from app.errors import DecoderUnavailable, VideoOpenFailure
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
-from app.pipeline.scenes import CutDetector, SceneOptions
+from app.pipeline.scenes import (
+    CutDetector,
+    QuickAdaptiveDetector,
+    QuickContentDetector,
+    SceneOptions,
+)
 from app.pipeline.video import DecodedFrame, VideoReader
 from tests.fixtures.media import (
     COLOURS,
@@ -306,3 +314,54 @@ def test_decoding_on_a_gpu_that_is_not_there_says_so_before_reading(
 def test_decode_devices_other_than_cpu_and_cuda_are_refused(six_scene_video: MadeVideo) -> None:
     with pytest.raises(ValueError, match="'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
         VideoReader(six_scene_video.path, decode_device="gpu")
+
+
+def _film_like_frames(count: int) -> list[np.ndarray]:
+    """Small BGR frames that move, cut, flash and fade, with grain: every score path."""
+    rng = np.random.default_rng(7)
+    frames = []
+
+    def new_shot() -> np.ndarray:
+        coarse = rng.integers(0, 256, (9, 16, 3), dtype=np.uint8)
+        return cv2.resize(coarse, (256, 144), interpolation=cv2.INTER_LINEAR)
+
+    shot = new_shot()
+    for index in range(count):
+        if index % 37 == 0:
+            shot = new_shot()
+        frame = np.roll(shot, index % 37, axis=1)
+        if index % 53 == 20:
+            frame = np.full_like(frame, 250)  # a flash
+        grain = rng.integers(-6, 7, frame.shape)
+        fade = 1.0 if index % 90 < 80 else (90 - index % 90) / 10
+        frames.append(np.clip((frame + grain) * fade, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize(
+    ("quick", "library", "kwargs"),
+    [
+        (QuickAdaptiveDetector, AdaptiveDetector, {}),
+        (QuickContentDetector, ContentDetector, {}),
+        (QuickContentDetector, ContentDetector, {"threshold": 12.0}),
+        # An edge weight: the library's own code.
+        (
+            QuickContentDetector,
+            ContentDetector,
+            {"weights": ContentDetector.Components(1, 1, 1, 1)},
+        ),
+    ],
+    ids=["adaptive", "content", "content-low-threshold", "content-edges"],
+)
+def test_quick_detectors_score_every_frame_exactly_as_the_librarys(
+    quick: type[ContentDetector], library: type[ContentDetector], kwargs: dict[str, object]
+) -> None:
+    ours, theirs = quick(**kwargs), library(**kwargs)
+    cuts: tuple[list[int], list[int]] = ([], [])
+    for index, frame in enumerate(_film_like_frames(300)):
+        timecode = FrameTimecode(index, 25.0)
+        for detector, found in zip((ours, theirs), cuts, strict=True):
+            found += [cut.frame_num for cut in detector.process_frame(timecode, frame)]
+        assert ours._frame_score == theirs._frame_score, index
+    assert cuts[0] == cuts[1]
+    assert len(cuts[0]) >= 5
