@@ -33,7 +33,7 @@ from app.pipeline.chunks import (
 )
 from app.pipeline.describe import DescribeOptions, describe
 from app.pipeline.frames import ClosedScene
-from app.pipeline.scan import list_scenes, scan_scenes
+from app.pipeline.scan import list_scenes, prefetched, scan_scenes
 from app.pipeline.scenes import ScanMode, SceneOptions
 from app.pipeline.types import Scene
 from app.pipeline.video import THUMBNAIL_SIDE, StillFrame, VideoReader
@@ -61,9 +61,11 @@ class Row:
 def scan(path: Path, options: SceneOptions, spread: int = 1) -> list[Row]:
     rows: list[Row] = []
     with VideoReader(path, skip_nonref=options.skip_nonref_frames) as reader:
-        for found in scan_scenes(
+        scenes = scan_scenes(
             reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None, spread=spread
-        ):
+        )
+        # As describe() and list_scenes take them (``prefetched``).
+        for found in prefetched(scenes, lambda item: item):
             chosen = found.frame()
             assert chosen is not None
             time, frame = chosen

@@ -30,6 +30,7 @@ from app.pipeline.scan import (
     colour_histogram,
     list_scenes,
     plan_keyframe_scan,
+    prefetched,
     scan_scenes,
 )
 from app.pipeline.scenes import KeyframeRule, ScanMode, SceneOptions
@@ -65,11 +66,10 @@ def scan(path: Path, options: SceneOptions) -> list[tuple[float, float, float, i
     """(start, end, frame time, frame number painted in the frame) of every scene."""
     found: list[tuple[float, float, float, int]] = []
     with VideoReader(path, skip_nonref=options.skip_nonref_frames) as reader:
-        # Each frame is asked for as its scene comes, as describe() does: while the scan may
-        # be decoding a stretch.
-        for item in scan_scenes(
-            reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None
-        ):
+        # As describe() and list_scenes take them: frames the scan did not keep are decoded
+        # in the background while it goes on (``prefetched``).
+        scenes = scan_scenes(reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None)
+        for item in prefetched(scenes, lambda found: found):
             chosen = item.frame()
             assert chosen is not None
             time, frame = chosen
@@ -472,14 +472,40 @@ def test_a_grabbed_frame_inside_a_long_run_of_skipped_frames_is_the_one_on_scree
         SCENES[:2], extra_args=("-bf", "8", "-b_strategy", "0", "-b-pyramid", "none")
     )
     with VideoReader(made.path, skip_nonref=True) as reader:
-        chosen = scan_module._grab(reader, Scene(index=0, start=0.0, end=2.4), 0.16)
+        chosen = scan_module._grab(reader, Scene(index=0, start=0.0, end=2.4), 0.16, True)
         assert chosen is not None
         time, frame = chosen
         assert time == pytest.approx(0.16)
         assert decode_frame_number(np.asarray(frame.to_image())) == 4
         # The scan's own reader stops skipping later: its second reader follows.
         reader._decode_every_frame(gap=0.4, at=1.0)
+        scan_module._grab(reader, Scene(index=1, start=2.4, end=4.0), 0.16, False)
         assert not reader.aside().skip_nonref
+
+
+def test_a_frame_grabbed_in_the_background_is_the_one_grabbed_when_the_scene_came(
+    coded_video: VideoFactory,
+) -> None:
+    # Two B-frames after every keyframe and P-frame, none referred to: skipping them, the
+    # frame at or before 0.2 s is the P-frame at 0.12 s; decoding every frame, the B at 0.2.
+    made = coded_video(
+        SCENES[:2], extra_args=("-bf", "2", "-b_strategy", "0", "-b-pyramid", "none")
+    )
+    scene = Scene(index=0, start=0.0, end=2.4)
+    times = []
+    for background in (False, True):
+        with VideoReader(made.path, skip_nonref=True) as reader:
+            found = scan_module._to_grab(reader, scene, 0.2)
+            if background:
+                # The scan goes on, and its reader stops skipping, before the frame is
+                # decoded: the grab still decodes as the reader did when the scene came.
+                reader._decode_every_frame(gap=0.4, at=30.0)
+                found.prefetch()
+            chosen = found.frame()
+            assert chosen is not None
+            times.append(chosen[0])
+    assert times[0] == pytest.approx(0.12)
+    assert times == times[:1] * 2
 
 
 def test_a_stopped_pass_plans_only_the_groups_it_saw_in_a_row() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -12,14 +14,16 @@ import pytest
 from scenedetect import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
-from app.errors import DecoderUnavailable, VideoOpenFailure
+from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
+from app.pipeline.scan import PREFETCH_DEPTH, ScannedScene, prefetched
 from app.pipeline.scenes import (
     CutDetector,
     QuickAdaptiveDetector,
     QuickContentDetector,
     SceneOptions,
 )
+from app.pipeline.types import Scene
 from app.pipeline.video import DecodedFrame, VideoReader
 from tests.fixtures.media import (
     COLOURS,
@@ -365,3 +369,93 @@ def test_quick_detectors_score_every_frame_exactly_as_the_librarys(
         assert ours._frame_score == theirs._frame_score, index
     assert cuts[0] == cuts[1]
     assert len(cuts[0]) >= 5
+
+
+def test_a_prefetched_frame_is_decoded_in_the_background_and_handed_over_when_asked(
+    six_scene_video: MadeVideo,
+) -> None:
+    release = threading.Event()
+    started: list[str] = []
+
+    def grab() -> tuple[float, DecodedFrame] | None:
+        started.append(threading.current_thread().name)
+        # Set by the test once prefetch has returned: a prefetch that decoded on the
+        # caller's thread would fail here rather than hang.
+        assert release.wait(timeout=60)
+        frame = next(reader.aside().frames_between(2.0, 3.0))
+        return frame.time, frame
+
+    with VideoReader(six_scene_video.path) as reader:
+        found = ScannedScene(Scene(index=0, start=0.0, end=3.0), grab=grab, reader=reader)
+        found.prefetch()  # returns while the grab waits on another thread
+        assert not release.is_set()
+        release.set()
+        chosen = found.frame()
+        assert chosen is not None
+        assert chosen[0] == pytest.approx(2.0, abs=0.05)
+        assert found.frame() is chosen  # grabbed once
+    assert len(started) == 1
+    assert started[0].startswith("decode ")
+
+
+def _blocked_and_kept(
+    reader: VideoReader, release: threading.Event, kept: int
+) -> list[ScannedScene]:
+    """A scene whose grab waits for ``release``, then ``kept`` scenes whose frames the scan
+    kept."""
+
+    def grab() -> tuple[float, DecodedFrame] | None:
+        assert release.wait(timeout=60)
+        return None
+
+    first = ScannedScene(Scene(index=0, start=0.0, end=1.0), grab=grab, reader=reader)
+    frame = next(reader.frames())
+    return [first] + [
+        ScannedScene(Scene(index=i, start=float(i), end=i + 1.0), frame=(frame.time, frame))
+        for i in range(1, kept + 1)
+    ]
+
+
+def test_prefetched_holds_a_scene_only_while_its_frame_is_decoding(
+    six_scene_video: MadeVideo,
+) -> None:
+    release = threading.Event()
+    with VideoReader(six_scene_video.path) as reader:
+        scenes = _blocked_and_kept(reader, release, PREFETCH_DEPTH + 2)
+        pulled: list[int] = []
+
+        def source() -> Iterator[ScannedScene]:
+            for found in scenes:
+                pulled.append(found.scene.index)
+                yield found
+
+        out = prefetched(source(), lambda found: found)
+        assert next(out) is scenes[0]
+        # The first, still decoding, waited for PREFETCH_DEPTH more and no longer.
+        assert pulled == list(range(PREFETCH_DEPTH + 1))
+        assert scenes[0].decoding
+        release.set()
+        # The others, kept by the scan, are handed out as they come.
+        assert next(out) is scenes[1]
+        assert pulled == list(range(PREFETCH_DEPTH + 1))
+        assert list(out) == scenes[2:]
+        assert scenes[0].frame() is None
+
+
+def test_prefetched_hands_out_the_scenes_before_an_error_then_raises_it(
+    six_scene_video: MadeVideo,
+) -> None:
+    release = threading.Event()
+    with VideoReader(six_scene_video.path) as reader:
+        scenes = _blocked_and_kept(reader, release, 1)
+
+        def source() -> Iterator[ScannedScene]:
+            yield from scenes
+            raise VideoIncomplete("damaged at 2.0 s")
+
+        handed: list[ScannedScene] = []
+        with pytest.raises(VideoIncomplete, match="damaged"):
+            for found in prefetched(source(), lambda found: found):
+                handed.append(found)
+        assert handed == scenes
+        release.set()

@@ -38,7 +38,7 @@ from app.pipeline.novelty import (
     scorer_for_language,
 )
 from app.pipeline.pauses import PauseFinder, SpeechTrack
-from app.pipeline.scan import ScannedScene, scan_scenes
+from app.pipeline.scan import ScannedScene, prefetched, scan_scenes
 from app.pipeline.scenes import SceneOptions
 from app.pipeline.sources import FetchOptions, URLGuard, fetch
 from app.pipeline.speech import SPEECH_DETECTORS, SpeechOptions, stream_speech
@@ -266,17 +266,9 @@ def _scan(
                 continue
         return False
 
-    def close(found: ScannedScene) -> bool:
+    def close(found: ScannedScene, window: Interval) -> bool:
         nonlocal last_thumbnail
-        counts["scenes_found"] += 1
         scene = found.scene
-        if not finder.ready(scene, stop):
-            return False
-        window = finder.window(scene)
-        if window is None:
-            logger.debug("scene %d has no usable pause", scene.index)
-            counts["scenes_without_pause"] += 1
-            return True
         chosen = found.frame()
         if chosen is None:
             logger.debug("scene %d holds no decodable frame", scene.index)
@@ -309,17 +301,35 @@ def _scan(
             progress.update(scanned_seconds=time, **counts)
 
     end = 0.0
-    for found in scan_scenes(
-        reader,
-        options.scenes,
-        options.frame_offset,
-        stop=stop,
-        on_time=reached,
-        spread=spread,
-        frame_side=options.caption_image_side,
-    ):
-        end = found.scene.end
-        if stop.is_set() or not close(found):
+
+    def with_pauses() -> Iterator[tuple[ScannedScene, Interval]]:
+        """The scenes that have room for a description, with their pause."""
+        nonlocal end
+        for found in scan_scenes(
+            reader,
+            options.scenes,
+            options.frame_offset,
+            stop=stop,
+            on_time=reached,
+            spread=spread,
+            frame_side=options.caption_image_side,
+        ):
+            end = found.scene.end
+            if stop.is_set():
+                return
+            counts["scenes_found"] += 1
+            if not finder.ready(found.scene, stop):
+                return
+            window = finder.window(found.scene)
+            if window is None:
+                logger.debug("scene %d has no usable pause", found.scene.index)
+                counts["scenes_without_pause"] += 1
+                continue
+            yield found, window
+
+    # Frames the scan did not keep are decoded in the background, beside it (``prefetched``).
+    for found, window in prefetched(with_pauses(), lambda item: item[0]):
+        if stop.is_set() or not close(found, window):
             return
     if stop.is_set():
         return

@@ -41,9 +41,11 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -63,11 +65,14 @@ from app.pipeline.video import (
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 FrameGrab = Callable[[], "tuple[float, Picture] | None"]
 
 
 class ScannedScene:
-    """A scene found by a scan; its frame is decoded when first asked for."""
+    """A scene found by a scan; its frame, where the scan did not keep it, is decoded when
+    first asked for, or from ``prefetch`` on in the background."""
 
     def __init__(
         self,
@@ -75,22 +80,67 @@ class ScannedScene:
         *,
         frame: tuple[float, Picture] | None = None,
         grab: FrameGrab | None = None,
+        reader: VideoReader | None = None,
         spread: tuple[Picture, ...] = (),
     ) -> None:
         self.scene = scene
         self._frame = frame
         self._grab = grab
+        self._reader = reader
+        self._grabbing: Future[tuple[float, Picture] | None] | None = None
         self.spread = spread
         """Frames spread over the scene, in time order, for captioners that look at several
         (the full scan keeps them; the keyframe scan does not: its scenes have one frame)."""
 
+    def prefetch(self) -> None:
+        """Start decoding the frame in the background (``VideoReader.in_background``) where
+        the scan did not keep it, for a caller that will ask for it once it has taken the
+        next scenes: the decode then runs beside the scan. The frame is the one ``frame``
+        gives without it (the grab decodes as the scan's reader did when the scene came,
+        ``_grab``; the grabs run one at a time, in order)."""
+        if self._grab is not None and self._reader is not None and self._grabbing is None:
+            self._grabbing = self._reader.in_background(self._grab)
+
+    @property
+    def decoding(self) -> bool:
+        """Whether its frame is being decoded in the background (``prefetch``)."""
+        return self._grabbing is not None and not self._grabbing.done()
+
     def frame(self) -> tuple[float, Picture] | None:
         """The frame on screen ``frame_offset`` into the scene (or at its middle) and its
         time; None when the scene holds no decodable frame."""
-        if self._grab is not None:
+        if self._grabbing is not None:
+            self._frame = self._grabbing.result()
+        elif self._grab is not None:
             self._frame = self._grab()
-            self._grab = None
+        self._grab = self._grabbing = None
         return self._frame
+
+
+PREFETCH_DEPTH = 4
+"""Scenes ``prefetched`` takes at most ahead of the one it hands out."""
+
+
+def prefetched(items: Iterator[T], scene_of: Callable[[T], ScannedScene]) -> Iterator[T]:
+    """``items`` in order, the frame of each one's scene prefetched as it comes
+    (``ScannedScene.prefetch``); one whose frame is still being decoded is handed out once
+    ``PREFETCH_DEPTH`` more have come, or at the end, so that its decode runs beside the
+    scan rather than in its way. Where ``items`` raises, the ones that came before are
+    handed out first."""
+    waiting: collections.deque[T] = collections.deque()
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            break
+        except Exception:
+            yield from waiting
+            raise
+        scene_of(item).prefetch()
+        waiting.append(item)
+        while waiting and (len(waiting) > PREFETCH_DEPTH or not scene_of(waiting[0]).decoding):
+            yield waiting.popleft()
+    yield from waiting
 
 
 def content_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -354,8 +404,7 @@ def _scanned(
 ) -> ScannedScene:
     spread = tuple(frame for _, frame in closed.spread)
     if not closed.exact:
-        grab = functools.partial(_grab, reader, closed.scene, frame_offset)
-        return ScannedScene(closed.scene, grab=grab, spread=spread)
+        return _to_grab(reader, closed.scene, frame_offset, spread)
     return ScannedScene(closed.scene, frame=(closed.frame_time, closed.frame), spread=spread)
 
 
@@ -393,8 +442,7 @@ def _full_scan(
             return
         found = chunked.scene
         if chunked.frame is None:
-            grab = functools.partial(_grab, reader, found, frame_offset)
-            yield ScannedScene(found, grab=grab, spread=chunked.spread)
+            yield _to_grab(reader, found, frame_offset, chunked.spread)
         else:
             yield ScannedScene(found, frame=chunked.frame, spread=chunked.spread)
 
@@ -619,7 +667,7 @@ def _keyframe_scan(
         frame = next((k for k in kept if k is not None), None)
         if frame is not None:
             return ScannedScene(found, frame=frame)
-        return ScannedScene(found, grab=lambda: _grab(reader, found, frame_offset))
+        return _to_grab(reader, found, frame_offset)
 
     for planned in steps:
         if isinstance(planned, KeyframeCut):
@@ -717,18 +765,36 @@ class _DecodedRun:
         return None
 
 
-def _grab(reader: VideoReader, scene: Scene, offset: float) -> tuple[float, DecodedFrame] | None:
+def _to_grab(
+    reader: VideoReader, scene: Scene, offset: float, spread: tuple[Picture, ...] = ()
+) -> ScannedScene:
+    """``scene``, its frame to be decoded again when asked for (``_grab``), as the scan's
+    reader decodes now."""
+    grab = functools.partial(_grab, reader, scene, offset, reader.skip_nonref)
+    return ScannedScene(scene, grab=grab, reader=reader, spread=spread)
+
+
+def _grab(
+    reader: VideoReader, scene: Scene, offset: float, skipping: bool
+) -> tuple[float, DecodedFrame] | None:
     """The frame a full scan would have chosen for ``scene``: the last one shown at or
-    before its target time, else its first; decoded from the keyframe before the target."""
+    before its target time, else its first; decoded from the keyframe before the target.
+
+    ``skipping``: whether the scan's reader still skipped non-reference frames when the
+    scene came (a grab run later, in the background, decodes as it would have run then)."""
     target = frame_target(scene.start, scene.end, offset)
     # A reader of its own: the scan may be decoding a stretch with the other meanwhile.
-    aside = reader.aside()
-    skipping = aside.skip_nonref
-    chosen = _chosen(aside, scene, target)
-    if skipping and not aside.skip_nonref:
-        # It met a long run of non-reference frames and skipped the first of them, as the
-        # full scan would not have: again, decoding every frame.
+    with reader.aside_lock:
+        aside = reader.aside()
+        if aside.skip_nonref and not skipping:
+            # The scan's reader met a long run of non-reference frames: so would this one.
+            aside.stop_skipping(reader.skipping_stopped_at or 0.0)
+        was_skipping = aside.skip_nonref
         chosen = _chosen(aside, scene, target)
+        if was_skipping and not aside.skip_nonref:
+            # It met a long run of non-reference frames and skipped the first of them, as
+            # the full scan would not have: again, decoding every frame.
+            chosen = _chosen(aside, scene, target)
     return None if chosen is None else (chosen.time, chosen)
 
 
@@ -787,8 +853,7 @@ def list_scenes(
         decode_device=options.decode_device,
         name=name,
     ) as reader:
-        for found in scan_scenes(
-            reader, options, frame_offset, stop=threading.Event(), on_time=reached
-        ):
+        scenes = scan_scenes(reader, options, frame_offset, stop=threading.Event(), on_time=reached)
+        for found in prefetched(scenes, lambda found: found):
             chosen = found.frame()
             yield ListedScene(found.scene, None if chosen is None else chosen[0])

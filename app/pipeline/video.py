@@ -21,8 +21,10 @@ import functools
 import logging
 import math
 import re
+import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -252,6 +254,7 @@ class VideoReader:
         self.name = name or path.name
         """What messages call the video: its URL or path as given (not a temporary file)."""
         self.skip_nonref = skip_nonref
+        self._opened_skipping = skip_nonref
         self.skipping_stopped_at: float | None = None
         """Where it stopped skipping non-reference frames (``stop_skipping``), if it did."""
         check_decode_device(decode_device)
@@ -289,6 +292,12 @@ class VideoReader:
         self._hwaccel = hwaccel
         self._decode_device = decode_device
         self._aside: VideoReader | None = None
+        self.aside_lock = threading.Lock()
+        """Held while decoding from the ``aside`` reader: the caller's thread and the
+        ``in_background`` one take turns."""
+        self._background = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"decode {self.name}"
+        )
         self._sought = False
 
     @property
@@ -486,9 +495,11 @@ class VideoReader:
         )
 
     def close(self) -> None:
-        """Close the file, after any read-ahead still running on it (see ``read_ahead``)."""
+        """Close the file, after any read-ahead and background work still running on it
+        (see ``read_ahead`` and ``in_background``)."""
         for ahead in list(self._ahead):
             ahead.close()
+        self._background.shutdown(wait=True, cancel_futures=True)
         if self._aside is not None:
             self._aside.close()
         self._container.close()
@@ -496,19 +507,24 @@ class VideoReader:
     def aside(self) -> VideoReader:
         """A second reader of the file with the same settings, opened on first use and
         closed with this one: to decode a few frames from while this one is decoding
-        elsewhere (the keyframe scan's frames of scenes no stretch decoded)."""
+        elsewhere (the frames of scenes a scan did not keep), holding ``aside_lock``."""
         if self._aside is None:
             self._aside = VideoReader(
                 self.path,
                 threads=self._stream.thread_count,
-                skip_nonref=self.skip_nonref,
+                # As this one was opened: a grab says whether it still skips (``scan._grab``).
+                skip_nonref=self._opened_skipping,
                 decode_device=self._decode_device,
                 name=self.name,
             )
-        elif self._aside.skip_nonref and not self.skip_nonref:
-            # This one met a long run of non-reference frames since: so would the other.
-            self._aside.stop_skipping(self.skipping_stopped_at or 0.0)
         return self._aside
+
+    def in_background(self, work: Callable[[], T]) -> Future[T]:
+        """Run ``work`` (a short decode from the ``aside`` reader) on a thread of this
+        reader's, one piece of work at a time in the order given, finished or cancelled
+        before the reader closes: FFmpeg decodes without holding the interpreter, so it runs
+        beside the scan."""
+        return self._background.submit(work)
 
     def _open_again(self) -> InputContainer:
         """A second handle on the file, for a pass beside this reader's own."""
