@@ -181,7 +181,7 @@ def test_a_frame_decoded_by_a_stretch_is_not_decoded_again(
     def no_grab(*args: object) -> None:
         pytest.fail("a scene's frame was decoded again")
 
-    monkeypatch.setattr(scan_module, "_grab", no_grab)
+    monkeypatch.setattr(scan_module.FrameGrab, "__call__", no_grab)
     # Groups longer than 0.5 s are all decoded: one stretch over the whole video, which
     # decodes every scene's frame.
     everything = SceneOptions(
@@ -472,15 +472,39 @@ def test_a_grabbed_frame_inside_a_long_run_of_skipped_frames_is_the_one_on_scree
         SCENES[:2], extra_args=("-bf", "8", "-b_strategy", "0", "-b-pyramid", "none")
     )
     with VideoReader(made.path, skip_nonref=True) as reader:
-        chosen = scan_module._grab(reader, Scene(index=0, start=0.0, end=2.4), 0.16, True)
+        grab = scan_module.FrameGrab(reader, Scene(index=0, start=0.0, end=2.4), 0.16, True)
+        grabbed = grab()
+        assert grabbed.skipped and grabbed.met_long_run
+        chosen = grab.settle(grabbed)
         assert chosen is not None
         time, frame = chosen
         assert time == pytest.approx(0.16)
         assert decode_frame_number(np.asarray(frame.to_image())) == 4
-        # The scan's own reader stops skipping later: its second reader follows.
-        reader._decode_every_frame(gap=0.4, at=1.0)
-        scan_module._grab(reader, Scene(index=1, start=2.4, end=4.0), 0.16, False)
-        assert not reader.aside().skip_nonref
+        # Taken, it tells the grabs after it to decode every frame, as one reader would.
+        assert not reader.asides_skip
+        assert not scan_module.FrameGrab(
+            reader, Scene(index=1, start=2.4, end=4.0), 0.16, True
+        )().skipped
+
+
+def test_a_grab_that_skipped_is_decoded_again_once_an_earlier_one_met_a_long_run(
+    coded_video: VideoFactory,
+) -> None:
+    # Two B-frames after every keyframe and P-frame, none referred to: skipping them, the
+    # frame at or before 0.2 s is the P-frame at 0.12 s; decoding every frame, the B at 0.2.
+    made = coded_video(
+        SCENES[:2], extra_args=("-bf", "2", "-b_strategy", "0", "-b-pyramid", "none")
+    )
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        grab = scan_module.FrameGrab(reader, Scene(index=1, start=0.0, end=2.4), 0.2, True)
+        grabbed = grab()  # in the background, ahead of an earlier scene's grab
+        assert grabbed.skipped and grabbed.frame is not None
+        assert grabbed.frame[0] == pytest.approx(0.12)
+        # The earlier grab, taken first, met a long run of non-reference frames.
+        reader.asides_skip = False
+        chosen = grab.settle(grabbed)
+        assert chosen is not None
+        assert chosen[0] == pytest.approx(0.2)
 
 
 def test_a_frame_grabbed_in_the_background_is_the_one_grabbed_when_the_scene_came(

@@ -6,6 +6,7 @@ import itertools
 import random
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,7 @@ from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
 from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
-from app.pipeline.scan import PREFETCH_DEPTH, ScannedScene, prefetched
+from app.pipeline.scan import PREFETCH_DEPTH, FrameGrab, Grabbed, ScannedScene, prefetched
 from app.pipeline.scenes import (
     CutDetector,
     QuickAdaptiveDetector,
@@ -371,31 +372,37 @@ def test_quick_detectors_score_every_frame_exactly_as_the_librarys(
     assert len(cuts[0]) >= 5
 
 
+@dataclass(frozen=True)
+class _HeldGrab(FrameGrab):
+    """The real grab, once ``release`` is set, noting the thread it ran on."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    threads: list[str] = field(default_factory=list)
+
+    def __call__(self) -> Grabbed:
+        self.threads.append(threading.current_thread().name)
+        # Set by the test once prefetch has returned: a prefetch that decoded on the
+        # caller's thread would fail here rather than hang.
+        assert self.release.wait(timeout=60)
+        return super().__call__()
+
+
 def test_a_prefetched_frame_is_decoded_in_the_background_and_handed_over_when_asked(
     six_scene_video: MadeVideo,
 ) -> None:
-    release = threading.Event()
-    started: list[str] = []
-
-    def grab() -> tuple[float, DecodedFrame] | None:
-        started.append(threading.current_thread().name)
-        # Set by the test once prefetch has returned: a prefetch that decoded on the
-        # caller's thread would fail here rather than hang.
-        assert release.wait(timeout=60)
-        frame = next(reader.aside().frames_between(2.0, 3.0))
-        return frame.time, frame
-
     with VideoReader(six_scene_video.path) as reader:
-        found = ScannedScene(Scene(index=0, start=0.0, end=3.0), grab=grab, reader=reader)
+        scene = Scene(index=0, start=2.0, end=4.0)
+        grab = _HeldGrab(reader, scene, 1.0, skipping=False)
+        found = ScannedScene(scene, grab=grab, reader=reader)
         found.prefetch()  # returns while the grab waits on another thread
-        assert not release.is_set()
-        release.set()
+        assert found.decoding
+        grab.release.set()
         chosen = found.frame()
         assert chosen is not None
-        assert chosen[0] == pytest.approx(2.0, abs=0.05)
+        assert chosen[0] == pytest.approx(3.0)
         assert found.frame() is chosen  # grabbed once
-    assert len(started) == 1
-    assert started[0].startswith("decode ")
+    assert len(grab.threads) == 1
+    assert grab.threads[0].startswith("decode ")
 
 
 def _blocked_and_kept(
@@ -403,12 +410,9 @@ def _blocked_and_kept(
 ) -> list[ScannedScene]:
     """A scene whose grab waits for ``release``, then ``kept`` scenes whose frames the scan
     kept."""
-
-    def grab() -> tuple[float, DecodedFrame] | None:
-        assert release.wait(timeout=60)
-        return None
-
-    first = ScannedScene(Scene(index=0, start=0.0, end=1.0), grab=grab, reader=reader)
+    scene = Scene(index=0, start=0.0, end=1.0)
+    grab = _HeldGrab(reader, scene, 0.5, skipping=False, release=release)
+    first = ScannedScene(scene, grab=grab, reader=reader)
     frame = next(reader.frames())
     return [first] + [
         ScannedScene(Scene(index=i, start=float(i), end=i + 1.0), frame=(frame.time, frame))
@@ -439,7 +443,7 @@ def test_prefetched_holds_a_scene_only_while_its_frame_is_decoding(
         assert next(out) is scenes[1]
         assert pulled == list(range(PREFETCH_DEPTH + 1))
         assert list(out) == scenes[2:]
-        assert scenes[0].frame() is None
+        assert scenes[0].frame() is not None
 
 
 def test_prefetched_hands_out_the_scenes_before_an_error_then_raises_it(

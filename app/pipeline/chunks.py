@@ -40,7 +40,6 @@ import itertools
 import logging
 import math
 import multiprocessing
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -53,7 +52,7 @@ from app.errors import VideoIncomplete, VideoOpenFailure
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scenes import CutDetector, SceneOptions
 from app.pipeline.types import Scene, StopSignal
-from app.pipeline.video import DecodedFrame, StillFrame, VideoReader
+from app.pipeline.video import DecodedFrame, StillFrame, VideoReader, cores
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +75,6 @@ timestamps in every process)."""
 def warm_up(options: SceneOptions) -> float:
     """Seconds a chunk's detectors see before the chunk (``WARM_UP``)."""
     return WARM_UP + options.min_scene_len
-
-
-def cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def default_workers(decode_device: str = "cpu") -> int:

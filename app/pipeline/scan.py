@@ -34,7 +34,6 @@ part it saw is scanned as planned and every frame after it is decoded.
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import logging
 import math
@@ -67,8 +66,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-FrameGrab = Callable[[], "tuple[float, Picture] | None"]
-
 
 class ScannedScene:
     """A scene found by a scan; its frame, where the scan did not keep it, is decoded when
@@ -87,7 +84,7 @@ class ScannedScene:
         self._frame = frame
         self._grab = grab
         self._reader = reader
-        self._grabbing: Future[tuple[float, Picture] | None] | None = None
+        self._grabbing: Future[Grabbed] | None = None
         self.spread = spread
         """Frames spread over the scene, in time order, for captioners that look at several
         (the full scan keeps them; the keyframe scan does not: its scenes have one frame)."""
@@ -95,9 +92,9 @@ class ScannedScene:
     def prefetch(self) -> None:
         """Start decoding the frame in the background (``VideoReader.in_background``) where
         the scan did not keep it, for a caller that will ask for it once it has taken the
-        next scenes: the decode then runs beside the scan. The frame is the one ``frame``
-        gives without it (the grab decodes as the scan's reader did when the scene came,
-        ``_grab``; the grabs run one at a time, in order)."""
+        next scenes: the decode then runs beside the scan and beside other scenes'. The
+        frame is the one ``frame`` gives without it (``FrameGrab``), provided the scenes
+        are taken in order."""
         if self._grab is not None and self._reader is not None and self._grabbing is None:
             self._grabbing = self._reader.in_background(self._grab)
 
@@ -109,10 +106,9 @@ class ScannedScene:
     def frame(self) -> tuple[float, Picture] | None:
         """The frame on screen ``frame_offset`` into the scene (or at its middle) and its
         time; None when the scene holds no decodable frame."""
-        if self._grabbing is not None:
-            self._frame = self._grabbing.result()
-        elif self._grab is not None:
-            self._frame = self._grab()
+        if self._grab is not None:
+            grabbed = self._grab() if self._grabbing is None else self._grabbing.result()
+            self._frame = self._grab.settle(grabbed)
         self._grab = self._grabbing = None
         return self._frame
 
@@ -768,34 +764,65 @@ class _DecodedRun:
 def _to_grab(
     reader: VideoReader, scene: Scene, offset: float, spread: tuple[Picture, ...] = ()
 ) -> ScannedScene:
-    """``scene``, its frame to be decoded again when asked for (``_grab``), as the scan's
-    reader decodes now."""
-    grab = functools.partial(_grab, reader, scene, offset, reader.skip_nonref)
+    """``scene``, its frame to be decoded again when asked for (``FrameGrab``), as the
+    scan's reader decodes now."""
+    grab = FrameGrab(reader, scene, offset, skipping=reader.skip_nonref)
     return ScannedScene(scene, grab=grab, reader=reader, spread=spread)
 
 
-def _grab(
-    reader: VideoReader, scene: Scene, offset: float, skipping: bool
-) -> tuple[float, DecodedFrame] | None:
-    """The frame a full scan would have chosen for ``scene``: the last one shown at or
-    before its target time, else its first; decoded from the keyframe before the target.
+@dataclass(frozen=True)
+class Grabbed:
+    """What one decode of a ``FrameGrab`` found."""
 
-    ``skipping``: whether the scan's reader still skipped non-reference frames when the
-    scene came (a grab run later, in the background, decodes as it would have run then)."""
-    target = frame_target(scene.start, scene.end, offset)
-    # A reader of its own: the scan may be decoding a stretch with the other meanwhile.
-    with reader.aside_lock:
+    frame: tuple[float, DecodedFrame] | None
+    skipped: bool
+    """Whether it skipped non-reference frames."""
+    met_long_run: bool
+    """Whether it met a long run of them (and decoded again, every frame)."""
+
+
+@dataclass(frozen=True)
+class FrameGrab:
+    """The frame a full scan would have chosen for ``scene``: the last one shown at or
+    before its target time, else its first; decoded from the keyframe before the target,
+    from an aside reader of the scan's (the scan may be decoding a stretch meanwhile).
+
+    Whether to skip non-reference frames is decided as one reader decoding the grabs one
+    after another, in the order of their scenes, would: not where the scan's reader had
+    stopped skipping when the scene came (``skipping``), nor once an earlier grab met a
+    long run of them (``VideoReader.asides_skip``). A grab may run in the background, ahead
+    of the earlier ones being taken: ``settle``, called as the scenes are taken, in order,
+    decodes it again where an earlier one met a long run meanwhile."""
+
+    reader: VideoReader
+    scene: Scene
+    offset: float
+    skipping: bool
+    """Whether the scan's reader still skipped non-reference frames when the scene came."""
+
+    def __call__(self) -> Grabbed:
+        reader = self.reader
+        target = frame_target(self.scene.start, self.scene.end, self.offset)
         aside = reader.aside()
-        if aside.skip_nonref and not skipping:
-            # The scan's reader met a long run of non-reference frames: so would this one.
-            aside.stop_skipping(reader.skipping_stopped_at or 0.0)
-        was_skipping = aside.skip_nonref
-        chosen = _chosen(aside, scene, target)
-        if was_skipping and not aside.skip_nonref:
+        skip = self.skipping and reader.asides_skip
+        aside.set_skipping(skip)
+        chosen = _chosen(aside, self.scene, target)
+        met = skip and not aside.skip_nonref
+        if met:
             # It met a long run of non-reference frames and skipped the first of them, as
             # the full scan would not have: again, decoding every frame.
-            chosen = _chosen(aside, scene, target)
-    return None if chosen is None else (chosen.time, chosen)
+            chosen = _chosen(aside, self.scene, target)
+        frame = None if chosen is None else (chosen.time, chosen)
+        return Grabbed(frame, skipped=skip, met_long_run=met)
+
+    def settle(self, grabbed: Grabbed) -> tuple[float, DecodedFrame] | None:
+        """The frame, from ``grabbed`` (this grab's decode) or decoded again, as the grabs
+        are taken in order."""
+        if grabbed.skipped and not self.reader.asides_skip:
+            grabbed = self()  # an earlier grab met a long run after this one had run
+        if grabbed.met_long_run:
+            self.reader.asides_skip = False
+        return grabbed.frame
 
 
 def _chosen(reader: VideoReader, scene: Scene, target: float) -> DecodedFrame | None:

@@ -20,6 +20,7 @@ import bisect
 import functools
 import logging
 import math
+import os
 import re
 import threading
 import weakref
@@ -51,6 +52,16 @@ with at most two skipped frames in a row, a cut between them is placed within tw
 INCOMPLETE_SLACK = 0.5
 """Seconds the decoded frames may fall short of the stream's declared duration before the
 video counts as incomplete."""
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+BACKGROUND_THREADS = max(1, min(4, cores() // 4))
+"""Threads of a reader's ``in_background``. Each decode uses FFmpeg's threads too: one
+thread up to 7 cores, four from 16."""
 
 
 _TIME_EPSILON = 1e-6
@@ -291,12 +302,13 @@ class VideoReader:
         )
         self._hwaccel = hwaccel
         self._decode_device = decode_device
-        self._aside: VideoReader | None = None
-        self.aside_lock = threading.Lock()
-        """Held while decoding from the ``aside`` reader: the caller's thread and the
-        ``in_background`` one take turns."""
+        self._asides: dict[int, VideoReader] = {}
+        self._asides_lock = threading.Lock()
+        self.asides_skip = skip_nonref
+        """Whether frames decoded from the ``aside`` readers still skip non-reference
+        frames: false once one of them met a long run of them (``scan.FrameGrab``)."""
         self._background = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"decode {self.name}"
+            max_workers=BACKGROUND_THREADS, thread_name_prefix=f"decode {self.name}"
         )
         self._sought = False
 
@@ -500,30 +512,37 @@ class VideoReader:
         for ahead in list(self._ahead):
             ahead.close()
         self._background.shutdown(wait=True, cancel_futures=True)
-        if self._aside is not None:
-            self._aside.close()
+        for aside in self._asides.values():
+            aside.close()
         self._container.close()
 
     def aside(self) -> VideoReader:
-        """A second reader of the file with the same settings, opened on first use and
-        closed with this one: to decode a few frames from while this one is decoding
-        elsewhere (the frames of scenes a scan did not keep), holding ``aside_lock``."""
-        if self._aside is None:
-            self._aside = VideoReader(
-                self.path,
-                threads=self._stream.thread_count,
-                # As this one was opened: a grab says whether it still skips (``scan._grab``).
-                skip_nonref=self._opened_skipping,
-                decode_device=self._decode_device,
-                name=self.name,
-            )
-        return self._aside
+        """A second reader of the file with the same settings, one for each thread that
+        asks, opened on first use and closed with this one: to decode a few frames from
+        while this one is decoding elsewhere (the frames of scenes a scan did not keep)."""
+        thread = threading.get_ident()
+        with self._asides_lock:
+            if thread not in self._asides:
+                self._asides[thread] = VideoReader(
+                    self.path,
+                    threads=self._stream.thread_count,
+                    skip_nonref=self._opened_skipping,
+                    decode_device=self._decode_device,
+                    name=self.name,
+                )
+            return self._asides[thread]
+
+    def set_skipping(self, skip: bool) -> None:
+        """Skip non-reference frames from the next seek on, or not: for an ``aside`` reader,
+        whose every short decode says (``scan.FrameGrab``)."""
+        self.skip_nonref = skip
+        self._stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
 
     def in_background(self, work: Callable[[], T]) -> Future[T]:
-        """Run ``work`` (a short decode from the ``aside`` reader) on a thread of this
-        reader's, one piece of work at a time in the order given, finished or cancelled
-        before the reader closes: FFmpeg decodes without holding the interpreter, so it runs
-        beside the scan."""
+        """Run ``work`` (a short decode from an ``aside`` reader) on one of this reader's
+        ``BACKGROUND_THREADS``, finished or cancelled before the reader closes: FFmpeg
+        decodes without holding the interpreter, so such decodes run beside the scan and,
+        on many cores, beside each other."""
         return self._background.submit(work)
 
     def _open_again(self) -> InputContainer:
