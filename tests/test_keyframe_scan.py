@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 from PIL import Image
 
 import app.pipeline.scan as scan_module
+import app.pipeline.video as video_module
 from app.cli import main
 from app.errors import VideoIncomplete, VideoTooLong
 from app.models import CaptionRequest
@@ -487,6 +489,61 @@ def test_a_grabbed_frame_inside_a_long_run_of_skipped_frames_is_the_one_on_scree
         )().skipped
 
 
+@dataclass(frozen=True)
+class _MetALongRun(scan_module.FrameGrab):
+    """A grab that, once released, says it met a long run of non-reference frames."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self) -> scan_module.Grabbed:
+        assert self.release.wait(timeout=60)
+        return scan_module.Grabbed(None, skipped=True, met_long_run=True)
+
+
+@dataclass(frozen=True)
+class _Noted(scan_module.FrameGrab):
+    """The real grab, noting when it is done and on which thread."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    threads: list[str] = field(default_factory=list)
+
+    def __call__(self) -> scan_module.Grabbed:
+        grabbed = super().__call__()
+        self.threads.append(threading.current_thread().name)
+        self.done.set()
+        return grabbed
+
+
+def test_grabs_on_several_threads_choose_the_frames_of_one_reader_grabbing_in_order(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a machine of 16 cores: the later scene's grab runs, skipping non-reference
+    # frames, while the earlier one, which meets a long run of them, is still decoding.
+    monkeypatch.setattr(video_module, "BACKGROUND_THREADS", 4)
+    made = coded_video(
+        SCENES[:2], extra_args=("-bf", "2", "-b_strategy", "0", "-b-pyramid", "none")
+    )
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        earlier = _MetALongRun(reader, Scene(index=0, start=0.0, end=0.1), 0.05, True)
+        later = _Noted(reader, Scene(index=1, start=0.1, end=2.4), 0.1, True)
+        scenes = [
+            scan_module.ScannedScene(grab.scene, grab=grab, reader=reader)
+            for grab in (earlier, later)
+        ]
+        for found in scenes:
+            found.prefetch()
+        assert later.done.wait(timeout=60)
+        assert scenes[0].decoding  # the earlier grab is still held
+        earlier.release.set()
+        assert scenes[0].frame() is None
+        chosen = scenes[1].frame()
+    # Skipping, the frame at or before 0.2 s would be the P-frame at 0.12 s; one reader,
+    # having met the long run first, decodes every frame: the B-frame at 0.2 s.
+    assert chosen is not None
+    assert chosen[0] == pytest.approx(0.2)
+    assert later.threads[0].startswith("decode ")
+
+
 def test_a_grab_that_skipped_is_decoded_again_once_an_earlier_one_met_a_long_run(
     coded_video: VideoFactory,
 ) -> None:
@@ -497,7 +554,7 @@ def test_a_grab_that_skipped_is_decoded_again_once_an_earlier_one_met_a_long_run
     )
     with VideoReader(made.path, skip_nonref=True) as reader:
         grab = scan_module.FrameGrab(reader, Scene(index=1, start=0.0, end=2.4), 0.2, True)
-        grabbed = grab()  # in the background, ahead of an earlier scene's grab
+        grabbed = grab()  # as in the background, ahead of an earlier scene's grab
         assert grabbed.skipped and grabbed.frame is not None
         assert grabbed.frame[0] == pytest.approx(0.12)
         # The earlier grab, taken first, met a long run of non-reference frames.

@@ -382,7 +382,7 @@ class _HeldGrab(FrameGrab):
     def __call__(self) -> Grabbed:
         self.threads.append(threading.current_thread().name)
         # Set by the test once prefetch has returned: a prefetch that decoded on the
-        # caller's thread would fail here rather than hang.
+        # caller's thread would fail here (after a minute) rather than hang.
         assert self.release.wait(timeout=60)
         return super().__call__()
 

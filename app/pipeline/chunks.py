@@ -21,7 +21,7 @@ find the same scenes and frames (``tests/test_chunks.py``, ``bench/chunk_parity.
   fade's when its dark run ends);
 - where two chunks disagree at a seam, the earlier one, which saw more, wins; a scene that
   no chunk chose a frame for comes out without one (the caller decodes it,
-  ``scan._grab``);
+  ``scan.FrameGrab``);
 - a reader that meets a long run of non-reference frames decodes every frame from there
   on (``VideoReader.stop_skipping``): chunks after it that skipped are scanned again
   without skipping, as one process would have decoded them.

@@ -40,7 +40,7 @@ class ClosedScene(Generic[T]):
     exact: bool = True
     """Whether ``frame`` is the frame on screen at the scene's target. False when that frame
     was let go before a cut of the scene was known (a fade's cut, reported when a long dark
-    run ends): the caller decodes it again (``scan._grab``)."""
+    run ends): the caller decodes it again (``scan.FrameGrab``)."""
 
 
 @dataclass(slots=True)

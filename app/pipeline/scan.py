@@ -105,7 +105,8 @@ class ScannedScene:
 
     def frame(self) -> tuple[float, Picture] | None:
         """The frame on screen ``frame_offset`` into the scene (or at its middle) and its
-        time; None when the scene holds no decodable frame."""
+        time; None when the scene holds no decodable frame. Asked for in the order of the
+        scenes (``FrameGrab.settle``)."""
         if self._grab is not None:
             grabbed = self._grab() if self._grabbing is None else self._grabbing.result()
             self._frame = self._grab.settle(grabbed)
@@ -818,7 +819,7 @@ class FrameGrab:
     def settle(self, grabbed: Grabbed) -> tuple[float, DecodedFrame] | None:
         """The frame, from ``grabbed`` (this grab's decode) or decoded again, as the grabs
         are taken in order."""
-        if grabbed.skipped and not self.reader.asides_skip:
+        if grabbed.skipped and not grabbed.met_long_run and not self.reader.asides_skip:
             grabbed = self()  # an earlier grab met a long run after this one had run
         if grabbed.met_long_run:
             self.reader.asides_skip = False

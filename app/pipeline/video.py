@@ -306,7 +306,8 @@ class VideoReader:
         self._asides_lock = threading.Lock()
         self.asides_skip = skip_nonref
         """Whether frames decoded from the ``aside`` readers still skip non-reference
-        frames: false once one of them met a long run of them (``scan.FrameGrab``)."""
+        frames: false once a frame grab that met a long run of them has been taken
+        (``scan.FrameGrab.settle``)."""
         self._background = ThreadPoolExecutor(
             max_workers=BACKGROUND_THREADS, thread_name_prefix=f"decode {self.name}"
         )
@@ -525,7 +526,8 @@ class VideoReader:
             if thread not in self._asides:
                 self._asides[thread] = VideoReader(
                     self.path,
-                    threads=self._stream.thread_count,
+                    # Up to BACKGROUND_THREADS of them decode at once.
+                    threads=max(1, cores() // BACKGROUND_THREADS),
                     skip_nonref=self._opened_skipping,
                     decode_device=self._decode_device,
                     name=self.name,
@@ -533,8 +535,9 @@ class VideoReader:
             return self._asides[thread]
 
     def set_skipping(self, skip: bool) -> None:
-        """Skip non-reference frames from the next seek on, or not: for an ``aside`` reader,
-        whose every short decode says (``scan.FrameGrab``)."""
+        """Skip non-reference frames, or not, in the packets decoded from now on (a seek
+        first flushes the decoder): for an ``aside`` reader, whose every short decode says
+        (``scan.FrameGrab``)."""
         self.skip_nonref = skip
         self._stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
 
