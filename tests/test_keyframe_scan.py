@@ -489,6 +489,23 @@ def test_a_grabbed_frame_inside_a_long_run_of_skipped_frames_is_the_one_on_scree
         )().skipped
 
 
+def test_a_grab_skips_as_the_scans_reader_did_at_its_target(coded_video: VideoFactory) -> None:
+    made = coded_video(SCENES[:2])
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        # Its read-ahead met a long run of non-reference frames at 1.0 s before the scenes
+        # ending before it were handed out: they were still scanned skipping them.
+        reader._decode_every_frame(gap=0.4, at=1.0)
+        before = scan_module._to_grab(reader, Scene(index=0, start=0.0, end=0.9), 0.5)
+        after = scan_module._to_grab(reader, Scene(index=1, start=0.9, end=2.4), 1.0)
+    for found, skipping in ((before, True), (after, False)):
+        assert isinstance(found._grab, scan_module.FrameGrab)
+        assert found._grab.skipping is skipping
+    with VideoReader(made.path) as reader:  # never skipping
+        found = scan_module._to_grab(reader, Scene(index=0, start=0.0, end=0.9), 0.5)
+        assert isinstance(found._grab, scan_module.FrameGrab)
+        assert not found._grab.skipping
+
+
 @dataclass(frozen=True)
 class _MetALongRun(scan_module.FrameGrab):
     """A grab that, once released, says it met a long run of non-reference frames."""

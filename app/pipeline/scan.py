@@ -765,9 +765,13 @@ class _DecodedRun:
 def _to_grab(
     reader: VideoReader, scene: Scene, offset: float, spread: tuple[Picture, ...] = ()
 ) -> ScannedScene:
-    """``scene``, its frame to be decoded again when asked for (``FrameGrab``), as the
-    scan's reader decodes now."""
-    grab = FrameGrab(reader, scene, offset, skipping=reader.skip_nonref)
+    """``scene``, its frame to be decoded again when asked for (``FrameGrab``), skipping
+    non-reference frames as the scan's reader did at the scene's target: until the long
+    run of them where it stopped (read once: its read-ahead may meet one meanwhile)."""
+    stopped = reader.skipping_stopped_at
+    target = frame_target(scene.start, scene.end, offset)
+    skipping = reader.skipping_at_open and (stopped is None or target < stopped)
+    grab = FrameGrab(reader, scene, offset, skipping=skipping)
     return ScannedScene(scene, grab=grab, reader=reader, spread=spread)
 
 
@@ -790,8 +794,8 @@ class FrameGrab:
 
     Whether to skip non-reference frames is decided as one reader decoding the grabs one
     after another, in the order of their scenes, would: not where the scan's reader had
-    stopped skipping when the scene came (``skipping``), nor once an earlier grab met a
-    long run of them (``VideoReader.asides_skip``). A grab may run in the background, ahead
+    stopped skipping before the scene's target (``skipping``), nor once an earlier grab met
+    a long run of them (``VideoReader.asides_skip``). A grab may run in the background, ahead
     of the earlier ones being taken: ``settle``, called as the scenes are taken, in order,
     decodes it again where an earlier one met a long run meanwhile."""
 
@@ -799,7 +803,7 @@ class FrameGrab:
     scene: Scene
     offset: float
     skipping: bool
-    """Whether the scan's reader still skipped non-reference frames when the scene came."""
+    """Whether the scan's reader skipped non-reference frames at the scene's target."""
 
     def __call__(self) -> Grabbed:
         reader = self.reader

@@ -265,7 +265,8 @@ class VideoReader:
         self.name = name or path.name
         """What messages call the video: its URL or path as given (not a temporary file)."""
         self.skip_nonref = skip_nonref
-        self._opened_skipping = skip_nonref
+        self.skipping_at_open = skip_nonref
+        """``skip_nonref`` as opened."""
         self.skipping_stopped_at: float | None = None
         """Where it stopped skipping non-reference frames (``stop_skipping``), if it did."""
         check_decode_device(decode_device)
@@ -528,7 +529,7 @@ class VideoReader:
                     self.path,
                     # Up to BACKGROUND_THREADS of them decode at once.
                     threads=max(1, cores() // BACKGROUND_THREADS),
-                    skip_nonref=self._opened_skipping,
+                    skip_nonref=self.skipping_at_open,
                     decode_device=self._decode_device,
                     name=self.name,
                 )
