@@ -66,17 +66,21 @@ FULL = SceneOptions(scan=ScanMode.FULL)
 
 def scan(path: Path, options: SceneOptions) -> list[tuple[float, float, float, int]]:
     """(start, end, frame time, frame number painted in the frame) of every scene."""
-    found: list[tuple[float, float, float, int]] = []
     with VideoReader(path, skip_nonref=options.skip_nonref_frames) as reader:
-        # As describe() and list_scenes take them: frames the scan did not keep are decoded
-        # in the background while it goes on (``prefetched``).
         scenes = scan_scenes(reader, options, 1.0, stop=threading.Event(), on_time=lambda _: None)
-        for item in prefetched(scenes, lambda found: found):
-            chosen = item.frame()
-            assert chosen is not None
-            time, frame = chosen
-            number = decode_frame_number(np.asarray(frame.to_image()))
-            found.append((item.scene.start, item.scene.end, time, number))
+        return _listed(scenes)
+
+
+def _listed(scenes: Iterator[scan_module.ScannedScene]) -> list[tuple[float, float, float, int]]:
+    found: list[tuple[float, float, float, int]] = []
+    # As describe() and list_scenes take them: frames the scan did not keep are decoded in
+    # the background while it goes on (``prefetched``).
+    for item in prefetched(scenes, lambda found: found):
+        chosen = item.frame()
+        assert chosen is not None
+        time, frame = chosen
+        number = decode_frame_number(np.asarray(frame.to_image()))
+        found.append((item.scene.start, item.scene.end, time, number))
     return found
 
 
@@ -842,3 +846,82 @@ def test_a_stream_whose_keyframes_cannot_guide_the_scan_goes_straight_to_the_ful
     # With ``most_refined`` 1 the keyframe path is kept whatever it costs (as the tests do).
     assert len(passes) == (1 if always else 0)
     assert (reason in caplog.text) is not always
+
+
+def _follow(
+    path: Path, steps: list[Stretch | KeyframeCut], *, skip_nonref: bool = False
+) -> list[tuple[float, float, float, int]]:
+    """The scenes of a keyframe scan that follows ``steps`` (as if its pass planned them)."""
+    with VideoReader(path, skip_nonref=skip_nonref) as reader:
+        end = reader.info.duration
+        assert end is not None
+        scenes = scan_module._follow(
+            reader, KEYFRAMES, 1.0, steps, end, threading.Event(), lambda _: None
+        )
+        return _listed(scenes)
+
+
+def test_stretches_decoded_at_once_find_what_one_after_another_finds(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = coded_video(SCENES, grain=6, scenecut=True, extra_args=("-preset", "medium"))
+    monkeypatch.setattr(scan_module, "STRETCHES_AHEAD", 0)
+    one_by_one = scan(made.path, KEYFRAMES)
+    # As on a machine of 16 cores: four stretches decoded at once, the first two together
+    # for sure (they wait for each other), each not knowing how the scenes before it ended.
+    monkeypatch.setattr(video_module, "PARALLEL_DECODES", 4)
+    monkeypatch.setattr(scan_module, "STRETCHES_AHEAD", 5)
+    together = threading.Barrier(2, timeout=60)
+    calls = itertools.count()
+    decode = scan_module._StretchDecode._decode
+
+    def decode_together(self: scan_module._StretchDecode, reader: VideoReader) -> None:
+        if next(calls) < 2:
+            together.wait()
+        decode(self, reader)
+
+    monkeypatch.setattr(scan_module._StretchDecode, "_decode", decode_together)
+    assert scan(made.path, KEYFRAMES) == one_by_one
+    assert next(calls) > 2
+    assert len(one_by_one) >= len(SCENES) - 1
+
+
+def test_a_stretch_decoded_before_the_last_cut_was_known_is_decoded_again(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A cut at 2.0 s, found by the first stretch, and one 0.32 s later, closer than
+    # min_scene_len: the second stretch, started before the first found its cut, would take
+    # the second cut for one.
+    made = coded_video([("red", 50), ("green", 8), ("blue", 60)])
+    steps: list[Stretch | KeyframeCut] = [
+        Stretch(0.0, 2.1, last=False),
+        Stretch(2.12, made.duration, last=True),
+    ]
+    with caplog.at_level(logging.DEBUG, logger="app.pipeline.scan"):
+        found = _follow(made.path, steps)
+    assert "decoded for other scenes before it; again" in caplog.text
+    assert [(start, end) for start, end, _, _ in found] == [
+        (0.0, pytest.approx(2.0)),
+        (pytest.approx(2.0), pytest.approx(made.duration)),
+    ]
+    assert [number for *_, number in found] == [25, 75]
+
+
+def test_a_stretch_decoded_skipping_after_an_earlier_one_stopped_is_decoded_again(
+    coded_video: VideoFactory,
+) -> None:
+    # Eight B-frames after every keyframe and P-frame, none referred to: the first stretch
+    # meets a run longer than a reader skips and stops skipping. The second, started skipping
+    # meanwhile, would miss the cut at 2.2 s among such frames and put it at the P-frame
+    # after them (2.36 s).
+    made = coded_video(
+        [("red", 55), ("green", 52), ("blue", 70)],
+        gop=25,
+        extra_args=("-bf", "8", "-b_strategy", "0", "-b-pyramid", "none"),
+    )
+    steps: list[Stretch | KeyframeCut] = [
+        Stretch(0.0, 1.0, last=False),
+        Stretch(2.0, made.duration, last=True),
+    ]
+    found = _follow(made.path, steps, skip_nonref=True)
+    assert [round(start, 2) for start, *_ in found] == [0.0, 2.2, 4.28]

@@ -23,6 +23,12 @@ decodes on its own, so:
    its target to after it); the others are decoded when asked for, from the keyframe
    before their target.
 
+The stretches are decoded several at once, on threads of the reader's
+(``VideoReader.in_parallel``), each as if the scenes before it ended as the plan suggests;
+one whose scenes before it ended otherwise (a cut found near its start, non-reference frames
+no longer skipped) is decoded again, so the scenes and frames are those of one stretch
+decoded after another (``_Stretches``).
+
 A stream that cannot guide it goes to the full scan at once: a codec that does not tell
 which frames are intra (VP9, AV1...), or x264 or x265 with scene-cut detection off
 (``VideoReader.encoder_settings``: its keyframes fall by the clock). When the rule would
@@ -40,7 +46,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +62,7 @@ from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOption
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import (
     INTRA_CODECS,
+    PARALLEL_DECODES,
     DecodedFrame,
     GroupOfPictures,
     Picture,
@@ -645,41 +652,156 @@ def _keyframe_scan(
         yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
 
+    yield from _follow(reader, options, frame_offset, steps, end, stop, on_time)
+
+
+def _follow(
+    reader: VideoReader,
+    options: SceneOptions,
+    frame_offset: float,
+    steps: list[Stretch | KeyframeCut],
+    end: float,
+    stop: StopSignal,
+    on_time: Callable[[float], None],
+) -> Iterator[ScannedScene]:
+    """The scenes of the plan: its cuts on keyframes, and those its stretches find, decoded
+    several at once (``_Stretches``) and taken in order."""
     cuts = CutDetector(options, reader.info.frame_rate)
-    lookahead = options.keyframes.lookahead
+    stretches = _Stretches(reader, steps, options, frame_offset, end, stop)
     scene_start = 0.0
     index = 0
-    # The stretch being decoded (or the last one) and, while the open scene began in the
-    # stretch before it, that one: a scene whose frame one of them decoded is not decoded again.
+    # The last stretch decoded and, while the open scene began in the stretch before it,
+    # that one: a scene whose frame one of them decoded is not decoded again.
     run: _DecodedRun | None = None
     earlier: _DecodedRun | None = None
 
-    def scene(until: float) -> ScannedScene:
+    def scene(until: float, kept: tuple[float, DecodedFrame] | None) -> ScannedScene:
+        """The scene up to ``until``, with its frame if ``run`` kept it (``kept``)."""
         nonlocal scene_start, index, earlier
         found = Scene(index=index, start=scene_start, end=until)
         index += 1
         scene_start = until
-        kept = [r.close(found, frame_offset) for r in (run, earlier) if r is not None]
+        if kept is None and earlier is not None:
+            kept = earlier.close(found.start, found.end)
         earlier = None
-        frame = next((k for k in kept if k is not None), None)
-        if frame is not None:
-            return ScannedScene(found, frame=frame)
+        if kept is not None:
+            return ScannedScene(found, frame=kept)
         return _to_grab(reader, found, frame_offset)
 
-    for planned in steps:
-        if isinstance(planned, KeyframeCut):
-            yield from (scene(cut) for cut in cuts.add(planned.time) if scene_start < cut < end)
-            continue
-        cuts.restart()
-        earlier = run if run is not None and run.covers(scene_start, frame_offset) else None
-        run = _DecodedRun(frame_offset, scene_start)
-        last_time = planned.start
+    def closing_run(until: float) -> tuple[float, DecodedFrame] | None:
+        return None if run is None else run.close(scene_start, until)
+
+    try:
+        for position, planned in enumerate(steps):
+            if isinstance(planned, KeyframeCut):
+                for cut in cuts.add(planned.time):
+                    if scene_start < cut < end:
+                        yield scene(cut, closing_run(cut))
+                continue
+            decode = stretches.take(position, scene_start, cuts.last_cut)
+            earlier = run if run is not None and run.covers(scene_start) else None
+            run = decode.run
+            taken = 0
+            while True:
+                done = decode.poll()
+                if stop.is_set():
+                    return
+                if decode.skipping_stopped_at is not None:
+                    # Before its scenes: their frames skip as the scan's reader did.
+                    reader.stop_skipping(decode.skipping_stopped_at)
+                found = decode.cuts[taken:]
+                taken += len(found)
+                for stretch_cut in found:
+                    on_time(stretch_cut.seen_at)
+                    yield scene(stretch_cut.time, stretch_cut.frame)
+                on_time(decode.reached)
+                if done:
+                    break
+            decode.outcome()  # what the decode raised (a file cut short), after its scenes
+            cuts.restart(decode.last_cut_after)
+            if decode.end is not None:
+                end = decode.end
+            else:
+                on_time(planned.end)
+        yield scene(end, closing_run(end))
+    finally:
+        stretches.close()
+
+
+@dataclass(frozen=True)
+class _StretchCut:
+    """A cut a stretch found."""
+
+    time: float
+    seen_at: float
+    """The frame whose detection confirmed it."""
+    frame: tuple[float, DecodedFrame] | None
+    """The frame of the scene it ends, where the stretch decoded it."""
+
+
+class _StretchDecode:
+    """One stretch of the plan decoded on a thread of the reader's (``VideoReader.in_parallel``)
+    from an aside reader, as if the scenes before it ended as assumed: the last at
+    ``scene_start``, the detectors' last cut at ``last_cut``, non-reference frames skipped
+    or not (``skipping``). What it finds shows as it goes (``cuts``, ``reached``)."""
+
+    def __init__(
+        self,
+        reader: VideoReader,
+        planned: Stretch,
+        scan: _ScanSetting,
+        *,
+        scene_start: float,
+        last_cut: float,
+        skipping: bool,
+    ) -> None:
+        self.planned = planned
+        self.scene_start = scene_start
+        self.last_cut = last_cut
+        self.skipping = skipping
+        self.run = _DecodedRun(scan.frame_offset, scene_start)
+        self.cuts: list[_StretchCut] = []
+        self.reached = planned.start
+        """The time of the last frame decoded."""
+        self.last_cut_after = last_cut
+        """The detectors' last cut once done."""
+        self.end: float | None = None
+        """The end of the video, for the last stretch, once done."""
+        self.skipping_stopped_at: float | None = None
+        """Where its reader met a long run of non-reference frames and stopped skipping."""
+        self.dropped = threading.Event()
+        """Set when its result is no longer wanted: it stops at the next frame."""
+        self._scan = scan
+        self._future = reader.in_parallel(lambda: self._decode(reader.aside(threads=0)))
+
+    def poll(self) -> bool:
+        """Wait up to ``_POLL`` seconds for it to finish; whether it has."""
+        done, _ = wait([self._future], timeout=_POLL)
+        return bool(done)
+
+    def outcome(self) -> None:
+        """Raise what the decode raised, if anything (once finished)."""
+        self._future.result()
+
+    def drop(self) -> None:
+        self.dropped.set()
+        self._future.cancel()
+
+    def _decode(self, reader: VideoReader) -> None:
+        scan, planned = self._scan, self.planned
+        options, rule = scan.options, scan.options.keyframes
+        rate = reader.info.frame_rate
+        reader.set_skipping(self.skipping)
+        cuts = CutDetector(options, rate)
+        cuts.restart(self.last_cut)
+        scene_start = self.scene_start
+        end = scan.end
         # The last stretch reads to the end of the file, which may be cut short or damaged
         # where the keyframe pass stopped before it (``VideoReader.frames``).
         decoding = (
             reader.frames(planned.start)
             if planned.last
-            else reader.frames_between(planned.start, planned.end + lookahead)
+            else reader.frames_between(planned.start, planned.end + rule.lookahead)
         )
         frames = reader.analysed(decoding, options.analysis_width)
         # Judged at each frame past the frame of a scene that starts there and the
@@ -687,26 +809,30 @@ def _keyframe_scan(
         judge_at = (
             None
             if planned.quiet_from is None
-            else planned.quiet_from + max(frame_offset, lookahead)
+            else planned.quiet_from + max(scan.frame_offset, rule.lookahead)
         )
         recent: collections.deque[float] = collections.deque(maxlen=_QUIET_FRAMES)
+        last_time = planned.start
         with closing(frames):
             for decoded, small in frames:
-                if stop.is_set():
+                if scan.stop.is_set() or self.dropped.is_set():
                     return
-                last_time = decoded.time
-                on_time(decoded.time)
-                run.push(decoded)
+                last_time = self.reached = decoded.time
+                if self.skipping and not reader.skip_nonref:
+                    self.skipping_stopped_at = reader.skipping_stopped_at
+                self.run.push(decoded)
                 for cut in cuts.feed(decoded.time, small):
                     if scene_start < cut < end:
-                        yield scene(cut)
+                        kept = self.run.close(scene_start, cut)
+                        self.cuts.append(_StretchCut(cut, decoded.time, kept))
+                        scene_start = cut
                 if judge_at is None:
                     continue
                 recent.append(float(small.mean()))
                 if (
                     decoded.time > judge_at
                     and len(recent) == recent.maxlen
-                    and _quiet(list(recent), small, planned, options.keyframes)
+                    and _quiet(list(recent), small, planned, rule)
                 ):
                     logger.info(
                         "%s: no scene change after %.2f s; not decoding on to %.2f s",
@@ -718,11 +844,141 @@ def _keyframe_scan(
         if planned.last:
             # As the full scan ends: after the last frame decoded (a declared duration may
             # be the container's, with a longer audio track).
-            end = last_time + 1 / float(reader.info.frame_rate)
-            yield from (scene(cut) for cut in cuts.finish(end) if scene_start < cut < end)
-        else:
-            on_time(planned.end)
-    yield scene(end)
+            end = last_time + 1 / float(rate)
+            for cut in cuts.finish(end):
+                if scene_start < cut < end:
+                    kept = self.run.close(scene_start, cut)
+                    self.cuts.append(_StretchCut(cut, last_time, kept))
+                    scene_start = cut
+            self.end = end
+        self.last_cut_after = cuts.last_cut
+
+
+@dataclass(frozen=True)
+class _ScanSetting:
+    """What every stretch of one keyframe scan is decoded with."""
+
+    options: SceneOptions
+    frame_offset: float
+    end: float
+    """The end of the video as the keyframe pass found it."""
+    stop: StopSignal
+
+
+STRETCHES_AHEAD = PARALLEL_DECODES
+"""Stretches started ahead of the one whose scenes are being handed out: one per thread of
+the reader's ``in_parallel``, so that none is idle meanwhile. 0 decodes one stretch after
+another, each knowing how the scenes before it ended."""
+
+
+class _Stretches:
+    """The plan's stretches, decoded ahead of the scan's place in the plan (``STRETCHES_AHEAD``),
+    each as if the scenes before it ended as the plan
+    suggests: a cut on the keyframe it starts from is taken as the last, else the last lies
+    further back than the detectors or the frame of the scene open there look
+    (``_reach``). One whose scenes before it ended otherwise is decoded again: it is what
+    one decode after another finds."""
+
+    def __init__(
+        self,
+        reader: VideoReader,
+        steps: list[Stretch | KeyframeCut],
+        options: SceneOptions,
+        frame_offset: float,
+        end: float,
+        stop: StopSignal,
+    ) -> None:
+        self._reader = reader
+        self._steps = steps
+        self._scan = _ScanSetting(options, frame_offset, end, stop)
+        self._clock = CutDetector(options, reader.info.frame_rate)
+        """Tells how a cut on a keyframe is reported, and whether it is too close to the
+        last."""
+        self._reach = max(options.min_scene_len, frame_offset) + 2 / float(reader.info.frame_rate)
+        self._ahead: collections.deque[tuple[int, _StretchDecode]] = collections.deque()
+        self._next = 0
+        """The step after the last one started."""
+
+    def take(self, position: int, scene_start: float, last_cut: float) -> _StretchDecode:
+        """The decode of the stretch at ``position`` in the plan, where the scenes before it
+        ended at ``scene_start`` and the detectors' last cut was ``last_cut``."""
+        self._next = max(self._next, position)
+        self._start_ahead(position, scene_start, last_cut)
+        at, decode = self._ahead.popleft()
+        assert at == position
+        skipping = self._reader.skip_nonref
+        if (
+            decode.skipping == skipping
+            and self._same_past(decode.scene_start, scene_start, decode.planned.start)
+            and self._same_past(decode.last_cut, last_cut, decode.planned.start)
+        ):
+            return decode
+        logger.debug(
+            "%s: the stretch from %.2f s was decoded for other scenes before it; again",
+            self._reader.name,
+            decode.planned.start,
+        )
+        decode.drop()
+        planned = decode.planned
+        return self._start(planned, scene_start, last_cut, skipping)
+
+    def close(self) -> None:
+        """Stop the decodes still under way."""
+        for _, decode in self._ahead:
+            decode.drop()
+        self._ahead.clear()
+
+    def _start_ahead(self, position: int, scene_start: float, last_cut: float) -> None:
+        """Start the stretches from ``position`` on, up to the limit, assuming the plan's cuts
+        on keyframes are taken."""
+        known: float | None = last_cut
+        start: float | None = scene_start
+        for index in range(position, len(self._steps)):
+            if len(self._ahead) > STRETCHES_AHEAD:
+                return
+            planned = self._steps[index]
+            if isinstance(planned, KeyframeCut):
+                if known is None:
+                    known = start = self._clock.reported(planned.time)
+                else:
+                    self._clock.restart(known)
+                    for cut in self._clock.add(planned.time):
+                        known = start = cut
+                continue
+            if index >= self._next:
+                assumed = self._far(planned) if known is None else known
+                begun = self._far(planned) if start is None else start
+                self._ahead.append((index, self._start(planned, begun, assumed)))
+                self._next = index + 1
+            known = start = None
+
+    def _start(
+        self, planned: Stretch, scene_start: float, last_cut: float, skipping: bool | None = None
+    ) -> _StretchDecode:
+        return _StretchDecode(
+            self._reader,
+            planned,
+            self._scan,
+            scene_start=scene_start,
+            last_cut=last_cut,
+            skipping=self._reader.skip_nonref if skipping is None else skipping,
+        )
+
+    def _far(self, planned: Stretch) -> float:
+        """A last cut further back than the stretch's decode can tell from any other."""
+        return max(0.0, planned.start - self._reach - 1.0)
+
+    def _same_past(self, assumed: float, actual: float, start: float) -> bool:
+        """Whether a stretch from ``start`` decoded as if the last cut (or scene start) were
+        at ``assumed`` finds what it finds after one at ``actual``: the same time, or both
+        so far back that neither ``min_scene_len`` nor the frame of the scene open at its
+        start (its offset) reaches the stretch."""
+        return abs(assumed - actual) < 1e-9 or max(assumed, actual) <= start - self._reach
+
+
+_POLL = 0.1
+"""Seconds between looks at a stretch being decoded: the cuts it found so far are handed out,
+the time it reached is reported (``on_time``)."""
 
 
 class _DecodedRun:
@@ -730,6 +986,7 @@ class _DecodedRun:
     scene's frame (``FrameSelector`` keeps them as the full scan does)."""
 
     def __init__(self, offset: float, start: float) -> None:
+        self._offset = offset
         self._selector: FrameSelector[DecodedFrame] = FrameSelector(offset, start=start)
         self._first: float | None = None
         self._last = -math.inf
@@ -740,23 +997,23 @@ class _DecodedRun:
         self._last = decoded.time
         self._selector.push(decoded.time, decoded)
 
-    def covers(self, start: float, offset: float) -> bool:
+    def covers(self, start: float) -> bool:
         """Whether it decoded the frame on screen at the target of a scene from ``start``,
-        wherever that scene ends: every frame from the start to past ``start + offset``."""
+        wherever that scene ends: every frame from the start to past the frame offset."""
         return (
             self._first is not None
             and self._first <= start + TIME_TOLERANCE
-            and self._last > start + offset
+            and self._last > start + self._offset
         )
 
-    def close(self, scene: Scene, offset: float) -> tuple[float, DecodedFrame] | None:
-        """Close ``scene`` (the selector's open scene) at its end; its frame and time when
-        this run decoded the one the full scan chooses: the last frame at or before the
-        target, with frames after the target decoded in the same run; else None."""
-        closed = self._selector.cut(scene.end)
+    def close(self, start: float, end: float) -> tuple[float, DecodedFrame] | None:
+        """Close the scene from ``start`` (the selector's open scene) at ``end``; its frame
+        and time when this run decoded the one the full scan chooses: the last frame at or
+        before the target, with frames after the target decoded in the same run; else None."""
+        closed = self._selector.cut(end)
         if closed is None:
             return None
-        target = frame_target(scene.start, scene.end, offset)
+        target = frame_target(start, end, self._offset)
         if closed.exact and closed.frame_time <= target + TIME_TOLERANCE < self._last:
             return closed.frame_time, closed.frame
         return None

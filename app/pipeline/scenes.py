@@ -306,18 +306,30 @@ class CutDetector:
                 return float(detector.threshold)
         return None
 
+    def reported(self, time: float) -> float:
+        """``time`` as a cut at it is reported (to the detectors' microsecond clock)."""
+        return self._timecode(time).seconds
+
     def add(self, time: float) -> list[float]:
         """Take a cut found without the detectors (``min_scene_len`` still applies);
         returns it, or nothing when it is too close to the last one."""
         return self._accept([self._timecode(time)])
 
-    def restart(self) -> None:
+    @property
+    def last_cut(self) -> float:
+        """Seconds: the last cut reported (0 before the first)."""
+        return self._last_cut
+
+    def restart(self, last_cut: float | None = None) -> None:
         """Forget the frames seen so far, to be fed frames that do not follow them.
 
-        The new detectors are told where the last cut was, as if they had seen every frame
-        since: PySceneDetect's detectors otherwise count ``min_scene_len`` from the first
-        frame they are fed and would drop a cut that close to it.
+        The new detectors are told where the last cut was (``last_cut``, found elsewhere, or
+        the last one reported), as if they had seen every frame since: PySceneDetect's
+        detectors otherwise count ``min_scene_len`` from the first frame they are fed and
+        would drop a cut that close to it.
         """
+        if last_cut is not None:
+            self._last_cut = last_cut
         self._detectors = self._build()
         last_cut = self._timecode(self._last_cut)
         for detector in self._detectors:
