@@ -66,8 +66,10 @@ thread up to 7 cores, four from 16."""
 PARALLEL_DECODES = max(1, min(4, cores()))
 """Threads of a reader's ``in_parallel``: the keyframe scan's stretches decoded at once, each
 from an ``aside`` reader with FFmpeg's threads (one per core), so that one long stretch
-decoding alone has every core. On two cores two stretches at once took 1.4-1.9 s where one
-after the other took 2.1-2.6 s (Big Buck Bunny in H.264, its five stretches)."""
+decoding alone has every core. Meant for many cores, where one stretch's short decode
+leaves most of them idle; on two, already busy (1.6 of 2 in the scan), the keyframe scan
+of Big Buck Bunny took 0.8-1.0x as long as one stretch after another
+(keyframe-bound-2026-11-27.md)."""
 
 
 _TIME_EPSILON = 1e-6
