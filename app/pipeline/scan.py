@@ -706,11 +706,13 @@ def _follow(
                 done = decode.poll()
                 if stop.is_set():
                     return
-                if decode.skipping_stopped_at is not None:
-                    # Before its scenes: their frames skip as the scan's reader did.
-                    reader.stop_skipping(decode.skipping_stopped_at)
                 found = decode.cuts[taken:]
                 taken += len(found)
+                # Read after the cuts (the decode notes where it stopped skipping before the
+                # cuts after that), applied before their scenes: their frames skip as the
+                # scan's reader did (``_to_grab``).
+                if decode.skipping_stopped_at is not None:
+                    reader.stop_skipping(decode.skipping_stopped_at)
                 for stretch_cut in found:
                     on_time(stretch_cut.seen_at)
                     yield scene(stretch_cut.time, stretch_cut.frame)
