@@ -907,21 +907,126 @@ def test_a_stretch_decoded_before_the_last_cut_was_known_is_decoded_again(
     assert [number for *_, number in found] == [25, 75]
 
 
+@pytest.mark.parametrize(
+    "first",
+    [Stretch(0.0, 1.0, last=False), Stretch(1.0, 1.04, last=False)],
+    ids=["met-inside", "met-on-the-frame-after-it"],
+)
 def test_a_stretch_decoded_skipping_after_an_earlier_one_stopped_is_decoded_again(
-    coded_video: VideoFactory,
+    coded_video: VideoFactory, first: Stretch
 ) -> None:
     # Eight B-frames after every keyframe and P-frame, none referred to: the first stretch
-    # meets a run longer than a reader skips and stops skipping. The second, started skipping
-    # meanwhile, would miss the cut at 2.2 s among such frames and put it at the P-frame
-    # after them (2.36 s).
+    # meets a run longer than a reader skips and stops skipping (inside it, or on the frame
+    # after its end, decoded but not its own). The second, started skipping meanwhile, would
+    # miss the cut at 2.2 s among such frames and put it at the P-frame after them (2.36 s).
     made = coded_video(
         [("red", 55), ("green", 52), ("blue", 70)],
         gop=25,
         extra_args=("-bf", "8", "-b_strategy", "0", "-b-pyramid", "none"),
     )
-    steps: list[Stretch | KeyframeCut] = [
-        Stretch(0.0, 1.0, last=False),
-        Stretch(2.0, made.duration, last=True),
-    ]
+    steps: list[Stretch | KeyframeCut] = [first, Stretch(2.0, made.duration, last=True)]
     found = _follow(made.path, steps, skip_nonref=True)
     assert [round(start, 2) for start, *_ in found] == [0.0, 2.2, 4.28]
+
+
+class _Gate:
+    """Holds a stretch's decode at the first frame past ``at`` seconds until ``open``, and
+    notes the frames it decodes (``_DecodedRun.push``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, at: float) -> None:
+        self.open = threading.Event()
+        self.times: list[float] = []
+        self.passed: dict[float, threading.Event] = {}
+        push = scan_module._DecodedRun.push
+
+        def gated(run: scan_module._DecodedRun, decoded: DecodedFrame) -> None:
+            if decoded.time > at:
+                assert self.open.wait(timeout=60)
+            self.times.append(decoded.time)
+            for time, event in self.passed.items():
+                if decoded.time > time:
+                    event.set()
+            push(run, decoded)
+
+        monkeypatch.setattr(scan_module._DecodedRun, "push", gated)
+
+    def past(self, time: float) -> threading.Event:
+        """Set once the decode has gone past ``time``."""
+        return self.passed.setdefault(time, threading.Event())
+
+
+def test_the_scenes_before_a_video_too_long_are_handed_out_first(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cuts at 2 s and 4 s; the longest video accepted is 4.5 s. The decode runs on to 6 s
+    # while the caller holds the first scene; the second, confirmed at 4.08 s, comes first.
+    made = coded_video([("red", 50), ("green", 50), ("blue", 150)])
+    gate = _Gate(monkeypatch, at=2.2)
+    beyond = gate.past(6.0)
+
+    def reached(time: float) -> None:
+        if time > 4.5:
+            raise VideoTooLong(f"past 4.5 s: {time:.2f} s")
+
+    taken: list[tuple[float, float]] = []
+    with VideoReader(made.path) as reader:
+        scenes = scan_module._follow(
+            reader, KEYFRAMES, 1.0, [Stretch(0.0, 10.0, last=True)], 10.0, threading.Event(),
+            reached,
+        )  # fmt: skip
+        with pytest.raises(VideoTooLong):
+            for found in scenes:
+                taken.append((found.scene.start, found.scene.end))
+                if len(taken) == 1:
+                    gate.open.set()
+                    assert beyond.wait(timeout=60)
+    assert taken == [(0.0, pytest.approx(2.0)), (pytest.approx(2.0), pytest.approx(4.0))]
+
+
+def test_a_scan_closed_early_stops_the_stretch_it_was_handing_out(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = coded_video([("red", 50), ("green", 50), ("blue", 150)])
+    gate = _Gate(monkeypatch, at=3.0)
+    with VideoReader(made.path) as reader:
+        scenes = scan_module._follow(
+            reader, KEYFRAMES, 1.0, [Stretch(0.0, 10.0, last=True)], 10.0, threading.Event(),
+            lambda _: None,
+        )  # fmt: skip
+        first = next(scenes)
+        assert first.scene.end == pytest.approx(2.0)
+        scenes.close()
+        gate.open.set()
+    # It decoded the frame it was held at, not the 7 s after it.
+    assert max(gate.times) < 3.1
+
+
+def test_a_stretch_finds_no_more_cuts_while_the_caller_holds_back(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ten scenes of 0.8 s; the caller holds the first until the decode has two more cuts
+    # waiting and a third to note.
+    made = coded_video([(colour, 20) for colour in ("red", "green", "blue", "yellow", "cyan")] * 2)
+    monkeypatch.setattr(scan_module, "_CUTS_AHEAD", 2)
+    full = threading.Event()
+    waiting: list[int] = []
+    found = scan_module._StretchDecode._found
+
+    def noted(decode: scan_module._StretchDecode, cut: scan_module._StretchCut) -> None:
+        if len(decode.cuts) - decode._handed_out >= 2:
+            full.set()
+        found(decode, cut)
+        waiting.append(len(decode.cuts) - decode._handed_out)
+
+    monkeypatch.setattr(scan_module._StretchDecode, "_found", noted)
+    with VideoReader(made.path) as reader:
+        scenes = scan_module._follow(
+            reader, KEYFRAMES, 1.0, [Stretch(0.0, made.duration, last=True)], made.duration,
+            threading.Event(), lambda _: None,
+        )  # fmt: skip
+        next(scenes)
+        assert full.wait(timeout=60)
+        rest = list(scenes)
+    assert len(rest) == 9
+    # It noted the third only once the first was handed out (held: the one taken).
+    assert max(waiting) <= 2

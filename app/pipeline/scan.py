@@ -45,7 +45,7 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, wait
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -663,7 +663,7 @@ def _follow(
     end: float,
     stop: StopSignal,
     on_time: Callable[[float], None],
-) -> Iterator[ScannedScene]:
+) -> Generator[ScannedScene, None, None]:
     """The scenes of the plan: its cuts on keyframes, and those its stretches find, decoded
     several at once (``_Stretches``) and taken in order."""
     cuts = CutDetector(options, reader.info.frame_rate)
@@ -706,6 +706,8 @@ def _follow(
                 done = decode.poll()
                 if stop.is_set():
                     return
+                # Read before the cuts: every cut confirmed before it is among them.
+                reached = decode.reached
                 found = decode.cuts[taken:]
                 taken += len(found)
                 # Read after the cuts (the decode notes where it stopped skipping before the
@@ -716,7 +718,9 @@ def _follow(
                 for stretch_cut in found:
                     on_time(stretch_cut.seen_at)
                     yield scene(stretch_cut.time, stretch_cut.frame)
-                on_time(decode.reached)
+                    decode.handed_out()
+                    reached = max(reached, stretch_cut.seen_at)
+                on_time(reached)
                 if done:
                     break
             decode.outcome()  # what the decode raised (a file cut short), after its scenes
@@ -774,6 +778,8 @@ class _StretchDecode:
         self.dropped = threading.Event()
         """Set when its result is no longer wanted: it stops at the next frame."""
         self._scan = scan
+        self._room = threading.Condition()
+        self._handed_out = 0
         self._future = reader.in_parallel(lambda: self._decode(reader.aside(threads=0)))
 
     def poll(self) -> bool:
@@ -785,9 +791,28 @@ class _StretchDecode:
         """Raise what the decode raised, if anything (once finished)."""
         self._future.result()
 
+    def handed_out(self) -> None:
+        """One more of its cuts' scenes has been taken (``_CUTS_AHEAD``)."""
+        with self._room:
+            self._handed_out += 1
+            self._room.notify_all()
+
     def drop(self) -> None:
         self.dropped.set()
+        with self._room:
+            self._room.notify_all()
         self._future.cancel()
+
+    def _stopping(self) -> bool:
+        return self._scan.stop.is_set() or self.dropped.is_set()
+
+    def _found(self, cut: _StretchCut) -> None:
+        """Note ``cut``, once fewer than ``_CUTS_AHEAD`` noted are waiting to be handed out."""
+        with self._room:
+            while len(self.cuts) - self._handed_out >= _CUTS_AHEAD and not self._stopping():
+                # Timed: the scan's stop signal does not notify.
+                self._room.wait(timeout=_POLL)
+            self.cuts.append(cut)
 
     def _decode(self, reader: VideoReader) -> None:
         scan, planned = self._scan, self.planned
@@ -817,7 +842,7 @@ class _StretchDecode:
         last_time = planned.start
         with closing(frames):
             for decoded, small in frames:
-                if scan.stop.is_set() or self.dropped.is_set():
+                if self._stopping():
                     return
                 last_time = self.reached = decoded.time
                 if self.skipping and not reader.skip_nonref:
@@ -826,7 +851,7 @@ class _StretchDecode:
                 for cut in cuts.feed(decoded.time, small):
                     if scene_start < cut < end:
                         kept = self.run.close(scene_start, cut)
-                        self.cuts.append(_StretchCut(cut, decoded.time, kept))
+                        self._found(_StretchCut(cut, decoded.time, kept))
                         scene_start = cut
                 if judge_at is None:
                     continue
@@ -843,6 +868,9 @@ class _StretchDecode:
                         planned.end,
                     )
                     break
+        # The frame after the stretch, decoded but not handed out, may end a long run.
+        if self.skipping and not reader.skip_nonref:
+            self.skipping_stopped_at = reader.skipping_stopped_at
         if planned.last:
             # As the full scan ends: after the last frame decoded (a declared duration may
             # be the container's, with a longer audio track).
@@ -850,7 +878,7 @@ class _StretchDecode:
             for cut in cuts.finish(end):
                 if scene_start < cut < end:
                     kept = self.run.close(scene_start, cut)
-                    self.cuts.append(_StretchCut(cut, last_time, kept))
+                    self._found(_StretchCut(cut, last_time, kept))
                     scene_start = cut
             self.end = end
         self.last_cut_after = cuts.last_cut
@@ -900,6 +928,7 @@ class _Stretches:
         self._ahead: collections.deque[tuple[int, _StretchDecode]] = collections.deque()
         self._next = 0
         """The step after the last one started."""
+        self._taken: _StretchDecode | None = None
 
     def take(self, position: int, scene_start: float, last_cut: float) -> _StretchDecode:
         """The decode of the stretch at ``position`` in the plan, where the scenes before it
@@ -908,27 +937,33 @@ class _Stretches:
         self._start_ahead(position, scene_start, last_cut)
         at, decode = self._ahead.popleft()
         assert at == position
-        skipping = self._reader.skip_nonref
-        if (
-            decode.skipping == skipping
+        if not (
+            decode.skipping == self._reader.skip_nonref
             and self._same_past(decode.scene_start, scene_start, decode.planned.start)
             and self._same_past(decode.last_cut, last_cut, decode.planned.start)
         ):
-            return decode
-        logger.debug(
-            "%s: the stretch from %.2f s was decoded for other scenes before it; again",
-            self._reader.name,
-            decode.planned.start,
-        )
-        decode.drop()
-        planned = decode.planned
-        return self._start(planned, scene_start, last_cut, skipping)
+            logger.debug(
+                "%s: the stretch from %.2f s was decoded for other scenes before it; again",
+                self._reader.name,
+                decode.planned.start,
+            )
+            # Again before those started ahead, which the reader's threads would take first
+            # (and which may wait for their cuts to be handed out, after this one's).
+            self._ahead.appendleft((at, decode))
+            self.close()
+            self._next = position
+            self._start_ahead(position, scene_start, last_cut)
+            at, decode = self._ahead.popleft()
+        self._taken = decode
+        return decode
 
     def close(self) -> None:
         """Stop the decodes still under way."""
         for _, decode in self._ahead:
             decode.drop()
         self._ahead.clear()
+        if self._taken is not None:
+            self._taken.drop()
 
     def _start_ahead(self, position: int, scene_start: float, last_cut: float) -> None:
         """Start the stretches from ``position`` on, up to the limit, assuming the plan's cuts
@@ -981,6 +1016,11 @@ class _Stretches:
 _POLL = 0.1
 """Seconds between looks at a stretch being decoded: the cuts it found so far are handed out,
 the time it reached is reported (``on_time``)."""
+
+_CUTS_AHEAD = 4
+"""Cuts a stretch's decode may have found and not yet seen handed out before it waits: each
+holds its scene's frame at full size, and the scan's consumer, not its decodes, sets the
+pace, as when one stretch was decoded after another."""
 
 
 class _DecodedRun:
