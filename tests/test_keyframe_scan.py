@@ -1030,3 +1030,23 @@ def test_a_stretch_finds_no_more_cuts_while_the_caller_holds_back(
     assert len(rest) == 9
     # It noted the third only once the first was handed out (held: the one taken).
     assert max(waiting) <= 2
+
+
+def test_a_reader_closed_under_a_scan_left_open_stops_its_stretches(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller that fails while it holds a scene leaves the scan open: its stretch waits for
+    # the scene to be taken (one cut ahead at most here) when the reader closes.
+    made = coded_video([(colour, 20) for colour in ("red", "green", "blue", "yellow", "cyan")] * 2)
+    monkeypatch.setattr(scan_module, "_CUTS_AHEAD", 1)
+    reader = VideoReader(made.path)
+    scenes = scan_module._follow(
+        reader, KEYFRAMES, 1.0, [Stretch(0.0, made.duration, last=True)], made.duration,
+        threading.Event(), lambda _: None,
+    )  # fmt: skip
+    next(scenes)
+    closing = threading.Thread(target=reader.close)
+    closing.start()
+    closing.join(timeout=60)
+    assert not closing.is_alive()
+    scenes.close()

@@ -778,6 +778,7 @@ class _StretchDecode:
         self.dropped = threading.Event()
         """Set when its result is no longer wanted: it stops at the next frame."""
         self._scan = scan
+        self._owner = reader
         self._room = threading.Condition()
         self._handed_out = 0
         self._future = reader.in_parallel(lambda: self._decode(reader.aside(threads=0)))
@@ -804,7 +805,9 @@ class _StretchDecode:
         self._future.cancel()
 
     def _stopping(self) -> bool:
-        return self._scan.stop.is_set() or self.dropped.is_set()
+        """Whether the scan stopped, its result is no longer wanted, or the reader is closing
+        (a caller that gave up on the scan without closing it)."""
+        return self._scan.stop.is_set() or self.dropped.is_set() or self._owner.closing
 
     def _found(self, cut: _StretchCut) -> None:
         """Note ``cut``, once fewer than ``_CUTS_AHEAD`` noted are waiting to be handed out."""

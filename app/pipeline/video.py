@@ -323,6 +323,7 @@ class VideoReader:
         self._parallel = ThreadPoolExecutor(
             max_workers=PARALLEL_DECODES, thread_name_prefix=f"scan {self.name}"
         )
+        self._closing = threading.Event()
         self._sought = False
 
     @property
@@ -519,9 +520,15 @@ class VideoReader:
             frames, lambda decoded: decoded.to_small_bgr(width), depth=_READ_AHEAD
         )
 
+    @property
+    def closing(self) -> bool:
+        """Whether ``close`` has begun: work ``in_parallel`` stops at its next frame."""
+        return self._closing.is_set()
+
     def close(self) -> None:
         """Close the file, after any read-ahead and background work still running on it
-        (see ``read_ahead`` and ``in_background``)."""
+        (see ``read_ahead``, ``in_background`` and ``in_parallel``)."""
+        self._closing.set()
         for ahead in list(self._ahead):
             ahead.close()
         self._background.shutdown(wait=True, cancel_futures=True)
@@ -569,7 +576,8 @@ class VideoReader:
 
     def in_parallel(self, work: Callable[[], T]) -> Future[T]:
         """Run ``work`` (a stretch decoded from an ``aside`` reader) on one of this reader's
-        ``PARALLEL_DECODES`` threads, finished or cancelled before the reader closes."""
+        ``PARALLEL_DECODES`` threads, finished or cancelled before the reader closes; it
+        should stop once the reader is ``closing``."""
         return self._parallel.submit(work)
 
     def _open_again(self) -> InputContainer:
