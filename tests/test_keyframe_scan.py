@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -1001,52 +1002,58 @@ def test_a_scan_closed_early_stops_the_stretch_it_was_handing_out(
     assert max(gate.times) < 3.1
 
 
-def test_a_stretch_finds_no_more_cuts_while_the_caller_holds_back(
+def test_a_stretch_ahead_of_its_caller_keeps_few_frames(
     coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Ten scenes of 0.8 s; the caller holds the first until the decode has two more cuts
-    # waiting and a third to note.
+    # Ten scenes of 0.8 s; the caller holds the first until the decode is done. It kept the
+    # frames of two scenes waiting; the others are decoded again, the same frames.
     made = coded_video([(colour, 20) for colour in ("red", "green", "blue", "yellow", "cyan")] * 2)
     monkeypatch.setattr(scan_module, "_CUTS_AHEAD", 2)
-    full = threading.Event()
-    waiting: list[int] = []
-    found = scan_module._StretchDecode._found
+    started: list[scan_module._StretchDecode] = []
+    init = scan_module._StretchDecode.__init__
 
-    def noted(decode: scan_module._StretchDecode, cut: scan_module._StretchCut) -> None:
-        if len(decode.cuts) - decode._handed_out >= 2:
-            full.set()
-        found(decode, cut)
-        waiting.append(len(decode.cuts) - decode._handed_out)
+    def noted(decode: scan_module._StretchDecode, *args: Any, **kwargs: Any) -> None:
+        init(decode, *args, **kwargs)
+        started.append(decode)
 
-    monkeypatch.setattr(scan_module._StretchDecode, "_found", noted)
+    monkeypatch.setattr(scan_module._StretchDecode, "__init__", noted)
+    steps: list[Stretch | KeyframeCut] = [Stretch(0.0, made.duration, last=True)]
     with VideoReader(made.path) as reader:
         scenes = scan_module._follow(
-            reader, KEYFRAMES, 1.0, [Stretch(0.0, made.duration, last=True)], made.duration,
-            threading.Event(), lambda _: None,
-        )  # fmt: skip
-        next(scenes)
-        assert full.wait(timeout=60)
-        rest = list(scenes)
-    assert len(rest) == 9
-    # It noted the third only once the first was handed out (held: the one taken).
-    assert max(waiting) <= 2
+            reader, KEYFRAMES, 1.0, steps, made.duration, threading.Event(), lambda _: None
+        )
+        first = next(scenes)
+        [decode] = started
+        decode.outcome()  # done
+        assert [cut.frame is not None for cut in decode.cuts] == [True, True] + [False] * 7
+        held = _listed(itertools.chain([first], scenes))
+    assert held == _follow(made.path, steps)
+    assert len(held) == 10
 
 
 def test_a_reader_closed_under_a_scan_left_open_stops_its_stretches(
     coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A caller that fails while it holds a scene leaves the scan open: its stretch waits for
-    # the scene to be taken (one cut ahead at most here) when the reader closes.
+    # A caller that fails while it holds a scene leaves the scan open: the reader closes
+    # while its stretch is still decoding (held here past 1 s until the reader closes).
     made = coded_video([(colour, 20) for colour in ("red", "green", "blue", "yellow", "cyan")] * 2)
-    monkeypatch.setattr(scan_module, "_CUTS_AHEAD", 1)
     reader = VideoReader(made.path)
+    times: list[float] = []
+    push = scan_module._DecodedRun.push
+
+    def held(run: scan_module._DecodedRun, decoded: DecodedFrame) -> None:
+        if decoded.time > 1.0:
+            assert reader._closing.wait(timeout=60)
+        times.append(decoded.time)
+        push(run, decoded)
+
+    monkeypatch.setattr(scan_module._DecodedRun, "push", held)
     scenes = scan_module._follow(
         reader, KEYFRAMES, 1.0, [Stretch(0.0, made.duration, last=True)], made.duration,
         threading.Event(), lambda _: None,
     )  # fmt: skip
     next(scenes)
-    closing = threading.Thread(target=reader.close)
-    closing.start()
-    closing.join(timeout=60)
-    assert not closing.is_alive()
+    reader.close()
+    # It stopped at the frame after the one it was held at, not at the end (8 s).
+    assert max(times) < 1.1
     scenes.close()

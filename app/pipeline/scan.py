@@ -779,7 +779,6 @@ class _StretchDecode:
         """Set when its result is no longer wanted: it stops at the next frame."""
         self._scan = scan
         self._owner = reader
-        self._room = threading.Condition()
         self._handed_out = 0
         self._future = reader.in_parallel(lambda: self._decode(reader.aside(threads=0)))
 
@@ -794,14 +793,10 @@ class _StretchDecode:
 
     def handed_out(self) -> None:
         """One more of its cuts' scenes has been taken (``_CUTS_AHEAD``)."""
-        with self._room:
-            self._handed_out += 1
-            self._room.notify_all()
+        self._handed_out += 1
 
     def drop(self) -> None:
         self.dropped.set()
-        with self._room:
-            self._room.notify_all()
         self._future.cancel()
 
     def _stopping(self) -> bool:
@@ -810,12 +805,11 @@ class _StretchDecode:
         return self._scan.stop.is_set() or self.dropped.is_set() or self._owner.closing
 
     def _found(self, cut: _StretchCut) -> None:
-        """Note ``cut``, once fewer than ``_CUTS_AHEAD`` noted are waiting to be handed out."""
-        with self._room:
-            while len(self.cuts) - self._handed_out >= _CUTS_AHEAD and not self._stopping():
-                # Timed: the scan's stop signal does not notify.
-                self._room.wait(timeout=_POLL)
-            self.cuts.append(cut)
+        """Note ``cut``; without its frame once ``_CUTS_AHEAD`` noted are waiting to be handed
+        out: that scene's frame is decoded again when asked for (``_to_grab``: the same one)."""
+        if cut.frame is not None and len(self.cuts) - self._handed_out >= _CUTS_AHEAD:
+            cut = _StretchCut(cut.time, cut.seen_at, None)
+        self.cuts.append(cut)
 
     def _decode(self, reader: VideoReader) -> None:
         scan, planned = self._scan, self.planned
@@ -1021,9 +1015,10 @@ _POLL = 0.1
 the time it reached is reported (``on_time``)."""
 
 _CUTS_AHEAD = 4
-"""Cuts a stretch's decode may have found and not yet seen handed out before it waits: each
-holds its scene's frame at full size, and the scan's consumer, not its decodes, sets the
-pace, as when one stretch was decoded after another."""
+"""Cuts a stretch's decode keeps its scenes' frames for (full size) while they wait to be
+handed out. A decode runs on ahead of a slow caller without waiting for it (a decode that
+waited would hold a thread the interpreter joins at exit); the scenes beyond have their
+frames decoded again when asked for."""
 
 
 class _DecodedRun:
