@@ -8,8 +8,12 @@ and with the frames scaled down, of the full scan and of the keyframe scan.
 Each row is the median of ``--repeats`` runs in this process. "reader" rows use
 ``VideoReader.frames`` (non-reference frames skipped, as the scans do); "+ detectors" adds
 ``CutDetector`` on the main thread, one frame after the other, as the full scan did before
-it decoded ahead (``app.pipeline.readahead``); the last row is the full scan in chunks by
-``--workers`` processes (``app.pipeline.chunks``). The bench never edits ``app/``.
+it decoded ahead (``app.pipeline.readahead``); then the full scan in chunks by
+``--workers`` processes (``app.pipeline.chunks``). ``--parallel 1,2,4`` adds the keyframe
+scan with that many stretches decoded at once (``video.PARALLEL_DECODES`` threads and
+``scan.STRETCHES_AHEAD``, set before each run; 1: one stretch after another, each knowing
+how the scenes before it ended). "same" says whether a scan found the full scan's scenes
+and frames. The bench never edits ``app/``: it sets those two module constants.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ import functools
 import os
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import av
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.pipeline import scan, video
 from app.pipeline.chunks import cores
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
@@ -59,12 +66,44 @@ def _reader(*, small: bool = False, detect: bool = False) -> Callable[[Path], in
     return run
 
 
-def _scan(mode: ScanMode, rule: KeyframeRule | None = None) -> Callable[[Path], int]:
+Scenes = list[tuple[float, float, float | None]]
+
+
+def _scan(mode: ScanMode, rule: KeyframeRule | None = None) -> Callable[[Path], Scenes]:
     options = SceneOptions(scan=mode, keyframes=rule or KeyframeRule())
-    return lambda path: len(list(list_scenes(path, options, 1.0)))
+    return functools.partial(_scenes, options=options)
 
 
-ROWS: list[tuple[str, Callable[[Path], int]]] = [
+def _scenes(path: Path, options: SceneOptions) -> Scenes:
+    return [
+        (listed.scene.start, listed.scene.end, listed.frame_time)
+        for listed in list_scenes(path, options, 1.0)
+    ]
+
+
+def _at_once(stretches: int) -> Callable[[Path], Scenes]:
+    """The keyframe scan with ``stretches`` decoded at once."""
+    keyframes = _scan(ScanMode.KEYFRAMES)
+
+    def run(path: Path) -> Scenes:
+        with _parallel(stretches):
+            return keyframes(path)
+
+    return run
+
+
+@contextmanager
+def _parallel(stretches: int) -> Iterator[None]:
+    before = video.PARALLEL_DECODES, scan.STRETCHES_AHEAD
+    # As by default, one started ahead per thread; one alone knows how the scenes before ended.
+    video.PARALLEL_DECODES, scan.STRETCHES_AHEAD = stretches, stretches if stretches > 1 else 0
+    try:
+        yield
+    finally:
+        video.PARALLEL_DECODES, scan.STRETCHES_AHEAD = before
+
+
+ROWS: list[tuple[str, Callable[[Path], Any]]] = [
     ("decode, all threads (frames)", decode_all),
     ("reader decode (frames)", _reader()),
     ("reader + scale down (frames)", _reader(small=True)),
@@ -89,24 +128,39 @@ def main() -> None:
         help="processes of the chunked full scan row (default: half the cores, at least 2)",
     )
     parser.add_argument("--chunk", type=float, default=60.0, help="seconds per chunk (60)")
+    parser.add_argument(
+        "--parallel",
+        default="",
+        help="comma-separated stretch counts for keyframe scan rows decoding them at once",
+    )
     args = parser.parse_args()
     chunked = SceneOptions(workers=args.workers, chunk_length=args.chunk)
-    rows = [
+    rows: list[tuple[str, Callable[[Path], Any]]] = [
         *ROWS,
         (
             f"full scan, {args.workers} workers, {args.chunk:g} s chunks (scenes)",
-            lambda path: len(list(list_scenes(path, chunked, 1.0))),
+            functools.partial(_scenes, options=chunked),
+        ),
+        *(
+            (f"keyframe scan, {count} at once (scenes)", _at_once(count))
+            for count in (int(text) for text in args.parallel.split(",") if text)
         ),
     ]
     print(f"{os.cpu_count()} CPUs, PyAV {av.__version__}")
-    print("video | row | wall s | CPU s | count")
-    for video in args.videos:
+    print("video | row | wall s | CPU s | count | same")
+    for path in args.videos:
+        full: Scenes | None = None
         for name, run in rows:
-            runs = [timed(functools.partial(run, video)) for _ in range(args.repeats)]
-            count = runs[-1][1]
+            runs = [timed(functools.partial(run, path)) for _ in range(args.repeats)]
+            found = runs[-1][1]
+            if isinstance(found, int):
+                count, same = found, ""
+            else:
+                full = found if full is None else full
+                count, same = len(found), "yes" if found == full else "NO"
             print(
-                f"{video.name} | {name} | {statistics.median(t.wall for t, _ in runs):.2f} | "
-                f"{statistics.median(t.cpu for t, _ in runs):.2f} | {count}",
+                f"{path.name} | {name} | {statistics.median(t.wall for t, _ in runs):.2f} | "
+                f"{statistics.median(t.cpu for t, _ in runs):.2f} | {count} | {same}",
                 flush=True,
             )
 
