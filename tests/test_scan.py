@@ -13,16 +13,18 @@ import cv2
 import numpy as np
 import pytest
 from scenedetect import FrameTimecode
-from scenedetect.detectors import AdaptiveDetector, ContentDetector
+from scenedetect.detectors import AdaptiveDetector, ContentDetector, threshold_detector
 
 from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scan import PREFETCH_DEPTH, FrameGrab, Grabbed, ScannedScene, prefetched
 from app.pipeline.scenes import (
     CutDetector,
+    FadesDetector,
     QuickAdaptiveDetector,
     QuickContentDetector,
     SceneOptions,
+    brightness,
 )
 from app.pipeline.types import Scene
 from app.pipeline.video import DecodedFrame, VideoReader
@@ -370,6 +372,52 @@ def test_quick_detectors_score_every_frame_exactly_as_the_librarys(
         assert ours._frame_score == theirs._frame_score, index
     assert cuts[0] == cuts[1]
     assert len(cuts[0]) >= 5
+
+
+def test_brightness_is_numpys_mean_to_the_last_bit() -> None:
+    rng = np.random.default_rng(3)
+    frames = [
+        *_film_like_frames(40),
+        rng.integers(0, 256, (145, 257, 3), dtype=np.uint8),
+        rng.integers(0, 256, (144, 300, 3), dtype=np.uint8)[:, 7:263],  # a view
+        rng.integers(0, 256, (90, 160), dtype=np.uint8),  # one channel
+        np.full((1080, 1920, 3), 255, dtype=np.uint8),
+    ]
+    for frame in frames:
+        assert brightness(frame) == float(np.mean(frame))
+
+
+def _fade_frames() -> list[np.ndarray]:
+    """Shots that fade to black and back in, and one that dips to just above the threshold."""
+    levels = [120] * 20 + list(range(120, -1, -12)) + [0] * 8 + list(range(0, 130, 13))
+    levels += [140] * 20 + list(range(140, 11, -8)) + [13, 12, 12, 13] + [90] * 20
+    grain = np.random.default_rng(5).integers(-3, 4, (len(levels), 36, 64, 3))
+    return [
+        np.clip(level + noise, 0, 255).astype(np.uint8)
+        for level, noise in zip(levels, grain, strict=True)
+    ]
+
+
+def test_fades_detector_takes_each_frames_mean_from_opencv_and_cuts_where_the_library_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def cuts(detector: FadesDetector) -> list[int]:
+        return [
+            cut.frame_num
+            for index, frame in enumerate(_fade_frames())
+            for cut in detector.process_frame(FrameTimecode(index, 25.0), frame)
+        ]
+
+    library = FadesDetector(min_scene_len=5)
+    library.stats_manager = None  # the library's own numpy.mean
+    expected = cuts(library)
+    assert len(expected) == 2
+
+    def no_numpy_mean(*args: object, **kwargs: object) -> float:
+        raise AssertionError("numpy.mean called: the frame's mean was not taken from OpenCV")
+
+    monkeypatch.setattr(threshold_detector.numpy, "mean", no_numpy_mean)
+    assert cuts(FadesDetector(min_scene_len=5)) == expected
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from app.errors import VideoIncomplete, VideoOpenFailure
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
-from app.pipeline.scenes import CutDetector, SceneOptions
+from app.pipeline.scenes import CutDetector, SceneOptions, brightness
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import DecodedFrame, StillFrame, VideoReader, cores
 
@@ -233,7 +233,7 @@ def _scan(
             for cut in cuts.feed(time, small):
                 keep(selector.cut(cut))
                 scene_start = cut
-            if cuts.dark_below is not None and float(small.mean()) < cuts.dark_below:
+            if cuts.dark_below is not None and brightness(small) < cuts.dark_below:
                 dark_since = time if dark_since is None else dark_since
             else:
                 dark_since = None
@@ -303,7 +303,7 @@ def _warm_start(reader: VideoReader, chunk: Chunk, dark_below: float | None) -> 
         if first is None:
             return time
         small = first.to_small_bgr(chunk.options.analysis_width)
-        if dark_below is None or float(small.mean()) >= dark_below or first.time <= furthest:
+        if dark_below is None or brightness(small) >= dark_below or first.time <= furthest:
             return first.time
         # The seek may land after the time asked (a stream that starts late).
         time = min(time, first.time) - warm_up(chunk.options)

@@ -58,7 +58,7 @@ import numpy as np
 from app.errors import VideoIncomplete, VideoTooLong
 from app.pipeline.chunks import chunk_bounds, scan_in_chunks
 from app.pipeline.frames import TIME_TOLERANCE, ClosedScene, FrameSelector, frame_target
-from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
+from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions, brightness
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import (
     INTRA_CODECS,
@@ -518,7 +518,7 @@ def _look_at_keyframes(
         small = decoded.to_small_bgr(options.analysis_width)
         if decoded.frame.key_frame:
             look = looks[_key(time)] = KeyframeLook(
-                brightness=float(small.mean()), histogram=colour_histogram(small)
+                brightness=brightness(small), histogram=colour_histogram(small)
             )
             if last_key is not None:
                 last_key[2].difference = content_difference(last_key[1], small)
@@ -553,7 +553,7 @@ def _look_at_keyframes(
             and 0 < time - previous[0] <= 1.5 * step
         ):
             last_key[2].motion.append(content_difference(previous[1], small))
-            last_key[2].following.append(float(small.mean()))
+            last_key[2].following.append(brightness(small))
         previous = (time, small)
     return plan_keyframe_scan(keyframes.groups, looks, options), keyframes.end, False
 
@@ -852,7 +852,7 @@ class _StretchDecode:
                         scene_start = cut
                 if judge_at is None:
                     continue
-                recent.append(float(small.mean()))
+                recent.append(brightness(small))
                 if (
                     decoded.time > judge_at
                     and len(recent) == recent.maxlen
