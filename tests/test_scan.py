@@ -16,6 +16,7 @@ from scenedetect import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector, threshold_detector
 
 from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
+from app.pipeline import video
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scan import PREFETCH_DEPTH, FrameGrab, Grabbed, ScannedScene, prefetched
 from app.pipeline.scenes import (
@@ -372,6 +373,19 @@ def test_quick_detectors_score_every_frame_exactly_as_the_librarys(
         assert ours._frame_score == theirs._frame_score, index
     assert cuts[0] == cuts[1]
     assert len(cuts[0]) >= 5
+
+
+def test_the_detectors_small_frames_are_the_same_scaled_on_one_thread_or_several(
+    six_scene_video: MadeVideo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scaled = []
+    for threads in (1, 4):
+        monkeypatch.setattr(video, "SCALE_THREADS", threads)
+        with VideoReader(six_scene_video.path) as reader:
+            scaled.append([decoded.to_small_bgr(256) for decoded in reader.frames()])
+    one, several = scaled
+    assert len(one) == len(several) > 100
+    assert all(np.array_equal(a, b) for a, b in zip(one, several, strict=True))
 
 
 def test_brightness_is_numpys_mean_to_the_last_bit() -> None:

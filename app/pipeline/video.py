@@ -71,6 +71,13 @@ leaves most of them idle; on two, already busy (1.6 of 2 in the scan), the keyfr
 of Big Buck Bunny took 0.8-1.0x as long as one stretch after another
 (keyframe-bound-2026-11-27.md)."""
 
+SCALE_THREADS = max(1, min(4, cores() // 2))
+"""Slice threads of swscale for the detectors' small frames (``DecodedFrame.to_small_bgr``;
+the same pixels whatever the number). The scan scales each frame on the thread that reads
+ahead (``readahead.py``), and on many cores that thread bounds it: on 16 cores, 480p H.264
+decoded in 0.90 s and in 2.04 s with the frames scaled on one thread (``bench/scan_wall.py``,
+gpu-scan-2026-11-27.md). One on two cores, where the decoder's threads keep both busy."""
+
 
 _TIME_EPSILON = 1e-6
 """Seconds by which two timestamps may differ and still name the same frame."""
@@ -207,9 +214,8 @@ class DecodedFrame:
             width, height = src.width, src.height
         else:
             height = max(2, round(src.height * width / src.width))
-        # One thread: the decoder already keeps both cores busy with frame threading.
         small = self.reformatter.reformat(
-            src, width=width, height=height, format="bgr24", threads=1
+            src, width=width, height=height, format="bgr24", threads=SCALE_THREADS
         )
         return small.to_ndarray()
 
