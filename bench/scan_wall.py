@@ -134,6 +134,9 @@ def main() -> None:
         help="comma-separated stretch counts for keyframe scan rows decoding them at once",
     )
     args = parser.parse_args()
+    counts = [int(text) for text in args.parallel.split(",") if text]
+    if any(count < 1 for count in counts):
+        parser.error(f"--parallel takes counts of 1 or more, got {args.parallel!r}")
     chunked = SceneOptions(workers=args.workers, chunk_length=args.chunk)
     rows: list[tuple[str, Callable[[Path], Any]]] = [
         *ROWS,
@@ -141,10 +144,7 @@ def main() -> None:
             f"full scan, {args.workers} workers, {args.chunk:g} s chunks (scenes)",
             functools.partial(_scenes, options=chunked),
         ),
-        *(
-            (f"keyframe scan, {count} at once (scenes)", _at_once(count))
-            for count in (int(text) for text in args.parallel.split(",") if text)
-        ),
+        *((f"keyframe scan, {count} at once (scenes)", _at_once(count)) for count in counts),
     ]
     print(f"{os.cpu_count()} CPUs, PyAV {av.__version__}")
     print("video | row | wall s | CPU s | count | same")

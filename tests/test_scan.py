@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -376,16 +377,19 @@ def test_quick_detectors_score_every_frame_exactly_as_the_librarys(
 
 
 def test_the_detectors_small_frames_are_the_same_scaled_on_one_thread_or_several(
-    six_scene_video: MadeVideo, monkeypatch: pytest.MonkeyPatch
+    coded_video: VideoFactory,
 ) -> None:
+    made = coded_video([("red", 20), ("blue", 20)], size=(1280, 720), grain=12)
     scaled = []
-    for threads in (1, 4):
-        monkeypatch.setattr(video, "SCALE_THREADS", threads)
-        with VideoReader(six_scene_video.path) as reader:
-            scaled.append([decoded.to_small_bgr(256) for decoded in reader.frames()])
+    for threads in (2, 8):  # one slice thread for the detectors' frames, and four
+        with VideoReader(made.path, threads=threads) as reader:
+            frames = list(reader.frames())
+            assert {decoded.scale_threads for decoded in frames} == {video.scale_threads(threads)}
+            scaled.append([decoded.to_small_bgr(333) for decoded in frames])
     one, several = scaled
-    assert len(one) == len(several) > 100
+    assert len(one) == len(several) >= 20
     assert all(np.array_equal(a, b) for a, b in zip(one, several, strict=True))
+    assert video.scale_threads(2) == 1 and video.scale_threads(8) == 4
 
 
 def test_brightness_is_numpys_mean_to_the_last_bit() -> None:
@@ -430,7 +434,8 @@ def test_fades_detector_takes_each_frames_mean_from_opencv_and_cuts_where_the_li
     def no_numpy_mean(*args: object, **kwargs: object) -> float:
         raise AssertionError("numpy.mean called: the frame's mean was not taken from OpenCV")
 
-    monkeypatch.setattr(threshold_detector.numpy, "mean", no_numpy_mean)
+    # The library module's name for NumPy, not NumPy itself: other threads may use it.
+    monkeypatch.setattr(threshold_detector, "numpy", SimpleNamespace(mean=no_numpy_mean))
     assert cuts(FadesDetector(min_scene_len=5)) == expected
 
 

@@ -132,7 +132,7 @@ class FadesDetector(ThresholdDetector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._mean = _FrameMean()
-        self.stats_manager = self._mean
+        self.stats_manager: StatsManager | None = self._mean
 
     def process_frame(self, timecode: FrameTimecode, frame_img: np.ndarray) -> list[FrameTimecode]:
         first = not self.processed_frame

@@ -71,12 +71,17 @@ leaves most of them idle; on two, already busy (1.6 of 2 in the scan), the keyfr
 of Big Buck Bunny took 0.8-1.0x as long as one stretch after another
 (keyframe-bound-2026-11-27.md)."""
 
-SCALE_THREADS = max(1, min(4, cores() // 2))
-"""Slice threads of swscale for the detectors' small frames (``DecodedFrame.to_small_bgr``;
-the same pixels whatever the number). The scan scales each frame on the thread that reads
-ahead (``readahead.py``), and on many cores that thread bounds it: on 16 cores, 480p H.264
-decoded in 0.90 s and in 2.04 s with the frames scaled on one thread (``bench/scan_wall.py``,
-gpu-scan-2026-11-27.md). One on two cores, where the decoder's threads keep both busy."""
+
+def scale_threads(decoding: int) -> int:
+    """Slice threads of swscale for the detectors' small frames of a reader decoding on
+    ``decoding`` threads (0: one per core): half of those, at most four
+    (``DecodedFrame.to_small_bgr``; the same pixels whatever the number). The scan scales
+    each frame on the thread that reads ahead (``readahead.py``), and on many cores that
+    thread bounds it: on 16 cores, 480p H.264 decoded in 0.90 s and in 2.04 s with the
+    frames scaled on one thread, and the full scan took 1.19 s with four against 2.06 s
+    (``bench/scan_wall.py``, gpu-scan-2026-11-27.md). One on two cores, where the
+    decoder's threads keep both busy, and in chunk workers that share the cores."""
+    return max(1, min(4, (decoding or cores()) // 2))
 
 
 _TIME_EPSILON = 1e-6
@@ -167,6 +172,8 @@ class DecodedFrame:
     """Shared by the frames of one reader: ``VideoFrame.reformat`` would build a new swscale
     context (and its slice threads) for every frame; a kept one builds it once. Measured by
     ``bench/scenes.py``: the scan went from 82% to 93% of ffmpeg's decode speed."""
+    scale_threads: int = field(default=1, repr=False)
+    """swscale's slice threads for ``to_small_bgr`` (``scale_threads``)."""
 
     def to_image(self, max_side: int | None = None) -> Image.Image:
         """The frame as an upright RGB image (display rotation applied).
@@ -215,7 +222,7 @@ class DecodedFrame:
         else:
             height = max(2, round(src.height * width / src.width))
         small = self.reformatter.reformat(
-            src, width=width, height=height, format="bgr24", threads=SCALE_THREADS
+            src, width=width, height=height, format="bgr24", threads=self.scale_threads
         )
         return small.to_ndarray()
 
@@ -312,6 +319,7 @@ class VideoReader:
         start = self._container.start_time
         self._origin = start / av.time_base if start is not None else 0.0
         self._reformatter = VideoReformatter()
+        self._scale_threads = scale_threads(threads)
         self._ahead: weakref.WeakSet[Generator[tuple[DecodedFrame, Any], None, None]] = (
             weakref.WeakSet()
         )
@@ -470,7 +478,12 @@ class VideoReader:
             ):
                 self._decode_every_frame(gap=time - last_time, at=time)
             last_time = time
-            yield DecodedFrame(time=time, frame=frame, reformatter=self._reformatter)
+            yield DecodedFrame(
+                time=time,
+                frame=frame,
+                reformatter=self._reformatter,
+                scale_threads=self._scale_threads,
+            )
 
     def _declared_stream_duration(self) -> float | None:
         stream = self._stream
@@ -803,7 +816,12 @@ class KeyframePass:
         # The stream's time base: frames drained at the end carry none of their own (their
         # ``time`` is NaN).
         time = float(frame.pts * base) - origin if frame.pts is not None else 0.0
-        return DecodedFrame(time=time, frame=frame, reformatter=self._reader._reformatter)
+        return DecodedFrame(
+            time=time,
+            frame=frame,
+            reformatter=self._reader._reformatter,
+            scale_threads=self._reader._scale_threads,
+        )
 
 
 _ENCODERS = (b"x264 - core", b"x265 (build")
