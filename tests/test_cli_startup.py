@@ -137,3 +137,26 @@ def test_the_kinds_answers_import_neither_torch_nor_transformers(tiny_blip_dir: 
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["1 ['en']", "[]"]
+
+
+def test_a_chunk_worker_imports_the_scan_without_the_other_steps() -> None:
+    # What a spawned worker of the chunked scan imports (``chunks.scan_chunk`` by reference).
+    script = (
+        "import sys\n"
+        "import app.pipeline.chunks\n"
+        "from app.pipeline import Scene\n"
+        "print(Scene.__module__)\n"
+        "print(sorted({'app.pipeline.describe', 'app.pipeline.sources', 'httpx', 'pysubs2'}"
+        " & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["app.pipeline.types", "[]"]
