@@ -149,6 +149,21 @@ def test_a_chunk_worker_imports_the_scan_without_the_other_steps() -> None:
         "print(sorted({'app.pipeline.describe', 'app.pipeline.sources', 'httpx', 'pysubs2'}"
         " & set(sys.modules)))\n"
     )
+    assert _python(script) == ["app.pipeline.types", "[]"]
+
+
+def test_listing_the_scenes_of_a_local_file_imports_no_http_client(film: MadeVideo) -> None:
+    script = (
+        "import io, sys\n"
+        "from app.cli import main\n"
+        f"status = main(['scenes', {str(film.path)!r}, '--format', 'json'], stdout=io.StringIO())\n"
+        "print(status, 'httpx' in sys.modules)\n"
+    )
+    assert _python(script) == ["0 False"]
+
+
+def _python(script: str) -> list[str]:
+    """The lines ``script`` prints, run in a fresh interpreter on this checkout."""
     result = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
@@ -157,6 +172,5 @@ def test_a_chunk_worker_imports_the_scan_without_the_other_steps() -> None:
         cwd=ROOT,
         check=False,
     )
-
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["app.pipeline.types", "[]"]
+    return result.stdout.splitlines()
