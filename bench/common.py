@@ -297,12 +297,48 @@ def _concatenate(files: Sequence[Path], path: Path) -> None:
                 offset += end
 
 
-def count_packets(path: Path) -> int:
-    """Frames in the first video stream, counted from packets (no decoding)."""
+def film_index(path: Path) -> int:
+    """The index of the video stream the project scans (``video.film_stream``: not cover art
+    or another still picture), for ffmpeg's ``-map 0:N``."""
     import av
 
+    from app.pipeline.video import film_stream
+
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = film_stream(container)
+        if stream is None:
+            raise SystemExit(f"{path} has no video stream to scan")
+        return stream.index
+
+
+def film_end(path: Path) -> float:
+    """Seconds from the film's start to the end of its last frame, read from the packets of
+    the stream the project scans (no decoding): where its last scene ends."""
+    import av
+
+    from app.pipeline.video import film_stream
+
+    with av.open(str(path)) as container:
+        stream = film_stream(container)
+        assert stream is not None and stream.time_base is not None, f"{path}: no video stream"
+        base = stream.time_base
+        origin = container.start_time / av.time_base if container.start_time else 0.0
+        return max(
+            float((packet.pts + (packet.duration or 0)) * base) - origin
+            for packet in container.demux(stream)
+            if packet.pts is not None
+        )
+
+
+def count_packets(path: Path) -> int:
+    """Frames in the video stream the project scans, counted from packets (no decoding)."""
+    import av
+
+    from app.pipeline.video import film_stream
+
+    with av.open(str(path)) as container:
+        stream = film_stream(container)
+        assert stream is not None, f"{path} has no video stream"
         return sum(1 for packet in container.demux(stream) if packet.size)
 
 
@@ -492,7 +528,7 @@ def scdet_cuts(path: Path, fps: float, threshold: float = 10.0) -> list[int]:
 
     cmd = [
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
-        "-map", "0:v:0", "-vf",
+        "-map", f"0:{film_index(path)}", "-vf",
         f"scdet=threshold={threshold}:sc_pass=1,metadata=mode=print:key=lavfi.scd.time:file=-",
         "-f", "null", "-",
     ]  # fmt: skip

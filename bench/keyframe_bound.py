@@ -41,7 +41,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.pipeline.scenes import SceneOptions
-from app.pipeline.video import VideoReader
+from app.pipeline.video import VideoReader, film_stream
 from bench.chunk_parity import Listed, scan
 from bench.common import Timing, scdet_cuts, table, timed
 from bench.scan_wall import decode_all
@@ -65,7 +65,8 @@ class Oracle:
 def keyframe_times(path: Path) -> list[float]:
     """Keyframe presentation times, from the demuxer alone (nothing decoded)."""
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = film_stream(container)
+        assert stream is not None, f"{path} has no video stream"
         assert stream.time_base is not None
         origin = container.start_time / av.time_base if container.start_time else 0.0
         return sorted(
@@ -109,7 +110,8 @@ def plan(
 def decode_keyframes(path: Path) -> int:
     """Decode every keyframe and nothing else, with all threads."""
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = film_stream(container)
+        assert stream is not None, f"{path} has no video stream"
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONKEY"
         return sum(1 for _ in container.decode(stream))

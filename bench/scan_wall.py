@@ -37,14 +37,15 @@ from app.pipeline import scan, video
 from app.pipeline.chunks import cores
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
-from app.pipeline.video import VideoReader
+from app.pipeline.video import VideoReader, film_stream
 from bench.common import timed
 
 
 def decode_all(path: Path) -> int:
     """Frames decoded by PyAV with all threads: the stand-in for ``ffmpeg -f null``."""
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = film_stream(container)
+        assert stream is not None, f"{path} has no video stream"
         stream.thread_type = "AUTO"
         return sum(1 for _ in container.decode(stream))
 

@@ -75,6 +75,8 @@ from bench.common import (
     bench_video,
     count_packets,
     encode_variant,
+    film_end,
+    film_index,
     load_average,
     log,
     machine_line,
@@ -148,7 +150,7 @@ def run_ffmpeg(path: Path, threads: int | None) -> Run:
         "-i",
         str(path),
         "-map",
-        "0:v:0",
+        f"0:{film_index(path)}",
         "-f",
         "null",
         "-",
@@ -165,15 +167,15 @@ def run_project(path: Path, fps: float, options: DescribeOptions | None = None) 
     its neighbour is skipped too.
     """
     captioner = NullCaptioner()
-
-    with VideoReader(path) as reader:
-        last_frame = (reader.info.duration or 0.0) - 1 / fps
+    # Neither the start nor the end of the film is a cut (its declared duration may run
+    # past the last frame: a longer audio track, a picture stream beside the film).
+    last_frame = film_end(path) - 1 / fps
 
     def scan() -> list[float]:
         bounds: set[float] = set()
         for d in describe(path, captioner, speech=None, options=options, scorer=KeepAllScorer()):
             bounds.update((d.scene_start, d.scene_end))
-        return sorted(b for b in bounds if 0 < b <= last_frame)
+        return sorted(b for b in bounds if 0 < b <= last_frame + 1e-6)
 
     timing, cuts = timed(scan)
     return Run(timing, seconds_to_frames(cuts, fps))

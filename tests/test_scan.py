@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -19,12 +21,20 @@ from scenedetect.detectors import AdaptiveDetector, ContentDetector, threshold_d
 from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
 from app.pipeline import video
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
-from app.pipeline.scan import PREFETCH_DEPTH, FrameGrab, Grabbed, ScannedScene, prefetched
+from app.pipeline.scan import (
+    PREFETCH_DEPTH,
+    FrameGrab,
+    Grabbed,
+    ScannedScene,
+    list_scenes,
+    prefetched,
+)
 from app.pipeline.scenes import (
     CutDetector,
     FadesDetector,
     QuickAdaptiveDetector,
     QuickContentDetector,
+    ScanMode,
     SceneOptions,
     brightness,
 )
@@ -300,6 +310,47 @@ def test_audio_only_file_is_refused(tmp_path: Path) -> None:
         check=True,
     )
     with pytest.raises(VideoOpenFailure, match="no video stream"):
+        VideoReader(path)
+
+
+def _picture(path: Path) -> Path:
+    """A one-frame PNG, the kind of picture files carry as cover art."""
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=s=160x120:d=1",
+         "-frames:v", "1", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("scan_mode", list(ScanMode))
+def test_the_film_is_scanned_not_a_still_picture_stored_before_it(
+    six_scene_video: MadeVideo, tmp_path: Path, scan_mode: ScanMode
+) -> None:
+    # A Matroska file whose first video track is a one-frame picture: the film comes second.
+    path = tmp_path / "picture-first.mkv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(_picture(tmp_path / "cover.png")),
+         "-i", str(six_scene_video.path), "-map", "0", "-map", "1:v", "-c", "copy", str(path)],
+        check=True,
+    )  # fmt: skip
+    options = SceneOptions(scan=scan_mode)
+    film = [found.scene for found in list_scenes(six_scene_video.path, options, 1.0)]
+    assert len(film) == 6
+    assert [found.scene for found in list_scenes(path, options, 1.0)] == film
+
+
+def test_audio_with_cover_art_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "song.m4a"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1",
+         "-i", str(_picture(tmp_path / "cover.png")), "-map", "0", "-map", "1", "-c:a", "aac",
+         "-c:v", "png", "-disposition:v", "attached_pic", str(path)],
+        check=True,
+    )  # fmt: skip
+    with av.open(str(path)) as container:  # the picture is a video stream of the file
+        assert container.streams.video
+    with pytest.raises(VideoOpenFailure, match="only cover art"):
         VideoReader(path)
 
 

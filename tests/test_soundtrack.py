@@ -170,6 +170,29 @@ def test_sound_that_starts_late_is_ducked_at_the_film_s_times(tmp_path: Path, su
         assert 20 * np.log10(tone_level(mixed, start, end) / full) == pytest.approx(0, abs=0.3)
 
 
+def test_the_descriptions_are_mixed_into_the_films_default_audio_track(
+    tone_film: Path, tmp_path: Path
+) -> None:
+    # A silent track first, the tone second and default: the tone is the film's sound.
+    film = tmp_path / "two-tracks.mkv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(tone_film),
+         "-f", "lavfi", "-i", f"anullsrc=r={RATE}:cl=stereo:d=10", "-map", "0:v", "-map", "1:a",
+         "-map", "0:a", "-c:v", "copy", "-c:a", "aac", "-disposition:a:0", "0",
+         "-disposition:a:1", "default", str(film)],
+        check=True,
+    )  # fmt: skip
+    spans = [(2.0, 4.0)]
+    out = mix_film(film, chirps(spans), tmp_path / "film.mkv", MixOptions(duck_db=12.0))
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 3
+    mixed = decode(out, 2)
+    full = tone_level(mixed, 5.0, 9.0)
+    assert full == pytest.approx(0.5 / 8, rel=0.1)
+    level = tone_level(mixed, 2.05, 3.95)
+    assert 20 * np.log10(level / full) == pytest.approx(-12.0, abs=0.5)
+
+
 def test_a_film_without_audio_gets_the_descriptions_as_its_only_track(
     video_without_audio: Path, tmp_path: Path
 ) -> None:

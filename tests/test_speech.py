@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,26 @@ def test_video_without_audio_has_no_speech(
     with caplog.at_level(logging.INFO, logger="app.pipeline.speech"):
         assert detect_speech(video_without_audio, detector) == []
     assert "no audio stream" in caplog.text
+
+
+@pytest.mark.parametrize("speaking_default", [True, False])
+def test_speech_is_heard_on_the_films_default_audio_track(
+    speech_video: SpeechMedia, silent_video: SpeechMedia, tmp_path: Path, speaking_default: bool
+) -> None:
+    # A film with two audio tracks, a silent one first: the default track is the one heard.
+    path = tmp_path / "two-tracks.mkv"
+    default, other = ("1", "0") if speaking_default else ("0", "1")
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(silent_video.path),
+         "-i", str(speech_video.path), "-map", "0:v", "-map", "0:a", "-map", "1:a", "-c", "copy",
+         f"-disposition:a:{default}", "default", f"-disposition:a:{other}", "0", str(path)],
+        check=True,
+    )  # fmt: skip
+    found = detect_speech(path, "webrtc")
+    if speaking_default:
+        assert_matches(found, speech_video.speech)
+    else:
+        assert found == []
 
 
 def test_a_video_without_audio_loads_no_detector(

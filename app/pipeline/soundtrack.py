@@ -7,14 +7,14 @@ in memory: each description's speech (a ``Clip``) is resampled when the timeline
 * ``write_track``: the descriptions on the film's timeline, silence elsewhere; the format
   follows the file's extension (``AUDIO_FORMATS``).
 * ``mix_film``: the film's video and audio streams copied packet for packet (not
-  re-encoded), plus a new audio track: the first original track lowered by ``duck_db``
-  under each description (linear ramps of ``ramp`` seconds on either side), with the
-  description spoken over it. The new track is tagged with the descriptions' language,
-  titled "Audio description" and marked for the visually impaired; the original stays the
-  default track. A film without audio gets the descriptions as its only audio track. The
-  new track follows the film's timeline (the one descriptions are timed on): when the
-  original sound starts later than the film, the track is silent until it does, so the
-  ducking lands under the descriptions.
+  re-encoded), plus a new audio track: the original track FFmpeg would play (the default one)
+  lowered by ``duck_db`` under each description (linear ramps of ``ramp`` seconds on either
+  side), with the description spoken over it. The new track is tagged with the
+  descriptions' language, titled "Audio description" and marked for the visually impaired;
+  the original stays the default track. A film without audio gets the descriptions as its
+  only audio track. The new track follows the film's timeline (the one descriptions are
+  timed on): when the original sound starts later than the film, the track is silent until
+  it does, so the ducking lands under the descriptions.
 
 Every output is written to a temporary file beside its target and renamed onto it once
 complete (``atomic_output``): a failure leaves nothing behind.
@@ -337,7 +337,8 @@ def _mix(
     outputs = {s.index: out.add_stream_from_template(s) for s in copied}
     for stream in copied:
         outputs[stream.index].disposition = stream.disposition
-    original = source.streams.audio[0] if source.streams.audio else None
+    best = source.streams.best("audio")
+    original = best if isinstance(best, av.AudioStream) else None
     rate = original.rate if original is not None else TRACK_RATE
     layout = original.layout.name if original is not None else "mono"
     if original is not None:

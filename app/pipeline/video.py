@@ -36,6 +36,7 @@ import numpy as np
 from av.codec.hwaccel import HWAccel
 from av.container import InputContainer
 from av.video.reformatter import VideoReformatter
+from av.video.stream import VideoStream
 from PIL import Image
 
 from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
@@ -254,8 +255,23 @@ class StillFrame:
         return self.small
 
 
+def film_stream(container: InputContainer) -> VideoStream | None:
+    """The video stream FFmpeg would play (``av_find_best_stream``: a moving picture before a
+    still one, a default track before others), whichever comes first in the file; never cover
+    art (an attached picture); None when there is no other video stream."""
+
+    def moving(stream: VideoStream) -> bool:
+        return not stream.disposition & av.stream.Disposition.attached_pic
+
+    best = container.streams.best("video")
+    if isinstance(best, VideoStream) and moving(best):
+        return best
+    return next((stream for stream in container.streams.video if moving(stream)), None)
+
+
 class VideoReader:
-    """Decodes the first video stream of a file, frame by frame, in presentation order.
+    """Decodes the video stream of a file that FFmpeg would play, frame by frame, in
+    presentation order.
 
     Raises:
         VideoOpenFailure: the file is not media FFmpeg can read, or has no video stream.
@@ -299,12 +315,14 @@ class VideoReader:
                 f"{self.name} is not a readable video ({exc.strerror or exc}); "
                 "check that the file is a complete video in a common format (mp4, mkv, webm, mov)"
             ) from exc
-        if not self._container.streams.video:
+        stream = film_stream(self._container)
+        if stream is None:
             self._container.close()
             raise VideoOpenFailure(
-                f"{self.name} has no video stream (audio only?); a video track is required"
+                f"{self.name} has no video stream (audio only, or only cover art?); "
+                "a video track is required"
             )
-        self._stream = self._container.streams.video[0]
+        self._stream: VideoStream = stream
         if hwaccel is not None and not self.decodes_on_gpu:
             logger.warning(
                 "%s: NVDEC cannot decode this %s stream; decoding it on the CPU",
@@ -373,9 +391,8 @@ class VideoReader:
         """The options x264 or x265 wrote into the stream, read from its first keyframe
         without decoding; None for other encoders (they do not say) and streams with no
         keyframe."""
-        container = self._open_again()
+        container, stream = self._open_again()
         try:
-            stream = container.streams.video[0]
             for packet in container.demux(stream):
                 if packet.size and packet.is_keyframe:
                     return encoder_settings(
@@ -599,13 +616,15 @@ class VideoReader:
         should stop once the reader is ``closing``."""
         return self._parallel.submit(work)
 
-    def _open_again(self) -> InputContainer:
-        """A second handle on the file, for a pass beside this reader's own."""
+    def _open_again(self) -> tuple[InputContainer, VideoStream]:
+        """A second handle on the file and its stream that this reader decodes, for a pass
+        beside this reader's own."""
         container = av.open(str(self.path), mode="r", hwaccel=self._hwaccel)
-        stream = container.streams.video[0]
+        stream = container.streams[self._stream.index]
+        assert isinstance(stream, VideoStream)
         stream.thread_type = "AUTO"
         stream.thread_count = self._stream.thread_count
-        return container
+        return container, stream
 
     def __enter__(self) -> VideoReader:
         return self
@@ -752,8 +771,7 @@ class KeyframePass:
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         reader = self._reader
-        container = reader._open_again()
-        stream = container.streams.video[0]
+        container, stream = reader._open_again()
         assert stream.time_base is not None
         base, origin = stream.time_base, reader._origin
         step = 1 / float(reader.info.frame_rate)

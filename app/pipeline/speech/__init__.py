@@ -1,9 +1,9 @@
 """Find where people speak in a video's audio track, so descriptions go only in the pauses.
 
-The first audio stream is decoded with PyAV and resampled to 16 kHz mono float32 one frame at a
-time; detectors consume that stream of chunks, so a two-hour film never sits in memory (it
-would take 460 MB as float32). Detectors are plug-ins, one module each in this folder, named
-in ``SPEECH_DETECTORS``:
+The audio stream FFmpeg would play is decoded with PyAV and resampled to 16 kHz mono
+float32 one frame at a time; detectors consume that stream of chunks, so a two-hour film
+never sits in memory (it would take 460 MB as float32). Detectors are plug-ins, one module
+each in this folder, named in ``SPEECH_DETECTORS``:
 
 * ``silero`` (default): Silero VAD, a small neural network shipped inside the silero-vad wheel
   (loaded from the package, never downloaded; run by ONNX Runtime). Tells speech from music
@@ -98,9 +98,10 @@ def make_speech_detector(name: str, options: SpeechOptions | None = None) -> Spe
     return SPEECH_DETECTORS.load(name)(options or SpeechOptions())
 
 
-def _decode_mono(container: av.container.InputContainer, path: Path) -> Iterator[Samples]:
-    """Decode the first audio stream to ``SAMPLE_RATE`` Hz mono float32, one frame at a time."""
-    stream = container.streams.audio[0]
+def _decode_mono(
+    container: av.container.InputContainer, stream: av.AudioStream, path: Path
+) -> Iterator[Samples]:
+    """Decode ``stream`` to ``SAMPLE_RATE`` Hz mono float32, one frame at a time."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     try:
         # A final None flushes the samples the resampler still holds.
@@ -122,7 +123,8 @@ def stream_speech(
     *,
     stop: threading.Event | None = None,
 ) -> Generator[SpeechUpdate, None, None]:
-    """Find speech in the first audio track of a video or audio file, reporting as it goes.
+    """Find speech in a video or audio file (the audio track FFmpeg would play), reporting as
+    it goes.
 
     Times are on the file's timeline (seconds from the start of the earliest stream), so they
     line up with the video frames. Decoding and detection block: run it in a worker thread.
@@ -154,17 +156,18 @@ def stream_speech(
             "check that the upload is the film itself, not a page or a playlist"
         ) from exc
     with container:
-        if not container.streams.audio:
+        # The track FFmpeg would play (the default one of a film with several languages).
+        stream = container.streams.best("audio")
+        if not isinstance(stream, av.AudioStream):
             logger.info("%s has no audio stream: treating it as free of speech", path.name)
             return
         # Built once there is audio to listen to: Silero's model takes a while to load.
         vad = make_speech_detector(detector, options or SpeechOptions())
-        stream = container.streams.audio[0]
         offset = 0.0
         if stream.start_time is not None and stream.time_base is not None:
             offset = float(stream.start_time * stream.time_base)
             offset -= (container.start_time or 0) / av.time_base
-        chunks: Iterable[Samples] = _decode_mono(container, path)
+        chunks: Iterable[Samples] = _decode_mono(container, stream, path)
         if stop is not None:
             chunks = itertools.takewhile(lambda _chunk: not stop.is_set(), chunks)
         for update in vad.stream(chunks, SAMPLE_RATE):
