@@ -288,6 +288,32 @@ def test_rotation_metadata_is_applied(coded_video: VideoFactory, tmp_path: Path)
 
 
 @pytest.mark.parametrize(
+    ("size", "sar", "shown"),
+    [((720, 576), "64/45", (1024, 576)), ((720, 480), "8/9", (640, 480)), ((320, 240), "1", None)],
+)
+def test_anamorphic_frames_are_shown_with_square_pixels(
+    tmp_path: Path, size: tuple[int, int], sar: str, shown: tuple[int, int] | None
+) -> None:
+    # A widescreen PAL DVD (720x576 shown 16:9), a 4:3 NTSC one (720x480 shown 4:3), square.
+    path = tmp_path / "anamorphic.mp4"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi",
+         "-i", f"testsrc=s={size[0]}x{size[1]}:d=0.2:r=25", "-vf", f"setsar={sar}",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    shown = shown or size
+    with VideoReader(path) as reader:
+        first = next(reader.frames())
+        assert first.to_image().size == shown
+        half = first.to_image(max_side=shown[0] // 2).size
+        assert half == (shown[0] // 2, round(shown[1] / 2))
+        assert first.still(max_side=shown[0] // 2).to_image().size == half
+        # The detectors see the stored pixels, scaled as before.
+        assert first.to_small_bgr(160).shape == (round(160 * size[1] / size[0]), 160, 3)
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         (b"this is not a video at all\n" * 50, "not a readable video"),

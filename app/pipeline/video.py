@@ -175,24 +175,28 @@ class DecodedFrame:
     ``bench/scenes.py``: the scan went from 82% to 93% of ffmpeg's decode speed."""
     scale_threads: int = field(default=1, repr=False)
     """swscale's slice threads for ``to_small_bgr`` (``scale_threads``)."""
+    pixel_aspect: Fraction = Fraction(1)
+    """A pixel's width over its height as shown (the stream's sample aspect ratio): not 1 in
+    anamorphic video, such as a widescreen DVD's 720x576 shown at 1024x576."""
 
     def to_image(self, max_side: int | None = None) -> Image.Image:
-        """The frame as an upright RGB image (display rotation applied).
+        """The frame as an upright RGB image as it is shown: square pixels (an anamorphic
+        frame stretched to its display width), display rotation applied.
 
         Args:
             max_side: Scale the frame down (bicubic, aspect kept) so that its long side is at
                 most this many pixels; None keeps the full size.
         """
         src = self.frame
-        long_side = max(src.width, src.height)
-        pixels: np.ndarray
+        width, height = max(1, round(src.width * self.pixel_aspect)), src.height
+        long_side = max(width, height)
         if max_side is not None and long_side > max_side:
             scale = max_side / long_side
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        pixels: np.ndarray
+        if (width, height) != (src.width, src.height):
             pixels = src.reformat(
-                width=max(1, round(src.width * scale)),
-                height=max(1, round(src.height * scale)),
-                format="rgb24",
-                interpolation="BICUBIC",
+                width=width, height=height, format="rgb24", interpolation="BICUBIC"
             ).to_ndarray()
         else:
             pixels = src.to_ndarray(format="rgb24")
@@ -338,6 +342,10 @@ class VideoReader:
         self._origin = start / av.time_base if start is not None else 0.0
         self._reformatter = VideoReformatter()
         self._scale_threads = scale_threads(threads)
+        # As FFmpeg guesses it: the container's sample aspect ratio, else the codec's;
+        # unknown (0 or missing) is square.
+        aspect = self._stream.sample_aspect_ratio or self._stream.codec_context.sample_aspect_ratio
+        self._pixel_aspect = Fraction(aspect) if aspect and aspect > 0 else Fraction(1)
         self._ahead: weakref.WeakSet[Generator[tuple[DecodedFrame, Any], None, None]] = (
             weakref.WeakSet()
         )
@@ -500,6 +508,7 @@ class VideoReader:
                 frame=frame,
                 reformatter=self._reformatter,
                 scale_threads=self._scale_threads,
+                pixel_aspect=self._pixel_aspect,
             )
 
     def _declared_stream_duration(self) -> float | None:
@@ -839,6 +848,7 @@ class KeyframePass:
             frame=frame,
             reformatter=self._reader._reformatter,
             scale_threads=self._reader._scale_threads,
+            pixel_aspect=self._reader._pixel_aspect,
         )
 
 
