@@ -39,11 +39,14 @@ Run::
 
     .venv/bin/python bench/scenes.py                 # 3 min 1080p, 2 repeats
     .venv/bin/python bench/scenes.py --duration 60   # quicker
+    .venv/bin/python bench/scenes.py --video FILM --no-breakdown --rows ffmpeg,keyframes,full
+                                                     # a long film: the scans beside ffmpeg
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import threading
@@ -302,6 +305,8 @@ def run_stages(
 class Measure:
     """A named pass, run ``repeats`` times."""
 
+    key: str
+    """What ``--rows`` calls it."""
     name: str
     run: Callable[[], Run]
     runs: list[Run]
@@ -312,6 +317,22 @@ class Measure:
 
     def cpu(self) -> float:
         return median([r.timing.cpu for r in self.runs])
+
+
+ROWS = ("ffmpeg", "ffmpeg-1", "keyframes", "pyscenedetect", "full", "chunks", "every-frame")
+"""The rows ``--rows`` picks from (``Measure.key``), besides the breakdown's."""
+
+
+def _rows(text: str) -> tuple[str, ...]:
+    rows = tuple(row.strip() for row in text.split(",") if row.strip())
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown row {', '.join(unknown)}; the rows are {', '.join(ROWS)}"
+        )
+    if "ffmpeg" not in rows:
+        raise argparse.ArgumentTypeError("the rows must include ffmpeg: every speed is against it")
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -358,6 +379,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="processes of the chunked full scan row (default: half the cores, at least 2)",
     )
     parser.add_argument(
+        "--rows",
+        type=_rows,
+        default=ROWS,
+        help=f"comma-separated rows to run, ffmpeg among them (default all: {','.join(ROWS)}); "
+        "on a long film, e.g. ffmpeg,keyframes,full",
+    )
+    parser.add_argument(
         "--chunk",
         type=float,
         default=60.0,
@@ -391,24 +419,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         title = f"{video.describe()}; measured on {path.name} ({args.encoding})"
     frames = count_packets(path)
     measures = [
-        Measure("ffmpeg -f null (default threads)", lambda: run_ffmpeg(path, None), []),
-        Measure("ffmpeg -f null -threads 1", lambda: run_ffmpeg(path, 1), []),
+        Measure("ffmpeg", "ffmpeg -f null (default threads)", lambda: run_ffmpeg(path, None), []),
+        Measure("ffmpeg-1", "ffmpeg -f null -threads 1", lambda: run_ffmpeg(path, 1), []),
         Measure(
+            "keyframes",
             "project: describe() keyframe scan",
             lambda: run_project(path, fps, KEYFRAME_SCAN),
             [],
             True,
         ),
         Measure(
-            "PySceneDetect detect(AdaptiveDetector())", lambda: run_pyscenedetect(path), [], True
+            "pyscenedetect",
+            "PySceneDetect detect(AdaptiveDetector())",
+            lambda: run_pyscenedetect(path),
+            [],
+            True,
         ),
         Measure(
+            "full",
             "project: describe() full scan, one process (default scan)",
             lambda: run_project(path, fps, FULL_SCAN),
             [],
             True,
         ),
         Measure(
+            "chunks",
             f"project: describe() full scan, {args.workers} workers, {args.chunk:g} s chunks",
             lambda: run_project(
                 path,
@@ -423,12 +458,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             True,
         ),
         Measure(
+            "every-frame",
             "project full scan, every frame decoded",
             lambda: run_project(path, fps, EVERY_FRAME),
             [],
             True,
         ),
     ]
+    measures = [m for m in measures if m.key in args.rows]
     if args.breakdown:
         stages: list[tuple[str, Downscale | None, bool, bool]] = [
             ("stage: PyAV decode only, reference frames", None, False, True),
@@ -442,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name, downscale, detect, skip in stages:
             measures.append(
                 Measure(
+                    "breakdown",
                     name,
                     lambda d=downscale, t=detect, k=skip: run_stages(
                         path, fps, downscale=d, detect=t, skip_nonref=k
@@ -456,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ):
             measures.append(
                 Measure(
+                    "breakdown",
                     name,
                     lambda d=patch: run_project_patched(path, fps, d),
                     [],
@@ -481,8 +520,12 @@ def print_report(
     repeats: int,
 ) -> None:
     """Print the table, cuts scored against ``truth``."""
-    limit, limit_cpu = measures[0].seconds(), measures[0].cpu()
-    project = measures[2].seconds()
+    rows_by_key = {measure.key: measure for measure in measures}
+    ffmpeg = rows_by_key["ffmpeg"]
+    limit, limit_cpu = ffmpeg.seconds(), ffmpeg.cpu()
+    # The project's scan: the keyframe scan's row when it runs, else the full scan's.
+    project_row = rows_by_key.get("keyframes") or rows_by_key.get("full")
+    project = project_row.seconds() if project_row is not None else math.nan
     rows = []
     strict: dict[str, CutScore] = {}
     lenient: dict[str, CutScore] = {}
@@ -518,7 +561,8 @@ def print_report(
     print(
         "runs: wall seconds of each run. vs ffmpeg: speed (median wall) as a share of plain "
         "ffmpeg decode with default threads. vs project: times faster than the project's "
-        "describe() scan. CPU s: user + system seconds of each run, all threads and children; "
+        "describe() keyframe scan (the full scan where that row is not run). CPU s: user + "
+        "system seconds of each run, all threads and children; "
         "ffmpeg CPU/CPU: ffmpeg's CPU seconds over the row's (median), the speed share the row "
         "could reach on a machine it had to itself with both cores busy."
     )
@@ -554,26 +598,26 @@ def print_report(
     )
     for name, score in lenient.items():
         print(f"- {name}: {score.found} found; {score.errors()}")
-    names = [measures[2].name, measures[4].name]
-    if all(name in strict for name in names):
+    keyframes, full = rows_by_key.get("keyframes"), rows_by_key.get("full")
+    if keyframes is not None and full is not None:
+        names = [keyframes.name, full.name]
         (fast_strict, full_strict), (fast_fades, full_fades) = (
             [d[n].f1 for n in names] for d in (strict, lenient)
         )
-        full = measures[4]
         print()
         print(
             f"Targets (issue 12): keyframe scan at {limit / project:.2f}x ffmpeg decode speed "
-            f"by wall time ({limit_cpu / measures[2].cpu():.2f}x by CPU time; target >= 3x on "
+            f"by wall time ({limit_cpu / keyframes.cpu():.2f}x by CPU time; target >= 3x on "
             f"encodes with keyframes at cuts, floor 2x), {full.seconds() / project:.2f}x the "
             f"full scan (target >= 1 on fixed GOP and VP9); F1 {fast_strict:.3f} (+-{tolerance})"
             f" / {fast_fades:.3f} (fades) against the full scan's {full_strict:.3f} / "
             f"{full_fades:.3f} (target: within 0.01)."
         )
-    chunked = measures[5]
-    if chunked.name in strict:
+    chunked = rows_by_key.get("chunks")
+    if chunked is not None and full is not None:
         print(
             f"{chunked.name}: {limit / chunked.seconds():.2f}x ffmpeg decode speed by wall "
-            f"time, {measures[4].seconds() / chunked.seconds():.2f}x the full scan in one "
+            f"time, {full.seconds() / chunked.seconds():.2f}x the full scan in one "
             f"process; F1 {strict[chunked.name].f1:.3f} (+-{tolerance})."
         )
 
