@@ -32,6 +32,7 @@ from app.pipeline.scan import (
 from app.pipeline.scenes import (
     CutDetector,
     FadesDetector,
+    KeyframeRule,
     QuickAdaptiveDetector,
     QuickContentDetector,
     ScanMode,
@@ -45,6 +46,7 @@ from tests.fixtures.media import (
     MadeVideo,
     VideoFactory,
     decode_frame_number,
+    make_coded_video,
     make_lavfi_video,
     nvdec_usable,
 )
@@ -364,6 +366,81 @@ def test_the_film_is_scanned_not_a_still_picture_stored_before_it(
     film = [found.scene for found in list_scenes(six_scene_video.path, options, 1.0)]
     assert len(film) == 6
     assert [found.scene for found in list_scenes(path, options, 1.0)] == film
+
+
+@pytest.fixture(scope="module")
+def unindexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An H.264 video with B-frames and keyframes where x264 put them (an MP4, indexed) and
+    its copy in MPEG-TS (no index)."""
+    directory = tmp_path_factory.mktemp("unindexed")
+    scenes = [("red", 75), ("green", 75), ("blue", 75), ("yellow", 75), ("cyan", 60)]
+    # veryfast: ultrafast has no lookahead, so x264 puts no keyframe where it sees a change.
+    made = make_coded_video(
+        directory / "indexed.mp4",
+        scenes,
+        scenecut=True,
+        grain=4,
+        extra_args=["-preset", "veryfast"],
+    )
+    copy = directory / "copy.ts"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy", str(copy)],
+        check=True,
+    )
+    return made.path, copy
+
+
+TIMES = (0.0, 1.0, 2.0, 3.9, 4.0, 5.5, 6.5, 8.5, 11.0, 13.5, 14.0)
+
+
+def test_a_file_without_an_index_is_decoded_from_the_keyframe_before_each_time(
+    unindexed: tuple[Path, Path],
+) -> None:
+    # FFmpeg's seek in MPEG-TS searches by timestamps and lands a packet past the keyframe:
+    # decoding started a group late, or found no frame after the last keyframe.
+    def read(path: Path) -> list[tuple[float | None, list[float]]]:
+        with VideoReader(path) as reader:
+            return [
+                (
+                    None if (key := reader.keyframe_before(time)) is None else round(key, 6),
+                    [round(f.time, 6) for f in reader.frames_between(time, time + 0.3)],
+                )
+                for time in TIMES
+            ]
+
+    indexed, copy = unindexed
+    expected = read(indexed)
+    assert len({key for key, _ in expected}) >= 6  # the times fall in many groups
+    keys = [key for key, _ in expected]
+    assert all(key is not None and key <= time for key, time in zip(keys, TIMES, strict=True))
+    assert all(len(times) >= 7 for _, times in expected)
+    assert read(copy) == expected
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        SceneOptions(scan=ScanMode.FULL),
+        # Its stretches and frames decoded from the keyframes, however much it decodes.
+        SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=1.0)),
+        SceneOptions(workers=2, chunk_length=3.0),
+    ],
+    ids=["full", "keyframes", "chunks"],
+)
+def test_a_file_without_an_index_gives_the_scenes_and_frames_of_an_indexed_copy(
+    unindexed: tuple[Path, Path], options: SceneOptions
+) -> None:
+    def scenes(path: Path) -> list[tuple[float, ...]]:
+        # To the microsecond: the two containers' time bases differ.
+        return [
+            tuple(round(t, 6) for t in (found.scene.start, found.scene.end, found.frame_time or -1))
+            for found in list_scenes(path, options, 1.0)
+        ]
+
+    indexed, copy = unindexed
+    expected = scenes(indexed)
+    assert len(expected) == 5
+    assert scenes(copy) == expected
 
 
 def test_audio_with_cover_art_is_refused(tmp_path: Path) -> None:

@@ -87,6 +87,9 @@ def scale_threads(decoding: int) -> int:
 
 _TIME_EPSILON = 1e-6
 """Seconds by which two timestamps may differ and still name the same frame."""
+_SEEK_BACK = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+"""Seconds before the time asked that a seek is made from, in turn, until it lands at or
+before the keyframe wanted (``VideoReader._seek``); past the last, it gives up."""
 
 _READ_AHEAD = 8
 """Frames the scans decode ahead of their detectors (a 4K frame is about 12 MB), besides the
@@ -433,23 +436,55 @@ class VideoReader:
 
     def keyframe_before(self, time: float) -> float | None:
         """The time of the keyframe at or before ``time``, where ``frames_from(time)`` starts
-        decoding, read from the container without decoding; None when no packet follows."""
-        stream = self._stream
-        assert stream.time_base is not None
-        self._seek(time)
-        for packet in self._container.demux(stream):
-            if packet.pts is not None:
-                return float(packet.pts * stream.time_base) - self._origin
-        return None
+        decoding, read from the container without decoding; None when no keyframe follows."""
+        return self._seek(time)
 
-    def _seek(self, time: float) -> None:
-        """Move to the keyframe at or before ``time``: a keyframe's own time, read back from
-        its timestamp, finds that keyframe, not the one before it."""
+    def _seek(self, time: float) -> float | None:
+        """Move to the keyframe at or before ``time`` (a keyframe's own time, read back from
+        its timestamp, finds that keyframe, not the one before it); its time, or None when no
+        keyframe follows.
+
+        A container with an index (MP4, Matroska with cues) lands on that keyframe. One
+        without (MPEG-TS, a recording) is searched by timestamps and may land a packet past
+        it, so that decoding would start a group later (seen on an MPEG-TS copy of an MP4:
+        every such seek). So the landing is checked, and the seek made again from further
+        back (``_SEEK_BACK``) until the first keyframe after it is at or before ``time``.
+        """
         stream = self._stream
         assert stream.time_base is not None
-        timestamp = math.floor((time + self._origin + _TIME_EPSILON) / stream.time_base)
+        target = time + self._origin + _TIME_EPSILON
+        for back in _SEEK_BACK:
+            timestamp = math.floor((target - back) / stream.time_base)
+            key = self._seek_to(timestamp)
+            if key is not None and key <= target:
+                break
+            if target - back <= self._origin:
+                break  # from the start of the file: nothing lies further back
+        else:
+            logger.warning(
+                "%s: no keyframe found within %g s before %.3f s; decoding from where the "
+                "seek landed",
+                self.name,
+                _SEEK_BACK[-1],
+                time,
+            )
+            timestamp = math.floor(target / stream.time_base)
+            key = self._seek_to(timestamp)
+        # Reading the packets to the keyframe moved past it: back again, the same way.
         self._container.seek(timestamp, stream=stream, backward=True)
         self._sought = True
+        return None if key is None else key - self._origin
+
+    def _seek_to(self, timestamp: int) -> float | None:
+        """Seek back to ``timestamp``; the time (on the file's clock) of the first keyframe
+        packet from there, or None when none follows."""
+        stream = self._stream
+        assert stream.time_base is not None
+        self._container.seek(timestamp, stream=stream, backward=True)
+        for packet in self._container.demux(stream):
+            if packet.is_keyframe and packet.pts is not None:
+                return float(packet.pts * stream.time_base)
+        return None
 
     def frames(self, start: float = 0.0) -> Iterator[DecodedFrame]:
         """Decode every frame once (every reference frame, with ``skip_nonref``), from
