@@ -291,22 +291,32 @@ def test_rotation_metadata_is_applied(coded_video: VideoFactory, tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("size", "sar", "shown"),
-    [((720, 576), "64/45", (1024, 576)), ((720, 480), "8/9", (640, 480)), ((320, 240), "1", None)],
+    [
+        ((720, 576), "64/45", (1024, 576)),
+        ((720, 480), "8/9", (640, 480)),
+        ((320, 240), "1", None),
+        # 16:9 stored as 854x480 says 1280:1281: square enough, not resampled.
+        ((854, 480), "1280/1281", None),
+    ],
 )
 def test_anamorphic_frames_are_shown_with_square_pixels(
     tmp_path: Path, size: tuple[int, int], sar: str, shown: tuple[int, int] | None
 ) -> None:
     # A widescreen PAL DVD (720x576 shown 16:9), a 4:3 NTSC one (720x480 shown 4:3), square.
+    # A frame that is not stretched is the decoder's own, not resampled.
     path = tmp_path / "anamorphic.mp4"
     subprocess.run(
         ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi",
-         "-i", f"testsrc=s={size[0]}x{size[1]}:d=0.2:r=25", "-vf", f"setsar={sar}",
+         "-i", f"testsrc=s={size[0]}x{size[1]}:d=0.2:r=25", "-vf", f"setsar=sar={sar}:max=10000",
          "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
         check=True,
     )  # fmt: skip
-    shown = shown or size
     with VideoReader(path) as reader:
         first = next(reader.frames())
+        if shown is None:
+            shown = size
+            pixels = first.frame.to_ndarray(format="rgb24")
+            assert np.array_equal(np.asarray(first.to_image()), pixels)
         assert first.to_image().size == shown
         half = first.to_image(max_side=shown[0] // 2).size
         assert half == (shown[0] // 2, round(shown[1] / 2))
@@ -368,16 +378,20 @@ def test_the_film_is_scanned_not_a_still_picture_stored_before_it(
     assert [found.scene for found in list_scenes(path, options, 1.0)] == film
 
 
-@pytest.fixture(scope="module")
-def unindexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """An H.264 video with B-frames and keyframes where x264 put them (an MP4, indexed) and
-    its copy in MPEG-TS (no index)."""
+@pytest.fixture(scope="module", params=[250, 12], ids=["x264-groups", "half-second-groups"])
+def unindexed(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path, Path]:
+    """An H.264 video with B-frames (an MP4, indexed) and its copy in MPEG-TS (no index):
+    keyframes where x264 put them, at most 10 s apart, or every half second (a seek made
+    from a second or more back passes several)."""
     directory = tmp_path_factory.mktemp("unindexed")
     scenes = [("red", 75), ("green", 75), ("blue", 75), ("yellow", 75), ("cyan", 60)]
     # veryfast: ultrafast has no lookahead, so x264 puts no keyframe where it sees a change.
     made = make_coded_video(
         directory / "indexed.mp4",
         scenes,
+        gop=request.param,
         scenecut=True,
         grain=4,
         extra_args=["-preset", "veryfast"],

@@ -88,6 +88,22 @@ def test_speech_is_heard_on_the_films_default_audio_track(
         assert found == []
 
 
+def test_a_broadcast_recordings_speech_is_heard_on_the_films_programme(
+    speech_video: SpeechMedia, silent_video: SpeechMedia, tmp_path: Path
+) -> None:
+    # An MPEG-TS recording of two programmes: the film, whose sound is silent, and a radio
+    # station speaking at a higher bitrate. The film's own sound is the one listened to.
+    path = tmp_path / "two-programmes.ts"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(silent_video.path),
+         "-i", str(speech_video.path), "-map", "0:v", "-map", "0:a", "-map", "1:a",
+         "-c:v", "copy", "-c:a", "mp2", "-b:a:0", "64k", "-b:a:1", "256k",
+         "-program", "title=film:st=0:st=1", "-program", "title=radio:st=2", str(path)],
+        check=True,
+    )  # fmt: skip
+    assert detect_speech(path, "webrtc") == []
+
+
 def test_a_video_without_audio_loads_no_detector(
     video_without_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,7 @@ from av.audio.stream import AudioStream
 from app.errors import RenderError, Stopped
 from app.pipeline.narration import Clip
 from app.pipeline.types import StopSignal
+from app.pipeline.video import film_stream
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +338,7 @@ def _mix(
     outputs = {s.index: out.add_stream_from_template(s) for s in copied}
     for stream in copied:
         outputs[stream.index].disposition = stream.disposition
-    best = source.streams.best("audio")
+    best = source.streams.best("audio", film_stream(source))
     original = best if isinstance(best, av.AudioStream) else None
     rate = original.rate if original is not None else TRACK_RATE
     layout = original.layout.name if original is not None else "mono"

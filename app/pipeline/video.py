@@ -87,6 +87,9 @@ def scale_threads(decoding: int) -> int:
 
 _TIME_EPSILON = 1e-6
 """Seconds by which two timestamps may differ and still name the same frame."""
+_SQUARE = 0.01
+"""A sample aspect ratio this close to 1 is taken as square pixels; anamorphic video differs
+by 6 % or more (16:15, 10:11, 8:9, 64:45)."""
 _SEEK_BACK = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """Seconds before the time asked that a seek is made from, in turn, until it lands at or
 before the keyframe wanted (``VideoReader._seek``); past the last, it gives up."""
@@ -276,6 +279,17 @@ def film_stream(container: InputContainer) -> VideoStream | None:
     return next((stream for stream in container.streams.video if moving(stream)), None)
 
 
+@dataclass(frozen=True)
+class _Keyframe:
+    """A keyframe packet met while checking a seek (``VideoReader._seek``)."""
+
+    time: float
+    """When it is shown, seconds on the file's clock."""
+    timestamp: int
+    """Its decoding timestamp (its presentation one where the container has none): a seek
+    by timestamps in a file without an index lands on it."""
+
+
 class VideoReader:
     """Decodes the video stream of a file that FFmpeg would play, frame by frame, in
     presentation order.
@@ -346,9 +360,12 @@ class VideoReader:
         self._reformatter = VideoReformatter()
         self._scale_threads = scale_threads(threads)
         # As FFmpeg guesses it: the container's sample aspect ratio, else the codec's;
-        # unknown (0 or missing) is square.
+        # unknown (0 or missing) is square, and so is one within ``_SQUARE`` of it (854x480
+        # stored for 16:9 says 1280:1281): stretching would only blur the frame.
         aspect = self._stream.sample_aspect_ratio or self._stream.codec_context.sample_aspect_ratio
-        self._pixel_aspect = Fraction(aspect) if aspect and aspect > 0 else Fraction(1)
+        self._pixel_aspect = (
+            Fraction(aspect) if aspect and abs(aspect - 1) > _SQUARE else Fraction(1)
+        )
         self._ahead: weakref.WeakSet[Generator[tuple[DecodedFrame, Any], None, None]] = (
             weakref.WeakSet()
         )
@@ -442,24 +459,24 @@ class VideoReader:
     def _seek(self, time: float) -> float | None:
         """Move to the keyframe at or before ``time`` (a keyframe's own time, read back from
         its timestamp, finds that keyframe, not the one before it); its time, or None when no
-        keyframe follows.
+        keyframe lies at or before ``time``.
 
         A container with an index (MP4, Matroska with cues) lands on that keyframe. One
         without (MPEG-TS, a recording) is searched by timestamps and may land a packet past
         it, so that decoding would start a group later (seen on an MPEG-TS copy of an MP4:
-        every such seek). So the landing is checked, and the seek made again from further
-        back (``_SEEK_BACK``) until the first keyframe after it is at or before ``time``.
+        every such seek). So the packets up to ``time`` are read after each landing, and the
+        seek made again from further back (``_SEEK_BACK``) until a keyframe is among them;
+        then from the last of them, by its decoding timestamp (where such a search lands on
+        it), so that no more groups than needed are decoded.
         """
         stream = self._stream
         assert stream.time_base is not None
         target = time + self._origin + _TIME_EPSILON
         for back in _SEEK_BACK:
             timestamp = math.floor((target - back) / stream.time_base)
-            key = self._seek_to(timestamp)
-            if key is not None and key <= target:
-                break
-            if target - back <= self._origin:
-                break  # from the start of the file: nothing lies further back
+            first, last = self._keyframes_up_to(timestamp, target)
+            if first is not None or target - back <= self._origin:
+                break  # found, or sought from the start of the file: nothing lies further back
         else:
             logger.warning(
                 "%s: no keyframe found within %g s before %.3f s; decoding from where the "
@@ -469,22 +486,39 @@ class VideoReader:
                 time,
             )
             timestamp = math.floor(target / stream.time_base)
-            key = self._seek_to(timestamp)
-        # Reading the packets to the keyframe moved past it: back again, the same way.
+            first = last = None
+        if first is not None and last is not None and last.time > first.time:
+            # Landed groups before the keyframe wanted: from that one, if a seek finds it.
+            again, _ = self._keyframes_up_to(last.timestamp, target)
+            if again is not None and again.time == last.time:
+                timestamp, first = last.timestamp, last
+        # Reading the packets moved past the keyframe: back again, the same way.
         self._container.seek(timestamp, stream=stream, backward=True)
         self._sought = True
-        return None if key is None else key - self._origin
+        return None if first is None else first.time - self._origin
 
-    def _seek_to(self, timestamp: int) -> float | None:
-        """Seek back to ``timestamp``; the time (on the file's clock) of the first keyframe
-        packet from there, or None when none follows."""
+    def _keyframes_up_to(
+        self, timestamp: int, target: float
+    ) -> tuple[_Keyframe | None, _Keyframe | None]:
+        """Seek back to ``timestamp`` and read the packets from there on while they are shown
+        at or before ``target`` (seconds on the file's clock: a keyframe is shown after every
+        packet before it, so none follows a packet shown later); the first and the last
+        keyframe among them, or None."""
         stream = self._stream
         assert stream.time_base is not None
         self._container.seek(timestamp, stream=stream, backward=True)
+        first: _Keyframe | None = None
+        last: _Keyframe | None = None
         for packet in self._container.demux(stream):
-            if packet.is_keyframe and packet.pts is not None:
-                return float(packet.pts * stream.time_base)
-        return None
+            if packet.pts is None:
+                continue
+            shown = float(packet.pts * stream.time_base)
+            if shown > target:
+                break
+            if packet.is_keyframe:
+                last = _Keyframe(shown, packet.pts if packet.dts is None else packet.dts)
+                first = first or last
+        return first, last
 
     def frames(self, start: float = 0.0) -> Iterator[DecodedFrame]:
         """Decode every frame once (every reference frame, with ``skip_nonref``), from

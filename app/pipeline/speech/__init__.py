@@ -66,6 +66,7 @@ from app.pipeline.speech.base import (
     SpeechUpdate,
 )
 from app.pipeline.types import Interval
+from app.pipeline.video import film_stream
 from app.registry import Member, Registry
 
 logger = logging.getLogger(__name__)
@@ -156,8 +157,9 @@ def stream_speech(
             "check that the upload is the film itself, not a page or a playlist"
         ) from exc
     with container:
-        # The track FFmpeg would play (the default one of a film with several languages).
-        stream = container.streams.best("audio")
+        # The track FFmpeg would play beside the film (the default one of a film dubbed into
+        # several languages; the film's own programme in a broadcast recording).
+        stream = container.streams.best("audio", film_stream(container))
         if not isinstance(stream, av.AudioStream):
             logger.info("%s has no audio stream: treating it as free of speech", path.name)
             return
