@@ -457,6 +457,23 @@ def test_a_file_without_an_index_gives_the_scenes_and_frames_of_an_indexed_copy(
     assert scenes(copy) == expected
 
 
+def test_an_avi_file_with_b_frames_has_the_films_frame_rate(
+    coded_video: VideoFactory, tmp_path: Path
+) -> None:
+    # AVI has no presentation times: FFmpeg stores B-frames with empty packets beside them,
+    # and the average rate counts those (50 for 25 fps).
+    made = coded_video([("red", 30), ("blue", 30)], extra_args=["-preset", "veryfast"])
+    avi = tmp_path / "copy.avi"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy", str(avi)],
+        check=True,
+    )
+    with av.open(str(avi)) as container:
+        assert container.streams.video[0].average_rate == 50
+    with VideoReader(avi) as reader:
+        assert reader.info.frame_rate == 25
+
+
 def test_audio_with_cover_art_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "song.m4a"
     subprocess.run(

@@ -153,6 +153,9 @@ class VideoInfo:
     width: int
     height: int
     frame_rate: Fraction
+    """Frames a second as FFmpeg guesses it (``av_guess_frame_rate``): the rate of adjacent
+    frames, not the average, which counts the gaps of variable frame rate video and, in an
+    AVI file with B-frames, its empty packets (48 for a 24 fps film)."""
     duration: float | None
     """Seconds, or None when neither the stream nor the container declares it."""
 
@@ -404,7 +407,7 @@ class VideoReader:
             duration = float(stream.duration * stream.time_base)
         elif self._container.duration is not None:
             duration = self._container.duration / av.time_base
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        rate = stream.guessed_rate or stream.average_rate or Fraction(25)
         codec = stream.codec_context
         return VideoInfo(
             width=codec.width, height=codec.height, frame_rate=Fraction(rate), duration=duration
