@@ -457,7 +457,7 @@ def test_a_file_without_an_index_gives_the_scenes_and_frames_of_an_indexed_copy(
     assert scenes(copy) == expected
 
 
-def test_an_avi_file_with_b_frames_has_the_films_frame_rate(
+def test_an_avi_file_with_b_frames_has_the_films_frame_rate_and_seeks_near_its_start(
     coded_video: VideoFactory, tmp_path: Path
 ) -> None:
     # AVI has no presentation times: FFmpeg stores B-frames with empty packets beside them,
@@ -472,6 +472,11 @@ def test_an_avi_file_with_b_frames_has_the_films_frame_rate(
         assert container.streams.video[0].average_rate == 50
     with VideoReader(avi) as reader:
         assert reader.info.frame_rate == 25
+        # Its timestamps start at zero, below which it refuses a seek: the first second is
+        # read from the start, however far back a seek is tried.
+        for time in (0.0, 0.3, 0.9):
+            first = next(reader.frames_from(time))
+            assert first.time <= time + 1 / 25
 
 
 def test_audio_with_cover_art_is_refused(tmp_path: Path) -> None:

@@ -475,11 +475,15 @@ class VideoReader:
         stream = self._stream
         assert stream.time_base is not None
         target = time + self._origin + _TIME_EPSILON
+        # Never below zero (or the stream's first timestamp, where that is negative): AVI
+        # refuses such a seek (EPERM). Zero itself lies before the first packet of a stream
+        # whose timestamps start later (MPEG-TS): that seek lands at the start of the file.
+        lowest = min(0, stream.start_time or 0)
         for back in _SEEK_BACK:
-            timestamp = math.floor((target - back) / stream.time_base)
+            timestamp = max(math.floor((target - back) / stream.time_base), lowest)
             first, last = self._keyframes_up_to(timestamp, target)
-            if first is not None or target - back <= self._origin:
-                break  # found, or sought from the start of the file: nothing lies further back
+            if first is not None or timestamp == lowest:
+                break  # found, or sought from the start: nothing lies further back
         else:
             logger.warning(
                 "%s: no keyframe found within %g s before %.3f s; decoding from where the "
@@ -488,7 +492,7 @@ class VideoReader:
                 _SEEK_BACK[-1],
                 time,
             )
-            timestamp = math.floor(target / stream.time_base)
+            timestamp = max(math.floor(target / stream.time_base), lowest)
             first = last = None
         if first is not None and last is not None and last.time > first.time:
             # Landed groups before the keyframe wanted: from that one, if a seek finds it.
