@@ -647,31 +647,35 @@ def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_by_the_clock(
     assert [group.clock for group in frames.groups] == [clock, clock, False]
 
 
-def _clock_groups(*, clock: bool) -> list[GroupOfPictures]:
+def _clock_groups(*, clock: bool, frames: int = 250) -> list[GroupOfPictures]:
+    """A group from 3 s to 13 s of ``frames`` frames (its keyframe's and ``frames - 1``
+    packets), ended by the clock or not, between two others."""
     return [
         GroupOfPictures(0.0, 3.0, intra=0),
-        GroupOfPictures(3.0, 13.0, intra=0, clock=clock),
+        GroupOfPictures(3.0, 13.0, intra=0, sizes=(3000,) * (frames - 1), clock=clock),
         GroupOfPictures(13.0, 15.0, intra=0),
     ]
 
 
 @pytest.mark.parametrize(
-    ("clock", "difference", "colour", "brightness", "skipped"),
+    ("clock", "difference", "colour", "brightness", "frames", "skipped"),
     [
         # Big Buck Bunny (x264): a shot whose keyframes 250 frames apart differ by 43, in
         # much the same colours: no cut in it.
-        (True, 43.0, 0.62, 100.0, True),
+        (True, 43.0, 0.62, 100.0, 250, True),
         # Keyframes that differ like a cut: a cut may fall on the clock's keyframe.
-        (True, 43.0, 0.8, 100.0, False),
+        (True, 43.0, 0.8, 100.0, 250, False),
         # A dark keyframe: a fade through black may hide in the group.
-        (True, 43.0, 0.62, 10.0, False),
+        (True, 43.0, 0.62, 10.0, 250, False),
         # A group ended early, by a scene change the encoder saw: decoded to judge it.
-        (False, 43.0, 0.62, 100.0, False),
+        (False, 43.0, 0.62, 100.0, 250, False),
+        # A clock of 48 frames (a streaming encode): cuts fall on its keyframes too often.
+        (True, 43.0, 0.62, 100.0, 48, False),
     ],
-    ids=["clock", "cut-apart", "dark", "early"],
+    ids=["clock", "cut-apart", "dark", "early", "short-clock"],
 )
 def test_a_group_ended_by_the_clock_without_intra_frames_is_skipped(
-    clock: bool, difference: float, colour: float, brightness: float, skipped: bool
+    clock: bool, difference: float, colour: float, brightness: float, frames: int, skipped: bool
 ) -> None:
     looks = {
         0.0: _look(100.0, [100.0, 100.2], [0.5, 0.6]),
@@ -681,7 +685,7 @@ def test_a_group_ended_by_the_clock_without_intra_frames_is_skipped(
     looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.05
     looks[3.0].difference, looks[3.0].colour_distance = difference, colour
 
-    plan = plan_keyframe_scan(_clock_groups(clock=clock), looks, SceneOptions())
+    plan = plan_keyframe_scan(_clock_groups(clock=clock, frames=frames), looks, SceneOptions())
 
     decoded = any(isinstance(step, Stretch) and step.start <= 3.0 < step.end for step in plan)
     assert decoded is not skipped
@@ -694,11 +698,11 @@ def test_a_group_ended_by_the_clock_without_intra_frames_is_skipped(
 def test_a_clock_group_with_a_scene_change_inside_may_stop_after_it(
     next_brightness: float,
 ) -> None:
-    # x264 saw a scene change 0.8 s in and ended the group by the clock at 4 s: past that
-    # intra frame it saw none, so the stretch may stop early, and the next one starts at
-    # the keyframe; not where the next keyframe is dark (a fade may lie before it).
+    # x264 saw a scene change 0.8 s in and ended the group by the clock at 4 s (100 frames):
+    # past that intra frame it saw none, so the stretch may stop early, and the next one
+    # starts at the keyframe; not where the next keyframe is dark (a fade may lie before it).
     groups = [
-        GroupOfPictures(0.0, 4.0, intra=1, last_intra=0.8, clock=True),
+        GroupOfPictures(0.0, 4.0, intra=1, last_intra=0.8, sizes=(3000,) * 99, clock=True),
         GroupOfPictures(4.0, 6.0, intra=0),
         GroupOfPictures(6.0, 7.0, intra=0),
     ]
@@ -847,6 +851,42 @@ def test_a_stream_whose_keyframes_cannot_guide_the_scan_goes_straight_to_the_ful
     # With ``most_refined`` 1 the keyframe path is kept whatever it costs (as the tests do).
     assert len(passes) == (1 if always else 0)
     assert (reason in caplog.text) is not always
+
+
+_FOUR_SHOTS = ";".join(
+    [f"{source}=d=1.5:r=25:s=160x120,format=yuv420p[{name}]" for name, source in
+     zip("abcd", ["testsrc", "rgbtestsrc", "testsrc2", "smptebars"], strict=True)]
+    + ["[a][b][c][d]concat=n=4:v=1:a=0"]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("says", [True, False], ids=["x264-says-so", "unsaid"])
+def test_an_all_intra_video_gets_the_full_scan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, says: bool
+) -> None:
+    # Every frame a keyframe: nothing to skip, and stretches of one frame too short for the
+    # detectors (every cut was missed). x264 says so in its options; without them, the
+    # keyframe pass sees it.
+    path = tmp_path / "intra.mp4"
+    unsaid = () if says else ("-bsf:v", "filter_units=remove_types=6")
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", _FOUR_SHOTS,
+         "-c:v", "libx264", "-g", "1", *unsaid, str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        assert (reader.encoder_settings is not None) is says
+
+    def scenes(options: SceneOptions) -> list[tuple[float, float, float | None]]:
+        return [(s.scene.start, s.scene.end, s.frame_time) for s in list_scenes(path, options, 1.0)]
+
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        fast = scenes(KEYFRAMES)
+    full = scenes(FULL)
+    starts = [start for start, _, _ in full]
+    assert starts == pytest.approx([0.0, 1.5, 3.0, 4.5], abs=2 / 25)
+    assert fast == full
+    assert "every frame is scanned" in caplog.text
 
 
 def _follow(

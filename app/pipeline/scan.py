@@ -259,6 +259,12 @@ def _keyed_late(group: GroupOfPictures, rule: KeyframeRule) -> bool:
     return all(size >= rule.late_size * usual for size in sizes[-rule.late_run :])
 
 
+def _long_clock(group: GroupOfPictures, rule: KeyframeRule) -> bool:
+    """Whether the encoder ended ``group`` by the clock after ``rule.clock_frames`` frames or
+    more (``GroupOfPictures.clock``, ``KeyframeRule.clock_frames``)."""
+    return group.clock and len(group.sizes) + 1 >= rule.clock_frames
+
+
 def _periodic_lengths(groups: list[GroupOfPictures]) -> set[float]:
     """Group lengths (seconds, to the hundredth) that say the encoder placed the keyframe
     by the clock, not at a cut: the longest (its keyframe interval) and any length shared
@@ -317,7 +323,7 @@ def _plan(
             # in it. Skipped, unless a fade may hide in it or its keyframes differ like a cut
             # (a cut may fall on the clock's keyframe).
             if (
-                group.clock
+                _long_clock(group, rule)
                 and group.intra == 0
                 and not dark
                 and not any(end.fading(rule.fade_step) for end in (look, after))
@@ -339,7 +345,7 @@ def _plan(
         # its last intra frame it saw none, and the rest may need no decoding.
         quiet = (
             group.last_intra
-            if group.clock
+            if _long_clock(group, rule)
             and after is not None
             and after.brightness >= rule.dark
             and not after.fading(rule.fade_step)
@@ -528,7 +534,16 @@ def _look_at_keyframes(
             last_key = (time, small, look)
             if time >= next_check and duration is not None:
                 next_check = time + check_every
-                seen, judged, refined = _seen_plan(keyframes.groups_so_far(), looks, options)
+                groups = keyframes.groups_so_far()
+                if _short(groups):
+                    logger.info(
+                        "%s: a keyframe every %.1f frames on average; the keyframe pass "
+                        "decodes nearly every frame, so every frame is scanned",
+                        reader.name,
+                        sum(len(group.sizes) + 1 for group in groups) / len(groups),
+                    )
+                    return None
+                seen, judged, refined = _seen_plan(groups, looks, options)
                 if keyframes.tells_intra:
                     ready, span = time >= duration / 3, time
                 else:
@@ -564,6 +579,19 @@ a keyframe and the four after it, as the keyframe pass sees them."""
 
 _CHECKS = 10
 """How many times the keyframe pass checks whether the full scan is likely to be cheaper."""
+
+SHORT_GROUP = 12
+"""Frames: keyframes closer than this on average (an all-intra stream, one keyed every few
+frames) leave the keyframe scan nothing to skip: its pass decodes the keyframes and the
+frames after each, nearly all, and stretches of a frame or two are too short for the
+detectors to see a cut at their end (an all-intra H.264 encode: every cut missed). Such a
+video gets the full scan, whatever ``KeyframeRule.most_refined`` says."""
+
+
+def _short(groups: list[GroupOfPictures]) -> bool:
+    """Whether ``groups`` (ten at least) are ``SHORT_GROUP`` frames long or less on average."""
+    frames = sum(len(group.sizes) + 1 for group in groups)
+    return len(groups) >= 10 and frames < SHORT_GROUP * len(groups)
 
 
 def _seen_plan(
@@ -605,6 +633,16 @@ def _keyframe_scan(
         yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
     settings = reader.encoder_settings
+    if settings is not None and settings.keyint is not None and settings.keyint < SHORT_GROUP:
+        logger.info(
+            "%s: %s put a keyframe at least every %d frames; the keyframe pass would decode "
+            "nearly every frame, so every frame is scanned",
+            reader.name,
+            settings.encoder,
+            settings.keyint,
+        )
+        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
+        return
     if settings is not None and not settings.scene_cuts and options.keyframes.most_refined < 1:
         # Keyframes by the clock alone tell nothing of the cuts: on the fixed-group bench
         # encode the pass came on top of decoding nearly all of it, 9.3 CPU s against the
