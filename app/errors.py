@@ -32,6 +32,11 @@ class VideoIncomplete(VideoOpenFailure):
     """The video breaks off part-way (truncated or damaged): only its start could be decoded."""
 
 
+class VideoTimestampsJump(VideoOpenFailure):
+    """The video's timestamps jump back part-way (recordings joined end to end): the frames
+    after the jump have no place on its timeline."""
+
+
 class VideoTooLong(DescriberError):
     """The video is longer than the configured maximum duration."""
 

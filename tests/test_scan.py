@@ -18,7 +18,12 @@ import pytest
 from scenedetect import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector, threshold_detector
 
-from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
+from app.errors import (
+    DecoderUnavailable,
+    VideoIncomplete,
+    VideoOpenFailure,
+    VideoTimestampsJump,
+)
 from app.pipeline import video
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scan import (
@@ -477,6 +482,63 @@ def test_an_avi_file_with_b_frames_has_the_films_frame_rate_and_seeks_near_its_s
         for time in (0.0, 0.3, 0.9):
             first = next(reader.frames_from(time))
             assert first.time <= time + 1 / 25
+
+
+def _recording(path: Path, *parts: str, seconds: float = 2) -> Path:
+    """MPEG-TS recordings of lavfi sources (``seconds`` each, x264) joined byte for byte, as
+    ``cat`` joins them: each restarts its timestamps."""
+    with path.open("wb") as joined:
+        for index, source in enumerate(parts):
+            part = path.with_name(f"{path.stem}-{index}.ts")
+            subprocess.run(
+                ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                 f"{source}:d={seconds}:r=25",
+                 "-c:v", "libx264", "-pix_fmt", "yuv420p", str(part)],
+                check=True,
+            )  # fmt: skip
+            joined.write(part.read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("scan_mode", list(ScanMode))
+def test_a_recording_whose_picture_size_changes_part_way_is_scanned_through(
+    tmp_path: Path, scan_mode: ScanMode
+) -> None:
+    # An SD advert (4:3) between two parts of an HD programme (16:9), remuxed by ffmpeg with
+    # continuous timestamps: the detectors see every frame at the programme's size.
+    joined = _recording(
+        tmp_path / "joined.ts", "testsrc=s=320x180", "rgbtestsrc=s=240x180", "testsrc2=s=320x180"
+    )
+    path = tmp_path / "recording.mkv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(joined), "-c", "copy", str(path)],
+        check=True,
+    )
+    found = list(list_scenes(path, SceneOptions(scan=scan_mode), 1.0))
+    assert [found.scene.start for found in found] == pytest.approx([0.0, 2.0, 4.0], abs=0.1)
+    assert found[-1].scene.end == pytest.approx(6.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        SceneOptions(scan=ScanMode.FULL),
+        SceneOptions(scan=ScanMode.KEYFRAMES),
+        SceneOptions(workers=2, chunk_length=5.0),
+    ],
+    ids=["full", "keyframes", "chunks"],
+)
+def test_recordings_joined_end_to_end_are_refused_with_the_way_to_fix_them(
+    tmp_path: Path, options: SceneOptions
+) -> None:
+    # Each part's timestamps start again: its frames cannot be placed after the first's.
+    # Before, the scan ended with the first part, as if the rest were not there.
+    path = _recording(
+        tmp_path / "joined.ts", "testsrc=s=320x180", "rgbtestsrc=s=320x180", seconds=10
+    )
+    jump = r"jump back from (9\.96|10\.00) s to 0\.00 s.*ffmpeg -i"
+    with pytest.raises(VideoTimestampsJump, match=jump):
+        list(list_scenes(path, options, 1.0))
 
 
 def test_audio_with_cover_art_is_refused(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from app.errors import VideoIncomplete, VideoOpenFailure
+from app.errors import VideoIncomplete, VideoOpenFailure, VideoTimestampsJump
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scenes import CutDetector, SceneOptions, brightness
 from app.pipeline.types import Scene, StopSignal
@@ -158,8 +158,8 @@ def scan_chunk(
             _scan(reader, chunk, result, stop or _STOPPED, on_time)
         except VideoIncomplete as exc:
             result.error = exc
-        except VideoOpenFailure:
-            if chunk.start <= 0:
+        except VideoOpenFailure as exc:
+            if chunk.start <= 0 or isinstance(exc, VideoTimestampsJump):
                 raise
             # No frame from here on: the frames ended before this chunk (a declared duration
             # that counts a longer audio track, or a file cut short). A chunk before it that

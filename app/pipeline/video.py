@@ -39,7 +39,12 @@ from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 from PIL import Image
 
-from app.errors import DecoderUnavailable, VideoIncomplete, VideoOpenFailure
+from app.errors import (
+    DecoderUnavailable,
+    VideoIncomplete,
+    VideoOpenFailure,
+    VideoTimestampsJump,
+)
 from app.pipeline.readahead import read_ahead
 
 T = TypeVar("T")
@@ -87,6 +92,10 @@ def scale_threads(decoding: int) -> int:
 
 _TIME_EPSILON = 1e-6
 """Seconds by which two timestamps may differ and still name the same frame."""
+_JUMP_BACK = 1.0
+"""Seconds a frame may be shown before one decoded earlier (presentation order) or, in the
+keyframe pass, a packet before the end of those read so far (decoding order: B-frames
+come a few frames early) before the file counts as recordings joined end to end."""
 _SQUARE = 0.01
 """A sample aspect ratio this close to 1 is taken as square pixels; anamorphic video differs
 by 6 % or more (16:15, 10:11, 8:9, 64:45)."""
@@ -184,6 +193,10 @@ class DecodedFrame:
     ``bench/scenes.py``: the scan went from 82% to 93% of ffmpeg's decode speed."""
     scale_threads: int = field(default=1, repr=False)
     """swscale's slice threads for ``to_small_bgr`` (``scale_threads``)."""
+    stream_size: tuple[int, int] | None = field(default=None, repr=False)
+    """The stream's frame size (width, height) as its reader opened it; None: the frame's
+    own. A recording whose resolution changes part-way (an SD advert in an HD channel)
+    would otherwise give the detectors frames of two shapes, which they cannot compare."""
     pixel_aspect: Fraction = Fraction(1)
     """A pixel's width over its height as shown (the stream's sample aspect ratio): not 1 in
     anamorphic video, such as a widescreen DVD's 720x576 shown at 1024x576."""
@@ -229,12 +242,14 @@ class DecodedFrame:
         )
 
     def to_small_bgr(self, width: int) -> np.ndarray:
-        """The frame scaled to ``width`` pixels wide (aspect kept), BGR, for detectors."""
+        """The frame scaled to ``width`` pixels wide (the stream's aspect kept), BGR, for
+        detectors: every frame of a stream to the same size (``stream_size``)."""
         src = self.frame
-        if width <= 0 or width >= src.width:
-            width, height = src.width, src.height
+        stream_width, stream_height = self.stream_size or (src.width, src.height)
+        if width <= 0 or width >= stream_width:
+            width, height = stream_width, stream_height
         else:
-            height = max(2, round(src.height * width / src.width))
+            height = max(2, round(stream_height * width / stream_width))
         small = self.reformatter.reformat(
             src, width=width, height=height, format="bgr24", threads=self.scale_threads
         )
@@ -362,6 +377,8 @@ class VideoReader:
         self._origin = start / av.time_base if start is not None else 0.0
         self._reformatter = VideoReformatter()
         self._scale_threads = scale_threads(threads)
+        codec = self._stream.codec_context
+        self._stream_size = (codec.width, codec.height) if codec.width and codec.height else None
         # As FFmpeg guesses it: the container's sample aspect ratio, else the codec's;
         # unknown (0 or missing) is square, and so is one within ``_SQUARE`` of it (854x480
         # stored for 16:9 says 1280:1281): stretching would only blur the frame.
@@ -572,6 +589,8 @@ class VideoReader:
                 time = frame.time - self._origin
             else:
                 time = step if last_time is None else last_time + step
+            if last_time is not None and time < last_time - _JUMP_BACK:
+                raise self.jumped_back(last_time, time)
             if (
                 self.skip_nonref
                 and last_time is not None
@@ -584,6 +603,7 @@ class VideoReader:
                 frame=frame,
                 reformatter=self._reformatter,
                 scale_threads=self._scale_threads,
+                stream_size=self._stream_size,
                 pixel_aspect=self._pixel_aspect,
             )
 
@@ -592,6 +612,16 @@ class VideoReader:
         if stream.duration is None or stream.time_base is None:
             return None
         return float(stream.duration * stream.time_base)
+
+    def jumped_back(self, before: float, time: float) -> VideoTimestampsJump:
+        """The error for a frame shown at ``time`` after one shown at ``before``, seconds
+        later (``_JUMP_BACK``): the frames from there have no place on the film's timeline."""
+        return VideoTimestampsJump(
+            f"{self.name}: its timestamps jump back from {before:.2f} s to {time:.2f} s, as "
+            "where recordings are joined end to end, so the frames after that cannot be "
+            "placed on the film's timeline; remux it with continuous timestamps first, e.g. "
+            "`ffmpeg -i IN -c copy OUT.mkv`"
+        )
 
     def incomplete(self, decoded: float, detail: str = "") -> VideoIncomplete:
         """The error for this video when its frames stop at ``decoded`` seconds."""
@@ -871,6 +901,8 @@ class KeyframePass:
                 if packet.size == 0 or packet.pts is None:
                     continue
                 time = float(packet.pts * base) - origin
+                if time < end - _JUMP_BACK:
+                    raise reader.jumped_back(end, time)
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
                 if intra is not None and (keys or packet.is_keyframe):
@@ -924,6 +956,7 @@ class KeyframePass:
             frame=frame,
             reformatter=self._reader._reformatter,
             scale_threads=self._reader._scale_threads,
+            stream_size=self._reader._stream_size,
             pixel_aspect=self._reader._pixel_aspect,
         )
 
