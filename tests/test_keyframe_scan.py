@@ -889,6 +889,37 @@ def test_an_all_intra_video_gets_the_full_scan(
     assert "every frame is scanned" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("name", "seek", "encode"),
+    [
+        # Cut from a longer film at no keyframe, without re-encoding: its first packets are
+        # shown 1.5 s before zero (an edit list drops them).
+        ("trimmed.mp4", ("-ss", "1.5"), ("-c", "copy")),
+        # A slide show at 2 frames a second with B-frames: packets come 1.5 s before others
+        # in decoding order.
+        ("slides.mp4", (), ("-vf", "fps=2", "-c:v", "libx264", "-bf", "3")),
+    ],
+)
+def test_timestamps_out_of_order_as_they_should_be_are_no_jump(
+    tmp_path: Path, name: str, seek: tuple[str, ...], encode: tuple[str, ...]
+) -> None:
+    source = tmp_path / "source.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         _FOUR_SHOTS.replace("d=1.5", "d=4"), "-c:v", "libx264", "-g", "48", str(source)],
+        check=True,
+    )  # fmt: skip
+    path = tmp_path / name
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", *seek, "-i", str(source), *encode, str(path)],
+        check=True,
+    )
+    full = [(s.scene.start, s.scene.end, s.frame_time) for s in list_scenes(path, FULL, 1.0)]
+    assert len(full) >= 3
+    fast = [(s.scene.start, s.scene.end, s.frame_time) for s in list_scenes(path, KEYFRAMES, 1.0)]
+    assert fast == full
+
+
 def _follow(
     path: Path, steps: list[Stretch | KeyframeCut], *, skip_nonref: bool = False
 ) -> list[tuple[float, float, float, int]]:

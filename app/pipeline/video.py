@@ -93,9 +93,9 @@ def scale_threads(decoding: int) -> int:
 _TIME_EPSILON = 1e-6
 """Seconds by which two timestamps may differ and still name the same frame."""
 _JUMP_BACK = 1.0
-"""Seconds a frame may be shown before one decoded earlier (presentation order) or, in the
-keyframe pass, a packet before the end of those read so far (decoding order: B-frames
-come a few frames early) before the file counts as recordings joined end to end."""
+"""Seconds a frame may be shown before the one decoded before it (presentation order) or,
+in the keyframe pass, a packet be decoded before the one read before it (decoding times)
+before the file counts as recordings joined end to end."""
 _SQUARE = 0.01
 """A sample aspect ratio this close to 1 is taken as square pixels; anamorphic video differs
 by 6 % or more (16:15, 10:11, 8:9, 64:45)."""
@@ -499,7 +499,7 @@ class VideoReader:
         for back in _SEEK_BACK:
             timestamp = max(math.floor((target - back) / stream.time_base), lowest)
             first, last = self._keyframes_up_to(timestamp, target)
-            if first is not None or timestamp == lowest:
+            if first is not None or timestamp == lowest or target - back <= self._origin:
                 break  # found, or sought from the start: nothing lies further back
         else:
             logger.warning(
@@ -894,6 +894,7 @@ class KeyframePass:
         self._reads_intra = intra is not None
         keys = self._keys
         end = 0.0
+        last_dts: float | None = None
         count = 0
         followers = 0
         try:
@@ -901,8 +902,13 @@ class KeyframePass:
                 if packet.size == 0 or packet.pts is None:
                     continue
                 time = float(packet.pts * base) - origin
-                if time < end - _JUMP_BACK:
-                    raise reader.jumped_back(end, time)
+                # Decoding times only go forward (presentation times come back by the
+                # B-frames' delay, seconds at a slide show's frame rate).
+                if packet.dts is not None:
+                    decoded_at = float(packet.dts * base) - origin
+                    if last_dts is not None and decoded_at < last_dts - _JUMP_BACK:
+                        raise reader.jumped_back(last_dts, decoded_at)
+                    last_dts = decoded_at
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
                 if intra is not None and (keys or packet.is_keyframe):
