@@ -51,10 +51,12 @@ from tests.fixtures.media import (
     COLOURS,
     MadeVideo,
     VideoFactory,
+    damage_packets,
     decode_frame_number,
     make_coded_video,
     make_lavfi_video,
     nvdec_usable,
+    retime_packets,
 )
 
 
@@ -544,7 +546,7 @@ def test_a_recording_whose_picture_size_changes_part_way_is_scanned_through(
     assert found[-1].scene.end == pytest.approx(6.0, abs=0.1)
 
 
-@pytest.mark.parametrize(
+SCANS = pytest.mark.parametrize(
     "options",
     [
         SceneOptions(scan=ScanMode.FULL),
@@ -553,6 +555,13 @@ def test_a_recording_whose_picture_size_changes_part_way_is_scanned_through(
     ],
     ids=["full", "keyframes", "chunks"],
 )
+
+
+def _scenes(path: Path, options: SceneOptions) -> list[tuple[float, float, float]]:
+    return [(s.scene.start, s.scene.end, s.frame_time) for s in list_scenes(path, options, 1.0)]
+
+
+@SCANS
 def test_recordings_joined_end_to_end_are_refused_with_the_way_to_fix_them(
     tmp_path: Path, options: SceneOptions
 ) -> None:
@@ -564,6 +573,64 @@ def test_recordings_joined_end_to_end_are_refused_with_the_way_to_fix_them(
     jump = r"jump back from (9\.\d\d|10\.00) s to -?0\.0\d s.*ffmpeg -i"
     with pytest.raises(VideoTimestampsJump, match=jump):
         list(list_scenes(path, options, 1.0))
+
+
+@SCANS
+def test_damaged_packets_are_skipped_as_ffmpeg_skips_them(
+    coded_video: VideoFactory,
+    tmp_path: Path,
+    options: SceneOptions,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before, the first damaged packet ended every scan: "the video is incomplete ...
+    # decoding stopped at 5.9 s of 12.0 s", where the ffmpeg command decodes on past it.
+    made = coded_video([("red", 100), ("blue", 100), ("green", 100)], scenecut=True, grain=4)
+    path = tmp_path / "damaged.mp4"
+    assert damage_packets(made.path, path, "video", 5.9, 6.1) == pytest.approx(
+        [5.92, 5.96, 6.0, 6.04, 6.08]
+    )
+    assert _scenes(path, options) == _scenes(made.path, options)
+    if not options.workers:  # the chunks' worker processes log on their own
+        assert "a damaged video packet at 5.92 s was skipped" in caplog.text
+
+
+@SCANS
+@pytest.mark.parametrize(
+    "later",
+    [{6.0: 15.0}, {6.0: 1.2, 6.04: 1.2}],
+    ids=["one-far-ahead", "two-ahead"],
+)
+def test_frames_out_of_order_are_dropped_not_taken_for_a_jump(
+    coded_video: VideoFactory,
+    tmp_path: Path,
+    options: SceneOptions,
+    later: dict[float, float],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Frames shown later than they should be (a damaged header's timestamp) put frames
+    # decoded after them out of order: one far ahead is dropped itself (the next frame
+    # follows on from the one before it); two ahead drop the frames they overtook. Before,
+    # each was refused as recordings joined end to end.
+    made = coded_video([("red", 100), ("blue", 100), ("green", 100)], scenecut=True, grain=4)
+    path = tmp_path / "retimed.mkv"
+    retime_packets(made.path, path, later)
+    assert _scenes(path, options) == _scenes(made.path, options)
+    if not options.workers:
+        assert "came out after one shown at" in caplog.text
+
+
+def test_a_video_whose_every_packet_is_damaged_says_so(
+    six_scene_video: MadeVideo, tmp_path: Path
+) -> None:
+    path = tmp_path / "damaged.mp4"
+    damage_packets(six_scene_video.path, path, "video", 0.0, 60.0)
+    with (
+        pytest.raises(
+            VideoOpenFailure, match="no frame could be decoded, every one met was damaged"
+        ),
+        VideoReader(path) as reader,
+    ):
+        list(reader.frames())
 
 
 def test_audio_with_cover_art_is_refused(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from app.pipeline.soundtrack import MixOptions, mix_film, write_track
 from app.pipeline.tts import TtsOptions, load_engine
 from tests.fixtures.audio import DECODE_RATE as RATE
 from tests.fixtures.audio import decode, loud
+from tests.fixtures.media import damage_packets
 from tests.test_narration import description
 
 TONE = 440.0
@@ -191,6 +192,22 @@ def test_the_descriptions_are_mixed_into_the_films_default_audio_track(
     assert full == pytest.approx(0.5 / 8, rel=0.1)
     level = tone_level(mixed, 2.05, 3.95)
     assert 20 * np.log10(level / full) == pytest.approx(-12.0, abs=0.5)
+
+
+def test_damaged_sound_is_mixed_as_silence_in_step_with_the_film(
+    tone_film: Path, tmp_path: Path
+) -> None:
+    # Before, the first damaged packet of the film's sound failed the mix ("cannot write").
+    film = tmp_path / "damaged.mp4"
+    assert len(damage_packets(tone_film, film, "audio", 3.0, 3.3)) > 10
+    out = mix_film(film, chirps([(6.0, 7.0)]), tmp_path / "film.mkv", MixOptions())
+    mixed = decode(out, 1)
+    # Silence stands in for the lost packets, so the sound after them keeps its place and
+    # the track its length (the film's ten seconds).
+    assert mixed.size / RATE == pytest.approx(10.0, abs=0.05)
+    assert tone_level(mixed, 3.05, 3.25) < 0.002
+    for start, end in [(1.0, 2.9), (3.5, 5.5), (8.0, 9.8)]:
+        assert tone_level(mixed, start, end) == pytest.approx(0.5 / 8, rel=0.1)
 
 
 def test_a_film_without_audio_gets_the_descriptions_as_its_only_track(

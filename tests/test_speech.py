@@ -29,6 +29,7 @@ from app.pipeline.speech.silero import SileroSpeechDetector
 from app.pipeline.speech.webrtc import WebRtcSpeechDetector
 from app.pipeline.types import Interval
 from tests.fixtures.audio import ESPEAK_RATE, SpeechMedia, SpeechMediaFactory, speak
+from tests.fixtures.media import damage_packets
 
 DETECTORS = sorted(SPEECH_DETECTORS)
 TOLERANCE = 0.3
@@ -86,6 +87,21 @@ def test_speech_is_heard_on_the_films_default_audio_track(
         assert_matches(found, speech_video.speech)
     else:
         assert found == []
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_damaged_sound_is_skipped_and_the_speech_after_it_stays_in_place(
+    speech_video: SpeechMedia, tmp_path: Path, detector: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, the first damaged packet ended speech detection, and with it the job ("the
+    # audio track ... could not be decoded"), where the ffmpeg command decodes on past it.
+    # Silence stands in for what was lost, so the speech after it keeps its times.
+    first, second = speech_video.speech[:2]
+    middle = (first.end + second.start) / 2
+    path = tmp_path / "damaged.mp4"
+    assert len(damage_packets(speech_video.path, path, "audio", middle - 0.2, middle + 0.2)) > 10
+    assert_matches(detect_speech(path, detector), speech_video.speech)
+    assert "a damaged audio packet at" in caplog.text
 
 
 def test_a_broadcast_recordings_speech_is_heard_on_the_films_programme(

@@ -39,6 +39,7 @@ import pycountry
 from av.audio.stream import AudioStream
 
 from app.errors import RenderError, Stopped
+from app.pipeline.damage import Damage
 from app.pipeline.narration import Clip
 from app.pipeline.types import StopSignal
 from app.pipeline.video import film_stream
@@ -394,18 +395,31 @@ def _mix(
         while written < end:
             add(None, written, min(_BLOCK, end - written))
 
+    def decode(packet: av.Packet) -> None:
+        """Mix the sound of a packet of the original; silence of its length where it is
+        damaged (``damage.py``), so that the sound after it stays in step with the film."""
+        assert original is not None and original.time_base is not None
+        base = original.time_base
+        shown = None if packet.pts is None else float(packet.pts * base) - origin
+        frames = damage.decode(original.codec_context, packet, shown)
+        if frames is None:
+            if placed:
+                silence_until(written + round(float((packet.duration or 0) * base) * rate))
+            return
+        for frame in _resampled(frames, decoder, place):
+            add_frame(frame)
+
+    damage = Damage(Path(source.name).name, "audio")
     decoder = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     for packet in source.demux(copied):
         check()
         if packet.dts is None:  # a demuxer's flush packet
             if packet.stream is original:
-                for frame in _decoded(packet, decoder, place):
-                    add_frame(frame)
+                decode(packet)
             continue
         stream = packet.stream
         if stream is original:
-            for frame in _decoded(packet, decoder, place):
-                add_frame(frame)
+            decode(packet)
         elif original is None and packet.pts is not None and stream.time_base is not None:
             # No sound to follow: the new track keeps pace with the video packets.
             silence_until(round((float(packet.pts * stream.time_base) - origin) * rate))
@@ -420,12 +434,11 @@ def _mix(
     out.mux(described.encode(None))
 
 
-def _decoded(
-    packet: av.Packet, resampler: av.AudioResampler, place: Callable[[float | None], None]
+def _resampled(
+    frames: list[av.AudioFrame], resampler: av.AudioResampler, place: Callable[[float | None], None]
 ) -> Iterator[av.AudioFrame]:
-    """The frames of an audio packet, converted to the resampler's format; ``place`` is
-    told each frame's time (seconds) first."""
-    for frame in packet.decode():
-        if isinstance(frame, av.AudioFrame):
-            place(frame.time)
-            yield from resampler.resample(frame)
+    """Decoded audio frames, converted to the resampler's format; ``place`` is told each
+    frame's time (seconds) first."""
+    for frame in frames:
+        place(frame.time)
+        yield from resampler.resample(frame)

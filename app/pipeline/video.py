@@ -45,6 +45,7 @@ from app.errors import (
     VideoOpenFailure,
     VideoTimestampsJump,
 )
+from app.pipeline.damage import Damage
 from app.pipeline.readahead import read_ahead
 
 T = TypeVar("T")
@@ -96,6 +97,12 @@ _JUMP_BACK = 1.0
 """Seconds a frame may be shown before the one decoded before it (presentation order) or,
 in the keyframe pass, a packet be decoded before the one read before it (decoding times)
 before the file counts as recordings joined end to end."""
+_JUMP_FRAMES = 32
+"""Frames (in the keyframe pass, packets) in a row, each more than ``_JUMP_BACK`` before the
+last one in order, that make a jump back. Past a damaged packet a decoder may put a few
+frames out late (an MPEG-TS recording with damaged packets: every other frame 1.25 s back,
+for a second); more than its reorder buffer holds (16 frames in H.264 and HEVC) come only
+from timestamps that start again."""
 _SQUARE = 0.01
 """A sample aspect ratio this close to 1 is taken as square pixels; anamorphic video differs
 by 6 % or more (16:15, 10:11, 8:9, 64:45)."""
@@ -297,6 +304,35 @@ def film_stream(container: InputContainer) -> VideoStream | None:
     return next((stream for stream in container.streams.video if moving(stream)), None)
 
 
+class _Jumps:
+    """Watches times that only go forward (frames in presentation order, packets in decoding
+    order) for a jump back: ``_JUMP_FRAMES`` in a row more than ``_JUMP_BACK`` before the
+    last in order."""
+
+    def __init__(self, reader: VideoReader) -> None:
+        self._reader = reader
+        self._run = 0
+        self._last = 0.0
+        self._first = 0.0
+
+    def behind(self, last: float, time: float) -> None:
+        """``time`` came after ``last`` and lies before it.
+
+        Raises:
+            VideoTimestampsJump: it ends a run of ``_JUMP_FRAMES`` far behind.
+        """
+        if time >= last - _JUMP_BACK:
+            return
+        if self._run == 0:
+            self._last, self._first = last, time
+        self._run += 1
+        if self._run >= _JUMP_FRAMES:
+            raise self._reader.jumped_back(self._last, self._first)
+
+    def in_order(self) -> None:
+        self._run = 0
+
+
 @dataclass(frozen=True)
 class _Keyframe:
     """A keyframe packet met while checking a seek (``VideoReader._seek``)."""
@@ -405,6 +441,8 @@ class VideoReader:
         )
         self._closing = threading.Event()
         self._sought = False
+        self.damage = Damage(self.name, "video")
+        """The damaged packets met so far, by this reader and those it opened."""
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -571,7 +609,7 @@ class VideoReader:
                 ) from exc
             raise self.incomplete(last_time + step, f" ({exc})") from exc
         if count == 0:
-            raise VideoOpenFailure(f"{self.name}: the video stream holds no frame")
+            raise self.no_frame("frame")
         declared = self._declared_stream_duration()
         # Skipped non-reference frames may hide the last few frames: allow for them.
         slack = max(INCOMPLETE_SLACK, (MAX_SKIP_GAP + 1) * step)
@@ -581,37 +619,79 @@ class VideoReader:
             raise self.incomplete(last_time + step)
 
     def _decoded(self) -> Iterator[DecodedFrame]:
-        """Decode from the container's position on, with times and the skip-gap rule."""
+        """Decode from the container's position on, with times and the skip-gap rule, in the
+        order the frames are shown.
+
+        Each frame is held until the next one comes: where that one is shown before it but
+        after the frame handed out before it, the held frame's timestamp is the odd one (a
+        damaged packet header) and it is dropped; where it is shown before both, it is the
+        late one (frames put out of order past a damaged packet, or recordings joined end to
+        end: ``_Jumps``) and is dropped.
+        """
+        jumps = _Jumps(self)
         step = 1 / float(self.info.frame_rate)
-        last_time: float | None = None
-        for frame in self._container.decode(self._stream):
+        held: tuple[float, av.VideoFrame] | None = None
+        shown: float | None = None  # when the last frame handed out is shown
+        for frame in self._frames():
             if frame.time is not None:
                 time = frame.time - self._origin
             else:
-                time = step if last_time is None else last_time + step
-            if last_time is not None and time < last_time - _JUMP_BACK:
-                raise self.jumped_back(last_time, time)
-            if (
-                self.skip_nonref
-                and last_time is not None
-                and time - last_time > (MAX_SKIP_GAP + 0.5) * step
-            ):
-                self._decode_every_frame(gap=time - last_time, at=time)
-            last_time = time
-            yield DecodedFrame(
-                time=time,
-                frame=frame,
-                reformatter=self._reformatter,
-                scale_threads=self._scale_threads,
-                stream_size=self._stream_size,
-                pixel_aspect=self._pixel_aspect,
+                time = step if held is None else held[0] + step
+            if held is None:
+                held = (time, frame)
+                continue
+            last = held[0]
+            if time < last - _TIME_EPSILON:
+                self.damage.late_frame(last, time)
+                if shown is not None and time >= shown - _TIME_EPSILON:
+                    held = (time, frame)
+                else:
+                    jumps.behind(last, time)
+                continue
+            jumps.in_order()
+            yield self._handed_out(*held)
+            # Once the frame before is taken, as where frames are not held: a chunk's scan
+            # that stops there has not met the gap.
+            if self.skip_nonref and time - last > (MAX_SKIP_GAP + 0.5) * step:
+                self._decode_every_frame(gap=time - last, at=time)
+            shown, held = last, (time, frame)
+        if held is not None:
+            yield self._handed_out(*held)
+
+    def _handed_out(self, time: float, frame: av.VideoFrame) -> DecodedFrame:
+        return DecodedFrame(
+            time=time,
+            frame=frame,
+            reformatter=self._reformatter,
+            scale_threads=self._scale_threads,
+            stream_size=self._stream_size,
+            pixel_aspect=self._pixel_aspect,
+        )
+
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        """The decoder's frames from the container's position on, past damaged packets."""
+        stream = self._stream
+        assert stream.time_base is not None
+        for packet in self._container.demux(stream):
+            shown = (
+                None if packet.pts is None else float(packet.pts * stream.time_base) - self._origin
             )
+            yield from self.damage.decode(stream.codec_context, packet, shown) or ()
 
     def _declared_stream_duration(self) -> float | None:
         stream = self._stream
         if stream.duration is None or stream.time_base is None:
             return None
         return float(stream.duration * stream.time_base)
+
+    def no_frame(self, what: str) -> VideoOpenFailure:
+        """The error for a video stream in which no ``what`` (frame, keyframe) was decoded."""
+        if self.damage.times:
+            return VideoOpenFailure(
+                f"{self.name}: no {what} could be decoded, every one met was damaged; the file "
+                "is damaged or not in the format it claims"
+            )
+        return VideoOpenFailure(f"{self.name}: the video stream holds no {what}")
 
     def jumped_back(self, before: float, time: float) -> VideoTimestampsJump:
         """The error for a frame shown at ``time`` after one shown at ``before``, seconds
@@ -708,6 +788,7 @@ class VideoReader:
                     decode_device=self._decode_device,
                     name=self.name,
                 )
+                self._asides[thread].damage = self.damage
             return self._asides[thread]
 
     def set_skipping(self, skip: bool) -> None:
@@ -895,6 +976,8 @@ class KeyframePass:
         keys = self._keys
         end = 0.0
         last_dts: float | None = None
+        jumps = _Jumps(reader)
+        damage = reader.damage
         count = 0
         followers = 0
         try:
@@ -906,13 +989,15 @@ class KeyframePass:
                 # B-frames' delay, seconds at a slide show's frame rate).
                 if packet.dts is not None:
                     decoded_at = float(packet.dts * base) - origin
-                    if last_dts is not None and decoded_at < last_dts - _JUMP_BACK:
-                        raise reader.jumped_back(last_dts, decoded_at)
-                    last_dts = decoded_at
+                    if last_dts is not None and decoded_at < last_dts - _TIME_EPSILON:
+                        jumps.behind(last_dts, decoded_at)
+                    else:
+                        jumps.in_order()
+                        last_dts = decoded_at
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
                 if intra is not None and (keys or packet.is_keyframe):
-                    self._note_intra(intra.decode(packet), base, origin)
+                    self._note_intra(damage.decode(intra, packet, time) or [], base, origin)
                 if packet.is_keyframe:
                     keys.append(time)
                     followers = KEYFRAME_FOLLOWERS
@@ -923,14 +1008,14 @@ class KeyframePass:
                     if not followers:
                         continue
                     followers -= 1
-                for frame in stream.decode(packet):
+                for frame in damage.decode(stream.codec_context, packet, time) or ():
                     count += 1
                     yield self._decoded(frame, base, origin)
-            for frame in stream.decode(None):
+            for frame in damage.decode(stream.codec_context, None, None) or ():
                 count += 1
                 yield self._decoded(frame, base, origin)
             if intra is not None:
-                self._note_intra(intra.decode(None), base, origin)
+                self._note_intra(damage.decode(intra, None, None) or [], base, origin)
         except av.FFmpegError as exc:
             if count == 0:
                 raise VideoOpenFailure(
@@ -940,7 +1025,7 @@ class KeyframePass:
         finally:
             container.close()
         if count == 0:
-            raise VideoOpenFailure(f"{reader.name}: the video stream holds no keyframe")
+            raise reader.no_frame("keyframe")
         declared = reader._declared_stream_duration()
         if declared is not None and end < declared - INCOMPLETE_SLACK:
             raise reader.incomplete(end, "")

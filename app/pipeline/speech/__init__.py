@@ -50,12 +50,14 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from app.errors import InputError, VideoOpenFailure
+from app.pipeline.damage import Damage
 from app.pipeline.pauses import merge_intervals
 from app.pipeline.speech.base import (
     SAMPLE_RATE,
@@ -102,13 +104,28 @@ def make_speech_detector(name: str, options: SpeechOptions | None = None) -> Spe
 def _decode_mono(
     container: av.container.InputContainer, stream: av.AudioStream, path: Path
 ) -> Iterator[Samples]:
-    """Decode ``stream`` to ``SAMPLE_RATE`` Hz mono float32, one frame at a time."""
+    """Decode ``stream`` to ``SAMPLE_RATE`` Hz mono float32, one frame at a time. A damaged
+    packet is skipped (``damage.py``) and silence of its length stands in for it, so that
+    the speech after it keeps its place on the timeline."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    damage = Damage(path.name, "audio")
+    base = stream.time_base or Fraction(1, stream.rate or SAMPLE_RATE)
+    origin = (container.start_time or 0) / av.time_base  # the film's zero, for messages
     try:
-        # A final None flushes the samples the resampler still holds.
-        for frame in itertools.chain(container.decode(stream), [None]):
-            for out in resampler.resample(frame):
-                yield out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+        for packet in container.demux(stream):
+            shown = None if packet.pts is None else float(packet.pts * base) - origin
+            frames = damage.decode(stream.codec_context, packet, shown)
+            if frames is None:
+                yield np.zeros(
+                    round(float((packet.duration or 0) * base) * SAMPLE_RATE), np.float32
+                )
+                continue
+            for frame in frames:
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+        # None flushes the samples the resampler still holds.
+        for out in resampler.resample(None):
+            yield out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
     except av.FFmpegError as exc:
         raise VideoOpenFailure(
             f"the audio track of {path.name} could not be decoded ({exc}); the file may be "
