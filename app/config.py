@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     """Longest video accepted, seconds; None: no limit."""
     download_timeout: float = Field(default=900.0, gt=0)
     """Seconds a whole download may take."""
+    download_dir: Path | None = None
+    """Folder for downloaded videos and subtitles while a job uses them (created if missing;
+    files there that a process killed in the middle of a job left are removed by the next
+    download); None: ``describer-downloads-<uid>`` in the system's temporary folder."""
     connect_timeout: float = Field(default=15.0, gt=0)
     """Seconds to connect to a media server or to wait for its next chunk."""
     job_timeout: float = Field(default=4 * 3600.0, gt=0)
@@ -472,6 +476,7 @@ class Settings(BaseSettings):
                 max_subtitles_bytes=self.max_subtitles_bytes,
                 timeout=self.download_timeout,
                 connect_timeout=self.connect_timeout,
+                directory=self.download_dir,
             ),
             guard=guard,
         )

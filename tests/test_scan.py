@@ -509,6 +509,12 @@ def test_an_avi_file_with_b_frames_has_the_films_frame_rate_and_seeks_near_its_s
         for time in (0.0, 0.3, 0.9):
             first = next(reader.frames_from(time))
             assert first.time <= time + 1 / 25
+    # Its B-frames come out with times a frame early (those of decoding), each before the
+    # frame shown ahead of it: every frame is still handed out, none taken for out of order.
+    with VideoReader(avi) as reader:
+        times = [decoded.time for decoded in reader.frames()]
+    assert len(times) == 60
+    assert any(later < earlier for earlier, later in itertools.pairwise(times))
 
 
 def _recording(path: Path, *parts: str, seconds: float = 2) -> Path:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
 
 from app.errors import DiskFull, InputError, InputTooLarge, Stopped
 from app.pipeline.sources import FetchOptions, fetch, is_url
-from tests.fixtures.servers import TrickleServer
+from tests.fixtures.servers import TrickleServer, wait_until
 
 
 def test_local_file_is_used_in_place(tmp_path: Path) -> None:
@@ -181,17 +184,91 @@ def test_subtitles_have_their_own_size_limit(file_server: tuple[str, Path]) -> N
         assert path.stat().st_size > 1000
 
 
-def test_a_full_temporary_disk_says_so_and_where(
+def test_a_full_download_disk_says_so_and_where(
     file_server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, root = file_server
     (root / "film.mp4").write_bytes(b"x" * 300_000)
-    target = tmp_path / "download.mp4"
-    # /dev/full answers every write with ENOSPC, as a full disk does.
-    monkeypatch.setattr(
-        "app.pipeline.sources.tempfile.mkstemp",
-        lambda **_: (os.open("/dev/full", os.O_WRONLY), str(target)),
+
+    def full_disk(_path: Path, mode: str, buffering: int) -> IO[bytes]:
+        # /dev/full answers every write with ENOSPC, as a full disk does.
+        return open("/dev/full", mode, buffering=buffering)
+
+    monkeypatch.setattr("app.pipeline.download.open", full_disk, raising=False)
+    folder = tmp_path / "downloads"
+    full = pytest.raises(
+        DiskFull, match=rf"no space left on the downloads' disk \({folder}\).*DOWNLOAD_DIR"
     )
-    full = pytest.raises(DiskFull, match=r"no space left on the temporary disk \(.+\)")
-    with full, fetch(f"{base}/film.mp4"):
+    with full, fetch(f"{base}/film.mp4", options=FetchOptions(directory=folder)):
         pass
+    assert list(folder.iterdir()) == []
+
+
+def _held_download(url: str, folder: Path) -> subprocess.Popen[bytes]:
+    """Another process downloading ``url`` into ``folder``, as a worker of the service."""
+    script = (
+        "import sys; from pathlib import Path; "
+        "from app.pipeline.sources import FetchOptions, fetch; "
+        "options = FetchOptions(directory=Path(sys.argv[2]), timeout=300, connect_timeout=300); "
+        "fetch(sys.argv[1], options=options).__enter__()"
+    )
+    return subprocess.Popen([sys.executable, "-c", script, url, str(folder)])
+
+
+def test_a_download_left_by_a_killed_process_is_removed_by_the_next(
+    trickle_server: Callable[[float | None], TrickleServer],
+    file_server: tuple[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before, each service killed with kill -9 during a job left its download in /tmp for
+    # good (62 files from one day of test runs).
+    folder = tmp_path / "downloads"
+    server = trickle_server(None)
+    killed = _held_download(server.url, folder)
+    try:
+        left = wait_until(lambda: list(folder.glob("describer-video-*")), what="a download")
+        alive = _held_download(server.url, folder)
+        try:
+            both = wait_until(
+                lambda: len(files := list(folder.glob("describer-video-*"))) == 2 and files,
+                what="a second download",
+            )
+            killed.kill()
+            killed.wait()
+            assert all(path.exists() for path in both)
+            monkeypatch.setattr("app.pipeline.download.ABANDONED_AFTER", 0.0)
+            base, root = file_server
+            (root / "film.mp4").write_bytes(b"x" * 1000)
+            with fetch(f"{base}/film.mp4", options=FetchOptions(directory=folder)) as path:
+                assert path.parent == folder
+                assert not left[0].exists(), "the killed process's download is gone"
+                (held,) = set(both) - set(left)
+                assert held.exists(), "the download of a live process stays"
+            assert sorted(folder.iterdir()) == [held]
+        finally:
+            alive.kill()
+            alive.wait()
+    finally:
+        killed.kill()
+        killed.wait()
+    assert "a download left by a process that ended in the middle of a job" in caplog.text
+
+
+def test_a_download_is_not_taken_for_abandoned_while_it_is_new(
+    file_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    # Made a moment before its process holds it: a file written in the last minute stays.
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    fresh, stale = folder / "describer-video-fresh.mp4", folder / "describer-video-stale.mp4"
+    fresh.write_bytes(b"x")
+    stale.write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    base, root = file_server
+    (root / "film.mp4").write_bytes(b"x" * 1000)
+    with fetch(f"{base}/film.mp4", options=FetchOptions(directory=folder)):
+        pass
+    assert sorted(folder.iterdir()) == [fresh]

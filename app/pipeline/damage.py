@@ -63,9 +63,9 @@ class Damage:
             return None
 
     def late_frame(self, after: float, time: float) -> None:
-        """A frame shown at ``time`` came out after one shown at ``after``, seconds later:
-        one of them is dropped, since the scan's detectors take frames in the order they
-        are shown. Logged the first time."""
+        """A frame shown at ``time`` came out after one shown at ``after``, a second or more
+        later: one of them is dropped, since the scan's detectors take frames in the order
+        they are shown. Logged the first time."""
         with self._lock:
             self.late += 1
             first = self.late == 1

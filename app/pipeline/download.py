@@ -1,16 +1,28 @@
 """Download an http(s) URL to a file (``sources.fetch`` for URLs), with its size and time
 limits, the caller's stop signal and the guard's vetted addresses; imported only when a URL
-is fetched, so that a local file needs no HTTP client."""
+is fetched, so that a local file needs no HTTP client.
+
+Downloads go to one folder (``FetchOptions.directory``). Each file is held, with an
+exclusive ``flock``, from just after it is made until it is removed; the kernel lets go of
+it when its process ends, however it ends. So a file there that no process holds was left
+by a process killed in the middle of a job, and each download first removes those
+(``sweep``): a service that is killed and started again does not fill its disk.
+"""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
+import os
 import socket
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -58,13 +70,81 @@ class _PinnedTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-def disk_problem(exc: OSError, what: str, written: int) -> DescriberError | OSError:
-    """A clear error for a full temporary disk; other OS errors stay as they are."""
+PREFIX = "describer-"
+"""How the names of the downloads' files begin."""
+
+ABANDONED_AFTER = 60.0
+"""Seconds since a file was last written before ``sweep`` may take it for abandoned, when no
+process holds it: a download holds its file from a moment after making it."""
+
+
+def default_directory() -> Path:
+    """Where downloads go unless told: a folder of this user's in the temporary folder."""
+    return Path(tempfile.gettempdir()) / f"describer-downloads-{os.getuid()}"
+
+
+@contextmanager
+def download_file(directory: Path | None, what: str, suffix: str) -> Iterator[Path]:
+    """A new empty file in ``directory`` (default ``default_directory()``) for a download of
+    ``what``, held for the context and removed after it. Abandoned files there go first
+    (``sweep``).
+
+    Raises:
+        DiskFull: the folder's disk is full.
+        OSError: the folder cannot be made or written (its path is in the message).
+    """
+    folder = directory or default_directory()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sweep(folder)
+        handle, name = tempfile.mkstemp(prefix=f"{PREFIX}{what}-", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise disk_problem(exc, what, 0, folder) from exc
+    path = Path(name)
+    try:
+        # Held through a descriptor of its own, never written through.
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(handle)
+
+
+def sweep(folder: Path) -> None:
+    """Remove the downloads in ``folder`` that no process holds and none has written for
+    ``ABANDONED_AFTER`` seconds: those of a process killed in the middle of a job
+    (``kill -9``, the OOM killer, a power cut), which nothing else would remove."""
+    now = time.time()
+    for path in folder.glob(f"{PREFIX}*"):
+        try:
+            handle = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # removed by its process meanwhile
+            continue
+        try:
+            if now - os.fstat(handle).st_mtime < ABANDONED_AFTER:
+                continue
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # held: a download in use
+                continue
+            path.unlink(missing_ok=True)
+            logger.warning(
+                "removed %s, a download left by a process that ended in the middle of a job",
+                path,
+            )
+        finally:
+            os.close(handle)
+
+
+def disk_problem(exc: OSError, what: str, written: int, folder: Path) -> DescriberError | OSError:
+    """A clear error for a full disk under the downloads' ``folder``; other OS errors stay
+    as they are."""
     if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
         return exc
     return DiskFull(
-        f"no space left on the temporary disk ({tempfile.gettempdir()}) while downloading the "
-        f"{what}, after {written} bytes; free space there or point TMPDIR at a larger disk"
+        f"no space left on the downloads' disk ({folder}) while downloading the {what}, "
+        f"after {written} bytes; free space there or point DESCRIBER_DOWNLOAD_DIR at a "
+        "larger disk"
     )
 
 
@@ -133,7 +213,7 @@ def _shut(sock: socket.socket) -> None:
 
 def download(
     url: str,
-    out: BinaryIO,
+    path: Path,
     what: str,
     max_bytes: int,
     options: FetchOptions,
@@ -143,7 +223,10 @@ def download(
     timeout = httpx.Timeout(options.connect_timeout)
     size = 0
     too_slow = InputError(f"{what} download took longer than {options.timeout:g} s: {url}")
-    with _Watchdog(time.monotonic() + options.timeout, stop) as watchdog:
+    with (
+        _Watchdog(time.monotonic() + options.timeout, stop) as watchdog,
+        open(path, "wb", buffering=0) as out,
+    ):
         try:
             with (
                 httpx.Client(
@@ -179,7 +262,7 @@ def download(
                     try:
                         out.write(chunk)
                     except OSError as exc:
-                        raise disk_problem(exc, what, size - len(chunk)) from exc
+                        raise disk_problem(exc, what, size - len(chunk), path.parent) from exc
         except httpx.TooManyRedirects as exc:
             raise InputError(f"{what} URL redirects too many times: {url}") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -3,16 +3,15 @@
 
 Downloads stream to disk with a size limit and a wall-clock limit on the whole download,
 enforced however slowly the bytes come (a watchdog thread shuts the connection down at the
-deadline, or as soon as the caller's stop signal is set), and the temporary file is removed
-when the ``fetch`` context exits, whatever happened. With a ``guard``, every request (each
+deadline, or as soon as the caller's stop signal is set), and the downloaded file is removed
+when the ``fetch`` context exits, whatever happened; one that outlives its process (killed
+with ``kill -9``) is removed by a later download. With a ``guard``, every request (each
 redirect too) connects to the address the guard vetted, never to a second DNS answer, and
 proxy settings from the environment (``HTTP_PROXY``...) are not used.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +44,11 @@ class FetchOptions:
     """Seconds to connect or to wait for the next chunk."""
     max_redirects: int = 5
     """Redirects followed before giving up."""
+    directory: Path | None = None
+    """Folder the downloads go to while in use (created if missing); None:
+    ``describer-downloads-<uid>`` in the system's temporary folder. Files there that no
+    process holds, left by one killed in the middle of a job, are removed by the next
+    download (``download.sweep``)."""
 
 
 def is_url(source: str) -> bool:
@@ -94,19 +98,11 @@ def fetch(
     if scheme not in ("http", "https"):
         raise InputError(f"{what} URL must be http or https, not {scheme}: {source}")
     # The HTTP client is imported for URLs only: a local file needs none of it.
-    from app.pipeline.download import check_url, disk_problem, download
+    from app.pipeline.download import check_url, download, download_file
 
     check_url(source, what)
     max_bytes = options.max_subtitles_bytes if what == "subtitles" else options.max_bytes
     suffix = Path(urlsplit(source).path).suffix[:16]
-    try:
-        handle, name = tempfile.mkstemp(prefix=f"describer-{what}-", suffix=suffix)
-    except OSError as exc:
-        raise disk_problem(exc, what, 0) from exc
-    path = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            download(source, out, what, max_bytes, options, guard, stop)
+    with download_file(options.directory, what, suffix) as path:
+        download(source, path, what, max_bytes, options, guard, stop)
         yield path
-    finally:
-        path.unlink(missing_ok=True)

@@ -96,7 +96,8 @@ _TIME_EPSILON = 1e-6
 _JUMP_BACK = 1.0
 """Seconds a frame may be shown before the one decoded before it (presentation order) or,
 in the keyframe pass, a packet be decoded before the one read before it (decoding times)
-before the file counts as recordings joined end to end."""
+and still be taken as it comes; past this it is out of order (``VideoReader._decoded``),
+and ``_JUMP_FRAMES`` such in a row are recordings joined end to end."""
 _JUMP_FRAMES = 32
 """Frames (in the keyframe pass, packets) in a row, each more than ``_JUMP_BACK`` before the
 last one in order, that make a jump back. Past a damaged packet a decoder may put a few
@@ -305,9 +306,9 @@ def film_stream(container: InputContainer) -> VideoStream | None:
 
 
 class _Jumps:
-    """Watches times that only go forward (frames in presentation order, packets in decoding
-    order) for a jump back: ``_JUMP_FRAMES`` in a row more than ``_JUMP_BACK`` before the
-    last in order."""
+    """Counts the frames (in the keyframe pass, packets) in a row that come more than
+    ``_JUMP_BACK`` s before the last one in order, and takes ``_JUMP_FRAMES`` of them for a
+    jump back."""
 
     def __init__(self, reader: VideoReader) -> None:
         self._reader = reader
@@ -316,13 +317,11 @@ class _Jumps:
         self._first = 0.0
 
     def behind(self, last: float, time: float) -> None:
-        """``time`` came after ``last`` and lies before it.
+        """One more came at ``time``, after ``last``.
 
         Raises:
-            VideoTimestampsJump: it ends a run of ``_JUMP_FRAMES`` far behind.
+            VideoTimestampsJump: it makes ``_JUMP_FRAMES`` in a row.
         """
-        if time >= last - _JUMP_BACK:
-            return
         if self._run == 0:
             self._last, self._first = last, time
         self._run += 1
@@ -622,11 +621,13 @@ class VideoReader:
         """Decode from the container's position on, with times and the skip-gap rule, in the
         order the frames are shown.
 
-        Each frame is held until the next one comes: where that one is shown before it but
-        after the frame handed out before it, the held frame's timestamp is the odd one (a
-        damaged packet header) and it is dropped; where it is shown before both, it is the
-        late one (frames put out of order past a damaged packet, or recordings joined end to
-        end: ``_Jumps``) and is dropped.
+        Each frame is held until the next one comes. Where that one is shown more than
+        ``_JUMP_BACK`` s before it, one of them is dropped: the held frame if the next one
+        follows the frame handed out before it (the held frame's timestamp is the odd one:
+        a damaged packet header), else the next one (frames put out late past a damaged
+        packet, or recordings joined end to end: ``_Jumps``). Frames less out of order are
+        handed out as they come (in AVI, whose timestamps are those of decoding, B-frames
+        come a frame early).
         """
         jumps = _Jumps(self)
         step = 1 / float(self.info.frame_rate)
@@ -641,7 +642,7 @@ class VideoReader:
                 held = (time, frame)
                 continue
             last = held[0]
-            if time < last - _TIME_EPSILON:
+            if time < last - _JUMP_BACK:
                 self.damage.late_frame(last, time)
                 if shown is not None and time >= shown - _TIME_EPSILON:
                     held = (time, frame)
@@ -989,7 +990,7 @@ class KeyframePass:
                 # B-frames' delay, seconds at a slide show's frame rate).
                 if packet.dts is not None:
                     decoded_at = float(packet.dts * base) - origin
-                    if last_dts is not None and decoded_at < last_dts - _TIME_EPSILON:
+                    if last_dts is not None and decoded_at < last_dts - _JUMP_BACK:
                         jumps.behind(last_dts, decoded_at)
                     else:
                         jumps.in_order()
