@@ -625,6 +625,40 @@ def test_frames_out_of_order_are_dropped_not_taken_for_a_jump(
         assert "came out after one shown at" in caplog.text
 
 
+@pytest.mark.parametrize("scan_mode", list(ScanMode))
+def test_a_raw_stream_without_timestamps_is_placed_by_counting_every_frame(
+    coded_video: VideoFactory, tmp_path: Path, scan_mode: ScanMode
+) -> None:
+    # An H.264 elementary stream (.h264): no container, no timestamps. Before, its
+    # non-reference frames were skipped and the count gave every frame after them an
+    # earlier time (60 s of Big Buck Bunny ended at 41.7 s, its cuts moved), and the
+    # keyframe scan said "the video stream holds no keyframe".
+    made = coded_video(
+        [("red", 50), ("blue", 60), ("green", 70)],
+        scenecut=True,
+        grain=4,
+        extra_args=["-preset", "veryfast"],  # with B-frames
+    )
+    raw = tmp_path / "raw.h264"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy",
+         "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(raw)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(raw) as reader:
+        assert not reader.timed
+        with pytest.raises(VideoOpenFailure, match="no timestamps to seek by"):
+            reader.keyframe_before(3.0)
+    # The same as the MP4 with every frame decoded (with the default skipping, the second
+    # scene's frame is the reference frame before its target, 2.96 s, not 3.00 s).
+    expected = _scenes(made.path, SceneOptions(scan=ScanMode.FULL, skip_nonref_frames=False))
+    got = _scenes(raw, SceneOptions(scan=scan_mode))
+    assert [t for scene in got for t in scene] == pytest.approx(
+        [t for scene in expected for t in scene], abs=1e-6
+    )
+    assert len(got) == 3
+
+
 def test_a_video_whose_every_packet_is_damaged_says_so(
     six_scene_video: MadeVideo, tmp_path: Path
 ) -> None:

@@ -30,8 +30,9 @@ no longer skipped) is decoded again, so the scenes and frames are those of one s
 decoded after another (``_Stretches``).
 
 A stream that cannot guide it goes to the full scan at once: a codec that does not tell
-which frames are intra (VP9, AV1...), or x264 or x265 with scene-cut detection off
-(``VideoReader.encoder_settings``: its keyframes fall by the clock). When the rule would
+which frames are intra (VP9, AV1...), x264 or x265 with scene-cut detection off
+(``VideoReader.encoder_settings``: its keyframes fall by the clock), or a raw stream without
+timestamps to seek by (``VideoReader.timed``). When the rule would
 decode most of the video anyway, the full scan runs instead; when the
 keyframe pass finds that out part-way (``KeyframeRule.most_refined``), it stops there, the
 part it saw is scanned as planned and every frame after it is decoded.
@@ -620,6 +621,14 @@ def _keyframe_scan(
     spread: int,
     frame_side: int | None,
 ) -> Iterator[ScannedScene]:
+    if not reader.timed:
+        logger.info(
+            "%s: the video has no timestamps to seek by (a raw %s stream); scanning every frame",
+            reader.name,
+            reader.codec,
+        )
+        yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
+        return
     if reader.codec not in INTRA_CODECS and options.keyframes.most_refined < 1:
         # Its groups are judged by packet spikes, and the keyframe scan never paid: on six
         # VP9, AV1, VC-1 and MPEG-4 clips it took 1.1-1.4x the full scan's CPU, never handing

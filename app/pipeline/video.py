@@ -397,6 +397,18 @@ class VideoReader:
                 "a video track is required"
             )
         self._stream: VideoStream = stream
+        self.timed = stream.start_time is not None
+        """Whether the stream's packets carry timestamps (FFmpeg found one in the first).
+        Those of a raw elementary stream (an ``.h264`` file) do not: its frames are placed
+        by counting them, so none may be skipped, and it cannot be sought in."""
+        if skip_nonref and not self.timed:
+            logger.info(
+                "%s: the video has no timestamps (a raw %s stream); its frames are placed by "
+                "counting them, so every frame is decoded",
+                self.name,
+                stream.codec_context.name,
+            )
+            skip_nonref = self.skip_nonref = self.skipping_at_open = False
         if hwaccel is not None and not self.decodes_on_gpu:
             logger.warning(
                 "%s: NVDEC cannot decode this %s stream; decoding it on the CPU",
@@ -526,6 +538,12 @@ class VideoReader:
         then from the last of them, by its decoding timestamp (where such a search lands on
         it), so that no more groups than needed are decoded.
         """
+        if not self.timed:
+            raise VideoOpenFailure(
+                f"{self.name}: the video has no timestamps to seek by (a raw {self.codec} "
+                "stream); put it in a container first, e.g. `ffmpeg -r RATE -i IN -c copy "
+                "OUT.mkv`"
+            )
         stream = self._stream
         assert stream.time_base is not None
         target = time + self._origin + _TIME_EPSILON
@@ -636,8 +654,8 @@ class VideoReader:
         for frame in self._frames():
             if frame.time is not None:
                 time = frame.time - self._origin
-            else:
-                time = step if held is None else held[0] + step
+            else:  # a raw stream's: counted from its first frame
+                time = 0.0 if held is None else held[0] + step
             if held is None:
                 held = (time, frame)
                 continue
