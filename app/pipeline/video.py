@@ -639,43 +639,48 @@ class VideoReader:
         """Decode from the container's position on, with times and the skip-gap rule, in the
         order the frames are shown.
 
-        Each frame is held until the next one comes. Where that one is shown more than
-        ``_JUMP_BACK`` s before it, one of them is dropped: the held frame if the next one
-        follows the frame handed out before it (the held frame's timestamp is the odd one:
-        a damaged packet header), else the next one (frames put out late past a damaged
-        packet, or recordings joined end to end: ``_Jumps``). Frames less out of order are
-        handed out as they come (in AVI, whose timestamps are those of decoding, B-frames
-        come a frame early).
+        A frame shown more than ``_JUMP_BACK`` s before the last one handed out is dropped
+        (frames put out late past a damaged packet; many in a row are recordings joined end
+        to end: ``_Jumps``). One shown more than ``_JUMP_BACK`` s after it is held until the
+        next comes: where that one follows on from the last frame handed out, the held
+        frame's timestamp was the odd one (a damaged packet header) and it is dropped.
+        Frames less out of order are handed out as they come (in AVI, whose timestamps are
+        those of decoding, B-frames come a frame early).
         """
         jumps = _Jumps(self)
         step = 1 / float(self.info.frame_rate)
-        held: tuple[float, av.VideoFrame] | None = None
-        shown: float | None = None  # when the last frame handed out is shown
+        last: float | None = None  # when the last frame handed out is shown
+        ahead: tuple[float, av.VideoFrame] | None = None  # one far after it, held
         for frame in self._frames():
             if frame.time is not None:
                 time = frame.time - self._origin
             else:  # a raw stream's: counted from its first frame
-                time = 0.0 if held is None else held[0] + step
-            if held is None:
-                held = (time, frame)
-                continue
-            last = held[0]
-            if time < last - _JUMP_BACK:
-                self.damage.late_frame(last, time)
-                if shown is not None and time >= shown - _TIME_EPSILON:
-                    held = (time, frame)
+                time = 0.0 if last is None else last + step
+            if ahead is not None:
+                if time >= ahead[0] - _JUMP_BACK:
+                    last = ahead[0]
+                    yield self._handed_out(*ahead)
+                elif last is not None and time >= last - _JUMP_BACK:
+                    self.damage.late_frame(ahead[0], time)
                 else:
-                    jumps.behind(last, time)
+                    self.damage.late_frame(ahead[0], time)
+                    jumps.behind(ahead[0], time)
+                    continue
+                ahead = None
+            if last is not None and time < last - _JUMP_BACK:
+                self.damage.late_frame(last, time)
+                jumps.behind(last, time)
                 continue
             jumps.in_order()
-            yield self._handed_out(*held)
-            # Once the frame before is taken, as where frames are not held: a chunk's scan
-            # that stops there has not met the gap.
-            if self.skip_nonref and time - last > (MAX_SKIP_GAP + 0.5) * step:
+            if self.skip_nonref and last is not None and time - last > (MAX_SKIP_GAP + 0.5) * step:
                 self._decode_every_frame(gap=time - last, at=time)
-            shown, held = last, (time, frame)
-        if held is not None:
-            yield self._handed_out(*held)
+            if last is not None and time > last + _JUMP_BACK:
+                ahead = (time, frame)
+                continue
+            last = time
+            yield self._handed_out(time, frame)
+        if ahead is not None:
+            yield self._handed_out(*ahead)
 
     def _handed_out(self, time: float, frame: av.VideoFrame) -> DecodedFrame:
         return DecodedFrame(
