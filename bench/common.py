@@ -313,7 +313,8 @@ def film_index(path: Path) -> int:
 
 def film_end(path: Path) -> float:
     """Seconds from the film's start to the end of its last frame, read from the packets of
-    the stream the project scans (no decoding): where its last scene ends."""
+    the stream the project scans (no decoding): where its last scene ends. A stream without
+    timestamps: its packets counted at its frame rate."""
     import av
 
     from app.pipeline.video import film_stream
@@ -323,11 +324,18 @@ def film_end(path: Path) -> float:
         assert stream is not None and stream.time_base is not None, f"{path}: no video stream"
         base = stream.time_base
         origin = container.start_time / av.time_base if container.start_time else 0.0
-        return max(
-            float((packet.pts + (packet.duration or 0)) * base) - origin
-            for packet in container.demux(stream)
-            if packet.pts is not None
-        )
+        ends, frames = [], 0
+        for packet in container.demux(stream):
+            frames += packet.size > 0
+            if packet.pts is not None:
+                ends.append(float((packet.pts + (packet.duration or 0)) * base) - origin)
+        if ends:
+            return max(ends)
+        # A raw stream (an .h264 file, no timestamps): its frames one after another, as the
+        # project counts them (``VideoReader.timed``).
+        rate = stream.guessed_rate or stream.average_rate
+        assert rate, f"{path}: neither timestamps nor a frame rate"
+        return frames / float(rate)
 
 
 def count_packets(path: Path) -> int:

@@ -4,9 +4,12 @@ GPU machine they are carried to."""
 from __future__ import annotations
 
 import importlib
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.media import VideoFactory
 
 SCRIPTS = sorted(p.stem for p in (Path(__file__).parents[1] / "bench").glob("*.py"))
 
@@ -36,3 +39,19 @@ def test_keyframe_bound_decodes_only_groups_with_a_cut_inside() -> None:
     alone = plan(keyframes=[0.0, 4.0], cuts=[5.0], frames=[4.5], lookahead=0.08)
     assert alone.stretches == [(4.0, 5.08)]
     assert alone.frames == []
+
+
+def test_the_film_end_of_a_raw_stream_is_its_frames_at_its_rate(
+    coded_video: VideoFactory, tmp_path: Path
+) -> None:
+    # An .h264 file has no timestamps: the bench's film end was max() of nothing (a crash).
+    from bench.common import film_end
+
+    made = coded_video([("red", 30), ("blue", 45)])
+    raw = tmp_path / "raw.h264"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy",
+         "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(raw)],
+        check=True,
+    )  # fmt: skip
+    assert film_end(raw) == pytest.approx(film_end(made.path)) == pytest.approx(3.0)
