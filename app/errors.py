@@ -20,6 +20,11 @@ class DiskFull(DescriberError):
     """The temporary disk filled up while a download was written to it."""
 
 
+class DownloadFolderError(DescriberError):
+    """The folder downloads go to cannot be used: it cannot be made or written, is not a
+    folder, or (the default one, in the shared temporary folder) is not this user's own."""
+
+
 class VideoOpenFailure(DescriberError):
     """The file is not a decodable video (not media, truncated, empty, or no video stream)."""
 

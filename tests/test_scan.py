@@ -597,7 +597,7 @@ def test_damaged_packets_are_skipped_as_ffmpeg_skips_them(
     )
     assert _scenes(path, options) == _scenes(made.path, options)
     if not options.workers:  # the chunks' worker processes log on their own
-        assert "a damaged video packet at 5.92 s was skipped" in caplog.text
+        assert "a damaged video packet near 5.92 s was skipped" in caplog.text
 
 
 @SCANS
@@ -631,12 +631,13 @@ def test_a_raw_stream_without_timestamps_is_placed_by_counting_every_frame(
 ) -> None:
     # An H.264 elementary stream (.h264): no container, no timestamps. Before, its
     # non-reference frames were skipped and the count gave every frame after them an
-    # earlier time (60 s of Big Buck Bunny ended at 41.7 s, its cuts moved), and the
-    # keyframe scan said "the video stream holds no keyframe".
+    # earlier time (60 s of Big Buck Bunny ended at 41.7 s, its cuts moved), the keyframe
+    # scan said "the video stream holds no keyframe", and a seek failed (EPERM).
+    # Fades through black: their cuts come late, and the frames of the scenes before them
+    # are decoded again (a seek, which in a raw stream decodes again from its start).
     made = coded_video(
-        [("red", 50), ("blue", 60), ("green", 70)],
-        scenecut=True,
-        grain=4,
+        [("red", 50), ("black", 100), ("green", 30), ("black", 100), ("blue", 100)],
+        gop=50,
         extra_args=["-preset", "veryfast"],  # with B-frames
     )
     raw = tmp_path / "raw.h264"
@@ -647,8 +648,8 @@ def test_a_raw_stream_without_timestamps_is_placed_by_counting_every_frame(
     )  # fmt: skip
     with VideoReader(raw) as reader:
         assert not reader.timed
-        with pytest.raises(VideoOpenFailure, match="no timestamps to seek by"):
-            reader.keyframe_before(3.0)
+        assert reader.keyframe_before(3.0) == 0.0
+        assert [f.time for f in reader.frames_between(2.0, 2.1)] == pytest.approx([2.0, 2.04, 2.08])
     # The same as the MP4 with every frame decoded (with the default skipping, the second
     # scene's frame is the reference frame before its target, 2.96 s, not 3.00 s).
     expected = _scenes(made.path, SceneOptions(scan=ScanMode.FULL, skip_nonref_frames=False))
@@ -656,7 +657,7 @@ def test_a_raw_stream_without_timestamps_is_placed_by_counting_every_frame(
     assert [t for scene in got for t in scene] == pytest.approx(
         [t for scene in expected for t in scene], abs=1e-6
     )
-    assert len(got) == 3
+    assert len(got) == 7
 
 
 def test_a_video_whose_every_packet_is_damaged_says_so(
@@ -671,6 +672,30 @@ def test_a_video_whose_every_packet_is_damaged_says_so(
         VideoReader(path) as reader,
     ):
         list(reader.frames())
+
+
+@SCANS
+def test_the_frames_of_a_short_jump_back_are_dropped_not_handed_out_early(
+    tmp_path: Path, options: SceneOptions
+) -> None:
+    # Two recordings joined with cat, the second's clock 1.1 s behind where the first
+    # ended: fewer frames than make a jump (``_JUMP_FRAMES``). Its frames under a second
+    # behind were handed out as if in order, once the first two were dropped as late: the
+    # cut at the join came 1 s early. They are dropped until they catch up.
+    path = tmp_path / "joined.ts"
+    with path.open("wb") as joined:
+        for index, (source, offset) in enumerate([("testsrc", 0.0), ("rgbtestsrc", 6.9)]):
+            part = tmp_path / f"part-{index}.ts"
+            subprocess.run(
+                ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                 f"{source}=s=320x180:d=8:r=25", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                 "-output_ts_offset", str(offset), str(part)],
+                check=True,
+            )  # fmt: skip
+            joined.write(part.read_bytes())
+    scenes = _scenes(path, options)
+    assert [start for start, _, _ in scenes] == pytest.approx([0.0, 8.0], abs=0.05)
+    assert scenes[-1][1] == pytest.approx(14.9, abs=0.1)  # its frames after that kept
 
 
 def test_audio_with_cover_art_is_refused(tmp_path: Path) -> None:

@@ -846,6 +846,26 @@ def test_a_decode_device_that_cannot_be_opened_keeps_the_service_unready(
         service.stop()
 
 
+@pytest.mark.allow_error_log  # "cannot take jobs: ..." is the point
+def test_a_download_folder_that_cannot_be_used_keeps_the_service_unready(
+    tmp_path: Path,
+) -> None:
+    # Before, every job with a URL ended "internal error (NotADirectoryError)".
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    service = LiveService(service_settings(tmp_path, download_dir=taken), ScriptedCaptioner())
+    service._thread.start()
+    try:
+        ready = wait_until(
+            lambda: (r := service.http.get("/readyz")).json()["model"] != "loading" and r,
+            what="the start-up checks to finish",
+        )
+        assert ready.status_code == 503
+        assert f"the download folder {taken} cannot be made" in ready.json()["model"]
+    finally:
+        service.stop()
+
+
 def test_an_endpoint_that_refuses_ends_the_job_not_processed_naming_it(
     live_service: Callable[..., LiveService],
     recording_core: RecordingCore,

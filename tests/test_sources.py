@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ from typing import IO
 import httpx
 import pytest
 
-from app.errors import DiskFull, InputError, InputTooLarge, Stopped
+from app.errors import DiskFull, DownloadFolderError, InputError, InputTooLarge, Stopped
 from app.pipeline.sources import FetchOptions, fetch, is_url
 from tests.fixtures.servers import TrickleServer, wait_until
 
@@ -272,3 +273,47 @@ def test_a_download_is_not_taken_for_abandoned_while_it_is_new(
     with fetch(f"{base}/film.mp4", options=FetchOptions(directory=folder)):
         pass
     assert sorted(folder.iterdir()) == [fresh]
+
+
+def test_the_default_download_folder_must_be_this_users_own(
+    file_server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In the shared temporary folder another user could make it first, open to all, and
+    # swap the film a job reads (mkdir accepted any folder already there).
+    shared = tmp_path / "describer-downloads"
+    monkeypatch.setattr("app.pipeline.download.default_directory", lambda: shared)
+    base, root = file_server
+    (root / "film.mp4").write_bytes(b"x" * 1000)
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(DownloadFolderError, match=r"open to others \(owner uid \d+, mode 777\)"):
+        fetch(f"{base}/film.mp4").__enter__()
+    shared.rmdir()
+    shared.symlink_to(tmp_path)
+    with pytest.raises(DownloadFolderError, match="is not a folder"):
+        fetch(f"{base}/film.mp4").__enter__()
+    shared.unlink()
+    with fetch(f"{base}/film.mp4") as path:
+        assert path.parent == shared
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o700
+
+
+def test_the_sweep_leaves_what_is_not_a_download(
+    file_server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A FIFO made the sweep wait for ever; a folder or a link made every download fail.
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    os.mkfifo(folder / "describer-fifo")
+    (folder / "describer-folder").mkdir()
+    (folder / "describer-link").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setattr("app.pipeline.download.ABANDONED_AFTER", 0.0)
+    base, root = file_server
+    (root / "film.mp4").write_bytes(b"x" * 1000)
+    with fetch(f"{base}/film.mp4", options=FetchOptions(directory=folder)) as path:
+        assert path.read_bytes() == b"x" * 1000
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "describer-fifo",
+        "describer-folder",
+        "describer-link",
+    ]

@@ -47,7 +47,8 @@ class Damage:
         self._lock = threading.Lock()
         self.times: set[float | None] = set()
         """When the damaged packets are shown, seconds (None: met while draining the
-        decoder at the end of the data)."""
+        decoder at the end of the data). A decoder that decodes several frames at once
+        reports a damaged packet a few packets late: "near" that time."""
         self.late = 0
         """Frames that came out after frames shown later (``late_frame``)."""
 
@@ -89,7 +90,7 @@ class Damage:
                 "%s: a damaged %s packet %s was skipped (%s); %s",
                 self._name,
                 self._kind,
-                "where the data ends" if time is None else f"at {time:.2f} s",
+                "where the data ends" if time is None else f"near {time:.2f} s",
                 exc.strerror or exc,
                 _AFTER[self._kind],
             )

@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -26,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from app.errors import DescriberError, DiskFull, InputError, InputTooLarge, Stopped
+from app.errors import (
+    DescriberError,
+    DiskFull,
+    DownloadFolderError,
+    InputError,
+    InputTooLarge,
+    Stopped,
+)
 from app.pipeline.types import StopSignal
 
 if TYPE_CHECKING:
@@ -83,20 +91,49 @@ def default_directory() -> Path:
     return Path(tempfile.gettempdir()) / f"describer-downloads-{os.getuid()}"
 
 
-@contextmanager
-def download_file(directory: Path | None, what: str, suffix: str) -> Iterator[Path]:
-    """A new empty file in ``directory`` (default ``default_directory()``) for a download of
-    ``what``, held for the context and removed after it. Abandoned files there go first
-    (``sweep``).
+def download_folder(directory: Path | None) -> Path:
+    """The folder downloads go to (``directory``, default ``default_directory()``), made if
+    missing and checked: a folder this process can write; the default one, in the shared
+    temporary folder, also no link, this user's own and closed to others (another user
+    could otherwise swap the films the jobs read).
 
     Raises:
-        DiskFull: the folder's disk is full.
-        OSError: the folder cannot be made or written (its path is in the message).
+        DownloadFolderError: it cannot be used; the message says why and what to set.
     """
     folder = directory or default_directory()
+    fix = "set DESCRIBER_DOWNLOAD_DIR to a folder of this service's own"
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        sweep(folder)
+        info = folder.stat() if directory is not None else folder.lstat()
+    except OSError as exc:
+        raise DownloadFolderError(
+            f"the download folder {folder} cannot be made ({exc.strerror or exc}); {fix}"
+        ) from exc
+    if not stat.S_ISDIR(info.st_mode):
+        raise DownloadFolderError(f"the download folder {folder} is not a folder; {fix}")
+    if directory is None and (info.st_uid != os.getuid() or info.st_mode & 0o077):
+        raise DownloadFolderError(
+            f"the download folder {folder} belongs to another user or is open to others "
+            f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}), who could swap "
+            f"the films the jobs read; remove it, or {fix}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DownloadFolderError(f"the download folder {folder} cannot be written; {fix}")
+    return folder
+
+
+@contextmanager
+def download_file(directory: Path | None, what: str, suffix: str) -> Iterator[Path]:
+    """A new empty file for a download of ``what`` in ``download_folder(directory)``, held
+    for the context and removed after it. Abandoned files there go first (``sweep``).
+
+    Raises:
+        DownloadFolderError: the folder cannot be used.
+        DiskFull: its disk is full.
+    """
+    folder = download_folder(directory)
+    sweep(folder)
+    try:
         handle, name = tempfile.mkstemp(prefix=f"{PREFIX}{what}-", suffix=suffix, dir=folder)
     except OSError as exc:
         raise disk_problem(exc, what, 0, folder) from exc
@@ -113,38 +150,53 @@ def download_file(directory: Path | None, what: str, suffix: str) -> Iterator[Pa
 def sweep(folder: Path) -> None:
     """Remove the downloads in ``folder`` that no process holds and none has written for
     ``ABANDONED_AFTER`` seconds: those of a process killed in the middle of a job
-    (``kill -9``, the OOM killer, a power cut), which nothing else would remove."""
+    (``kill -9``, the OOM killer, a power cut), which nothing else would remove. Anything
+    else there that matches (a link, a folder, another user's file) is left as it is.
+
+    ``flock`` holds across processes on a local file system. Over NFS Linux emulates it
+    with POSIX locks, which a process does not hold against itself: a sweep there could
+    remove a download of a job of its own process, so the folder must be local."""
     now = time.time()
     for path in folder.glob(f"{PREFIX}*"):
         try:
-            handle = os.open(path, os.O_RDONLY)
+            # Not waiting on a FIFO, not following a link.
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:  # removed by its process meanwhile
             continue
+        except OSError as exc:
+            logger.info("left %s in the download folder: %s", path, exc.strerror or exc)
+            continue
         try:
-            if now - os.fstat(handle).st_mtime < ABANDONED_AFTER:
+            info = os.fstat(handle)
+            if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < ABANDONED_AFTER:
                 continue
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # held: a download in use
                 continue
             path.unlink(missing_ok=True)
-            logger.warning(
-                "removed %s, a download left by a process that ended in the middle of a job",
-                path,
-            )
+        except OSError as exc:
+            logger.info("left %s in the download folder: %s", path, exc.strerror or exc)
+            continue
         finally:
             os.close(handle)
+        logger.warning(
+            "removed %s, a download left by a process that ended in the middle of a job", path
+        )
 
 
-def disk_problem(exc: OSError, what: str, written: int, folder: Path) -> DescriberError | OSError:
-    """A clear error for a full disk under the downloads' ``folder``; other OS errors stay
-    as they are."""
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-        return exc
-    return DiskFull(
-        f"no space left on the downloads' disk ({folder}) while downloading the {what}, "
-        f"after {written} bytes; free space there or point DESCRIBER_DOWNLOAD_DIR at a "
-        "larger disk"
+def disk_problem(exc: OSError, what: str, written: int, folder: Path) -> DescriberError:
+    """A clear error for a download that cannot be written to ``folder``: a full disk, or
+    another problem of the folder's."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(
+            f"no space left on the downloads' disk ({folder}) while downloading the {what}, "
+            f"after {written} bytes; free space there or point DESCRIBER_DOWNLOAD_DIR at a "
+            "larger disk"
+        )
+    return DownloadFolderError(
+        f"cannot write the {what} download to {folder} ({exc.strerror or exc}) after "
+        f"{written} bytes; set DESCRIBER_DOWNLOAD_DIR to a folder of this service's own"
     )
 
 

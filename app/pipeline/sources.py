@@ -82,7 +82,8 @@ def fetch(
             ``options.timeout``.
         InputTooLarge: the download exceeds the size limit of ``what`` (``max_bytes``, or
             ``max_subtitles_bytes`` for subtitles).
-        DiskFull: the temporary disk filled up.
+        DiskFull: the downloads' disk filled up.
+        DownloadFolderError: the folder downloads go to cannot be used.
         Stopped: ``stop`` was set during the download.
     """
     options = options or FetchOptions()

@@ -306,9 +306,12 @@ def film_stream(container: InputContainer) -> VideoStream | None:
 
 
 class _Jumps:
-    """Counts the frames (in the keyframe pass, packets) in a row that come more than
-    ``_JUMP_BACK`` s before the last one in order, and takes ``_JUMP_FRAMES`` of them for a
-    jump back."""
+    """Tells the frames (in the keyframe pass, packets) that come out of order: more than
+    ``_JUMP_BACK`` s before the last one in order, or, once one has, before it at all, until
+    one comes in order again. ``_JUMP_FRAMES`` of them in a row are a jump back. So a frame
+    put out late past a damaged packet is one alone between frames in order; recordings
+    joined end to end give a run: a short jump's frames are dropped until they catch up,
+    never handed out early, and a longer one is refused."""
 
     def __init__(self, reader: VideoReader) -> None:
         self._reader = reader
@@ -316,20 +319,21 @@ class _Jumps:
         self._last = 0.0
         self._first = 0.0
 
-    def behind(self, last: float, time: float) -> None:
-        """One more came at ``time``, after ``last``.
+    def late(self, last: float, time: float) -> bool:
+        """Whether one at ``time``, after the last in order at ``last``, is out of order.
 
         Raises:
             VideoTimestampsJump: it makes ``_JUMP_FRAMES`` in a row.
         """
+        if time >= last - (_TIME_EPSILON if self._run else _JUMP_BACK):
+            self._run = 0
+            return False
         if self._run == 0:
             self._last, self._first = last, time
         self._run += 1
         if self._run >= _JUMP_FRAMES:
             raise self._reader.jumped_back(self._last, self._first)
-
-    def in_order(self) -> None:
-        self._run = 0
+        return True
 
 
 @dataclass(frozen=True)
@@ -400,7 +404,7 @@ class VideoReader:
         self.timed = stream.start_time is not None
         """Whether the stream's packets carry timestamps (FFmpeg found one in the first).
         Those of a raw elementary stream (an ``.h264`` file) do not: its frames are placed
-        by counting them, so none may be skipped, and it cannot be sought in."""
+        by counting them, so none may be skipped, and a seek decodes again from the start."""
         if skip_nonref and not self.timed:
             logger.info(
                 "%s: the video has no timestamps (a raw %s stream); its frames are placed by "
@@ -454,6 +458,8 @@ class VideoReader:
         self._sought = False
         self.damage = Damage(self.name, "video")
         """The damaged packets met so far, by this reader and those it opened."""
+        self._lost = 0
+        """Damaged packets of a raw stream not yet counted in its frames' times."""
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -539,11 +545,14 @@ class VideoReader:
         it), so that no more groups than needed are decoded.
         """
         if not self.timed:
-            raise VideoOpenFailure(
-                f"{self.name}: the video has no timestamps to seek by (a raw {self.codec} "
-                "stream); put it in a container first, e.g. `ffmpeg -r RATE -i IN -c copy "
-                "OUT.mkv`"
-            )
+            # Nothing to seek by: decode again from the start, where its frames are counted
+            # from (a frame the full scan let go; rare, but a whole decode each).
+            container, self._stream = self._open_again()
+            self._container.close()
+            self._container = container
+            self._lost = 0
+            self._sought = True
+            return 0.0
         stream = self._stream
         assert stream.time_base is not None
         target = time + self._origin + _TIME_EPSILON
@@ -639,13 +648,14 @@ class VideoReader:
         """Decode from the container's position on, with times and the skip-gap rule, in the
         order the frames are shown.
 
-        A frame shown more than ``_JUMP_BACK`` s before the last one handed out is dropped
-        (frames put out late past a damaged packet; many in a row are recordings joined end
-        to end: ``_Jumps``). One shown more than ``_JUMP_BACK`` s after it is held until the
-        next comes: where that one follows on from the last frame handed out, the held
-        frame's timestamp was the odd one (a damaged packet header) and it is dropped.
-        Frames less out of order are handed out as they come (in AVI, whose timestamps are
-        those of decoding, B-frames come a frame early).
+        A frame shown more than ``_JUMP_BACK`` s before the last one handed out is dropped,
+        and so is each after it shown before that one, until one comes in order (a frame put
+        out late past a damaged packet; recordings joined end to end: ``_Jumps``). One shown
+        more than ``_JUMP_BACK`` s after it is held until the next comes: where that one
+        follows on from the last frame handed out, the held frame's timestamp was the odd
+        one (a damaged packet header) and it is dropped. Frames less out of order are handed
+        out as they come (in AVI, whose timestamps are those of decoding, B-frames come a
+        frame early).
         """
         jumps = _Jumps(self)
         step = 1 / float(self.info.frame_rate)
@@ -654,24 +664,23 @@ class VideoReader:
         for frame in self._frames():
             if frame.time is not None:
                 time = frame.time - self._origin
-            else:  # a raw stream's: counted from its first frame
-                time = 0.0 if last is None else last + step
+            else:  # a raw stream's: counted from its first frame, damaged ones too
+                time = 0.0 if last is None else last + step * (1 + self._lost)
+                self._lost = 0
             if ahead is not None:
                 if time >= ahead[0] - _JUMP_BACK:
                     last = ahead[0]
                     yield self._handed_out(*ahead)
-                elif last is not None and time >= last - _JUMP_BACK:
-                    self.damage.late_frame(ahead[0], time)
                 else:
                     self.damage.late_frame(ahead[0], time)
-                    jumps.behind(ahead[0], time)
-                    continue
+                    if last is None or time < last - _JUMP_BACK:
+                        jumps.late(ahead[0], time)  # before both: this one is late
+                        continue
+                    # It follows on from the last one handed out: the held one was odd.
                 ahead = None
-            if last is not None and time < last - _JUMP_BACK:
+            if last is not None and jumps.late(last, time):
                 self.damage.late_frame(last, time)
-                jumps.behind(last, time)
                 continue
-            jumps.in_order()
             if self.skip_nonref and last is not None and time - last > (MAX_SKIP_GAP + 0.5) * step:
                 self._decode_every_frame(gap=time - last, at=time)
             if last is not None and time > last + _JUMP_BACK:
@@ -695,12 +704,19 @@ class VideoReader:
     def _frames(self) -> Iterator[av.VideoFrame]:
         """The decoder's frames from the container's position on, past damaged packets."""
         stream = self._stream
-        assert stream.time_base is not None
-        for packet in self._container.demux(stream):
-            shown = (
-                None if packet.pts is None else float(packet.pts * stream.time_base) - self._origin
-            )
-            yield from self.damage.decode(stream.codec_context, packet, shown) or ()
+        base = stream.time_base
+        assert base is not None
+        for index, packet in enumerate(self._container.demux(stream)):
+            if packet.pts is not None:
+                shown: float | None = float(packet.pts * base) - self._origin
+            elif packet.size and packet.duration:  # a raw stream: a frame a packet
+                shown = index * float(packet.duration * base)
+            else:
+                shown = None
+            frames = self.damage.decode(stream.codec_context, packet, shown)
+            if frames is None and not self.timed and packet.size:
+                self._lost += 1  # a frame that will not be counted
+            yield from frames or ()
 
     def _declared_stream_duration(self) -> float | None:
         stream = self._stream
@@ -1013,10 +1029,7 @@ class KeyframePass:
                 # B-frames' delay, seconds at a slide show's frame rate).
                 if packet.dts is not None:
                     decoded_at = float(packet.dts * base) - origin
-                    if last_dts is not None and decoded_at < last_dts - _JUMP_BACK:
-                        jumps.behind(last_dts, decoded_at)
-                    else:
-                        jumps.in_order()
+                    if last_dts is None or not jumps.late(last_dts, decoded_at):
                         last_dts = decoded_at
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)

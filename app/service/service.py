@@ -23,6 +23,7 @@ from app.errors import DescriberError, InputError, ModelLoadError, VoiceError
 from app.metrics import Metrics
 from app.models import Captioner, load_captioner
 from app.models.translators import Translator, load_translator
+from app.pipeline.download import download_folder
 from app.pipeline.novelty import NoveltyScorer, make_scorer, scorer_for_language
 from app.pipeline.sources import fetch
 from app.pipeline.subtitles import load_dialogue, speech_intervals
@@ -175,10 +176,11 @@ class Service:
             await asyncio.to_thread(importlib.import_module, "torch")
             # The captioner and the novelty scorer (WordNet or an embedding model) load side by
             # side: both take seconds.
-            captioner, scorer, _ = await asyncio.gather(
+            captioner, scorer, _, _ = await asyncio.gather(
                 self._load_captioner(),
                 self._load_scorer(),
                 asyncio.to_thread(check_decode_device, settings.decode_device),
+                asyncio.to_thread(download_folder, settings.download_dir),
             )
             translator = await self._load_translator(captioner)
         except DescriberError as exc:
