@@ -4,12 +4,11 @@ GPU machine they are carried to."""
 from __future__ import annotations
 
 import importlib
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.media import VideoFactory
+from tests.fixtures.media import VideoFactory, raw_h264
 
 SCRIPTS = sorted(p.stem for p in (Path(__file__).parents[1] / "bench").glob("*.py"))
 
@@ -48,10 +47,5 @@ def test_the_film_end_of_a_raw_stream_is_its_frames_at_its_rate(
     from bench.common import film_end
 
     made = coded_video([("red", 30), ("blue", 45)])
-    raw = tmp_path / "raw.h264"
-    subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy",
-         "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(raw)],
-        check=True,
-    )  # fmt: skip
+    raw = raw_h264(made.path, tmp_path / "raw.h264")
     assert film_end(raw) == pytest.approx(film_end(made.path)) == pytest.approx(3.0)

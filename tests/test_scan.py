@@ -56,6 +56,7 @@ from tests.fixtures.media import (
     make_coded_video,
     make_lavfi_video,
     nvdec_usable,
+    raw_h264,
     retime_packets,
 )
 
@@ -640,12 +641,7 @@ def test_a_raw_stream_without_timestamps_is_placed_by_counting_every_frame(
         gop=50,
         extra_args=["-preset", "veryfast"],  # with B-frames
     )
-    raw = tmp_path / "raw.h264"
-    subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy",
-         "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(raw)],
-        check=True,
-    )  # fmt: skip
+    raw = raw_h264(made.path, tmp_path / "raw.h264")
     with VideoReader(raw) as reader:
         assert not reader.timed
         assert reader.keyframe_before(3.0) == 0.0

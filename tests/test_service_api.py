@@ -828,12 +828,9 @@ def test_shutdown_mid_job_requeues_it_and_a_restart_finishes_it_once(
         second.stop()
 
 
-@pytest.mark.allow_error_log  # "cannot take jobs: ..." is the point
-@pytest.mark.skipif(nvdec_usable(), reason="this machine has a GPU that FFmpeg can decode on")
-def test_a_decode_device_that_cannot_be_opened_keeps_the_service_unready(
-    tmp_path: Path,
-) -> None:
-    service = LiveService(service_settings(tmp_path, decode_device="cuda"), ScriptedCaptioner())
+def _unready(tmp_path: Path, **settings: object) -> str:
+    """Why a service started with ``settings`` stays unready, once its start-up checks end."""
+    service = LiveService(service_settings(tmp_path, **settings), ScriptedCaptioner())
     service._thread.start()
     try:
         ready = wait_until(
@@ -841,9 +838,17 @@ def test_a_decode_device_that_cannot_be_opened_keeps_the_service_unready(
             what="the start-up checks to finish",
         )
         assert ready.status_code == 503
-        assert "frames cannot be decoded on 'cuda'" in ready.json()["model"]
+        return str(ready.json()["model"])
     finally:
         service.stop()
+
+
+@pytest.mark.allow_error_log  # "cannot take jobs: ..." is the point
+@pytest.mark.skipif(nvdec_usable(), reason="this machine has a GPU that FFmpeg can decode on")
+def test_a_decode_device_that_cannot_be_opened_keeps_the_service_unready(
+    tmp_path: Path,
+) -> None:
+    assert "frames cannot be decoded on 'cuda'" in _unready(tmp_path, decode_device="cuda")
 
 
 @pytest.mark.allow_error_log  # "cannot take jobs: ..." is the point
@@ -853,17 +858,8 @@ def test_a_download_folder_that_cannot_be_used_keeps_the_service_unready(
     # Before, every job with a URL ended "internal error (NotADirectoryError)".
     taken = tmp_path / "a-file"
     taken.write_text("not a folder")
-    service = LiveService(service_settings(tmp_path, download_dir=taken), ScriptedCaptioner())
-    service._thread.start()
-    try:
-        ready = wait_until(
-            lambda: (r := service.http.get("/readyz")).json()["model"] != "loading" and r,
-            what="the start-up checks to finish",
-        )
-        assert ready.status_code == 503
-        assert f"the download folder {taken} cannot be made" in ready.json()["model"]
-    finally:
-        service.stop()
+    reason = _unready(tmp_path, download_dir=taken)
+    assert f"the download folder {taken} cannot be made" in reason
 
 
 def test_an_endpoint_that_refuses_ends_the_job_not_processed_naming_it(
