@@ -601,6 +601,26 @@ def test_damaged_packets_are_skipped_as_ffmpeg_skips_them(
         assert "a damaged video packet near 5.92 s was skipped" in caplog.text
 
 
+def test_the_gap_damaged_packets_leave_keeps_non_reference_frames_skipped(
+    coded_video: VideoFactory, tmp_path: Path
+) -> None:
+    # The frames they lost looked like a long run of skipped ones: every frame of the rest
+    # of the film was decoded (1296 of Big Buck Bunny's 1440 instead of 998).
+    made = coded_video(
+        [("red", 100), ("blue", 100)], scenecut=True, grain=4, extra_args=["-preset", "veryfast"]
+    )
+    path = tmp_path / "damaged.mp4"
+    damage_packets(made.path, path, "video", 3.0, 3.1)
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        clean = [decoded.time for decoded in reader.frames()]
+    with VideoReader(path, skip_nonref=True) as reader:
+        damaged = [decoded.time for decoded in reader.frames()]
+        assert reader.skipping_stopped_at is None
+    assert len(clean) < 150  # a third and more skipped
+    assert set(damaged) <= set(clean)
+    assert len(damaged) >= len(clean) - 3
+
+
 @SCANS
 @pytest.mark.parametrize(
     "later",

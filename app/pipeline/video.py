@@ -460,6 +460,9 @@ class VideoReader:
         """The damaged packets met so far, by this reader and those it opened."""
         self._lost = 0
         """Damaged packets of a raw stream not yet counted in its frames' times."""
+        self._damaged_near: float | None = None
+        """When the last damaged packet this reader met is shown: the gap it leaves among
+        the frames is no run of skipped ones."""
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -681,7 +684,12 @@ class VideoReader:
             if last is not None and jumps.late(last, time):
                 self.damage.late_frame(last, time)
                 continue
-            if self.skip_nonref and last is not None and time - last > (MAX_SKIP_GAP + 0.5) * step:
+            if (
+                self.skip_nonref
+                and last is not None
+                and time - last > (MAX_SKIP_GAP + 0.5) * step
+                and not self._damaged_between(last, time)
+            ):
                 self._decode_every_frame(gap=time - last, at=time)
             if last is not None and time > last + _JUMP_BACK:
                 ahead = (time, frame)
@@ -690,6 +698,12 @@ class VideoReader:
             yield self._handed_out(time, frame)
         if ahead is not None:
             yield self._handed_out(*ahead)
+
+    def _damaged_between(self, start: float, end: float) -> bool:
+        """Whether a damaged packet lies about between two frames (they are reported a few
+        packets late): the frames it lost, not skipped ones, left the gap."""
+        near = self._damaged_near
+        return near is not None and start - _JUMP_BACK <= near <= end + _JUMP_BACK
 
     def _handed_out(self, time: float, frame: av.VideoFrame) -> DecodedFrame:
         return DecodedFrame(
@@ -714,8 +728,9 @@ class VideoReader:
             else:
                 shown = None
             frames = self.damage.decode(stream.codec_context, packet, shown)
-            if frames is None and not self.timed and packet.size:
-                self._lost += 1  # a frame that will not be counted
+            if frames is None and packet.size:
+                self._damaged_near = shown
+                self._lost += not self.timed  # a frame that will not be counted
             yield from frames or ()
 
     def _declared_stream_duration(self) -> float | None:
