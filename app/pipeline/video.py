@@ -460,9 +460,8 @@ class VideoReader:
         """The damaged packets met so far, by this reader and those it opened."""
         self._lost = 0
         """Damaged packets of a raw stream not yet counted in its frames' times."""
-        self._damaged_near: float | None = None
-        """When the last damaged packet this reader met is shown: the gap it leaves among
-        the frames is no run of skipped ones."""
+        self._damaged = 0
+        """Damaged packets this reader met: each lost a frame, which is no skipped one."""
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -664,6 +663,7 @@ class VideoReader:
         step = 1 / float(self.info.frame_rate)
         last: float | None = None  # when the last frame handed out is shown
         ahead: tuple[float, av.VideoFrame] | None = None  # one far after it, held
+        credited = self._damaged  # damaged packets already set against a gap
         for frame in self._frames():
             if frame.time is not None:
                 time = frame.time - self._origin
@@ -672,6 +672,7 @@ class VideoReader:
                 self._lost = 0
             if ahead is not None:
                 if time >= ahead[0] - _JUMP_BACK:
+                    credited = self._check_gap(last, ahead[0], step, credited)  # it is no odd one
                     last = ahead[0]
                     yield self._handed_out(*ahead)
                 else:
@@ -684,26 +685,27 @@ class VideoReader:
             if last is not None and jumps.late(last, time):
                 self.damage.late_frame(last, time)
                 continue
-            if (
-                self.skip_nonref
-                and last is not None
-                and time - last > (MAX_SKIP_GAP + 0.5) * step
-                and not self._damaged_between(last, time)
-            ):
-                self._decode_every_frame(gap=time - last, at=time)
             if last is not None and time > last + _JUMP_BACK:
                 ahead = (time, frame)
                 continue
+            credited = self._check_gap(last, time, step, credited)
             last = time
             yield self._handed_out(time, frame)
         if ahead is not None:
             yield self._handed_out(*ahead)
 
-    def _damaged_between(self, start: float, end: float) -> bool:
-        """Whether a damaged packet lies about between two frames (they are reported a few
-        packets late): the frames it lost, not skipped ones, left the gap."""
-        near = self._damaged_near
-        return near is not None and start - _JUMP_BACK <= near <= end + _JUMP_BACK
+    def _check_gap(self, last: float | None, time: float, step: float, credited: int) -> int:
+        """Stop skipping non-reference frames where the gap from ``last`` to ``time`` is
+        longer than skipping leaves, beside the frames lost by the damaged packets met since
+        ``credited`` of them were set against a gap (they are reported a few packets late);
+        how many are set against one now. ``step``: a frame's duration."""
+        longest = (MAX_SKIP_GAP + 0.5) * step
+        if not self.skip_nonref or last is None or time - last <= longest:
+            return credited
+        lost = self._damaged - credited
+        if time - last - lost * step > longest:
+            self._decode_every_frame(gap=time - last, at=time)
+        return self._damaged
 
     def _handed_out(self, time: float, frame: av.VideoFrame) -> DecodedFrame:
         return DecodedFrame(
@@ -729,7 +731,7 @@ class VideoReader:
                 shown = None
             frames = self.damage.decode(stream.codec_context, packet, shown)
             if frames is None and packet.size:
-                self._damaged_near = shown
+                self._damaged += 1
                 self._lost += not self.timed  # a frame that will not be counted
             yield from frames or ()
 
