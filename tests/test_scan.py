@@ -59,6 +59,7 @@ from tests.fixtures.media import (
     nvdec_usable,
     raw_h264,
     retime_packets,
+    shift_pes,
 )
 
 
@@ -698,6 +699,33 @@ def test_a_raw_stream_without_timestamps_is_placed_by_counting_every_frame(
         [t for scene in expected for t in scene], abs=1e-6
     )
     assert len(got) == 7
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        SceneOptions(scan=ScanMode.FULL),
+        # The keyframe pass to the end, whatever it decodes.
+        SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=1.0)),
+    ],
+    ids=["full", "keyframes"],
+)
+def test_one_packet_header_far_off_in_a_recording_costs_nothing(
+    coded_video: VideoFactory, tmp_path: Path, options: SceneOptions
+) -> None:
+    # One PES header of an MPEG-TS recording with timestamps 5 s ahead: the keyframe pass
+    # took every packet after it for a jump back and refused the file, where the full scan
+    # dropped the one frame. (Not past the end: FFmpeg would take the recording for that
+    # long, and its frames for cut short.)
+    made = coded_video([("red", 100), ("blue", 100), ("green", 100)], scenecut=True, grain=4)
+    recording = tmp_path / "recording.ts"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy", str(recording)],
+        check=True,
+    )
+    odd = tmp_path / "odd.ts"
+    shift_pes(recording, odd, 50, 5.0)
+    assert _scenes(odd, options) == _scenes(recording, options)
 
 
 def test_a_video_whose_every_packet_is_damaged_says_so(

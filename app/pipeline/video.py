@@ -318,6 +318,32 @@ class _Jumps:
         self._run = 0
         self._last = 0.0
         self._first = 0.0
+        self._followed: float | None = None
+        self._ahead: float | None = None
+
+    def follow(self, time: float) -> None:
+        """The next decoding time of the keyframe pass: the last one in order from here,
+        unless it is out of order (``late``), or more than ``_JUMP_BACK`` s ahead: then it
+        is held until the next one shows whether it was the odd one (a damaged header), as
+        ``VideoReader._decoded`` holds a frame.
+
+        Raises:
+            VideoTimestampsJump: it makes ``_JUMP_FRAMES`` out of order in a row.
+        """
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            if time >= ahead - _JUMP_BACK:
+                self._followed = ahead  # it was in order
+            elif self._followed is not None and time < self._followed - _JUMP_BACK:
+                self._ahead = ahead  # this one is the late one
+                self.late(self._followed, time)
+                return
+        if self._followed is None:
+            self._followed = time
+        elif time > self._followed + _JUMP_BACK:
+            self._ahead = time
+        elif not self.late(self._followed, time):
+            self._followed = time
 
     def late(self, last: float, time: float) -> bool:
         """Whether one at ``time``, after the last in order at ``last``, is out of order.
@@ -1032,7 +1058,6 @@ class KeyframePass:
         self._reads_intra = intra is not None
         keys = self._keys
         end = 0.0
-        last_dts: float | None = None
         jumps = _Jumps(reader)
         damage = reader.damage
         count = 0
@@ -1045,9 +1070,7 @@ class KeyframePass:
                 # Decoding times only go forward (presentation times come back by the
                 # B-frames' delay, seconds at a slide show's frame rate).
                 if packet.dts is not None:
-                    decoded_at = float(packet.dts * base) - origin
-                    if last_dts is None or not jumps.late(last_dts, decoded_at):
-                        last_dts = decoded_at
+                    jumps.follow(float(packet.dts * base) - origin)
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
                 if intra is not None and (keys or packet.is_keyframe):
