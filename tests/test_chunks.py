@@ -354,7 +354,15 @@ def test_chunks_after_a_long_run_of_non_reference_frames_decode_every_frame(
             pass
         assert reader.skipping_stopped_at == pytest.approx(1.28)
     alone = scan(made.path, ONE)
-    assert scan_logged(made.path, chunked(6.6), caplog) == alone
+    with caplog.at_level(logging.INFO, logger="app"):
+        assert scan_logged(made.path, chunked(6.6), caplog) == alone
+        assert scan(made.path, chunked(6.6)) == alone
+    # The worker that met it says so through this process, once though a chunk is scanned
+    # again (before, its lines went bare to its own stderr).
+    told = [r for r in caplog.records if "decoding every frame from here" in r.getMessage()]
+    assert [(r.name, r.processName == "MainProcess") for r in told] == [
+        ("app.pipeline.video", False)
+    ]
 
 
 def test_the_thumbnail_of_a_frame_from_a_worker_is_the_decoders(

@@ -27,6 +27,7 @@ from app.errors import (
     VideoTimestampsJump,
 )
 from app.pipeline import video
+from app.pipeline.damage import Damage, Seen
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scan import (
     PREFETCH_DEPTH,
@@ -590,6 +591,7 @@ def test_damaged_packets_are_skipped_as_ffmpeg_skips_them(
     tmp_path: Path,
     options: SceneOptions,
     caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     # Before, the first damaged packet ended every scan: "the video is incomplete ...
     # decoding stopped at 5.9 s of 12.0 s", where the ffmpeg command decodes on past it.
@@ -599,11 +601,41 @@ def test_damaged_packets_are_skipped_as_ffmpeg_skips_them(
         [5.92, 5.96, 6.0, 6.04, 6.08]
     )
     assert _scenes(path, options) == _scenes(made.path, options)
-    if not options.workers:  # the chunks' worker processes log on their own
-        # A decoder on several threads tells of a damaged packet a few packets late.
-        assert re.search(
-            r"a damaged video packet near (5\.9\d|6\.[01]\d) s was skipped", caplog.text
-        )
+    damaged = [r.getMessage() for r in caplog.records if "damaged video packet" in r.message]
+    # A decoder on several threads tells of a damaged packet a few packets late. The chunks'
+    # workers log through the scan's process, each packet once though two chunks decode it;
+    # before, their lines went bare to their stderr, without the service's log format.
+    assert damaged
+    assert all(re.search(r"near (5\.9\d|6\.[01]\d) s was skipped", line) for line in damaged)
+    assert len(damaged) == len(set(damaged))
+    assert "damaged" not in capfd.readouterr().err
+
+
+def test_damage_that_several_chunks_met_is_listed_once_for_the_video(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What each chunk's worker met comes back to the scan's reader (``chunks.py``): chunks
+    # overlap, and five packets are listed for the whole video, not five a chunk.
+    film = Damage("film.ts", "video")
+    for times in [(1.0, 2.0, 3.0), (3.0, 4.0), (4.0, 5.0, 6.0, 7.0)]:
+        film.add(Seen({time: "Invalid data found" for time in times}, late=(9.0, 7.5)))
+    assert [record.getMessage() for record in caplog.records] == [
+        *[
+            f"film.ts: a damaged video packet near {time} s was skipped (Invalid data found); "
+            "the picture may break up there"
+            for time in ["1.00", "2.00", "3.00"]
+        ],
+        "film.ts: a frame shown at 7.50 s came out after one shown at 9.00 s (timestamps out "
+        "of order, as past a damaged packet); frames out of order are dropped",
+        *[
+            f"film.ts: a damaged video packet near {time} s was skipped (Invalid data found); "
+            "the picture may break up there"
+            for time in ["4.00", "5.00"]
+        ],
+        "film.ts: more damaged video packets were skipped; not listed",
+    ]
+    assert film.times == {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0}
+    assert film.seen() == Seen(dict.fromkeys(film.times, "Invalid data found"), (9.0, 7.5))
 
 
 def test_the_gap_damaged_packets_leave_keeps_non_reference_frames_skipped(

@@ -29,17 +29,22 @@ find the same scenes and frames (``tests/test_chunks.py``, ``bench/chunk_parity.
 Workers are spawned, not forked (the service runs threads); ``_AHEAD`` chunks beyond one per
 worker are under way at most, since a result holds its scenes' frames (scaled to the
 captioner's size in the worker). The caller's stop signal reaches the workers through an
-event, within a frame. The last chunk is decoded no further than a second past the declared
-duration: the rest, if the file runs on, is scanned here, where ``on_time`` can refuse a
-video too long.
+event, within a frame. What a worker logs comes back with its chunk's result and is logged
+here, in chunk order, each line once (chunks overlap); damaged packets through the reader's
+``Damage``, so that five are listed for the whole video, as one process lists them.
+
+The last chunk is decoded no further than a second past the declared duration: the rest,
+if the file runs on, is scanned here, where ``on_time`` can refuse a video too long.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import logging.handlers
 import math
 import multiprocessing
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -49,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.errors import VideoIncomplete, VideoOpenFailure, VideoTimestampsJump
+from app.pipeline import damage
 from app.pipeline.frames import ClosedScene, FrameSelector, frame_target
 from app.pipeline.scenes import CutDetector, SceneOptions, brightness
 from app.pipeline.types import Scene, StopSignal
@@ -130,12 +136,17 @@ class ChunkResult:
     """The end of the video (after its last frame), when the chunk decoded to it."""
     beyond: float | None = None
     """The last frame decoded, when the chunk stopped at its ``limit`` with frames after it."""
-    error: VideoIncomplete | None = None
-    """The file broke off in the chunk: ``scenes`` are those before the damage."""
+    error: VideoOpenFailure | None = None
+    """The file broke off in the chunk (``VideoIncomplete``), its timestamps jumped back, or
+    the first chunk found no frame: ``scenes`` are those before, and the scan ends with it."""
     last: float | None = None
     """The time of the last frame decoded."""
     skipping_stopped_at: float | None = None
     """Where the worker's reader stopped skipping non-reference frames, if it did."""
+    damage: damage.Seen = field(default_factory=damage.Seen)
+    """The damaged packets the chunk met (logged by the parent's ``Damage``)."""
+    records: list[logging.LogRecord] = field(default_factory=list)
+    """What the worker logged while it scanned the chunk, but of damaged packets."""
 
 
 def scan_chunk(
@@ -143,9 +154,11 @@ def scan_chunk(
     *,
     stop: StopSignal | None = None,
     on_time: Callable[[float], None] | None = None,
+    damaged: damage.Damage | None = None,
 ) -> ChunkResult:
     """Scan one chunk (in a worker process, or in the caller's for the rest of a video that
-    ran past its last chunk, with ``stop`` and ``on_time`` as ``scan_scenes`` takes them)."""
+    ran past its last chunk, with ``stop`` and ``on_time`` as ``scan_scenes`` takes them and
+    the caller's reader's ``damaged``, so that a packet it logged is not logged again)."""
     result = ChunkResult()
     with VideoReader(
         chunk.path,
@@ -154,18 +167,19 @@ def scan_chunk(
         decode_device=chunk.options.decode_device,
         name=chunk.name,
     ) as reader:
+        if damaged is not None:
+            reader.damage = damaged
         try:
             _scan(reader, chunk, result, stop or _STOPPED, on_time)
-        except VideoIncomplete as exc:
-            result.error = exc
         except VideoOpenFailure as exc:
-            if chunk.start <= 0 or isinstance(exc, VideoTimestampsJump):
-                raise
-            # No frame from here on: the frames ended before this chunk (a declared duration
-            # that counts a longer audio track, or a file cut short). A chunk before it that
-            # reached the end of the file says where the video ends; if none did, the merge
-            # reports the video incomplete.
+            if chunk.start <= 0 or isinstance(exc, VideoIncomplete | VideoTimestampsJump):
+                result.error = exc
+            # Else no frame from here on: the frames ended before this chunk (a declared
+            # duration that counts a longer audio track, or a file cut short). A chunk before
+            # it that reached the end of the file says where the video ends; if none did,
+            # the merge reports the video incomplete.
         result.skipping_stopped_at = reader.skipping_stopped_at
+        result.damage = reader.damage.seen()
     return result
 
 
@@ -262,13 +276,54 @@ def _scan(
 
 
 _STOPPED: StopSignal = threading.Event()
-"""Set in a worker process when the scan it works for ends early (``_share_stop``)."""
+"""Set in a worker process when the scan it works for ends early (``_start_worker``)."""
+
+_PROJECT = __name__.split(".")[0]
+"""The logger above the project's: what a worker logs through it comes back to the parent."""
+
+_RECORDS: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+"""What a worker process logs while it scans a chunk (``_start_worker``)."""
 
 
-def _share_stop(stopped: StopSignal) -> None:
-    """Worker initialiser: the parent's event that ends every chunk under way."""
+def _start_worker(stopped: StopSignal, level: int) -> None:
+    """Worker initialiser: the parent's event that ends every chunk under way, and its log
+    level for the project's loggers. Their records are kept for the chunk's result instead
+    of going bare to the worker's stderr; damaged packets' go back as ``ChunkResult.damage``."""
     global _STOPPED
     _STOPPED = stopped
+    handler = logging.handlers.QueueHandler(_RECORDS)
+    handler.addFilter(lambda record: record.name != damage.logger.name)
+    project = logging.getLogger(_PROJECT)
+    project.setLevel(level)
+    project.addHandler(handler)
+
+
+def _scan_in_worker(chunk: Chunk) -> ChunkResult:
+    """``scan_chunk`` in a worker process, with what it logged."""
+    result = scan_chunk(chunk)
+    while not _RECORDS.empty():
+        result.records.append(_RECORDS.get_nowait())
+    return result
+
+
+class _Logged:
+    """Logs what the chunks' workers logged, in chunk order, each line once: chunks overlap,
+    and each worker's reader tells what it meets (an NVDEC fallback, timestamps)."""
+
+    def __init__(self, reader: VideoReader) -> None:
+        self._damage = reader.damage
+        self._lines: set[tuple[str, int, str]] = set()
+
+    def __call__(self, result: ChunkResult) -> None:
+        self._damage.add(result.damage)
+        for record in result.records:
+            line = (record.name, record.levelno, record.getMessage())
+            if line in self._lines:
+                continue
+            self._lines.add(line)
+            target = logging.getLogger(record.name)
+            if target.isEnabledFor(record.levelno):
+                target.handle(record)
 
 
 def _kept(closed: ClosedScene[DecodedFrame], side: int | None) -> ClosedScene[StillFrame]:
@@ -391,9 +446,10 @@ def scan_in_chunks(
     pool = ProcessPoolExecutor(
         max_workers=options.workers,
         mp_context=context,
-        initializer=_share_stop,
-        initargs=(stopped,),
+        initializer=_start_worker,
+        initargs=(stopped, logging.getLogger(_PROJECT).getEffectiveLevel()),
     )
+    logged = _Logged(reader)
 
     def scanned(chunk: Chunk, future: Future[ChunkResult]) -> ChunkResult | None:
         """The chunk's result, scanned again decoding every frame where one process would
@@ -404,7 +460,7 @@ def scan_in_chunks(
                 continue
             result = future.result()
             if chunk.skip_nonref and _skipping_stopped(reader, result):
-                future = pool.submit(scan_chunk, replace(chunk, skip_nonref=False))
+                future = pool.submit(_scan_in_worker, replace(chunk, skip_nonref=False))
                 chunk = replace(chunk, skip_nonref=False)
                 continue
             return result
@@ -420,12 +476,13 @@ def scan_in_chunks(
                 if following is None:
                     break
                 following = replace(following, skip_nonref=reader.skip_nonref)
-                waiting.append((following, pool.submit(scan_chunk, following)))
+                waiting.append((following, pool.submit(_scan_in_worker, following)))
             chunk, future = waiting.popleft()
             got = scanned(chunk, future)
             if got is None:
                 return
             result = got
+            logged(result)
             if result.skipping_stopped_at is not None and reader.skip_nonref:
                 # As one process would: every frame from there on, the frames grabbed too.
                 reader.stop_skipping(result.skipping_stopped_at)
@@ -444,7 +501,7 @@ def scan_in_chunks(
                 skip_nonref=reader.skip_nonref,
                 limit=None,
             )
-            result = scan_chunk(rest, stop=stop, on_time=on_time)
+            result = scan_chunk(rest, stop=stop, on_time=on_time, damaged=reader.damage)
             if stop.is_set():
                 return
             yield from merge.add(result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
 import av
@@ -32,10 +33,22 @@ _AFTER = {
 }
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a ``Damage`` met, as it leaves a worker process for the parent's ``Damage``
+    (``chunks.py``), which logs each packet once however many chunks decoded it."""
+
+    packets: dict[float | None, str] = field(default_factory=dict)
+    """The damaged packets' times (``Damage.times``) and what the decoder said of each."""
+    late: tuple[float, float] | None = None
+    """The first frame that came out late (``Damage.late_frame``): after, time."""
+
+
 class Damage:
     """The damaged packets met in one stream of a file, shared by the readers of that
-    stream (the keyframe pass, the ``aside`` readers of a ``VideoReader``), so that a packet
-    decoded by several is logged once."""
+    stream (the keyframe pass, the ``aside`` readers of a ``VideoReader``) and fed what the
+    chunks' worker processes met (``add``), so that a packet decoded by several is logged
+    once."""
 
     LISTED = 5
     """Damaged packets logged one by one; past these, one line says that more follow."""
@@ -45,12 +58,29 @@ class Damage:
         self._name = name
         self._kind = kind
         self._lock = threading.Lock()
-        self.times: set[float | None] = set()
+        self._packets: dict[float | None, str] = {}
+        self._late: tuple[float, float] | None = None
+
+    @property
+    def times(self) -> set[float | None]:
         """When the damaged packets are shown, seconds (None: met while draining the
         decoder at the end of the data). A decoder that decodes several frames at once
         reports a damaged packet a few packets late: "near" that time."""
-        self.late = 0
-        """Frames that came out after frames shown later (``late_frame``)."""
+        with self._lock:
+            return set(self._packets)
+
+    def seen(self) -> Seen:
+        """What this met, to be ``add``-ed to another process's ``Damage``."""
+        with self._lock:
+            return Seen(dict(self._packets), self._late)
+
+    def add(self, seen: Seen) -> None:
+        """Take in what another ``Damage`` met (a chunk's worker process), logging what this
+        one has not."""
+        for time, reason in seen.packets.items():
+            self._note(time, reason)
+        if seen.late is not None:
+            self.late_frame(*seen.late)
 
     def decode(
         self, decoder: Decoder[F], packet: av.Packet | None, time: float | None
@@ -60,7 +90,7 @@ class Damage:
         try:
             return decoder.decode(packet)
         except av.FFmpegError as exc:  # AAC's decoder says "Bug" of some garbage
-            self._note(None if time is None else round(time, 6), exc)
+            self._note(None if time is None else round(time, 6), str(exc.strerror or exc))
             return None
 
     def late_frame(self, after: float, time: float) -> None:
@@ -68,8 +98,9 @@ class Damage:
         later: one of them is dropped, since the scan's detectors take frames in the order
         they are shown. Logged the first time."""
         with self._lock:
-            self.late += 1
-            first = self.late == 1
+            first = self._late is None
+            if first:
+                self._late = (after, time)
         if first:
             logger.warning(
                 "%s: a frame shown at %.2f s came out after one shown at %.2f s (timestamps "
@@ -79,19 +110,19 @@ class Damage:
                 after,
             )
 
-    def _note(self, time: float | None, exc: av.FFmpegError) -> None:
+    def _note(self, time: float | None, reason: str) -> None:
         with self._lock:
-            if time in self.times:
+            if time in self._packets:
                 return
-            self.times.add(time)
-            count = len(self.times)
+            self._packets[time] = reason
+            count = len(self._packets)
         if count <= self.LISTED:
             logger.warning(
                 "%s: a damaged %s packet %s was skipped (%s); %s",
                 self._name,
                 self._kind,
                 "where the data ends" if time is None else f"near {time:.2f} s",
-                exc.strerror or exc,
+                reason,
                 _AFTER[self._kind],
             )
         elif count == self.LISTED + 1:
