@@ -739,16 +739,19 @@ def test_a_raw_stream_without_timestamps_is_placed_by_counting_every_frame(
         SceneOptions(scan=ScanMode.FULL),
         # The keyframe pass to the end, whatever it decodes.
         SceneOptions(scan=ScanMode.KEYFRAMES, keyframes=KeyframeRule(most_refined=1.0)),
+        SceneOptions(workers=2, chunk_length=5.0),
     ],
-    ids=["full", "keyframes"],
+    ids=["full", "keyframes", "chunks"],
 )
+@pytest.mark.parametrize("where", ["within", "near-the-end"])
 def test_one_packet_header_far_off_in_a_recording_costs_nothing(
-    coded_video: VideoFactory, tmp_path: Path, options: SceneOptions
+    coded_video: VideoFactory, tmp_path: Path, options: SceneOptions, where: str
 ) -> None:
     # One PES header of an MPEG-TS recording with timestamps 5 s ahead: the keyframe pass
     # took every packet after it for a jump back and refused the file, where the full scan
-    # dropped the one frame. (Not past the end: FFmpeg would take the recording for that
-    # long, and its frames for cut short.)
+    # dropped the one frame. Near the end, FFmpeg takes the recording for that much longer
+    # (it estimates a file without an index's duration from its timestamps), and every
+    # scan refused the file as cut short: "decoding stopped at 12.0 s of 16.8 s".
     made = coded_video([("red", 100), ("blue", 100), ("green", 100)], scenecut=True, grain=4)
     recording = tmp_path / "recording.ts"
     subprocess.run(
@@ -756,7 +759,10 @@ def test_one_packet_header_far_off_in_a_recording_costs_nothing(
         check=True,
     )
     odd = tmp_path / "odd.ts"
-    shift_pes(recording, odd, 50, 5.0)
+    shift_pes(recording, odd, 50 if where == "within" else 296, 5.0)
+    if where == "near-the-end":
+        with VideoReader(odd) as reader:
+            assert reader.info.duration == pytest.approx(16.8, abs=0.2)
     assert _scenes(odd, options) == _scenes(recording, options)
 
 

@@ -488,6 +488,9 @@ class VideoReader:
         """Damaged packets of a raw stream not yet counted in its frames' times."""
         self._damaged = 0
         """Damaged packets this reader met: each lost a frame, which is no skipped one."""
+        self._reached = 0.0
+        """The latest time a packet read so far is shown at: past the last frame only where
+        a timestamp is odd (a damaged header), which the frames drop."""
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -664,12 +667,8 @@ class VideoReader:
             raise self.incomplete(last_time + step, f" ({exc})") from exc
         if count == 0:
             raise self.no_frame("frame")
-        declared = self._declared_stream_duration()
         # Skipped non-reference frames may hide the last few frames: allow for them.
-        slack = max(INCOMPLETE_SLACK, (MAX_SKIP_GAP + 1) * step)
-        if declared is not None and last_time + step < declared - slack:
-            # The index promises more than the data holds (a truncated download whose index
-            # sits in front): FFmpeg stops quietly at the end of the data.
+        if self.cut_short(last_time + step, max(INCOMPLETE_SLACK, (MAX_SKIP_GAP + 1) * step)):
             raise self.incomplete(last_time + step)
 
     def _decoded(self) -> Iterator[DecodedFrame]:
@@ -755,11 +754,35 @@ class VideoReader:
                 shown = index * float(packet.duration * base)
             else:
                 shown = None
+            if shown is not None:
+                self._reached = max(self._reached, shown)
             frames = self.damage.decode(stream.codec_context, packet, shown)
             if frames is None and packet.size:
                 self._damaged += 1
                 self._lost += not self.timed  # a frame that will not be counted
             yield from frames or ()
+
+    def cut_short(self, end: float, slack: float = INCOMPLETE_SLACK) -> bool:
+        """Whether frames that end at ``end`` fall more than ``slack`` seconds short of the
+        stream's declared duration: the index promises more than the data holds (a
+        truncated download whose index sits in front; FFmpeg stops quietly at the end of
+        the data). Not where a packet read was shown that late: then the duration is
+        FFmpeg's estimate from the timestamps (an MPEG-TS file's, which has no index) and
+        counted an odd one, whose frame was dropped."""
+        declared = self._declared_stream_duration()
+        if declared is None or end >= declared - slack:
+            return False
+        if self._reached >= declared - slack:
+            logger.info(
+                "%s: the video ends at %.2f s, though a packet is shown at %.2f s and the "
+                "file counts %.2f s; that timestamp is taken for an odd one",
+                self.name,
+                end,
+                self._reached,
+                declared,
+            )
+            return False
+        return True
 
     def _declared_stream_duration(self) -> float | None:
         stream = self._stream
