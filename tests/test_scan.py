@@ -766,6 +766,59 @@ def test_one_packet_header_far_off_in_a_recording_costs_nothing(
     assert _scenes(odd, options) == _scenes(recording, options)
 
 
+@SCANS
+def test_a_recording_whose_clock_wraps_round_early_on_is_scanned_as_one_that_does_not(
+    coded_video: VideoFactory, tmp_path: Path, options: SceneOptions
+) -> None:
+    # An MPEG-TS clock (33 bits at 90 kHz) wraps round every 26.5 hours; where it is due to
+    # within the first minute, FFmpeg counts the time before the wrap as negative. A seek to
+    # the first timestamp landed a packet past the first keyframe (a search by decoding
+    # times), where decoding cannot start: the keyframe scan took the first scene's frame
+    # from the next group, and the chunks found a false cut there. (With B-frames: the
+    # first keyframe is decoded before it is shown.)
+    made = coded_video(
+        [("red", 100), ("blue", 100), ("green", 100)],
+        scenecut=True,
+        grain=4,
+        extra_args=["-preset", "veryfast"],
+    )
+    recordings = {}
+    # 95430 s: 13.7 s before the clock wraps round (at 2**33 / 90 kHz, 95443.7 s).
+    for name, offset in [("plain", 0), ("wrapped", 95430)]:
+        recordings[name] = tmp_path / f"{name}.ts"
+        subprocess.run(
+            ["ffmpeg", "-y", "-loglevel", "error", "-i", str(made.path), "-c", "copy",
+             "-output_ts_offset", str(offset), str(recordings[name])],
+            check=True,
+        )  # fmt: skip
+    with av.open(str(recordings["wrapped"])) as container:
+        assert container.streams.video[0].start_time < 0
+    wrapped, plain = (_scenes(recordings[name], options) for name in ["wrapped", "plain"])
+    assert [t for scene in wrapped for t in scene] == pytest.approx(
+        [t for scene in plain for t in scene], abs=1e-6
+    )
+
+
+def test_empty_packets_repeat_a_picture_and_are_no_damage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # libtheora writes an empty packet for each frame like the one before: 45 of them in
+    # 2 s of one colour, each logged as "a damaged video packet ... was skipped".
+    path = tmp_path / "still.ogv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=red:s=160x120:d=2",
+         "-f", "lavfi", "-i", "testsrc=s=160x120:d=2", "-filter_complex", "[0][1]concat=n=2",
+         "-c:v", "libtheora", "-q:v", "7", str(path)],
+        check=True,
+    )  # fmt: skip
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert sum(1 for p in container.demux(stream) if not p.size and p.pts is not None) > 40
+    scenes = _scenes(path, SceneOptions())
+    assert [start for start, _, _ in scenes] == pytest.approx([0.0, 2.0], abs=0.05)
+    assert "damaged" not in caplog.text
+
+
 def test_a_video_whose_every_packet_is_damaged_says_so(
     six_scene_video: MadeVideo, tmp_path: Path
 ) -> None:

@@ -587,10 +587,15 @@ class VideoReader:
         stream = self._stream
         assert stream.time_base is not None
         target = time + self._origin + _TIME_EPSILON
-        # Never below zero (or the stream's first timestamp, where that is negative): AVI
-        # refuses such a seek (EPERM). Zero itself lies before the first packet of a stream
-        # whose timestamps start later (MPEG-TS): that seek lands at the start of the file.
-        lowest = min(0, stream.start_time or 0)
+        # Never below zero where timestamps start there or later: AVI refuses such a seek
+        # (EPERM), and zero lies before the first packet of a stream whose timestamps start
+        # later (MPEG-TS): that seek lands at the start of the file. Where they start below
+        # zero (an MPEG-TS clock that wraps round early on: FFmpeg counts the time before
+        # the wrap as negative), a second below the first: MPEG-TS is searched by decoding
+        # times, and the first keyframe's is earlier than the time it is shown at, so a
+        # seek to that lands a packet past it, where no decoding can start.
+        start = stream.start_time or 0
+        lowest = start - math.ceil(1 / stream.time_base) if start < 0 else 0
         for back in _SEEK_BACK:
             timestamp = max(math.floor((target - back) / stream.time_base), lowest)
             first, last = self._keyframes_up_to(timestamp, target)
@@ -748,6 +753,8 @@ class VideoReader:
         base = stream.time_base
         assert base is not None
         for index, packet in enumerate(self._container.demux(stream)):
+            if not packet.size and packet.pts is not None:
+                continue  # no picture: the last one again (Theora's unchanged frames)
             if packet.pts is not None:
                 shown: float | None = float(packet.pts * base) - self._origin
             elif packet.size and packet.duration:  # a raw stream: a frame a packet
