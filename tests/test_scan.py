@@ -658,6 +658,35 @@ def test_the_gap_damaged_packets_leave_keeps_non_reference_frames_skipped(
     assert len(damaged) >= len(clean) - 3
 
 
+def test_a_gap_in_a_variable_frame_rate_video_is_no_run_of_skipped_frames(
+    coded_video: VideoFactory,
+) -> None:
+    # Frames 20 to 30 left out, as a variable frame rate encode leaves out a still
+    # picture's repeats: the reader took the gap for a long run of skipped non-reference
+    # frames and decoded every frame from there on (the keyframe scan's stretches twice).
+    made = coded_video(
+        [("red", 50), ("blue", 50), ("green", 50)],
+        grain=6,
+        gop=50,
+        scenecut=True,
+        extra_args=(
+            "-x264-params", "scenecut=0:bframes=2:b-adapt=0:b-pyramid=none",
+            "-vf", "select='not(between(n,20,30))'", "-fps_mode", "vfr",
+        ),
+    )  # fmt: skip
+    with VideoReader(made.path) as reader:
+        every = [decoded.time for decoded in reader.frames()]
+    with VideoReader(made.path, skip_nonref=True) as reader:
+        skipping = [decoded.time for decoded in reader.frames()]
+        assert reader.skipping_stopped_at is None
+    assert min(every, key=lambda time: abs(time - 0.76)) == pytest.approx(0.76)
+    assert not any(0.8 < time < 1.2 for time in every)
+    assert set(skipping) < set(every)
+    assert len(skipping) < 0.7 * len(every)
+    # Never more than two frames skipped in a row.
+    assert all(every.index(b) - every.index(a) <= 3 for a, b in itertools.pairwise(skipping))
+
+
 def test_damage_does_not_hide_a_long_run_of_non_reference_frames(
     coded_video: VideoFactory, tmp_path: Path
 ) -> None:

@@ -489,6 +489,11 @@ class VideoReader:
         self._damaged = 0
         """Damaged packets this reader met: each lost a frame, which is no skipped one."""
         self._reached = 0.0
+        self._pending: list[float] = []
+        """When the packets read since the last frame handed out are shown, in order (with
+        ``skip_nonref``): the frames between two handed out that were skipped or lost. A gap
+        without packets is no skipped run (variable frame rate: a still picture's frames
+        left out)."""
         """The latest time a packet read so far is shown at: past the last frame only where
         a timestamp is odd (a damaged header), which the frames drop."""
 
@@ -691,6 +696,7 @@ class VideoReader:
         """
         jumps = _Jumps(self)
         step = 1 / float(self.info.frame_rate)
+        self._pending.clear()  # from where the container was sought
         last: float | None = None  # when the last frame handed out is shown
         ahead: tuple[float, av.VideoFrame] | None = None  # one far after it, held
         credited = self._damaged  # damaged packets already set against a gap
@@ -726,14 +732,16 @@ class VideoReader:
 
     def _check_gap(self, last: float | None, time: float, step: float, credited: int) -> int:
         """Stop skipping non-reference frames where the gap from ``last`` to ``time`` is
-        longer than skipping leaves, beside the frames lost by the damaged packets met since
-        ``credited`` of them were set against a gap (they are reported a few packets late);
-        how many are set against one now. ``step``: a frame's duration."""
-        longest = (MAX_SKIP_GAP + 0.5) * step
-        if not self.skip_nonref or last is None or time - last <= longest:
+        longer than skipping leaves and ``MAX_SKIP_GAP`` frames or more were skipped in it:
+        packets shown between the two, beside those of the damaged packets met since
+        ``credited`` of them were set against a gap (they are reported a few packets late).
+        How many are set against one now. ``step``: a frame's duration."""
+        passed = bisect.bisect_right(self._pending, time - _TIME_EPSILON)
+        skipped = passed - bisect.bisect_right(self._pending, (last or 0.0) + _TIME_EPSILON)
+        del self._pending[:passed]
+        if not self.skip_nonref or last is None or time - last <= (MAX_SKIP_GAP + 0.5) * step:
             return credited
-        lost = self._damaged - credited
-        if time - last - lost * step > longest:
+        if skipped - (self._damaged - credited) >= MAX_SKIP_GAP:
             self._decode_every_frame(gap=time - last, at=time)
         return self._damaged
 
@@ -763,6 +771,8 @@ class VideoReader:
                 shown = None
             if shown is not None:
                 self._reached = max(self._reached, shown)
+                if self.skip_nonref:
+                    bisect.insort(self._pending, shown)
             frames = self.damage.decode(stream.codec_context, packet, shown)
             if frames is None and packet.size:
                 self._damaged += 1
