@@ -7,7 +7,8 @@ A reader can skip the frames no other frame refers to (``skip_nonref``): FFmpeg 
 decodes them, and every frame it does hand out is bit-identical to a full decode, since no
 frame it depends on was skipped. In H.264 with B-frames that is about a third of the
 frames; streams without B-frames lose none. The frames handed out are at most
-``MAX_SKIP_GAP`` frame durations apart, or the reader decodes every frame from there on.
+``MAX_SKIP_GAP`` frame durations apart, or the reader decodes every frame from there on;
+unless no frame lies between them (a variable frame rate's gap: no packet is shown there).
 
 Frames are decoded on the CPU, or by the GPU's video decoder (NVDEC, ``decode_device="cuda"``)
 through FFmpeg's CUDA hardware acceleration; decoded frames then come back to system memory
