@@ -248,3 +248,124 @@ def test_a_failed_mix_leaves_no_partial_file(spoken: list[Clip], tmp_path: Path)
 def test_an_unknown_language_is_refused() -> None:
     with pytest.raises(ValueError, match="'xx' is not an ISO 639-1 language code"):
         MixOptions(language="xx")
+
+
+def _channels(path: Path, stream_index: int) -> tuple[list[str], np.ndarray]:
+    """Audio stream ``stream_index``'s channel names and samples (a row a channel) at 48 kHz,
+    decoded packed: PyAV's planar frames of more than eight planes crash it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[stream_index]
+        names = [channel.name for channel in stream.layout.channels]
+        resampler = av.AudioResampler(format="flt", layout=stream.layout.name, rate=RATE)
+        parts = [
+            out.to_ndarray().reshape(-1, len(names))
+            for frame in container.decode(stream)
+            for out in resampler.resample(frame)
+        ]
+    return names, np.concatenate(parts).T
+
+
+@pytest.mark.parametrize("layout", ["5.1", "7.1"])
+def test_a_surround_film_gets_the_descriptions_in_its_centre_channel(
+    tmp_path: Path, layout: str
+) -> None:
+    # A 7.1 film crashed the process (PyAV's planar frames of nine planes); in a 5.1 film
+    # the speech went into every channel, the surrounds and LFE too, and clipped once
+    # folded down to stereo.
+    film = tmp_path / f"surround-{layout}.mkv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", "color=c=black:s=64x64:r=25:d=6",
+         "-f", "lavfi", "-i", f"sine=frequency={TONE}:duration=6:sample_rate={RATE}",
+         "-filter:a", f"volume=0.5,aformat=channel_layouts={layout}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "flac", str(film)],
+        check=True,
+    )  # fmt: skip
+    out = mix_film(film, chirps([(2.0, 4.0)]), tmp_path / "film.mkv", MixOptions(duck_db=12.0))
+    names, original = _channels(film, 0)
+    mixed_names, mixed = _channels(out, 1)
+    assert mixed_names == names and "FC" in names
+    for name, before, after in zip(names, original, mixed, strict=True):
+        chirp = np.abs(np.fft.rfft(after[round(2.1 * RATE) : round(3.9 * RATE)]))
+        bins = np.fft.rfftfreq(round(1.8 * RATE), 1 / RATE)
+        heard = chirp[np.abs(bins - 3000) < 5].max() / chirp.size
+        assert (heard > 0.1) == (name == "FC"), (name, heard)
+        # The film's sound, in every channel it has, is lowered under the description.
+        if tone_level(before, 0.5, 1.5) > 0.01:
+            ratio = tone_level(after, 2.1, 3.9) / tone_level(before, 2.1, 3.9)
+            assert 20 * np.log10(ratio) == pytest.approx(-12.0, abs=0.5), name
+
+
+def test_the_mixed_film_keeps_its_tracks_names_subtitles_and_chapters(
+    tone_film: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, the copied tracks lost their language and title, the subtitles and chapters
+    # were left out, and a video this FFmpeg cannot encode (Theora) could not be copied.
+    subtitles, chapters = tmp_path / "film.srt", tmp_path / "chapters.txt"
+    subtitles.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello.\n", encoding="utf-8")
+    chapters.write_text(
+        ";FFMETADATA1\ntitle=A film\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=5000\n"
+        "title=Opening\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=5000\nEND=10000\ntitle=Night\n",
+        encoding="utf-8",
+    )
+    film = tmp_path / "film.mkv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(tone_film), "-i", str(tone_film),
+         "-i", str(subtitles), "-i", str(chapters), "-map", "0:v", "-map", "0:a", "-map", "1:a",
+         "-map", "2:s", "-map_metadata", "3", "-map_chapters", "3", "-c:v", "libtheora",
+         "-c:a", "copy", "-c:s", "srt",
+         "-metadata:s:a:0", "language=rus", "-metadata:s:a:0", "title=Russian",
+         "-metadata:s:a:1", "language=eng", "-metadata:s:a:1", "title=English",
+         "-metadata:s:s:0", "language=rus", str(film)],
+        check=True,
+    )  # fmt: skip
+    out = mix_film(film, chirps([(2.0, 4.0)]), tmp_path / "out.mkv", MixOptions())
+    with av.open(str(out)) as container:
+        assert container.metadata["title"] == "A film"
+        assert [c["metadata"]["title"] for c in container.chapters()] == ["Opening", "Night"]
+        assert container.streams.video[0].codec_context.name == "theora"
+        tracks = [
+            (s.metadata.get("language"), s.metadata.get("title")) for s in container.streams.audio
+        ]
+        assert tracks == [("rus", "Russian"), ("eng", "English"), ("eng", "Audio description")]
+        (subtitle,) = container.streams.subtitles
+        assert subtitle.metadata["language"] == "rus"
+    assert _packets(out, "video") == _packets(film, "video")
+    # MP4 holds no SubRip (nor Theora): the subtitles are left out with a warning.
+    remuxed = tmp_path / "film-h264.mkv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(film), "-i", str(tone_film),
+         "-map", "1:v", "-map", "0:a", "-map", "0:s", "-c", "copy", str(remuxed)],
+        check=True,
+    )  # fmt: skip
+    out = mix_film(remuxed, chirps([(2.0, 4.0)]), tmp_path / "out.mp4", MixOptions())
+    with av.open(str(out)) as container:
+        assert not container.streams.subtitles
+        assert [s.metadata.get("language") for s in container.streams.audio] == [
+            "rus",
+            "eng",
+            "eng",
+        ]
+    assert (
+        "film-h264.mkv: its subtitle track 3 (srt, rus) cannot be stored in an .mp4 file "
+        "and is left out (a .mkv file keeps it)" in caplog.text
+    )
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_sound_that_states_no_channel_order_is_mixed(tmp_path: Path, channels: int) -> None:
+    # PCM in Matroska names no channel layout ("2 channels"): the AAC encoder refused it.
+    film = tmp_path / "pcm.mkv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=4",
+         "-f", "lavfi", "-i", f"sine=frequency={TONE}:duration=4:sample_rate=8000",
+         "-c:v", "libx264", "-preset", "ultrafast", "-ac", str(channels), "-c:a", "pcm_s16le",
+         str(film)],
+        check=True,
+    )  # fmt: skip
+    with av.open(str(film)) as container:
+        assert {c.name for c in container.streams.audio[0].layout.channels} == {"NONE"}
+    out = mix_film(film, chirps([(1.0, 2.0)]), tmp_path / "film.mkv", MixOptions())
+    with av.open(str(out)) as container:
+        assert container.streams.audio[1].layout.name == ("mono" if channels == 1 else "stereo")
+    assert loud(decode(out, 1)[round(1.1 * RATE) : round(1.9 * RATE)]).all()

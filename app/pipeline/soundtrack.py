@@ -6,15 +6,18 @@ in memory: each description's speech (a ``Clip``) is resampled when the timeline
 
 * ``write_track``: the descriptions on the film's timeline, silence elsewhere; the format
   follows the file's extension (``AUDIO_FORMATS``).
-* ``mix_film``: the film's video and audio streams copied packet for packet (not
-  re-encoded), plus a new audio track: the original track FFmpeg would play (the default one)
-  lowered by ``duck_db`` under each description (linear ramps of ``ramp`` seconds on either
-  side), with the description spoken over it. The new track is tagged with the
-  descriptions' language, titled "Audio description" and marked for the visually impaired;
-  the original stays the default track. A film without audio gets the descriptions as its
-  only audio track. The new track follows the film's timeline (the one descriptions are
-  timed on): when the original sound starts later than the film, the track is silent until
-  it does, so the ducking lands under the descriptions.
+* ``mix_film``: the film's video, audio and subtitle streams copied packet for packet (not
+  re-encoded; with their language and title, and the film's chapters), plus a new audio
+  track: the original track FFmpeg would play (the default one) lowered by ``duck_db`` under
+  each description (linear ramps of ``ramp`` seconds on either side), with the description
+  spoken over it, in the centre channel where there is one (a 5.1 or 7.1 film, as dialogue
+  is mixed), else in the front pair. The new track is tagged with the descriptions'
+  language, titled "Audio description" and marked for the visually impaired; the original
+  stays the default track. A film without audio gets the descriptions as its only audio
+  track. The new track follows the film's timeline (the one descriptions are timed on):
+  when the original sound starts later than the film, the track is silent until it does,
+  so the ducking lands under the descriptions. MP4 holds only its own subtitle format
+  (``mov_text``): other subtitle tracks are left out there, with a warning.
 
 Every output is written to a temporary file beside its target and renamed onto it once
 complete (``atomic_output``): a failure leaves nothing behind.
@@ -66,6 +69,18 @@ TITLE = "Audio description"
 
 _BLOCK = 4096
 """Samples rendered at a time."""
+
+_TAGS = ("language", "title", "handler_name")
+"""Tags copied with each stream: what a player lists tracks by (MP4 titles a track by its
+handler's name)."""
+
+_PICTURE_SUBTITLES = {"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle"}
+"""Subtitles that Matroska holds (Blu-ray's, DVD's, broadcasts') though PyAV's list of the
+codecs it supports leaves them out (they have no encoder)."""
+
+_ORDERED = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
+"""The channels' order taken for a track that states none (PCM in Matroska), by how many
+there are: FFmpeg's default layouts. The AAC encoder refuses a track without an order."""
 
 Block = npt.NDArray[np.float32]
 
@@ -283,7 +298,10 @@ def _check(stop: StopSignal | None, target: Path) -> None:
 
 
 def _frame(planes: Block, layout: str, start: int, rate: int = TRACK_RATE) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes), format="fltp", layout=layout)
+    """A frame of ``planes`` (a row a channel), packed: PyAV cannot hand more than eight
+    planes to FFmpeg (a 7.1 film's planar frame crashed it)."""
+    packed = np.ascontiguousarray(planes.T).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=layout)
     frame.sample_rate = rate
     frame.pts = start
     frame.time_base = Fraction(1, rate)
@@ -335,14 +353,22 @@ def _mix(
     options: MixOptions,
     check: Callable[[], None],
 ) -> None:
-    copied = [s for s in source.streams if s.type in ("video", "audio")]
-    outputs = {s.index: out.add_stream_from_template(s) for s in copied}
+    film = Path(source.name).name
+    copied = [s for s in source.streams if s.type in ("video", "audio") or _holds(out, s, film)]
+    # Opaque: copied as they are, whether or not this FFmpeg could encode them (Theora).
+    outputs = {s.index: out.add_stream_from_template(s, opaque=True) for s in copied}
     for stream in copied:
         outputs[stream.index].disposition = stream.disposition
+        outputs[stream.index].metadata.update(
+            {key: value for key, value in stream.metadata.items() if key in _TAGS}
+        )
+    if "title" in source.metadata:
+        out.metadata["title"] = source.metadata["title"]
+    out.set_chapters(source.chapters())
     best = source.streams.best("audio", film_stream(source))
     original = best if isinstance(best, av.AudioStream) else None
     rate = original.rate if original is not None else TRACK_RATE
-    layout = original.layout.name if original is not None else "mono"
+    layout = "mono" if original is None else _layout(original)
     if original is not None:
         outputs[original.index].disposition |= av.stream.Disposition.default
     described = out.add_stream("aac", rate=rate, layout=layout)
@@ -353,14 +379,14 @@ def _mix(
     voices = _Voices(clips, rate)
     ducker = _Ducker(clips, options, rate)
     origin = (source.start_time or 0) / av.time_base
-    channels = len(described.layout.channels)
+    voiced = _voiced(described.layout)
     written = 0  # samples of the new track encoded so far
 
     def add(original_planes: Block | None, start: int, count: int) -> None:
         nonlocal written
-        speech = voices.block(start, count)
+        speech = voiced * voices.block(start, count)
         if original_planes is None:
-            mixed = np.repeat(speech.reshape(1, -1), channels, axis=0)
+            mixed = speech
         else:
             mixed = original_planes * ducker.block(start, count) + speech
         out.mux(described.encode(_frame(np.clip(mixed, -1, 1), layout, start, rate)))
@@ -384,7 +410,8 @@ def _mix(
 
     def add_frame(frame: av.AudioFrame) -> None:
         nonlocal skip
-        planes = frame.to_ndarray().astype(np.float32, copy=False)
+        # Packed (``_frame``): a row of samples, the channels interleaved.
+        planes = frame.to_ndarray().reshape(-1, voiced.shape[0]).T.astype(np.float32)
         if skip:
             cut = min(skip, planes.shape[1])
             planes, skip = planes[:, cut:], skip - cut
@@ -409,8 +436,8 @@ def _mix(
         for frame in _resampled(frames, decoder, place):
             add_frame(frame)
 
-    damage = Damage(Path(source.name).name, "audio")
-    decoder = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    damage = Damage(film, "audio")
+    decoder = av.AudioResampler(format="flt", layout=layout, rate=rate)
     for packet in source.demux(copied):
         check()
         if packet.dts is None:  # a demuxer's flush packet
@@ -432,6 +459,46 @@ def _mix(
         end = max(end, round((source.duration or 0) / av.time_base * rate))
     silence_until(end)
     out.mux(described.encode(None))
+
+
+def _holds(out: av.container.OutputContainer, stream: av.stream.Stream, film: str) -> bool:
+    """Whether ``stream`` of ``film`` is a subtitle track that ``out`` can hold (text
+    subtitles and picture ones in Matroska, ``mov_text`` in MP4); another is left out, with
+    a warning."""
+    if stream.type != "subtitle":
+        return False
+    name = stream.codec_context.name
+    matroska = out.format.name == "matroska"
+    if name in out.supported_codecs or (matroska and name in _PICTURE_SUBTITLES):
+        return True
+    logger.warning(
+        "%s: its subtitle track %d (%s%s) cannot be stored in %s file and is left out (%s "
+        "file keeps it)",
+        film,
+        stream.index,
+        name,
+        f", {stream.metadata['language']}" if "language" in stream.metadata else "",
+        "a .mkv" if matroska else "an .mp4",
+        "an .mp4" if matroska else "a .mkv",
+    )
+    return False
+
+
+def _layout(stream: AudioStream) -> str:
+    """The channel layout of the new track: the original's, or FFmpeg's default order for
+    as many channels where it states none (``_ORDERED``)."""
+    layout = stream.layout
+    if all(channel.name != "NONE" for channel in layout.channels):
+        return layout.name
+    return _ORDERED.get(len(layout.channels), layout.name)
+
+
+def _voiced(layout: av.AudioLayout) -> Block:
+    """The speech's gain in each channel (a column): the centre channel alone where there is
+    one (mono's only channel is one), else the front pair, else every channel."""
+    names = [channel.name for channel in layout.channels]
+    speakers = {"FC"} if "FC" in names else {"FL", "FR"} if "FL" in names else set(names)
+    return np.array([[1.0 if name in speakers else 0.0] for name in names], np.float32)
 
 
 def _resampled(
