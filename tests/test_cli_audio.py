@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import av
@@ -108,3 +109,26 @@ def test_an_unwritable_audio_path_fails_before_the_scan(
     code, _ = describe(str(scenes.path), "--audio", "/no/such/dir/ad.wav")
     assert code == 1
     assert "error: cannot write /no/such/dir/ad.wav: No such file" in capsys.readouterr().err
+
+
+def test_a_film_that_cannot_be_mixed_keeps_its_descriptions(
+    scenes: MadeVideo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MP4 holds no Theora. The descriptions (and the track they name) are complete before
+    # the mix: before, its failure threw them away with it, after all the captioning.
+    film = tmp_path / "scenes.ogv"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(scenes.path), "-c:v", "libtheora",
+         str(film)],
+        check=True,
+    )  # fmt: skip
+    out, track = tmp_path / "ad.json", tmp_path / "ad.wav"
+    code, _ = describe(
+        str(film), "-o", str(out), "--audio", str(track), "--mix", str(tmp_path / "ad.mp4")
+    )
+    assert code == 1
+    assert "'mp4' format does not support 'theora' codec" in capsys.readouterr().err
+    assert [item["text"] for item in json.loads(out.read_text())] == [
+        "A woman opens a red door.", "A car drives into the night.", "Children run on a bridge."
+    ]  # fmt: skip
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ad.json", "ad.wav", film.name]
