@@ -376,6 +376,8 @@ def _mix(
     described.metadata["title"] = TITLE  # Matroska
     described.metadata["handler_name"] = TITLE  # MP4
     described.disposition = av.stream.Disposition.visual_impaired
+    if original is None:  # the only sound: the one to play
+        described.disposition |= av.stream.Disposition.default
     voices = _Voices(clips, rate)
     ducker = _Ducker(clips, options, rate)
     origin = (source.start_time or 0) / av.time_base
