@@ -796,6 +796,21 @@ def test_one_packet_header_far_off_in_a_recording_costs_nothing(
 
 
 @SCANS
+def test_a_film_whose_data_is_lost_past_the_middle_is_still_incomplete(
+    coded_video: VideoFactory, tmp_path: Path, options: SceneOptions
+) -> None:
+    # Its index intact, every packet from 6 s on zeroed (a download into a file made at
+    # full size, a bad disk). A first version let a packet read near the declared end count
+    # as an odd timestamp (``cut_short``) though it decoded to nothing: the film passed as
+    # 6 s long.
+    made = coded_video([("red", 100), ("blue", 100), ("green", 100)], scenecut=True, grain=4)
+    holed = tmp_path / "holed.mp4"
+    assert len(damage_packets(made.path, holed, "video", 6.0, 100.0)) == 150
+    with pytest.raises(VideoIncomplete, match=r"decoding stopped at [56]\.\d s of 12\.0 s"):
+        _scenes(holed, options)
+
+
+@SCANS
 def test_a_recording_whose_clock_wraps_round_early_on_is_scanned_as_one_that_does_not(
     coded_video: VideoFactory, tmp_path: Path, options: SceneOptions
 ) -> None:

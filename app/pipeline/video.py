@@ -7,8 +7,9 @@ A reader can skip the frames no other frame refers to (``skip_nonref``): FFmpeg 
 decodes them, and every frame it does hand out is bit-identical to a full decode, since no
 frame it depends on was skipped. In H.264 with B-frames that is about a third of the
 frames; streams without B-frames lose none. The frames handed out are at most
-``MAX_SKIP_GAP`` frame durations apart, or the reader decodes every frame from there on;
-unless no frame lies between them (a variable frame rate's gap: no packet is shown there).
+``MAX_SKIP_GAP`` frame durations apart, or the reader decodes every frame from there on,
+where ``MAX_SKIP_GAP`` frames or more lie between them (a variable frame rate leaves gaps
+with fewer: a still picture's repeats left out).
 
 Frames are decoded on the CPU, or by the GPU's video decoder (NVDEC, ``decode_device="cuda"``)
 through FFmpeg's CUDA hardware acceleration; decoded frames then come back to system memory
@@ -490,13 +491,13 @@ class VideoReader:
         self._damaged = 0
         """Damaged packets this reader met: each lost a frame, which is no skipped one."""
         self._reached = 0.0
+        """The latest time a frame decoded so far is shown at, those dropped too: past the
+        last frame handed out only where a timestamp is odd (a damaged header)."""
         self._pending: list[float] = []
         """When the packets read since the last frame handed out are shown, in order (with
         ``skip_nonref``): the frames between two handed out that were skipped or lost. A gap
         without packets is no skipped run (variable frame rate: a still picture's frames
         left out)."""
-        """The latest time a packet read so far is shown at: past the last frame only where
-        a timestamp is odd (a damaged header), which the frames drop."""
 
     @property
     def decodes_on_gpu(self) -> bool:
@@ -770,29 +771,30 @@ class VideoReader:
                 shown = index * float(packet.duration * base)
             else:
                 shown = None
-            if shown is not None:
-                self._reached = max(self._reached, shown)
-                if self.skip_nonref:
-                    bisect.insort(self._pending, shown)
+            if shown is not None and self.skip_nonref:
+                bisect.insort(self._pending, shown)
             frames = self.damage.decode(stream.codec_context, packet, shown)
             if frames is None and packet.size:
                 self._damaged += 1
                 self._lost += not self.timed  # a frame that will not be counted
-            yield from frames or ()
+            for frame in frames or ():
+                if frame.time is not None:
+                    self._reached = max(self._reached, frame.time - self._origin)
+                yield frame
 
     def cut_short(self, end: float, slack: float = INCOMPLETE_SLACK) -> bool:
         """Whether frames that end at ``end`` fall more than ``slack`` seconds short of the
         stream's declared duration: the index promises more than the data holds (a
-        truncated download whose index sits in front; FFmpeg stops quietly at the end of
-        the data). Not where a packet read was shown that late: then the duration is
-        FFmpeg's estimate from the timestamps (an MPEG-TS file's, which has no index) and
-        counted an odd one, whose frame was dropped."""
+        truncated download whose index sits in front, or data lost behind it; FFmpeg stops
+        quietly at the end of the data). Not where a frame decoded was shown that late:
+        then the duration is FFmpeg's estimate from the timestamps (an MPEG-TS file's, which
+        has no index) and counted an odd one, whose frame was dropped."""
         declared = self._declared_stream_duration()
         if declared is None or end >= declared - slack:
             return False
         if self._reached >= declared - slack:
             logger.info(
-                "%s: the video ends at %.2f s, though a packet is shown at %.2f s and the "
+                "%s: the video ends at %.2f s, though a frame is shown at %.2f s and the "
                 "file counts %.2f s; that timestamp is taken for an odd one",
                 self.name,
                 end,
