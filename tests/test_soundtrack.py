@@ -301,9 +301,11 @@ def test_a_surround_film_gets_the_descriptions_in_its_centre_channel(
 def test_the_mixed_film_keeps_its_tracks_names_subtitles_and_chapters(
     tone_film: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Before, the copied tracks lost their language and title, the subtitles and chapters
-    # were left out, and a video this FFmpeg cannot encode (Theora) could not be copied.
-    subtitles, chapters = tmp_path / "film.srt", tmp_path / "chapters.txt"
+    # Before, the copied tracks lost their language and title, the subtitles, chapters and
+    # attached fonts were left out, and a video this FFmpeg cannot encode (Theora) could
+    # not be copied.
+    subtitles, chapters, font = (tmp_path / name for name in ["film.srt", "ch.txt", "a.ttf"])
+    font.write_bytes(bytes(range(256)) * 4)
     subtitles.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello.\n", encoding="utf-8")
     chapters.write_text(
         ";FFMETADATA1\ntitle=A film\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=5000\n"
@@ -318,7 +320,8 @@ def test_the_mixed_film_keeps_its_tracks_names_subtitles_and_chapters(
          "-c:a", "copy", "-c:s", "srt",
          "-metadata:s:a:0", "language=rus", "-metadata:s:a:0", "title=Russian",
          "-metadata:s:a:1", "language=eng", "-metadata:s:a:1", "title=English",
-         "-metadata:s:s:0", "language=rus", str(film)],
+         "-metadata:s:s:0", "language=rus", "-attach", str(font),
+         "-metadata:s:t", "mimetype=application/x-truetype-font", str(film)],
         check=True,
     )  # fmt: skip
     out = mix_film(film, chirps([(2.0, 4.0)]), tmp_path / "out.mkv", MixOptions())
@@ -332,12 +335,15 @@ def test_the_mixed_film_keeps_its_tracks_names_subtitles_and_chapters(
         assert tracks == [("rus", "Russian"), ("eng", "English"), ("eng", "Audio description")]
         (subtitle,) = container.streams.subtitles
         assert subtitle.metadata["language"] == "rus"
+        (attached,) = container.streams.attachments
+        assert (attached.name, attached.data) == ("a.ttf", font.read_bytes())
     assert _packets(out, "video") == _packets(film, "video")
-    # MP4 holds no SubRip (nor Theora): the subtitles are left out with a warning.
+    # MP4 holds no SubRip, no attachments (nor Theora): they are left out with a warning.
     remuxed = tmp_path / "film-h264.mkv"
     subprocess.run(
         ["ffmpeg", "-y", "-loglevel", "error", "-i", str(film), "-i", str(tone_film),
-         "-map", "1:v", "-map", "0:a", "-map", "0:s", "-c", "copy", str(remuxed)],
+         "-map", "1:v", "-map", "0:a", "-map", "0:s", "-map", "0:t", "-c", "copy",
+         str(remuxed)],
         check=True,
     )  # fmt: skip
     out = mix_film(remuxed, chirps([(2.0, 4.0)]), tmp_path / "out.mp4", MixOptions())
@@ -350,8 +356,9 @@ def test_the_mixed_film_keeps_its_tracks_names_subtitles_and_chapters(
         ]
     assert (
         "film-h264.mkv: its subtitle track 3 (srt, rus) cannot be stored in an .mp4 file "
-        "and is left out (a .mkv file keeps it)" in caplog.text
+        "and is left out (a .mkv file holds more kinds of subtitles)" in caplog.text
     )
+    assert "film-h264.mkv: its attached files (a.ttf) cannot be stored in an .mp4" in caplog.text
 
 
 @pytest.mark.parametrize("channels", [1, 2])
@@ -371,3 +378,25 @@ def test_sound_that_states_no_channel_order_is_mixed(tmp_path: Path, channels: i
     with av.open(str(out)) as container:
         assert container.streams.audio[1].layout.name == ("mono" if channels == 1 else "stereo")
     assert loud(decode(out, 1)[round(1.1 * RATE) : round(1.9 * RATE)]).all()
+
+
+def test_a_subtitle_track_this_ffmpeg_cannot_read_is_left_out_with_a_warning(
+    tone_film: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PyAV gives no codec context for a track it has no decoder for (TTML here, DVB
+    # teletext in broadcast recordings): the mix failed with an AttributeError.
+    subtitles = tmp_path / "film.srt"
+    subtitles.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello.\n", encoding="utf-8")
+    film = tmp_path / "ttml.mp4"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(tone_film), "-i", str(subtitles),
+         "-map", "0", "-map", "1", "-c:v", "copy", "-c:a", "copy", "-c:s", "ttml", str(film)],
+        check=True,
+    )  # fmt: skip
+    with av.open(str(film)) as container:
+        assert container.streams.subtitles[0].codec_context is None
+    out = mix_film(film, chirps([(2.0, 4.0)]), tmp_path / "out.mkv", MixOptions())
+    with av.open(str(out)) as container:
+        assert not container.streams.subtitles
+        assert len(container.streams.audio) == 2
+    assert "ttml.mp4: its subtitle track 2 is in a format this FFmpeg cannot read" in caplog.text

@@ -7,17 +7,18 @@ in memory: each description's speech (a ``Clip``) is resampled when the timeline
 * ``write_track``: the descriptions on the film's timeline, silence elsewhere; the format
   follows the file's extension (``AUDIO_FORMATS``).
 * ``mix_film``: the film's video, audio and subtitle streams copied packet for packet (not
-  re-encoded; with their language and title, and the film's chapters), plus a new audio
-  track: the original track FFmpeg would play (the default one) lowered by ``duck_db`` under
-  each description (linear ramps of ``ramp`` seconds on either side), with the description
-  spoken over it, in the centre channel where there is one (a 5.1 or 7.1 film, as dialogue
-  is mixed), else in the front pair. The new track is tagged with the descriptions'
-  language, titled "Audio description" and marked for the visually impaired; the original
-  stays the default track. A film without audio gets the descriptions as its only audio
-  track. The new track follows the film's timeline (the one descriptions are timed on):
-  when the original sound starts later than the film, the track is silent until it does,
-  so the ducking lands under the descriptions. MP4 holds only its own subtitle format
-  (``mov_text``): other subtitle tracks are left out there, with a warning.
+  re-encoded; with their language and title, and the film's chapters and attached fonts),
+  plus a new audio track: the original track FFmpeg would play (the default one) lowered
+  by ``duck_db`` under each description (linear ramps of ``ramp`` seconds on either side),
+  with the description spoken over it, in the centre channel where there is one (a 5.1 or
+  7.1 film, as dialogue is mixed), else in the front pair. The new track is tagged with
+  the descriptions' language, titled "Audio description" and marked for the visually
+  impaired; the original stays the default track. A film without audio gets the
+  descriptions as its only audio track. The new track follows the film's timeline (the
+  one descriptions are timed on): when the original sound starts later than the film, the
+  track is silent until it does, so the ducking lands under the descriptions. MP4 holds
+  only its own subtitle format (``mov_text``) and no attached files (a styled subtitle's
+  fonts): other subtitle tracks and the attachments are left out there, with a warning.
 
 Every output is written to a temporary file beside its target and renamed onto it once
 complete (``atomic_output``): a failure leaves nothing behind.
@@ -40,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import pycountry
 from av.audio.stream import AudioStream
+from av.subtitles.stream import SubtitleStream
 
 from app.errors import RenderError, Stopped
 from app.pipeline.damage import Damage
@@ -73,10 +75,6 @@ _BLOCK = 4096
 _TAGS = ("language", "title", "handler_name")
 """Tags copied with each stream: what a player lists tracks by (MP4 titles a track by its
 handler's name)."""
-
-_PICTURE_SUBTITLES = {"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle"}
-"""Subtitles that Matroska holds (Blu-ray's, DVD's, broadcasts') though PyAV's list of the
-codecs it supports leaves them out (they have no encoder)."""
 
 _ORDERED = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 """The channels' order taken for a track that states none (PCM in Matroska), by how many
@@ -354,7 +352,10 @@ def _mix(
     check: Callable[[], None],
 ) -> None:
     film = Path(source.name).name
-    copied = [s for s in source.streams if s.type in ("video", "audio") or _holds(out, s, film)]
+    copied = [
+        *(s for s in source.streams if s.type in ("video", "audio")),
+        *_subtitles(source, out, film),
+    ]
     # Opaque: copied as they are, whether or not this FFmpeg could encode them (Theora).
     outputs = {s.index: out.add_stream_from_template(s, opaque=True) for s in copied}
     for stream in copied:
@@ -365,6 +366,7 @@ def _mix(
     if "title" in source.metadata:
         out.metadata["title"] = source.metadata["title"]
     out.set_chapters(source.chapters())
+    _attach(source, out, film)
     best = source.streams.best("audio", film_stream(source))
     original = best if isinstance(best, av.AudioStream) else None
     rate = original.rate if original is not None else TRACK_RATE
@@ -463,27 +465,60 @@ def _mix(
     out.mux(described.encode(None))
 
 
-def _holds(out: av.container.OutputContainer, stream: av.stream.Stream, film: str) -> bool:
-    """Whether ``stream`` of ``film`` is a subtitle track that ``out`` can hold (text
-    subtitles and picture ones in Matroska, ``mov_text`` in MP4); another is left out, with
-    a warning."""
-    if stream.type != "subtitle":
-        return False
-    name = stream.codec_context.name
+def _subtitles(
+    source: av.container.InputContainer, out: av.container.OutputContainer, film: str
+) -> list[SubtitleStream]:
+    """The subtitle tracks of ``film`` that ``out`` can hold (text and picture ones in
+    Matroska, ``mov_text`` in MP4); each other one is left out, with a warning."""
+    kept = []
     matroska = out.format.name == "matroska"
-    if name in out.supported_codecs or (matroska and name in _PICTURE_SUBTITLES):
-        return True
-    logger.warning(
-        "%s: its subtitle track %d (%s%s) cannot be stored in %s file and is left out (%s "
-        "file keeps it)",
-        film,
-        stream.index,
-        name,
-        f", {stream.metadata['language']}" if "language" in stream.metadata else "",
-        "a .mkv" if matroska else "an .mp4",
-        "an .mp4" if matroska else "a .mkv",
-    )
-    return False
+    for stream in source.streams.subtitles:
+        name = None if stream.codec_context is None else stream.codec_context.name
+        if name in out.supported_codecs:
+            kept.append(stream)
+            continue
+        if name is None:
+            logger.warning(
+                "%s: its subtitle track %d is in a format this FFmpeg cannot read and is left out",
+                film,
+                stream.index,
+            )
+            continue
+        logger.warning(
+            "%s: its subtitle track %d (%s%s) cannot be stored in %s file and is left out%s",
+            film,
+            stream.index,
+            name,
+            f", {stream.metadata['language']}" if "language" in stream.metadata else "",
+            "a .mkv" if matroska else "an .mp4",
+            "" if matroska else " (a .mkv file holds more kinds of subtitles)",
+        )
+    return kept
+
+
+def _attach(
+    source: av.container.InputContainer, out: av.container.OutputContainer, film: str
+) -> None:
+    """Copy the attachments of ``film`` (the fonts its styled subtitles are drawn with)
+    where ``out`` holds them (Matroska); else tell that they are left out."""
+    attachments = source.streams.attachments
+    if not attachments:
+        return
+    if out.format.name != "matroska":
+        logger.warning(
+            "%s: its attached files (%s) cannot be stored in an .mp4 file and are left out; "
+            "styled subtitles are drawn with other fonts",
+            film,
+            ", ".join(attachment.name or "unnamed" for attachment in attachments),
+        )
+        return
+    for attachment in attachments:
+        # Matroska needs a name and a type for each; a file without them gets neutral ones.
+        out.add_attachment(
+            attachment.name or f"attachment-{attachment.index}",
+            attachment.mimetype or "application/octet-stream",
+            attachment.data,
+        )
 
 
 def _layout(stream: AudioStream) -> str:
