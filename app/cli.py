@@ -538,37 +538,38 @@ def _describe(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> i
         narrator = Narrator(load_engine(options.tts), options)
     with ExitStack() as stack:
         stack.callback(bar.close)
-        # The audio outputs need the film itself: a URL is downloaded once, here.
-        video = args.video
-        if narrator is not None:
-            video = str(stack.enter_context(fetch(video, options=media.fetch, guard=media.guard)))
-        src = os.path.relpath(audio, Path(args.output or ".").parent) if audio else None
         clips = []
         # The document (and the track it names) is complete before the film is mixed: a film
-        # that cannot be mixed (its error says why) costs the mix, not the descriptions.
-        with (
-            _all_or_nothing(args.output, stdout) as out,
-            open_writer(
+        # that cannot be mixed (its error says why) costs the mix, not the descriptions. It
+        # is opened first, so that an output that cannot be written fails before a download.
+        with _all_or_nothing(args.output, stdout) as out:
+            # The audio outputs need the film itself: a URL is downloaded once, here, and
+            # kept until the film is mixed.
+            video = args.video
+            if narrator is not None:
+                fetched = fetch(video, options=media.fetch, guard=media.guard)
+                video = str(stack.enter_context(fetched))
+            src = os.path.relpath(audio, Path(args.output or ".").parent) if audio else None
+            with open_writer(
                 OutputFormat(args.format), out, language=settings.language, audio=src
-            ) as writer,
-        ):
-            descriptions = describe_media(
-                video,
-                captioner,
-                subtitles=args.subtitles,
-                options=media,
-                on_progress=bar,
-                translator=translator,
-            )
-            if narrator is None:
-                for description in descriptions:
-                    writer.write(description)
-                return 0
-            for narration in narrate(descriptions, narrator):
-                writer.write(narration.description)
-                clips.append(narration.clip)
-            if audio:
-                write_track(audio, clips, film_duration(Path(video)))
+            ) as writer:
+                descriptions = describe_media(
+                    video,
+                    captioner,
+                    subtitles=args.subtitles,
+                    options=media,
+                    on_progress=bar,
+                    translator=translator,
+                )
+                if narrator is None:
+                    for description in descriptions:
+                        writer.write(description)
+                    return 0
+                for narration in narrate(descriptions, narrator):
+                    writer.write(narration.description)
+                    clips.append(narration.clip)
+                if audio:
+                    write_track(audio, clips, film_duration(Path(video)))
         if mixed:
             mix_film(video, clips, mixed, settings.mix_options())
     return 0

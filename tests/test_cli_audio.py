@@ -16,6 +16,7 @@ from app.pipeline.tts import TTS_ENGINES
 from tests.fixtures.audio import decode, loud
 from tests.fixtures.media import MadeVideo, make_lavfi_video
 from tests.fixtures.models import ScriptedCaptioner, cli_captioner
+from tests.fixtures.servers import QuietHandler, serving
 
 # English: clean_caption keeps only texts with ASCII letters for now (Russian speech is
 # tested in test_narration.py, straight through the engine).
@@ -132,3 +133,24 @@ def test_a_film_that_cannot_be_mixed_keeps_its_descriptions(
         "A woman opens a red door.", "A car drives into the night.", "Children run on a bridge."
     ]  # fmt: skip
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ad.json", "ad.wav", film.name]
+
+
+def test_an_output_that_cannot_be_written_fails_before_the_film_is_downloaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The document is opened before the film is fetched for the audio outputs (a review:
+    # once the document was committed before the mix, it was opened after the download).
+    asked: list[str] = []
+
+    class Recording(QuietHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_error(404)
+
+    with serving(Recording) as base:
+        code, _ = describe(
+            f"{base}/film.mp4", "-o", "/no/such/dir/ad.json", "--mix", str(tmp_path / "ad.mkv")
+        )
+    assert code == 1
+    assert "error: cannot write /no/such/dir/ad.json" in capsys.readouterr().err
+    assert asked == []
