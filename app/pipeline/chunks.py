@@ -308,7 +308,9 @@ def _scan_in_worker(chunk: Chunk) -> ChunkResult:
 
 class _Logged:
     """Logs what the chunks' workers logged, in chunk order, each line once: chunks overlap,
-    and each worker's reader tells what it meets (an NVDEC fallback, timestamps)."""
+    and each worker's reader tells what it meets (a long run of non-reference frames, late
+    frames). A line the scan's own reader logged too (NVDEC cannot decode the stream) comes
+    twice: once from it, once from the workers."""
 
     def __init__(self, reader: VideoReader) -> None:
         self._damage = reader.damage
