@@ -396,6 +396,49 @@ def test_a_keyframe_in_a_fade_is_not_taken_as_a_clean_cut(
     assert any(isinstance(step, Stretch) and step.start <= 5.12 < step.end for step in plan) != cut
 
 
+# The bench video in x264 defaults: a busy shot (a cellular automaton, its packets' upper
+# quartile 35 kB) cut to colour bars, which x264 keyed four frames late (3.08 s and 3.24 s).
+_BUSY_SHOT = (12000,) * 40 + (35000,) * 36 + (55904, 71689, 83244, 47347)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "next_key_size", "cut"),
+    [
+        # The new shot's first frames cost 0.30-0.53 of the keyframe that ends the group:
+        # the cut came before it, and the group is decoded.
+        (_BUSY_SHOT, 158423, False),
+        # The same packets before a keyframe over five times as big: a clean cut.
+        (_BUSY_SHOT, 1_000_000, True),
+        # Big packets for the group, whatever the keyframe (the first test of a late key).
+        ((12000,) * 76 + (55904, 71689, 83244), 1_000_000, False),
+        # One big packet, as a flash makes, is no late key.
+        ((12000,) * 77 + (83244, 12000), 158423, True),
+    ],
+    ids=["costly-before-key", "cheap-before-key", "big-for-group", "one-big"],
+)
+def test_a_cut_the_encoder_keyed_late_is_not_taken_on_the_keyframe(
+    sizes: tuple[int, ...], next_key_size: int, cut: bool
+) -> None:
+    groups = [
+        GroupOfPictures(0.0, 4.0, intra=0),
+        GroupOfPictures(4.0, 7.24, intra=0, sizes=sizes, next_key_size=next_key_size),
+        GroupOfPictures(7.24, 13.04, intra=0),
+    ]
+    looks = {
+        0.0: _look(72.1, [72.0, 72.3, 72.1], [4.9, 5.2, 5.0]),
+        4.0: _look(73.6, [73.0, 74.1, 73.2], [5.0, 5.1, 5.0]),
+        7.24: _look(104.3, [104.3, 104.2, 104.4], [8.6, 8.7, 8.6]),
+    }
+    looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.05
+    looks[4.0].difference, looks[4.0].colour_distance = 82.4, 0.96
+
+    plan = plan_keyframe_scan(groups, looks, SceneOptions(scan=ScanMode.KEYFRAMES))
+
+    assert (KeyframeCut(7.24) in plan) is cut
+    decoded = any(isinstance(step, Stretch) and step.start <= 4.0 < step.end for step in plan)
+    assert decoded is not cut
+
+
 def _keyframe_pass(path: Path, seconds: int, encoder: str, params: str) -> KeyframePass:
     """The keyframe pass, run to its end, over a test pattern encoded with x264 or x265 and
     these options (``-x264-params`` or ``-x265-params``)."""
@@ -641,10 +684,24 @@ def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_by_the_clock(
     params = f"keyint=50:min-keyint=5:scenecut={scenecut}"
     if encoder == "libx265":
         params += ":log-level=error"
-    frames = _keyframe_pass(tmp_path / f"{encoder}-{scenecut}.mp4", 5, encoder, params)
+    path = tmp_path / f"{encoder}-{scenecut}.mp4"
+    frames = _keyframe_pass(path, 5, encoder, params)
     assert [round(group.start, 2) for group in frames.groups] == [0.0, 2.0, 4.0]
     # The last group ends with the stream, not on a keyframe.
     assert [group.clock for group in frames.groups] == [clock, clock, False]
+    # Each group knows the size of the keyframe that ends it.
+    assert [group.next_key_size for group in frames.groups] == [*_keyframe_sizes(path)[1:], None]
+
+
+def _keyframe_sizes(path: Path) -> list[int]:
+    """Sizes of the video's keyframe packets in order, from ffprobe."""
+    listed = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "packet=size,flags", "-of", "csv=p=0", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    rows = [line.split(",") for line in listed.splitlines() if line]
+    return [int(size) for size, flags in rows if flags.startswith("K")]
 
 
 def _clock_groups(*, clock: bool, frames: int = 250) -> list[GroupOfPictures]:

@@ -251,13 +251,18 @@ def _cut_apart(look: KeyframeLook, rule: KeyframeRule) -> bool:
 
 
 def _keyed_late(group: GroupOfPictures, rule: KeyframeRule) -> bool:
-    """Whether the last ``rule.late_run`` packets of the group are all big: the new shot
-    began before the keyframe that ends the group (``KeyframeRule.late_run``)."""
+    """Whether the last ``rule.late_run`` packets of the group are all big, for the group or
+    next to the keyframe that ends it: the new shot began before that keyframe
+    (``KeyframeRule.late_run``)."""
     sizes = group.sizes
     if len(sizes) <= rule.late_run:
         return False
+    last = sizes[-rule.late_run :]
     usual = float(np.percentile(sizes, 75))
-    return all(size >= rule.late_size * usual for size in sizes[-rule.late_run :])
+    if all(size >= rule.late_size * usual for size in last):
+        return True
+    key = group.next_key_size
+    return key is not None and all(size >= rule.late_key * key for size in last)
 
 
 def _long_clock(group: GroupOfPictures, rule: KeyframeRule) -> bool:

@@ -973,6 +973,8 @@ class GroupOfPictures:
     clips joined with keyframes only at the joins)."""
     sizes: tuple[int, ...] = ()
     """Sizes of the group's other packets in presentation order, bytes."""
+    next_key_size: int | None = None
+    """Size of the keyframe's packet that ends the group, bytes; None for the last group."""
     last_intra: float | None = None
     """Time of the last of those intra frames; None where there is none, or it is unknown."""
     clock: bool = False
@@ -1040,6 +1042,7 @@ class KeyframePass:
         self._marks_scene_changes = settings is not None and settings.scene_cuts
         self._keyint = None if settings is None else settings.keyint
         self._packets: list[tuple[float, int]] = []
+        self._key_sizes: dict[float, int] = {}
 
     def groups_so_far(self) -> list[GroupOfPictures]:
         """While iterating: the groups whose next keyframe has been demuxed, in order."""
@@ -1083,6 +1086,7 @@ class KeyframePass:
                     intra=after - first if known else None,
                     last_intra=intra[after - 1] if known and after > first else None,
                     sizes=sizes,
+                    next_key_size=self._key_sizes.get(round(end, 6)),
                     clock=known
                     and self._marks_scene_changes
                     and len(sizes) + 1 == self._keyint
@@ -1120,6 +1124,7 @@ class KeyframePass:
                     self._note_intra(damage.decode(intra, packet, time) or [], base, origin)
                 if packet.is_keyframe:
                     keys.append(time)
+                    self._key_sizes[round(time, 6)] = packet.size
                     followers = KEYFRAME_FOLLOWERS
                 elif not keys:
                     continue
