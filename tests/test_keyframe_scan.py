@@ -154,6 +154,30 @@ def test_the_keyframe_pass_finds_the_intra_frames_the_encoder_put_inside_groups(
     assert [group.intra for group in frames.groups] == expected
 
 
+def test_the_keyframe_pass_finds_x265s_intra_frames_inside_groups(tmp_path: Path) -> None:
+    # Three shots of a second each, cut before x265's shortest group (min-keyint) is over:
+    # it codes each cut as an intra frame that is no keyframe, which FFmpeg's HEVC decoder,
+    # decoding intra frames alone, takes for damaged.
+    path = tmp_path / "three-shots.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
+         "testsrc=d=1:r=25:s=160x120,format=yuv420p[a];"
+         "rgbtestsrc=d=1:r=25:s=160x120,format=yuv420p[b];"
+         "mandelbrot=s=160x120:r=25,trim=duration=2,format=yuv420p[c];"
+         "[a][b][c]concat=n=3:v=1:a=0",
+         "-c:v", "libx265", "-x265-params", "keyint=100:min-keyint=60:log-level=error",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        frames = reader.keyframes()
+        for _ in frames:
+            pass
+    assert frames.tells_intra
+    assert [(group.start, group.intra) for group in frames.groups] == [(0.0, 2)]
+    assert frames.groups[0].last_intra == pytest.approx(2.0)
+
+
 def test_a_cut_coded_without_a_keyframe_or_intra_frame_is_found(
     coded_video: VideoFactory,
 ) -> None:

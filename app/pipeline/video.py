@@ -1228,7 +1228,9 @@ def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext 
     assert isinstance(decoder, av.VideoCodecContext)
     decoder.extradata = stream.codec_context.extradata
     decoder.skip_frame = "NONINTRA"
-    # Its pixels are not looked at: no deblocking, a tenth less work.
-    decoder.options = {"skip_loop_filter": "all"}
+    # Its pixels are not looked at: no deblocking, a tenth less work. FFmpeg's HEVC decoder
+    # takes an intra frame that is no keyframe for damaged here (the frames its reference
+    # list names were skipped) and would drop it unless told to hand damaged frames out.
+    decoder.options = {"skip_loop_filter": "all", "flags": "+output_corrupt"}
     decoder.thread_type = "AUTO"
     return decoder
