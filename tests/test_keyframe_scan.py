@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -176,6 +177,26 @@ def test_the_keyframe_pass_finds_x265s_intra_frames_inside_groups(tmp_path: Path
     assert frames.tells_intra
     assert [(group.start, group.intra) for group in frames.groups] == [(0.0, 2)]
     assert frames.groups[0].last_intra == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("times", "through"),
+    [
+        # Every frame decoded (24 fps): 0.25 s past the end holds more than three.
+        ([3.75, 3.79, 3.83, 3.88, 3.92, 3.96, 4.0, 4.04, 4.08], 4.04),
+        # Non-reference frames skipped: a Joker trailer's cut on the keyframe that ends a
+        # stretch (3.795 s) was confirmed by its second reference frame after it, 4.046 s,
+        # 0.2 ms past the 0.25 s.
+        ([3.67, 3.795, 3.92, 4.046, 4.171, 4.296], 4.171),
+    ],
+    ids=["every-frame", "skipping"],
+)
+def test_a_stretch_decodes_three_frames_past_its_end_however_far_apart(
+    times: list[float], through: float
+) -> None:
+    frames = [SimpleNamespace(time=time) for time in times]
+    passed = scan_module._past_end(iter(frames), 3.795, 0.25)  # type: ignore[arg-type]
+    assert [frame.time for frame in passed] == [time for time in times if time <= through]
 
 
 def test_a_cut_coded_without_a_keyframe_or_intra_frame_is_found(

@@ -877,7 +877,9 @@ class _StretchDecode:
         decoding = (
             reader.frames(planned.start)
             if planned.last
-            else reader.frames_between(planned.start, planned.end + rule.lookahead)
+            else _past_end(
+                reader.frames_between(planned.start, math.inf), planned.end, rule.lookahead
+            )
         )
         frames = reader.analysed(decoding, options.analysis_width)
         # Judged at each frame past the frame of a scene that starts there and the
@@ -931,6 +933,26 @@ class _StretchDecode:
                     scene_start = cut
             self.end = end
         self.last_cut_after = cuts.last_cut
+
+
+_FRAMES_PAST_END = 3
+"""Frames a stretch decodes past its end at least, however far apart the reader's skipping
+leaves them: AdaptiveDetector confirms a cut on the keyframe that ends a stretch two frames
+after it (its window), and a third leaves a margin."""
+
+
+def _past_end(
+    frames: Iterator[DecodedFrame], end: float, lookahead: float
+) -> Iterator[DecodedFrame]:
+    """``frames`` until both ``lookahead`` seconds and ``_FRAMES_PAST_END`` frames lie past
+    ``end`` (a stream of four B-frames in a row, skipped, leaves two frames in 0.25 s)."""
+    past = 0
+    for decoded in frames:
+        if decoded.time > end + TIME_TOLERANCE:
+            if past >= _FRAMES_PAST_END and decoded.time > end + lookahead:
+                return
+            past += 1
+        yield decoded
 
 
 @dataclass(frozen=True)
