@@ -484,6 +484,58 @@ def test_a_cut_the_encoder_keyed_late_is_not_taken_on_the_keyframe(
     assert decoded is not cut
 
 
+@pytest.mark.parametrize("scene_change", [True, False], ids=["keyed-for-a-change", "not"])
+def test_keyframes_alike_skip_their_group_unless_the_encoder_keyed_a_scene_change(
+    scene_change: bool,
+) -> None:
+    # A countdown leader (x264): each number's first frame is a keyframe and looks like the
+    # last number's first frame, but the frame before it showed the end of the last number.
+    groups = [
+        GroupOfPictures(0.0, 0.834, intra=0, scene_change=scene_change),
+        GroupOfPictures(0.834, 1.668, intra=0, scene_change=scene_change),
+        GroupOfPictures(1.668, 2.5, intra=0),
+    ]
+    looks = {
+        0.0: _look(120.0, [120.0, 120.0], [0.0, 0.0]),
+        0.834: _look(119.5, [119.5, 119.5], [0.0, 0.0]),
+        1.668: _look(120.2, [120.2, 120.2], [0.0, 0.0]),
+    }
+    looks[0.0].difference, looks[0.0].colour_distance = 4.9, 0.0
+    looks[0.834].difference, looks[0.834].colour_distance = 5.0, 0.0
+
+    plan = plan_keyframe_scan(groups, looks, SceneOptions(scan=ScanMode.KEYFRAMES))
+
+    decoded = any(isinstance(step, Stretch) and step.start <= 0.0 < step.end for step in plan)
+    assert decoded is scene_change
+
+
+def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_for_a_scene_change(
+    tmp_path: Path,
+) -> None:
+    # Cuts at 1 s and 2.5 s, x264 keying scene changes, and by the clock every 100 frames:
+    # the groups its scene changes ended within 50 frames say so (25 and about 38 frames);
+    # the last, ended by the stream, does not.
+    path = tmp_path / "cuts.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
+         "testsrc=d=1:r=25:s=160x120,format=yuv420p[a];"
+         "rgbtestsrc=d=1.5:r=25:s=160x120,format=yuv420p[b];"
+         "mandelbrot=s=160x120:r=25,trim=duration=4,format=yuv420p[c];"
+         "[a][b][c]concat=n=3:v=1:a=0",
+         "-c:v", "libx264", "-x264-params", "keyint=100:min-keyint=10:scenecut=40",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        frames = reader.keyframes()
+        for _ in frames:
+            pass
+    starts = [round(group.start, 2) for group in frames.groups]
+    assert len(starts) == 3 and starts[:2] == [0.0, 1.0] and 2.5 <= starts[2] < 2.6
+    assert [group.scene_change for group in frames.groups[:2]] == [True, True]
+    assert not frames.groups[-1].scene_change
+
+
 def _keyframe_pass(path: Path, seconds: int, encoder: str, params: str) -> KeyframePass:
     """The keyframe pass, run to its end, over a test pattern encoded with x264 or x265 and
     these options (``-x264-params`` or ``-x265-params``)."""
@@ -736,6 +788,8 @@ def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_by_the_clock(
     assert [group.clock for group in frames.groups] == [clock, clock, False]
     # Each group knows the size of the keyframe that ends it.
     assert [group.next_key_size for group in frames.groups] == [*_keyframe_sizes(path)[1:], None]
+    # None of them was ended for a scene change.
+    assert not any(group.scene_change for group in frames.groups)
 
 
 def _keyframe_sizes(path: Path) -> list[int]:
@@ -794,6 +848,44 @@ def test_a_group_ended_by_the_clock_without_intra_frames_is_skipped(
     # The last group is always decoded.
     last = plan[-1]
     assert isinstance(last, Stretch) and last.last and last.start <= 13.0
+
+
+def _histogram(grey: bool) -> np.ndarray:
+    """A hue-saturation histogram (``colour_histogram``'s shape): every pixel grey, or spread
+    over every hue and saturation."""
+    histogram = np.zeros((16, 8), np.float32)
+    if grey:
+        histogram[:, 0] = 1 / 16
+    else:
+        histogram[:] = 1 / (16 * 8)
+    return histogram
+
+
+@pytest.mark.parametrize(
+    ("grey", "skipped"), [(True, False), (False, True)], ids=["grey", "colour"]
+)
+def test_a_clock_group_between_grey_keyframes_unlike_each_other_is_decoded(
+    grey: bool, skipped: bool
+) -> None:
+    # A black-and-white lightbox whose light is switched on a second into a group x264
+    # ended by the clock: it coded the change as one of brightness, with no intra frame.
+    # The keyframes differ past the cut threshold, and grey colours cannot tell a cut from
+    # a change of light; in colour (Big Buck Bunny, a camera move) the same difference is
+    # skipped.
+    looks = {
+        0.0: _look(117.0, [117.0, 117.2], [0.5, 0.6]),
+        3.0: _look(117.8, [117.8, 117.9], [1.7, 1.6]),
+        13.0: _look(169.1, [169.1, 169.0], [0.4, 0.4]),
+    }
+    for look in looks.values():
+        look.histogram = _histogram(grey)
+    looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.0
+    looks[3.0].difference, looks[3.0].colour_distance = 28.9, 0.08
+
+    plan = plan_keyframe_scan(_clock_groups(clock=True), looks, SceneOptions())
+
+    decoded = any(isinstance(step, Stretch) and step.start <= 3.0 < step.end for step in plan)
+    assert decoded is not skipped
 
 
 @pytest.mark.parametrize("next_brightness", [100.0, 10.0], ids=["bright", "dark"])

@@ -250,6 +250,19 @@ def _cut_apart(look: KeyframeLook, rule: KeyframeRule) -> bool:
     )
 
 
+GREY_SHARE = 0.8
+"""Share of a keyframe's pixels with almost no colour (saturation under 32 of 256, the
+lowest bin of ``colour_histogram``) from which it counts as grey (``_grey``): 0.83-0.92 for
+the keyframes of a black-and-white clip with a little colour, 0.01-0.27 for most of a
+colour trailer's and 0.61 at most for the Sintel trailer's that are not black."""
+
+
+def _grey(look: KeyframeLook) -> bool:
+    """Whether the keyframe is (nearly) grey, as a black-and-white film's are: its colour
+    histogram cannot tell a cut from a change of light (``GREY_SHARE``)."""
+    return float(look.histogram[:, 0].sum()) >= GREY_SHARE
+
+
 def _keyed_late(group: GroupOfPictures, rule: KeyframeRule) -> bool:
     """Whether the last ``rule.late_run`` packets of the group are all big, for the group or
     next to the keyframe that ends it: the new shot began before that keyframe
@@ -320,20 +333,24 @@ def _plan(
             or (group.intra > 0 if group.intra is not None else group.spike >= rule.spike)
             or group.duration > rule.longest_gop
         ):
-            # Keyframes alike skip the group, unless they are dark: black at both ends may
-            # hold a whole shot faded in and out again.
+            # Keyframes alike skip the group, unless they are dark (black at both ends may
+            # hold a whole shot faded in and out again) or the encoder keyed the second for
+            # a scene change it saw: the frame before it was unlike it.
             dark = min(look.brightness, after.brightness) < rule.dark
-            if look.difference < rule.threshold and not dark:
+            if look.difference < rule.threshold and not dark and not group.scene_change:
                 continue
             # Ended by the clock with no intra frame inside: the encoder saw no scene change
             # in it. Skipped, unless a fade may hide in it or its keyframes differ like a cut
-            # (a cut may fall on the clock's keyframe).
+            # (a cut may fall on the clock's keyframe; between grey keyframes, whose colours
+            # tell nothing, a difference past the threshold is enough: a light switched on
+            # in a black-and-white shot, which x264 codes as a change of brightness).
             if (
                 _long_clock(group, rule)
                 and group.intra == 0
                 and not dark
                 and not any(end.fading(rule.fade_step) for end in (look, after))
                 and not _cut_apart(look, rule)
+                and not (look.difference >= rule.cut_threshold and _grey(look) and _grey(after))
             ):
                 continue
             # Only where the encoder tells its intra frames: elsewhere a cut it put no

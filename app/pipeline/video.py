@@ -977,6 +977,13 @@ class GroupOfPictures:
     """Size of the keyframe's packet that ends the group, bytes; None for the last group."""
     last_intra: float | None = None
     """Time of the last of those intra frames; None where there is none, or it is unknown."""
+    scene_change: bool = False
+    """The encoder ended the group early for a scene change it saw: on a keyframe, within
+    the first half of its keyframe interval (x264's and x265's ``keyint``), where they key
+    only a frame that the one before predicts badly (a cut, a flash); later in the interval
+    their bar falls, and a fast camera move is enough. Such a keyframe may look like the one
+    before it and still be a cut (a countdown leader: each number's first frame like the
+    last number's first frame)."""
     clock: bool = False
     """The encoder ended the group by the clock: it is exactly its keyframe interval long
     (``keyint`` frames, which x264 and x265 write into the stream), and that encoder marks
@@ -1087,6 +1094,11 @@ class KeyframePass:
                     last_intra=intra[after - 1] if known and after > first else None,
                     sizes=sizes,
                     next_key_size=self._key_sizes.get(round(end, 6)),
+                    scene_change=known
+                    and self._marks_scene_changes
+                    and self._keyint is not None
+                    and 2 * (len(sizes) + 1) <= self._keyint
+                    and round(end, 6) in keys,
                     clock=known
                     and self._marks_scene_changes
                     and len(sizes) + 1 == self._keyint
