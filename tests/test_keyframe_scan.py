@@ -1269,13 +1269,16 @@ def test_a_scan_closed_early_stops_the_stretch_it_was_handing_out(
     assert max(gate.times) < 3.1
 
 
-def test_a_stretch_ahead_of_its_caller_keeps_few_frames(
-    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kept", [2, None], ids=["two-fit", "all-fit"])
+def test_a_stretch_ahead_of_its_caller_keeps_the_frames_that_fit(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch, kept: int | None
 ) -> None:
     # Ten scenes of 0.8 s; the caller holds the first until the decode is done. It kept the
-    # frames of two scenes waiting; the others are decoded again, the same frames.
+    # frames of the scenes waiting that fit (two; or all nine, 115 kB each, in the default
+    # budget); the others are decoded again, the same frames.
     made = coded_video([(colour, 20) for colour in ("red", "green", "blue", "yellow", "cyan")] * 2)
-    monkeypatch.setattr(scan_module, "_CUTS_AHEAD", 2)
+    if kept is not None:
+        monkeypatch.setattr(scan_module, "_frames_kept", lambda _: kept)
     started: list[scan_module._StretchDecode] = []
     init = scan_module._StretchDecode.__init__
 
@@ -1292,7 +1295,8 @@ def test_a_stretch_ahead_of_its_caller_keeps_few_frames(
         first = next(scenes)
         [decode] = started
         decode.outcome()  # done
-        assert [cut.frame is not None for cut in decode.cuts] == [True, True] + [False] * 7
+        fit = 9 if kept is None else kept
+        assert [cut.frame is not None for cut in decode.cuts] == [True] * fit + [False] * (9 - fit)
         held = _listed(itertools.chain([first], scenes))
     assert held == _follow(made.path, steps)
     assert len(held) == 10
