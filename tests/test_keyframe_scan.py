@@ -199,6 +199,37 @@ def test_a_stretch_decodes_three_frames_past_its_end_however_far_apart(
     assert [frame.time for frame in passed] == [time for time in times if time <= through]
 
 
+def test_an_intra_decoder_that_drops_keyframes_tells_nothing_of_the_groups(
+    tmp_path: Path,
+) -> None:
+    # x264 with open GOPs: FFmpeg's H.264 decoder, decoding intra frames alone, hands out
+    # the first three keyframes and then nothing, so groups with a flash of another
+    # picture inside (an intra frame each) looked like clock groups with none. The full
+    # scan cuts where each flash begins (it ends too soon for a second cut).
+    path = tmp_path / "open-gop.mp4"
+    shots = [("testsrc", 10.2)] + [("rgbtestsrc", 0.32), ("testsrc", 3.68)] * 4
+    sources = ";".join(
+        f"{name}=d={seconds}:r=25:s=160x120,format=yuv420p[s{index}]"
+        for index, (name, seconds) in enumerate(shots)
+    )
+    joined = "".join(f"[s{index}]" for index in range(len(shots)))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
+         f"{sources};{joined}concat=n={len(shots)}:v=1:a=0", "-c:v", "libx264", "-bf", "3",
+         "-x264-params", "open-gop=1:keyint=50:min-keyint=25", str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        frames = reader.keyframes()
+        for _ in frames:
+            pass
+    assert not frames.tells_intra
+    assert {group.intra for group in frames.groups} == {None}
+    full = [(s.scene.start, s.frame_time) for s in list_scenes(path, FULL, 1.0)]
+    assert [round(start, 2) for start, _ in full] == [0.0, 10.2, 14.2, 18.2, 22.2]
+    assert [(s.scene.start, s.frame_time) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
+
+
 def test_a_cut_coded_without_a_keyframe_or_intra_frame_is_found(
     coded_video: VideoFactory,
 ) -> None:

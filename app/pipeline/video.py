@@ -1045,6 +1045,7 @@ class KeyframePass:
         self._keys: list[float] = []
         self._intra: list[float] = []
         self._reads_intra = False
+        self._done = False
         settings = reader.encoder_settings
         self._marks_scene_changes = settings is not None and settings.scene_cuts
         self._keyint = None if settings is None else settings.keyint
@@ -1068,7 +1069,22 @@ class KeyframePass:
         return sorted(time for time in self._intra if round(time, 6) not in keys)
 
     def _knows_intra(self, inside: list[float]) -> bool:
-        return self._reads_intra and (bool(inside) or self._marks_scene_changes)
+        return (
+            self._reads_intra
+            and (bool(inside) or self._marks_scene_changes)
+            and self._intra_decoder_sees_keyframes()
+        )
+
+    def _intra_decoder_sees_keyframes(self) -> bool:
+        """Whether the intra decoder has handed out every keyframe so far (each is intra),
+        but for the last two while the pass runs (it hands frames out a few packets late).
+        One that drops keyframes drops intra frames inside groups too, and cannot vouch for
+        a group with none: FFmpeg's H.264 decoder, decoding intra frames alone, hands out
+        the first few of an open-GOP stream's (x264 ``open-gop=1``) and then none."""
+        seen = {round(time, 6) for time in self._intra}
+        keys = sorted(self._keys)
+        checked = keys if self._done else keys[:-2]
+        return all(round(key, 6) in seen for key in checked)
 
     def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
         intra = self._inside()
@@ -1168,6 +1184,7 @@ class KeyframePass:
             raise reader.incomplete(end, "")
         keys.sort()
         self.end = end
+        self._done = True
         self.groups = self._groups(keys, [*keys[1:], end])
 
     def _note_intra(self, frames: list[av.VideoFrame], base: Fraction, origin: float) -> None:
