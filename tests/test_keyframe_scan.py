@@ -522,8 +522,8 @@ def test_keyframes_alike_skip_their_group_unless_the_encoder_keyed_a_scene_chang
     # A countdown leader (x264): each number's first frame is a keyframe and looks like the
     # last number's first frame, but the frame before it showed the end of the last number.
     groups = [
-        GroupOfPictures(0.0, 0.834, intra=0, scene_change=scene_change),
-        GroupOfPictures(0.834, 1.668, intra=0, scene_change=scene_change),
+        GroupOfPictures(0.0, 0.834, intra=0, interval_share=0.1 if scene_change else None),
+        GroupOfPictures(0.834, 1.668, intra=0, interval_share=0.1 if scene_change else None),
         GroupOfPictures(1.668, 2.5, intra=0),
     ]
     looks = {
@@ -564,7 +564,48 @@ def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_for_a_scene_change
     starts = [round(group.start, 2) for group in frames.groups]
     assert len(starts) == 3 and starts[:2] == [0.0, 1.0] and 2.5 <= starts[2] < 2.6
     assert [group.scene_change for group in frames.groups[:2]] == [True, True]
+    assert frames.groups[0].interval_share == pytest.approx(25 / 100)
     assert not frames.groups[-1].scene_change
+    assert frames.groups[-1].interval_share is None
+
+
+@pytest.mark.parametrize(
+    ("share", "motion", "cut"),
+    [
+        # Big Buck Bunny (x264): a cut between two shots of the same grass, keyframes 58.5
+        # apart in colours 0.61 apart, both shots still (0.5 and 1.0 a frame), keyed half
+        # way into x264's interval: a clean cut.
+        (0.51, (0.51, 0.99), True),
+        # A zoom of the bench video: 3.3 a frame, 16 times less than the keyframes' change.
+        (0.51, (3.32, 3.44), False),
+        # Keyed late in the interval, where x264 keys a camera move too.
+        (0.86, (0.51, 0.99), False),
+        # An encoder that does not say where its interval stood.
+        (None, (0.51, 0.99), False),
+    ],
+    ids=["still-shots", "zoom", "keyed-late-in-interval", "unknown-interval"],
+)
+def test_a_cut_between_still_shots_of_alike_colours_is_taken_where_the_encoder_keyed_it_early(
+    share: float | None, motion: tuple[float, float], cut: bool
+) -> None:
+    groups = [
+        GroupOfPictures(0.0, 10.0, intra=0),
+        GroupOfPictures(10.0, 15.29, intra=0, interval_share=share),
+        GroupOfPictures(15.29, 20.0, intra=0),
+    ]
+    looks = {
+        0.0: _look(70.0, [70.1, 70.0], [0.4, 0.5]),
+        10.0: _look(67.5, [67.6, 67.4], [motion[0]] * 2),
+        15.29: _look(120.6, [120.5, 120.7], [motion[1]] * 2),
+    }
+    looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.05
+    looks[10.0].difference, looks[10.0].colour_distance = 58.5, 0.61
+
+    plan = plan_keyframe_scan(groups, looks, SceneOptions(scan=ScanMode.KEYFRAMES))
+
+    assert (KeyframeCut(15.29) in plan) is cut
+    decoded = any(isinstance(step, Stretch) and step.start <= 10.0 < step.end for step in plan)
+    assert decoded is not cut
 
 
 def _keyframe_pass(path: Path, seconds: int, encoder: str, params: str) -> KeyframePass:
@@ -819,8 +860,11 @@ def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_by_the_clock(
     assert [group.clock for group in frames.groups] == [clock, clock, False]
     # Each group knows the size of the keyframe that ends it.
     assert [group.next_key_size for group in frames.groups] == [*_keyframe_sizes(path)[1:], None]
-    # None of them was ended for a scene change.
+    # None of them was ended for a scene change: the clock's fill the interval.
     assert not any(group.scene_change for group in frames.groups)
+    assert [group.interval_share for group in frames.groups] == [1.0 if clock else None] * 2 + [
+        None
+    ]
 
 
 def _keyframe_sizes(path: Path) -> list[int]:

@@ -223,17 +223,25 @@ def _key(time: float) -> float:
     return round(time, 6)
 
 
-def _clean_cut(before: KeyframeLook, after: KeyframeLook, options: SceneOptions) -> bool:
+def _clean_cut(
+    group: GroupOfPictures, before: KeyframeLook, after: KeyframeLook, options: SceneOptions
+) -> bool:
     """Whether the keyframes show a hard cut on the second one, as AdaptiveDetector would
     see it: a change well past ContentDetector's threshold, several times the motion of
-    either shot, between two frames that are neither dark nor fading (so it is no fade)."""
+    either shot, in colour too or between shots that hold still (``KeyframeRule.still_ratio``),
+    between two frames that are neither dark nor fading (so it is no fade)."""
     rule = options.keyframes
     if before.difference is None or not after.motion:
         return False
     busy = max(float(np.mean(look.motion)) for look in (before, after) if look.motion)
+    keyed_early = group.interval_share is not None and group.interval_share <= rule.still_share
+    still = (
+        keyed_early
+        and before.difference >= rule.cut_threshold
+        and before.difference >= rule.still_ratio * busy
+    )
     return (
-        _cut_apart(before, rule)
-        and before.difference >= rule.cut_ratio * busy
+        (still or (_cut_apart(before, rule) and before.difference >= rule.cut_ratio * busy))
         and min(before.brightness, after.brightness) >= rule.dark
         and not any(look.fading(rule.fade_step) for look in (before, after))
     )
@@ -359,7 +367,7 @@ def _plan(
             if (
                 group.intra is not None
                 and round(group.duration, 2) not in periodic
-                and _clean_cut(look, after, options)
+                and _clean_cut(group, look, after, options)
                 and not _keyed_late(group, rule)
             ):
                 steps.append(KeyframeCut(group.end))

@@ -187,15 +187,18 @@ class KeyframeRule:
     (``GroupOfPictures.intra``: it saw a scene change there) or, where that is unknown, when
     a packet in it is a ``spike``, when it is longer than
     ``longest_gop``, or when its keyframes differ by ``threshold`` or more without showing
-    a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``dark``, ``fade_step``,
-    ``late_run``) or without the stream telling its intra frames; a clean cut where the
-    stream tells them is taken as it is, on the second keyframe. Groups whose keyframes
-    differ less are skipped: no cut lies in them. So is a group the encoder ended by the
+    a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``still_ratio``,
+    ``dark``, ``fade_step``, ``late_run``, ``late_key``) or without the stream telling its
+    intra frames; a clean cut where the stream tells them is taken as it is, on the second
+    keyframe. Groups whose keyframes differ less are skipped: no cut lies in them, unless
+    the encoder keyed the second for a scene change (``GroupOfPictures.scene_change``) or
+    they are dark. So is a group the encoder ended by the
     clock with no intra frame inside (``GroupOfPictures.clock``: it saw no scene change
     there) and a keyframe interval of ``clock_frames`` or more, unless a keyframe is
     ``dark`` or fading or the keyframes differ like a cut (``cut_threshold`` and
-    ``cut_colour``: a cut may fall on the clock's keyframe). The numbers come from
-    ``bench/scenes.py``.
+    ``cut_colour``, or the threshold alone between grey keyframes: a cut may fall on the
+    clock's keyframe). The numbers come from ``bench/scenes.py`` and the real clips of
+    ``bench/results/keyframe-bound-2026-11-27.md``.
     """
 
     threshold: float = 10.0
@@ -215,6 +218,18 @@ class KeyframeRule:
     cut_ratio: float = 3.0
     """How many times the content difference between two adjacent frames right after each
     keyframe the keyframes' difference must be (AdaptiveDetector's default ratio)."""
+    still_ratio: float = 30.0
+    still_share: float = 0.75
+    """A keyframe whose colours do not differ like a cut is still taken as a clean cut where
+    both shots hold still around it, and the encoder keyed it for a scene change in the
+    first ``still_share`` of its keyframe interval (``GroupOfPictures.interval_share``):
+    the keyframes differ by ``cut_threshold`` or more and by ``still_ratio`` times the
+    motion right after either. A shot that moves between its keyframes (a camera move in
+    Big Buck Bunny: 24 apart, 27 times the motion, keyed 86 % into the interval; a zoom of
+    the bench video: 16 times) is decoded. Cuts between shots of one set (two of Big Buck
+    Bunny's, colours 0.48 and 0.61 apart: 45-99 times the motion) are taken. Replayed over
+    the keyframe facts of 27 clips (``keyframe-bound-2026-11-27.md``, session 21): 17
+    cuts taken, none wrong; the nearest group without a cut at 16 times."""
     dark: float = 24.0
     """A keyframe darker than this (mean pixel, 0-255; twice ThresholdDetector's 12) may
     be in a fade: the groups on both sides of it are decoded, however alike the keyframes
@@ -281,6 +296,8 @@ class KeyframeRule:
             raise ValueError("fade step must be > 0")
         if self.late_key <= 0:
             raise ValueError("late key must be > 0")
+        if self.still_ratio <= 0 or not 0 <= self.still_share <= 1:
+            raise ValueError("still ratio must be > 0 and still share in [0, 1]")
         if self.clock_frames < 1:
             raise ValueError("clock frames must be >= 1")
         if self.lookahead < 0 or not 0 <= self.most_refined <= 1:

@@ -977,13 +977,14 @@ class GroupOfPictures:
     """Size of the keyframe's packet that ends the group, bytes; None for the last group."""
     last_intra: float | None = None
     """Time of the last of those intra frames; None where there is none, or it is unknown."""
-    scene_change: bool = False
-    """The encoder ended the group early for a scene change it saw: on a keyframe, within
-    the first half of its keyframe interval (x264's and x265's ``keyint``), where they key
-    only a frame that the one before predicts badly (a cut, a flash); later in the interval
-    their bar falls, and a fast camera move is enough. Such a keyframe may look like the one
-    before it and still be a cut (a countdown leader: each number's first frame like the
-    last number's first frame)."""
+    interval_share: float | None = None
+    """How far into its keyframe interval (x264's and x265's ``keyint``) the encoder ended
+    the group on a keyframe: its frames over ``keyint``, 1 for a group ended by the clock;
+    None where the encoder does not say (or does not mark scene changes), or the stream
+    ends the group. Short of the clock, the encoder keyed a scene change it saw, and how
+    early tells how sure it was: x264 and x265 key a frame early in the interval only where
+    the frame before predicts it badly (a cut, a flash); late in it a fast camera move is
+    enough (``scene_change``)."""
     clock: bool = False
     """The encoder ended the group by the clock: it is exactly its keyframe interval long
     (``keyint`` frames, which x264 and x265 write into the stream), and that encoder marks
@@ -993,6 +994,14 @@ class GroupOfPictures:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+    @property
+    def scene_change(self) -> bool:
+        """The encoder ended the group for a scene change it saw in the first half of its
+        keyframe interval (``interval_share``). Such a keyframe may look like the one before
+        it and still be a cut (a countdown leader: each number's first frame like the last
+        number's first frame)."""
+        return self.interval_share is not None and self.interval_share <= 0.5
 
     @property
     def spike(self) -> float:
@@ -1110,11 +1119,12 @@ class KeyframePass:
                     last_intra=intra[after - 1] if known and after > first else None,
                     sizes=sizes,
                     next_key_size=self._key_sizes.get(round(end, 6)),
-                    scene_change=known
+                    interval_share=(len(sizes) + 1) / self._keyint
+                    if known
                     and self._marks_scene_changes
                     and self._keyint is not None
-                    and 2 * (len(sizes) + 1) <= self._keyint
-                    and round(end, 6) in keys,
+                    and round(end, 6) in keys
+                    else None,
                     clock=known
                     and self._marks_scene_changes
                     and len(sizes) + 1 == self._keyint
