@@ -230,6 +230,36 @@ def test_an_intra_decoder_that_drops_keyframes_tells_nothing_of_the_groups(
     assert [(s.scene.start, s.frame_time) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
 
 
+def test_a_cut_on_the_keyframe_that_ends_a_stretch_is_confirmed_past_skipped_frames(
+    tmp_path: Path,
+) -> None:
+    # 23.976 fps with two non-reference B-frames between reference frames (as the Joker
+    # trailer): skipping them leaves one frame after the cut within 0.25 s, the second
+    # 0.2 ms past it, and the detectors confirm a cut two frames after it.
+    path = tmp_path / "skipped.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=d=3.003:r=24000/1001:s=320x240,format=yuv420p[a];"
+         "testsrc=d=3.003:r=24000/1001:s=320x240,hflip,format=yuv420p[b];"
+         "[a][b]concat=n=2:v=1:a=0",
+         "-c:v", "libx264",
+         "-x264-params", "keyint=250:min-keyint=10:scenecut=40:bframes=2:b-pyramid=none:b-adapt=0",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        frames = reader.keyframes()
+        for _ in frames:
+            pass
+    assert [round(group.start, 3) for group in frames.groups] == [0.0, 3.003]
+    duration = frames.end
+    steps: list[Stretch | KeyframeCut] = [
+        Stretch(0.0, 3.003, last=False),
+        Stretch(3.003, duration, last=True),
+    ]
+    assert [start for start, *_ in _follow(path, steps, skip_nonref=True)] == [0.0, 3.003]
+
+
 def test_a_cut_coded_without_a_keyframe_or_intra_frame_is_found(
     coded_video: VideoFactory,
 ) -> None:
