@@ -199,6 +199,38 @@ def test_a_stretch_decodes_three_frames_past_its_end_however_far_apart(
     assert [frame.time for frame in passed] == [time for time in times if time <= through]
 
 
+def test_the_keyframe_pass_knows_the_intra_frames_as_it_goes_on_many_threads(
+    tmp_path: Path,
+) -> None:
+    # On 16 cores the intra decoder, with a frame thread each, handed H.264's intra frames
+    # out three keyframes late: the pass's checks took every group for one whose intra
+    # frames are unknown, and the scan of Big Buck Bunny handed over to the full scan.
+    path = tmp_path / "shots.mp4"
+    shots = ["testsrc", "rgbtestsrc", "smptebars", "mandelbrot"] * 3
+    sources = ";".join(
+        f"{name}=r=25:s=160x120,trim=duration=1.6,format=yuv420p[s{index}]"
+        for index, name in enumerate(shots)
+    )
+    joined = "".join(f"[s{index}]" for index in range(len(shots)))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
+         f"{sources};{joined}concat=n={len(shots)}:v=1:a=0", "-c:v", "libx264", "-bf", "3",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    seen: list[tuple[bool, list[int | None]]] = []
+    with VideoReader(path, threads=16) as reader:
+        frames = reader.keyframes()
+        for frame in frames:
+            if frame.frame.key_frame:
+                seen.append((frames.tells_intra, [group.intra for group in frames.groups_so_far()]))
+    assert len(frames.groups) >= 8
+    assert all(tells for tells, _ in seen)
+    assert all(None not in intra for _, intra in seen)
+    # Every group but those whose intra frames may still be on their way.
+    assert len(seen[-1][1]) == len(frames.groups) - 3
+
+
 def test_an_intra_decoder_that_drops_keyframes_tells_nothing_of_the_groups(
     tmp_path: Path,
 ) -> None:

@@ -1026,6 +1026,11 @@ the slice headers alone are read): the keyframe pass finds their intra frames fo
 ``GroupOfPictures.intra``."""
 
 
+_INTRA_LATE = 2
+"""Keyframes the intra decoder may hand out after the keyframe pass's decoder: the reorder
+delay of the few frames it decodes (``KeyframePass``)."""
+
+
 class KeyframePass:
     """One pass over the file that demuxes every packet but decodes only the keyframes, the
     first few packets after each (``KEYFRAME_FOLLOWERS``) and, for ``INTRA_CODECS``, the
@@ -1062,8 +1067,12 @@ class KeyframePass:
         self._key_sizes: dict[float, int] = {}
 
     def groups_so_far(self) -> list[GroupOfPictures]:
-        """While iterating: the groups whose next keyframe has been demuxed, in order."""
+        """While iterating: the groups whose next keyframe has been demuxed, in order; where
+        the intra frames are known (``tells_intra``), but for the last ``_INTRA_LATE``, whose
+        intra frames may still be in the intra decoder."""
         keys = sorted(self._keys)
+        if self.tells_intra:
+            keys = keys[: len(keys) - _INTRA_LATE]
         return self._groups(keys[:-1], keys[1:])
 
     @property
@@ -1086,13 +1095,14 @@ class KeyframePass:
 
     def _intra_decoder_sees_keyframes(self) -> bool:
         """Whether the intra decoder has handed out every keyframe so far (each is intra),
-        but for the last two while the pass runs (it hands frames out a few packets late).
+        but for the last ``_INTRA_LATE`` while the pass runs (it hands frames out a few
+        packets late).
         One that drops keyframes drops intra frames inside groups too, and cannot vouch for
         a group with none: FFmpeg's H.264 decoder, decoding intra frames alone, hands out
         the first few of an open-GOP stream's (x264 ``open-gop=1``) and then none."""
         seen = {round(time, 6) for time in self._intra}
         keys = sorted(self._keys)
-        checked = keys if self._done else keys[:-2]
+        checked = keys if self._done else keys[: len(keys) - _INTRA_LATE]
         return all(round(key, 6) in seen for key in checked)
 
     def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
@@ -1271,5 +1281,10 @@ def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext 
     # takes an intra frame that is no keyframe for damaged here (the frames its reference
     # list names were skipped) and would drop it unless told to hand damaged frames out.
     decoder.options = {"skip_loop_filter": "all", "flags": "+output_corrupt"}
-    decoder.thread_type = "AUTO"
+    # Slices, not frames: with frame threads, H.264 intra frames come out one per thread
+    # late (the skipped frames take no thread), and the pass's checks would wait for them
+    # (Big Buck Bunny in x264 on 16 cores: three keyframes late, every group taken for one
+    # whose intra frames are unknown, and the scan handed over to the full scan).
+    decoder.thread_type = "SLICE"
+    decoder.thread_count = stream.codec_context.thread_count
     return decoder
