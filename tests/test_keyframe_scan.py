@@ -577,6 +577,66 @@ def test_a_cut_the_encoder_keyed_late_is_not_taken_on_the_keyframe(
     assert decoded is not cut
 
 
+@pytest.mark.parametrize(
+    ("sizes", "cut"),
+    [
+        # The Joker trailer in x264 veryfast: a moving shot, a cut to black coded as a
+        # 19-byte P-frame, a second of black; the keyframe after it costs 10,977 bytes.
+        ((482, 865, 525, 2393, 616, 885, 515, 2444, 661, 19, 14, 25, 14, 16, 14, 18), False),
+        # A title card: one mostly intra P-frame, then the picture stands still.
+        ((1712, 1704, 3118, 15, 58, 13, 4337, 13, 15, 13, 93, 13, 15, 13, 21, 13), False),
+        # Still from the keyframe on: nothing changed inside the group.
+        ((1712, 1704, 3118, 1500, 15, 13, 15, 13, 15, 13, 15, 13, 15, 13, 21, 13), True),
+        # Moving up to the keyframe.
+        ((482, 865, 525, 2393, 616, 885, 515, 2444, 661, 519, 614, 625, 714, 616), True),
+    ],
+    ids=["cut-to-black", "title-card", "still-throughout", "moving"],
+)
+def test_a_group_that_changed_and_then_stood_still_is_decoded(
+    sizes: tuple[int, ...], cut: bool
+) -> None:
+    groups = [
+        GroupOfPictures(0.0, 4.0, intra=0),
+        GroupOfPictures(4.0, 5.63, intra=0, sizes=sizes, next_key_size=10977),
+        GroupOfPictures(5.63, 11.3, intra=0),
+    ]
+    looks = {
+        0.0: _look(72.1, [72.0, 72.3, 72.1], [4.9, 5.2, 5.0]),
+        4.0: _look(56.2, [56.5, 56.1, 56.1], [4.0, 3.8, 3.4]),
+        5.63: _look(110.3, [110.3, 110.3, 110.3], [0.0, 0.0, 0.0]),
+    }
+    looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.05
+    looks[4.0].difference, looks[4.0].colour_distance = 88.6, 0.89
+
+    plan = plan_keyframe_scan(groups, looks, SceneOptions(scan=ScanMode.KEYFRAMES))
+
+    assert (KeyframeCut(5.63) in plan) is cut
+    decoded = any(isinstance(step, Stretch) and step.start <= 4.0 < step.end for step in plan)
+    assert decoded is not cut
+
+
+def test_a_cut_to_black_that_the_encoder_did_not_key_is_found(tmp_path: Path) -> None:
+    # x264 veryfast codes the cut from still bars to black as a small P-frame and keys the
+    # cut from black to the next shot: the keyframes on either side differ like a clean cut.
+    path = tmp_path / "black.mp4"
+    shots = [("testsrc", 1.6), ("smptebars", 1.4), ("color=black", 1.0), ("rgbtestsrc", 2.6),
+             ("testsrc", 1.8)]  # fmt: skip
+    sources = ";".join(
+        f"{name}{':' if '=' in name else '='}d={seconds}:r=25:s=640x360,format=yuv420p[s{index}]"
+        for index, (name, seconds) in enumerate(shots)
+    )
+    joined = "".join(f"[s{index}]" for index in range(len(shots)))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
+         f"{sources};{joined}concat=n={len(shots)}:v=1:a=0", "-c:v", "libx264",
+         "-preset", "veryfast", "-x264-params", "keyint=120", str(path)],
+        check=True,
+    )  # fmt: skip
+    full = [(s.scene.start, s.frame_time) for s in list_scenes(path, FULL, 1.0)]
+    assert [round(start, 2) for start, _ in full] == [0.0, 1.6, 3.04, 4.0, 6.6]
+    assert [(s.scene.start, s.frame_time) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
+
+
 @pytest.mark.parametrize("scene_change", [True, False], ids=["keyed-for-a-change", "not"])
 def test_keyframes_alike_skip_their_group_unless_the_encoder_keyed_a_scene_change(
     scene_change: bool,
@@ -1119,11 +1179,25 @@ def test_the_rest_of_a_stretch_is_quiet_only_without_dark_fade_or_new_colours(
     assert scan_module._quiet(recent, small, stretch, KeyframeRule()) is quiet
 
 
+def test_a_cut_on_the_clocks_keyframe_between_shots_that_differ_more_than_one_does(
+    tmp_path: Path,
+) -> None:
+    # A picture mirrored, its hues turned a little: keyframes 70 apart
+    # (``KeyframeRule.clock_threshold`` 54), colours 0.59 (``cut_colour`` 0.7). Real
+    # footage: a film clip encoded by x264 veryfast with keyint 120 (PySceneDetect's
+    # issue-134 clip), a cut on the keyframe 120 frames after the last, 71 and 0.54.
+    path = _two_shots(tmp_path / "mirrored.mp4", "testsrc=d=4", "testsrc=d=2", ",hflip,hue=h=30")
+    full = [round(s.scene.start, 2) for s in list_scenes(path, FULL, 1.0)]
+    assert full == [0.0, 4.0]
+    assert [round(s.scene.start, 2) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known miss: a cut exactly on a keyframe the encoder placed by the clock, between "
-    "shots of the same colours, after a group the keyframe scan skips (none among the 173 "
-    "cuts of the real and bench clips, bench/results/keyframe-bound-2026-11-27.md)",
+    "shots of the same colours (keyframes 47 and 0.06 apart here, under clock_threshold and "
+    "clock_colour), after a group the keyframe scan skips "
+    "(bench/results/keyframe-bound-2026-11-27.md)",
 )
 def test_a_cut_on_the_clocks_keyframe_between_shots_of_the_same_colours(tmp_path: Path) -> None:
     path = _two_shots(tmp_path / "mirrored.mp4", "rgbtestsrc=d=4", "rgbtestsrc=d=2", ",hflip")

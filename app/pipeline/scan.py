@@ -63,6 +63,7 @@ from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOption
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import (
     INTRA_CODECS,
+    KEYFRAME_FOLLOWERS,
     PARALLEL_DECODES,
     DecodedFrame,
     GroupOfPictures,
@@ -258,6 +259,17 @@ def _cut_apart(look: KeyframeLook, rule: KeyframeRule) -> bool:
     )
 
 
+def _clock_apart(look: KeyframeLook, rule: KeyframeRule) -> bool:
+    """Whether a keyframe and the next differ more than one shot's ends do, with colours
+    that differ too (``KeyframeRule.clock_threshold``, ``clock_colour``)."""
+    return (
+        look.difference is not None
+        and look.difference >= rule.clock_threshold
+        and look.colour_distance is not None
+        and look.colour_distance >= rule.clock_colour
+    )
+
+
 GREY_SHARE = 0.8
 """Share of a keyframe's pixels with almost no colour (saturation under 32 of 256, the
 lowest bin of ``colour_histogram``) from which it counts as grey (``_grey``): 0.83-0.92 for
@@ -284,6 +296,20 @@ def _keyed_late(group: GroupOfPictures, rule: KeyframeRule) -> bool:
         return True
     key = group.next_key_size
     return key is not None and all(size >= rule.late_key * key for size in last)
+
+
+def _froze(group: GroupOfPictures, rule: KeyframeRule) -> bool:
+    """Whether the group's picture changed after the first frames past its keyframe, then
+    stood still up to the next keyframe: its last ``rule.frozen_run`` packets or more each
+    under ``rule.frozen_bytes`` and ``rule.frozen_key`` of the next keyframe's, a bigger
+    one among the packets before them (``KeyframeRule.frozen_run``)."""
+    key = group.next_key_size
+    if key is None:
+        return False
+    later = group.sizes[KEYFRAME_FOLLOWERS:]
+    limit = min(rule.frozen_bytes, rule.frozen_key * key)
+    still = sum(1 for _ in itertools.takewhile(lambda size: size < limit, reversed(later)))
+    return rule.frozen_run <= still < len(later)
 
 
 def _long_clock(group: GroupOfPictures, rule: KeyframeRule) -> bool:
@@ -351,7 +377,8 @@ def _plan(
             # in it. Skipped, unless a fade may hide in it or its keyframes differ like a cut
             # (a cut may fall on the clock's keyframe; between grey keyframes, whose colours
             # tell nothing, a difference past the threshold is enough: a light switched on
-            # in a black-and-white shot, which x264 codes as a change of brightness).
+            # in a black-and-white shot, which x264 codes as a change of brightness), or
+            # differ more than one shot does (``KeyframeRule.clock_threshold``).
             if (
                 _long_clock(group, rule)
                 and group.intra == 0
@@ -359,6 +386,7 @@ def _plan(
                 and not any(end.fading(rule.fade_step) for end in (look, after))
                 and not _cut_apart(look, rule)
                 and not (look.difference >= rule.cut_threshold and _grey(look) and _grey(after))
+                and not _clock_apart(look, rule)
             ):
                 continue
             # Only where the encoder tells its intra frames: elsewhere a cut it put no
@@ -369,6 +397,7 @@ def _plan(
                 and round(group.duration, 2) not in periodic
                 and _clean_cut(group, look, after, options)
                 and not _keyed_late(group, rule)
+                and not _froze(group, rule)
             ):
                 steps.append(KeyframeCut(group.end))
                 continue

@@ -185,20 +185,20 @@ class KeyframeRule:
 
     It is decoded fully when it is the last, when the encoder coded a frame in it as intra
     (``GroupOfPictures.intra``: it saw a scene change there) or, where that is unknown, when
-    a packet in it is a ``spike``, when it is longer than
-    ``longest_gop``, or when its keyframes differ by ``threshold`` or more without showing
-    a clean cut (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``still_ratio``,
-    ``dark``, ``fade_step``, ``late_run``, ``late_key``) or without the stream telling its
-    intra frames; a clean cut where the stream tells them is taken as it is, on the second
-    keyframe. Groups whose keyframes differ less are skipped: no cut lies in them, unless
-    the encoder keyed the second for a scene change (``GroupOfPictures.scene_change``) or
-    they are dark. So is a group the encoder ended by the
-    clock with no intra frame inside (``GroupOfPictures.clock``: it saw no scene change
+    a packet in it is a ``spike``, when it is longer than ``longest_gop``, or when its
+    keyframes differ by ``threshold`` or more without showing a clean cut
+    (``cut_threshold``, ``cut_colour``, ``cut_ratio``, ``still_ratio``, ``dark``,
+    ``fade_step``, ``late_run``, ``late_key``, ``frozen_run``) or without the stream
+    telling its intra frames; a clean cut where the stream tells them is taken as it is,
+    on the second keyframe. Groups whose keyframes differ less are skipped: no cut lies in
+    them, unless the encoder keyed the second for a scene change
+    (``GroupOfPictures.scene_change``) or they are dark. So is a group the encoder ended by
+    the clock with no intra frame inside (``GroupOfPictures.clock``: it saw no scene change
     there) and a keyframe interval of ``clock_frames`` or more, unless a keyframe is
     ``dark`` or fading or the keyframes differ like a cut (``cut_threshold`` and
-    ``cut_colour``, or the threshold alone between grey keyframes: a cut may fall on the
-    clock's keyframe). The numbers come from ``bench/scenes.py`` and the real clips of
-    ``bench/results/keyframe-bound-2026-11-27.md``.
+    ``cut_colour``, the threshold alone between grey keyframes, or ``clock_threshold`` and
+    ``clock_colour``: a cut may fall on the clock's keyframe). The numbers come from
+    ``bench/scenes.py`` and the real clips of ``bench/results/keyframe-bound-2026-11-27.md``.
     """
 
     threshold: float = 10.0
@@ -254,6 +254,20 @@ class KeyframeRule:
     taken on five clips cost 0.11 of it at most: Big Buck Bunny in three encodings, a film
     trailer and the bench video); the group is decoded. A single
     big packet (a flash, a source's periodic quality refresh) does not count."""
+    frozen_run: int = 5
+    frozen_bytes: int = 64
+    frozen_key: float = 0.02
+    """Nor is it taken when the group's last ``frozen_run`` packets or more each cost under
+    ``frozen_bytes`` and under ``frozen_key`` of the keyframe's own (a frame that repeats
+    the one before: x264 codes one in 13-25 bytes, x265 in 40-53), after a bigger one past
+    the first few: the picture changed inside the group and then stood still, and what it
+    changed to, black or a still title, the keyframes do not show. The Joker trailer in
+    x264 veryfast coded a cut to a second of black (19-byte P-frames, the keyframe after
+    it 10,977 bytes) and one to a title card (a 4,337-byte P-frame, then 13-15 bytes) so,
+    and x265 veryfast the title card (40-53 bytes, the keyframe 4,250): each cut was taken
+    on the keyframe after it, 0.5-0.8 s late, and missed. Without ``frozen_bytes`` the
+    quiet end of a shot of Big Buck Bunny (70-982 bytes before a keyframe of 125,151)
+    counted too."""
     spike: float = 2.0
     """Where the stream does not say which frames its encoder coded as intra (a codec other
     than H.264 and HEVC, or no such frame anywhere in it), a packet at least this many times
@@ -272,6 +286,17 @@ class KeyframeRule:
     frames) has its groups judged like any other: Big Buck Bunny so encoded went from 14 %
     to 84 % decoded fully (the full scan, then), the same cuts. An all-intra one (1), whose
     every frame is such a keyframe, lost every cut before this (``scan.SHORT_GROUP``)."""
+    clock_threshold: float = 54.0
+    clock_colour: float = 0.35
+    """Keyframes at least ``clock_threshold`` apart (twice ``cut_threshold``) and
+    ``clock_colour`` in colour (half ``cut_colour``) have the group the clock ended
+    decoded: a cut between shots of alike colours may lie in it or on its end. In the
+    keyframe facts of 37 clips and encodings (``keyframe-bound-2026-11-27.md``, session
+    22), of the groups that the rule above skips, the four with a cut inside or on the end
+    (x264 and x265 veryfast with keyint 120, which keyed no cut there) differ by 66-76 and
+    0.53-0.67; the fifteen without one by 48.6 at most where their colours differ by 0.35
+    or more (camera moves of Big Buck Bunny), and one by 70 with colours 0.09 (a camera
+    move over a street, 10 s between keyframes)."""
     lookahead: float = 0.25
     """Seconds decoded past the end of a stretch: the detectors confirm a cut a few frames
     after it."""
@@ -296,6 +321,10 @@ class KeyframeRule:
             raise ValueError("fade step must be > 0")
         if self.late_key <= 0:
             raise ValueError("late key must be > 0")
+        if self.frozen_run < 1 or self.frozen_bytes < 1 or self.frozen_key <= 0:
+            raise ValueError("frozen run and frozen bytes must be >= 1, frozen key > 0")
+        if self.clock_threshold < 0 or not 0 <= self.clock_colour <= 1:
+            raise ValueError("clock threshold must be >= 0 and clock colour in [0, 1]")
         if self.still_ratio <= 0 or not 0 <= self.still_share <= 1:
             raise ValueError("still ratio must be > 0 and still share in [0, 1]")
         if self.clock_frames < 1:
