@@ -262,12 +262,13 @@ class KeyframeRule:
     the one before: x264 codes one in 13-25 bytes, x265 in 40-53), after a bigger one past
     the first few: the picture changed inside the group and then stood still, and what it
     changed to, black or a still title, the keyframes do not show. The Joker trailer in
-    x264 veryfast coded a cut to a second of black (19-byte P-frames, the keyframe after
+    x264 veryfast coded a cut to a second of black (14-25-byte P-frames, the keyframe after
     it 10,977 bytes) and one to a title card (a 4,337-byte P-frame, then 13-15 bytes) so,
     and x265 veryfast the title card (40-53 bytes, the keyframe 4,250): each cut was taken
     on the keyframe after it, 0.5-0.8 s late, and missed. Without ``frozen_bytes`` the
     quiet end of a shot of Big Buck Bunny (70-982 bytes before a keyframe of 125,151)
-    counted too."""
+    counted too. Where keyframes are small (under 3,200 bytes: small pictures) the bound
+    falls under what a repeated frame costs, and such a tail is not seen."""
     spike: float = 2.0
     """Where the stream does not say which frames its encoder coded as intra (a codec other
     than H.264 and HEVC, or no such frame anywhere in it), a packet at least this many times

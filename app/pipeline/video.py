@@ -1027,8 +1027,10 @@ the slice headers alone are read): the keyframe pass finds their intra frames fo
 
 
 _INTRA_LATE = 2
-"""Keyframes the intra decoder may hand out after the keyframe pass's decoder: the reorder
-delay of the few frames it decodes (``KeyframePass``)."""
+"""Keyframes demuxed that the intra decoder may not have handed out yet (``KeyframePass``):
+the stream's reorder delay, 2 for x264 with B-frames (whatever their number, slices or
+threads), 1 for x265. A stream that declares a deeper one is taken for one whose intra
+frames are unknown, and decoded more."""
 
 
 class KeyframePass:
@@ -1071,7 +1073,7 @@ class KeyframePass:
         the intra frames are known (``tells_intra``), but for the last ``_INTRA_LATE``, whose
         intra frames may still be in the intra decoder."""
         keys = sorted(self._keys)
-        if self.tells_intra:
+        if self.tells_intra and not self._done:
             keys = keys[: len(keys) - _INTRA_LATE]
         return self._groups(keys[:-1], keys[1:])
 
@@ -1284,7 +1286,8 @@ def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext 
     # Slices, not frames: with frame threads, H.264 intra frames come out one per thread
     # late (the skipped frames take no thread), and the pass's checks would wait for them
     # (Big Buck Bunny in x264 on 16 cores: three keyframes late, every group taken for one
-    # whose intra frames are unknown, and the scan handed over to the full scan).
+    # whose intra frames are unknown, and the scan handed over to the full scan). With
+    # slices only the stream's reorder delay remains (``_INTRA_LATE``).
     decoder.thread_type = "SLICE"
     decoder.thread_count = stream.codec_context.thread_count
     return decoder
