@@ -208,20 +208,9 @@ def test_the_keyframe_pass_knows_the_intra_frames_as_it_goes(tmp_path: Path, thr
     # groups judged before that would count an intra frame still inside it as none.
     # Shots of 1.2 s and 0.4 s: x264 keys the first of each pair and codes the second, too
     # soon after the keyframe, as an intra frame inside the group.
-    path = tmp_path / "shots.mp4"
     names = ["testsrc", "rgbtestsrc", "smptebars", "mandelbrot", "testsrc2"]
     shots = [(names[index % len(names)], 1.2 if index % 2 == 0 else 0.4) for index in range(20)]
-    sources = ";".join(
-        f"{name}=r=25:s=160x120,trim=duration={seconds},format=yuv420p[s{index}]"
-        for index, (name, seconds) in enumerate(shots)
-    )
-    joined = "".join(f"[s{index}]" for index in range(len(shots)))
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
-         f"{sources};{joined}concat=n={len(shots)}:v=1:a=0", "-c:v", "libx264", "-bf", "3",
-         str(path)],
-        check=True,
-    )  # fmt: skip
+    path = _shots(tmp_path / "shots.mp4", shots, "-bf", "3")
     seen: list[tuple[bool, list[GroupOfPictures]]] = []
     with VideoReader(path, threads=threads) as reader:
         frames = reader.keyframes()
@@ -244,19 +233,12 @@ def test_an_intra_decoder_that_drops_keyframes_tells_nothing_of_the_groups(
     # the first three keyframes and then nothing, so groups with a flash of another
     # picture inside (an intra frame each) looked like clock groups with none. The full
     # scan cuts where each flash begins (it ends too soon for a second cut).
-    path = tmp_path / "open-gop.mp4"
     shots = [("testsrc", 10.2)] + [("rgbtestsrc", 0.32), ("testsrc", 3.68)] * 4
-    sources = ";".join(
-        f"{name}=d={seconds}:r=25:s=160x120,format=yuv420p[s{index}]"
-        for index, (name, seconds) in enumerate(shots)
+    path = _shots(
+        tmp_path / "open-gop.mp4",
+        shots,
+        *("-bf", "3", "-x264-params", "open-gop=1:keyint=50:min-keyint=25"),
     )
-    joined = "".join(f"[s{index}]" for index in range(len(shots)))
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
-         f"{sources};{joined}concat=n={len(shots)}:v=1:a=0", "-c:v", "libx264", "-bf", "3",
-         "-x264-params", "open-gop=1:keyint=50:min-keyint=25", str(path)],
-        check=True,
-    )  # fmt: skip
     with VideoReader(path) as reader:
         frames = reader.keyframes()
         for _ in frames:
@@ -563,24 +545,34 @@ _BUSY_SHOT = (12000,) * 40 + (35000,) * 36 + (55904, 71689, 83244, 47347)
 def test_a_cut_the_encoder_keyed_late_is_not_taken_on_the_keyframe(
     sizes: tuple[int, ...], next_key_size: int, cut: bool
 ) -> None:
-    groups = [
-        GroupOfPictures(0.0, 4.0, intra=0),
-        GroupOfPictures(4.0, 7.24, intra=0, sizes=sizes, next_key_size=next_key_size),
-        GroupOfPictures(7.24, 13.04, intra=0),
-    ]
+    middle = GroupOfPictures(4.0, 7.24, intra=0, sizes=sizes, next_key_size=next_key_size)
     looks = {
-        0.0: _look(72.1, [72.0, 72.3, 72.1], [4.9, 5.2, 5.0]),
         4.0: _look(73.6, [73.0, 74.1, 73.2], [5.0, 5.1, 5.0]),
         7.24: _look(104.3, [104.3, 104.2, 104.4], [8.6, 8.7, 8.6]),
     }
+    assert _judged(middle, looks, 82.4, 0.96) == (cut, not cut)
+
+
+def _judged(
+    middle: GroupOfPictures, looks: dict[float, KeyframeLook], difference: float, colour: float
+) -> tuple[bool, bool]:
+    """Whether the plan takes a cut on the end keyframe of ``middle`` (the second of three
+    groups, after one whose keyframes are alike), and whether it decodes ``middle``, whose
+    keyframes (``looks``) are ``difference`` and ``colour`` apart."""
+    groups = [
+        GroupOfPictures(0.0, middle.start, intra=0),
+        middle,
+        GroupOfPictures(middle.end, middle.end + 5.8, intra=0),
+    ]
+    looks = {0.0: _look(72.1, [72.0, 72.3, 72.1], [4.9, 5.2, 5.0]), **looks}
     looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.05
-    looks[4.0].difference, looks[4.0].colour_distance = 82.4, 0.96
-
+    looks[middle.start].difference = difference
+    looks[middle.start].colour_distance = colour
     plan = plan_keyframe_scan(groups, looks, SceneOptions(scan=ScanMode.KEYFRAMES))
-
-    assert (KeyframeCut(7.24) in plan) is cut
-    decoded = any(isinstance(step, Stretch) and step.start <= 4.0 < step.end for step in plan)
-    assert decoded is not cut
+    decoded = any(
+        isinstance(step, Stretch) and step.start <= middle.start < step.end for step in plan
+    )
+    return KeyframeCut(middle.end) in plan, decoded
 
 
 @pytest.mark.parametrize(
@@ -601,43 +593,25 @@ def test_a_cut_the_encoder_keyed_late_is_not_taken_on_the_keyframe(
 def test_a_group_that_changed_and_then_stood_still_is_decoded(
     sizes: tuple[int, ...], cut: bool
 ) -> None:
-    groups = [
-        GroupOfPictures(0.0, 4.0, intra=0),
-        GroupOfPictures(4.0, 5.63, intra=0, sizes=sizes, next_key_size=10977),
-        GroupOfPictures(5.63, 11.3, intra=0),
-    ]
+    middle = GroupOfPictures(4.0, 5.63, intra=0, sizes=sizes, next_key_size=10977)
     looks = {
-        0.0: _look(72.1, [72.0, 72.3, 72.1], [4.9, 5.2, 5.0]),
         4.0: _look(56.2, [56.5, 56.1, 56.1], [4.0, 3.8, 3.4]),
         5.63: _look(110.3, [110.3, 110.3, 110.3], [0.0, 0.0, 0.0]),
     }
-    looks[0.0].difference, looks[0.0].colour_distance = 3.0, 0.05
-    looks[4.0].difference, looks[4.0].colour_distance = 88.6, 0.89
-
-    plan = plan_keyframe_scan(groups, looks, SceneOptions(scan=ScanMode.KEYFRAMES))
-
-    assert (KeyframeCut(5.63) in plan) is cut
-    decoded = any(isinstance(step, Stretch) and step.start <= 4.0 < step.end for step in plan)
-    assert decoded is not cut
+    assert _judged(middle, looks, 88.6, 0.89) == (cut, not cut)
 
 
 def test_a_cut_to_black_that_the_encoder_did_not_key_is_found(tmp_path: Path) -> None:
     # x264 veryfast codes the cut from still bars to black as a small P-frame and keys the
     # cut from black to the next shot: the keyframes on either side differ like a clean cut.
-    path = tmp_path / "black.mp4"
     shots = [("testsrc", 1.6), ("smptebars", 1.4), ("color=black", 1.0), ("rgbtestsrc", 2.6),
              ("testsrc", 1.8)]  # fmt: skip
-    sources = ";".join(
-        f"{name}{':' if '=' in name else '='}d={seconds}:r=25:s=640x360,format=yuv420p[s{index}]"
-        for index, (name, seconds) in enumerate(shots)
+    path = _shots(
+        tmp_path / "black.mp4",
+        shots,
+        *("-preset", "veryfast", "-x264-params", "keyint=120"),
+        size="640x360",
     )
-    joined = "".join(f"[s{index}]" for index in range(len(shots)))
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
-         f"{sources};{joined}concat=n={len(shots)}:v=1:a=0", "-c:v", "libx264",
-         "-preset", "veryfast", "-x264-params", "keyint=120", str(path)],
-        check=True,
-    )  # fmt: skip
     full = [(s.scene.start, s.frame_time) for s in list_scenes(path, FULL, 1.0)]
     assert [round(start, 2) for start, _ in full] == [0.0, 1.6, 3.04, 4.0, 6.6]
     assert [(s.scene.start, s.frame_time) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
@@ -1122,6 +1096,24 @@ def test_a_clock_group_with_a_scene_change_inside_may_stop_after_it(
         assert isinstance(first, Stretch) and first.next_key is looks[4.0]
     else:
         assert plan == [Stretch(0.0, 7.0, last=True)]
+
+
+def _shots(path: Path, shots: list[tuple[str, float]], *args: str, size: str = "160x120") -> Path:
+    """Lavfi sources (name with its options, seconds) one after the other at 25 fps, encoded
+    with x264 and ``args``."""
+    sources = ";".join(
+        f"{name}{':' if '=' in name else '='}r=25:s={size},trim=duration={seconds},"
+        f"format=yuv420p[s{index}]"
+        for index, (name, seconds) in enumerate(shots)
+    )
+    joined = "".join(f"[s{index}]" for index in range(len(shots)))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
+         f"{sources};{joined}concat=n={len(shots)}:v=1:a=0", "-c:v", "libx264", *args,
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
 
 
 def _two_shots(path: Path, first: str, second: str, then: str = "") -> Path:

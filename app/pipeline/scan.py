@@ -242,31 +242,28 @@ def _clean_cut(
         and before.difference >= rule.still_ratio * busy
     )
     return (
-        (still or (_cut_apart(before, rule) and before.difference >= rule.cut_ratio * busy))
+        (
+            still
+            or (
+                _apart(before, rule.cut_threshold, rule.cut_colour)
+                and before.difference >= rule.cut_ratio * busy
+            )
+        )
         and min(before.brightness, after.brightness) >= rule.dark
         and not any(look.fading(rule.fade_step) for look in (before, after))
     )
 
 
-def _cut_apart(look: KeyframeLook, rule: KeyframeRule) -> bool:
-    """Whether a keyframe and the next differ as much as two sides of a cut, in structure
-    and in colour (``KeyframeRule.cut_threshold``, ``cut_colour``)."""
+def _apart(look: KeyframeLook, threshold: float, colour: float) -> bool:
+    """Whether a keyframe and the next differ by ``threshold`` or more in structure and by
+    ``colour`` or more in colour: as much as two sides of a cut (``KeyframeRule.cut_threshold``
+    and ``cut_colour``), or more than one shot's ends do (``clock_threshold`` and
+    ``clock_colour``)."""
     return (
         look.difference is not None
-        and look.difference >= rule.cut_threshold
+        and look.difference >= threshold
         and look.colour_distance is not None
-        and look.colour_distance >= rule.cut_colour
-    )
-
-
-def _clock_apart(look: KeyframeLook, rule: KeyframeRule) -> bool:
-    """Whether a keyframe and the next differ more than one shot's ends do, with colours
-    that differ too (``KeyframeRule.clock_threshold``, ``clock_colour``)."""
-    return (
-        look.difference is not None
-        and look.difference >= rule.clock_threshold
-        and look.colour_distance is not None
-        and look.colour_distance >= rule.clock_colour
+        and look.colour_distance >= colour
     )
 
 
@@ -384,9 +381,9 @@ def _plan(
                 and group.intra == 0
                 and not dark
                 and not any(end.fading(rule.fade_step) for end in (look, after))
-                and not _cut_apart(look, rule)
+                and not _apart(look, rule.cut_threshold, rule.cut_colour)
                 and not (look.difference >= rule.cut_threshold and _grey(look) and _grey(after))
-                and not _clock_apart(look, rule)
+                and not _apart(look, rule.clock_threshold, rule.clock_colour)
             ):
                 continue
             # Only where the encoder tells its intra frames: elsewhere a cut it put no
