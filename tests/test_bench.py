@@ -49,3 +49,25 @@ def test_the_film_end_of_a_raw_stream_is_its_frames_at_its_rate(
     made = coded_video([("red", 30), ("blue", 45)])
     raw = raw_h264(made.path, tmp_path / "raw.h264")
     assert film_end(raw) == pytest.approx(film_end(made.path)) == pytest.approx(3.0)
+
+
+def test_keyframe_groups_marks_the_cut_a_skipped_clock_group_hides(tmp_path: Path) -> None:
+    """``bench/keyframe_groups.py`` on the strict xfail's clip (tests/test_keyframe_scan.py):
+    a cut exactly on the clock's keyframe between a picture and its mirror, which the plan
+    skips, is marked as a miss; with the hues turned too, the group is decoded."""
+    from bench.keyframe_groups import group_rows
+    from tests.test_keyframe_scan import _two_shots
+
+    skipped = group_rows(
+        _two_shots(tmp_path / "mirrored.mp4", "rgbtestsrc=d=4", "rgbtestsrc=d=2", ",hflip")
+    )
+    assert [(row.start, row.clock, row.decision, row.cut_on_end) for row in skipped] == [
+        (0.0, True, "skip", True),
+        (4.0, False, "decode", False),
+    ]
+    assert [row.miss for row in skipped] == [True, False]
+
+    decoded = group_rows(
+        _two_shots(tmp_path / "hues.mp4", "testsrc=d=4", "testsrc=d=2", ",hflip,hue=h=30")
+    )
+    assert decoded[0].decision == "decode" and decoded[0].cut_on_end and not decoded[0].miss

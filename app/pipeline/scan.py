@@ -548,15 +548,29 @@ def _scan_every_frame(
         yield _scanned(closed, reader, frame_offset)
 
 
-def _look_at_keyframes(
+@dataclass
+class KeyframePlan:
+    """The keyframe pass's plan, and what the pass saw (``look_at_keyframes``)."""
+
+    steps: list[Stretch | KeyframeCut]
+    end: float
+    """The end of the video, seconds."""
+    stopped: bool
+    """Whether the pass stopped early: the plan then decodes every frame after what it saw."""
+    groups: list[GroupOfPictures]
+    """The groups of pictures the pass saw (up to where it stopped)."""
+    looks: dict[float, KeyframeLook]
+    """What it saw of each keyframe, by ``_key`` of its time."""
+
+
+def look_at_keyframes(
     reader: VideoReader,
     options: SceneOptions,
     stop: StopSignal,
     on_time: Callable[[float], None],
-) -> tuple[list[Stretch | KeyframeCut], float, bool] | None:
-    """The keyframe pass and the plan made from it, with the end of the video and whether
-    the pass stopped early (the plan then decodes every frame after what it saw); None when
-    stopped."""
+) -> KeyframePlan | None:
+    """The keyframe pass and the plan made from it; None when stopped, or where the pass
+    finds keyframes too close together to guide a scan (``SHORT_GROUP``)."""
     keyframes = reader.keyframes()
     looks: dict[float, KeyframeLook] = {}
     step = 1 / float(reader.info.frame_rate)
@@ -617,7 +631,13 @@ def _look_at_keyframes(
                         span,
                         rest.start,
                     )
-                    return [*seen[:-1], Stretch(rest.start, duration, last=True)], duration, True
+                    return KeyframePlan(
+                        [*seen[:-1], Stretch(rest.start, duration, last=True)],
+                        duration,
+                        stopped=True,
+                        groups=groups,
+                        looks=looks,
+                    )
         elif (
             previous is not None
             and last_key is not None
@@ -627,7 +647,13 @@ def _look_at_keyframes(
             last_key[2].motion.append(content_difference(previous[1], small))
             last_key[2].following.append(brightness(small))
         previous = (time, small)
-    return plan_keyframe_scan(keyframes.groups, looks, options), keyframes.end, False
+    return KeyframePlan(
+        plan_keyframe_scan(keyframes.groups, looks, options),
+        keyframes.end,
+        stopped=False,
+        groups=keyframes.groups,
+        looks=looks,
+    )
 
 
 _QUIET_FRAMES = 5
@@ -721,7 +747,7 @@ def _keyframe_scan(
         yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
     try:
-        plan = _look_at_keyframes(reader, options, stop, on_time)
+        plan = look_at_keyframes(reader, options, stop, on_time)
     except VideoIncomplete as exc:
         # The full scan hands out the scenes before the damage, then raises the same error.
         logger.info("%s: %s; scanning every frame up to the damage", reader.name, exc)
@@ -730,7 +756,7 @@ def _keyframe_scan(
         if not stop.is_set():
             yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
-    steps, end, stopped = plan
+    steps, end = plan.steps, plan.end
     stretches = [s for s in steps if isinstance(s, Stretch)]
     refined = sum(s.end - s.start for s in stretches)
     share = refined / end if end > 0 else 1.0
@@ -744,7 +770,7 @@ def _keyframe_scan(
         100 * share,
     )
     # A plan that stopped early is worth following: its pass is paid for.
-    if (not stopped and share > options.keyframes.most_refined) or steps == [
+    if (not plan.stopped and share > options.keyframes.most_refined) or steps == [
         Stretch(0.0, end, last=True)
     ]:
         logger.info(
