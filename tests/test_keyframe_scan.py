@@ -201,11 +201,10 @@ def test_a_stretch_decodes_three_frames_past_its_end_however_far_apart(
 
 @pytest.mark.parametrize("threads", [1, 16])
 def test_the_keyframe_pass_knows_the_intra_frames_as_it_goes(tmp_path: Path, threads: int) -> None:
-    # On 16 cores the intra decoder, with a frame thread each, handed H.264's intra frames
-    # out three keyframes late: the pass's checks took every group for one whose intra
-    # frames are unknown, and the scan of Big Buck Bunny handed over to the full scan. With
-    # slice threads it hands them out two keyframes late (the stream's reorder delay):
-    # groups judged before that would count an intra frame still inside it as none.
+    # The scan judges groups while the pass goes on (``groups_so_far``): each must already
+    # count its intra frames, however many threads decode (on 16 cores a decoder that found
+    # them handed them out three keyframes late, and the scan of Big Buck Bunny handed over
+    # to the full scan; slice headers are read as each packet is demuxed).
     # Shots of 1.2 s and 0.4 s: x264 keys the first of each pair and codes the second, too
     # soon after the keyframe, as an intra frame inside the group.
     names = ["testsrc", "rgbtestsrc", "smptebars", "mandelbrot", "testsrc2"]
@@ -222,29 +221,40 @@ def test_the_keyframe_pass_knows_the_intra_frames_as_it_goes(tmp_path: Path, thr
     assert all(tells for tells, _ in seen)
     for _, groups in seen:
         assert [group.intra for group in groups] == [final[group.start] for group in groups]
-    # Every group but those whose intra frames may still be on their way.
-    assert len(seen[-1][1]) == len(frames.groups) - 3
+    # At the last keyframe, every group but the last, which the end of the stream ends.
+    assert len(seen[-1][1]) == len(frames.groups) - 1
 
 
-def test_an_intra_decoder_that_drops_keyframes_tells_nothing_of_the_groups(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("x264", "flash_groups"),
+    [
+        # Open GOPs: FFmpeg's H.264 decoder, decoding intra frames alone, handed out the
+        # first three keyframes and then nothing, so groups with a flash of another picture
+        # inside (an intra frame where it begins and one where it ends) looked like clock
+        # groups with none. Their slice headers tell them.
+        ("open-gop=1", {10.0: 2, 14.0: 2, 18.0: 2, 22.0: 2}),
+        # Periodic intra refresh: the keyframes are P-frames whose intra macroblocks are
+        # spread over the frames after them, and the encoder's intra frames tell nothing.
+        ("intra-refresh=1", {10.2: None, 14.2: None, 18.2: None, 22.2: None}),
+    ],
+    ids=["open-gop", "intra-refresh"],
+)
+def test_flashes_inside_x264s_groups_are_decoded(
+    tmp_path: Path, x264: str, flash_groups: dict[float, int | None]
 ) -> None:
-    # x264 with open GOPs: FFmpeg's H.264 decoder, decoding intra frames alone, hands out
-    # the first three keyframes and then nothing, so groups with a flash of another
-    # picture inside (an intra frame each) looked like clock groups with none. The full
-    # scan cuts where each flash begins (it ends too soon for a second cut).
+    # The full scan cuts where each flash begins (it ends too soon for a second cut).
     shots = [("testsrc", 10.2)] + [("rgbtestsrc", 0.32), ("testsrc", 3.68)] * 4
     path = _shots(
-        tmp_path / "open-gop.mp4",
+        tmp_path / "flashes.mp4",
         shots,
-        *("-bf", "3", "-x264-params", "open-gop=1:keyint=50:min-keyint=25"),
+        *("-bf", "3", "-x264-params", f"{x264}:keyint=50:min-keyint=25"),
     )
     with VideoReader(path) as reader:
         frames = reader.keyframes()
         for _ in frames:
             pass
-    assert not frames.tells_intra
-    assert {group.intra for group in frames.groups} == {None}
+    intra = {round(group.start, 2): group.intra for group in frames.groups}
+    assert {start: intra[start] for start in flash_groups} == flash_groups
     full = [(s.scene.start, s.frame_time) for s in list_scenes(path, FULL, 1.0)]
     assert [round(start, 2) for start, _ in full] == [0.0, 10.2, 14.2, 18.2, 22.2]
     assert [(s.scene.start, s.frame_time) for s in list_scenes(path, KEYFRAMES, 1.0)] == full
@@ -1323,16 +1333,29 @@ def test_timestamps_out_of_order_as_they_should_be_are_no_jump(
     assert fast == full
 
 
+def _plan(
+    steps: list[Stretch | KeyframeCut], end: float, groups: Sequence[GroupOfPictures] = ()
+) -> scan_module.KeyframePlan:
+    """A plan of ``steps``, as if a keyframe pass that saw ``groups`` had made it."""
+    return scan_module.KeyframePlan(steps, end, stopped=False, groups=list(groups), looks={})
+
+
 def _follow(
-    path: Path, steps: list[Stretch | KeyframeCut], *, skip_nonref: bool = False
+    path: Path,
+    steps: list[Stretch | KeyframeCut],
+    *,
+    skip_nonref: bool = False,
+    groups: Sequence[GroupOfPictures] = (),
 ) -> list[tuple[float, float, float, int]]:
-    """The scenes of a keyframe scan that follows ``steps`` (as if its pass planned them)."""
+    """The scenes of a keyframe scan that follows ``steps`` (as if a pass that saw ``groups``
+    planned them)."""
     with VideoReader(path, skip_nonref=skip_nonref) as reader:
         end = reader.info.duration
         assert end is not None
         scenes = scan_module._follow(
-            reader, KEYFRAMES, 1.0, steps, end, threading.Event(), lambda _: None
-        )
+            reader, KEYFRAMES, 1.0, _plan(steps, end, groups), end, threading.Event(),
+            lambda _: None,
+        )  # fmt: skip
         return _listed(scenes)
 
 
@@ -1382,6 +1405,34 @@ def test_a_stretch_decoded_before_the_last_cut_was_known_is_decoded_again(
         (pytest.approx(2.0), pytest.approx(made.duration)),
     ]
     assert [number for *_, number in found] == [25, 75]
+
+
+@pytest.mark.parametrize(("intra", "handed_over"), [(0, True), (1, False)])
+def test_a_cut_the_encoder_did_not_key_has_the_rest_decoded(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture, intra: int, handed_over: bool
+) -> None:
+    # Keyframes every 2 s, cuts at 1, 3 and 5 s. The plan decodes the first group, takes
+    # the keyframe at 4 s for the cut that ends the second (its keyframes differ like one,
+    # and the encoder said it coded no intra frame in it) and decodes the rest. The first
+    # stretch finds a cut at 1 s inside a group the encoder coded without an intra frame:
+    # it did not key every scene change (as x265 keyed 14 of a trailer's 29 cuts), and the
+    # second group is decoded too. Where it had coded an intra frame there, the plan holds.
+    made = coded_video([("red", 25), ("green", 50), ("blue", 50), ("yellow", 75)], gop=50)
+    groups = [
+        GroupOfPictures(0.0, 2.0, intra=intra),
+        GroupOfPictures(2.0, 4.0, intra=0),
+        GroupOfPictures(4.0, made.duration, intra=0),
+    ]
+    steps: list[Stretch | KeyframeCut] = [
+        Stretch(0.0, 2.0, last=False),
+        KeyframeCut(4.0),
+        Stretch(4.0, made.duration, last=True),
+    ]
+    with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
+        found = _follow(made.path, steps, groups=groups)
+    starts = [round(start, 2) for start, *_ in found]
+    assert starts == ([0.0, 1.0, 3.0, 5.0] if handed_over else [0.0, 1.0, 4.0, 5.0])
+    assert ("it did not key every scene change" in caplog.text) is handed_over
 
 
 @pytest.mark.parametrize(
@@ -1448,7 +1499,8 @@ def test_the_scenes_before_a_video_too_long_are_handed_out_first(
     taken: list[tuple[float, float]] = []
     with VideoReader(made.path) as reader:
         scenes = scan_module._follow(
-            reader, KEYFRAMES, 1.0, [Stretch(0.0, 10.0, last=True)], 10.0, threading.Event(),
+            reader, KEYFRAMES, 1.0, _plan([Stretch(0.0, 10.0, last=True)], 10.0), 10.0,
+            threading.Event(),
             reached,
         )  # fmt: skip
         with pytest.raises(VideoTooLong):
@@ -1467,7 +1519,8 @@ def test_a_scan_closed_early_stops_the_stretch_it_was_handing_out(
     gate = _Gate(monkeypatch, at=3.0)
     with VideoReader(made.path) as reader:
         scenes = scan_module._follow(
-            reader, KEYFRAMES, 1.0, [Stretch(0.0, 10.0, last=True)], 10.0, threading.Event(),
+            reader, KEYFRAMES, 1.0, _plan([Stretch(0.0, 10.0, last=True)], 10.0), 10.0,
+            threading.Event(),
             lambda _: None,
         )  # fmt: skip
         first = next(scenes)
@@ -1499,8 +1552,9 @@ def test_a_stretch_ahead_of_its_caller_keeps_the_frames_that_fit(
     steps: list[Stretch | KeyframeCut] = [Stretch(0.0, made.duration, last=True)]
     with VideoReader(made.path) as reader:
         scenes = scan_module._follow(
-            reader, KEYFRAMES, 1.0, steps, made.duration, threading.Event(), lambda _: None
-        )
+            reader, KEYFRAMES, 1.0, _plan(steps, made.duration), made.duration,
+            threading.Event(), lambda _: None,
+        )  # fmt: skip
         first = next(scenes)
         [decode] = started
         decode.outcome()  # done
@@ -1529,8 +1583,8 @@ def test_a_reader_closed_under_a_scan_left_open_stops_its_stretches(
 
     monkeypatch.setattr(scan_module._DecodedRun, "push", held)
     scenes = scan_module._follow(
-        reader, KEYFRAMES, 1.0, [Stretch(0.0, made.duration, last=True)], made.duration,
-        threading.Event(), lambda _: None,
+        reader, KEYFRAMES, 1.0, _plan([Stretch(0.0, made.duration, last=True)], made.duration),
+        made.duration, threading.Event(), lambda _: None,
     )  # fmt: skip
     next(scenes)
     reader.close()

@@ -40,6 +40,7 @@ part it saw is scanned as planned and every frame after it is decoded.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import itertools
 import logging
@@ -781,20 +782,62 @@ def _keyframe_scan(
         yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
 
-    yield from _follow(reader, options, frame_offset, steps, end, stop, on_time)
+    yield from _follow(reader, options, frame_offset, plan, end, stop, on_time)
+
+
+_UNKEYED_MARGIN = 3
+"""Frames from either keyframe of a group inside which a cut the stretches find shows that
+the encoder did not key every scene change (``_unkeyed_cut``): a detector may place a cut
+on a keyframe a frame or two off."""
+
+
+def _unkeyed_cut(
+    cuts: list[float], groups: list[GroupOfPictures], frame_rate: float
+) -> float | None:
+    """The first of ``cuts`` (found by decoding) inside a group in which the encoder coded no
+    intra frame, ``_UNKEYED_MARGIN`` frames or more from its keyframes; None where there is
+    none.
+
+    Such a cut says that the encoder did not key every scene change of this film: x265 with
+    its defaults keyed 14 of the 29 cuts of a trailer (its scene-cut test compares a frame
+    with the one before it, so a cut between two shots that look alike passes as motion),
+    and the groups it ended on a cut it did key may hold others."""
+    margin = _UNKEYED_MARGIN / frame_rate
+    starts = [group.start for group in groups]
+    for cut in cuts:
+        at = bisect.bisect_right(starts, cut) - 1
+        if at < 0:
+            continue
+        group = groups[at]
+        if group.intra == 0 and group.start + margin < cut < group.end - margin:
+            return cut
+    return None
+
+
+def _decodes_on(steps: list[Stretch | KeyframeCut], start: float) -> bool:
+    """Whether ``steps`` decode every frame from ``start`` on: stretches one after the other,
+    the last reaching the end."""
+    for step in steps:
+        if not isinstance(step, Stretch) or abs(step.start - start) > TIME_TOLERANCE:
+            return False
+        start = step.end
+    return not steps or (isinstance(steps[-1], Stretch) and steps[-1].last)
 
 
 def _follow(
     reader: VideoReader,
     options: SceneOptions,
     frame_offset: float,
-    steps: list[Stretch | KeyframeCut],
+    plan: KeyframePlan,
     end: float,
     stop: StopSignal,
     on_time: Callable[[float], None],
 ) -> Generator[ScannedScene, None, None]:
     """The scenes of the plan: its cuts on keyframes, and those its stretches find, decoded
-    several at once (``_Stretches``) and taken in order."""
+    several at once (``_Stretches``) and taken in order. Once a stretch finds a cut that the
+    encoder did not key (``_unkeyed_cut``), every frame after that stretch is decoded: the
+    plan's cuts on keyframes and skipped groups trusted it to."""
+    steps = plan.steps
     cuts = CutDetector(options, reader.info.frame_rate)
     stretches = _Stretches(reader, steps, options, frame_offset, end, stop)
     scene_start = 0.0
@@ -821,7 +864,10 @@ def _follow(
         return None if run is None else run.close(scene_start, until)
 
     try:
-        for position, planned in enumerate(steps):
+        position = -1
+        while position + 1 < len(steps):
+            position += 1
+            planned = steps[position]
             if isinstance(planned, KeyframeCut):
                 for cut in cuts.add(planned.time):
                     if scene_start < cut < end:
@@ -858,6 +904,21 @@ def _follow(
                 end = decode.end
             else:
                 on_time(planned.end)
+            unkeyed = _unkeyed_cut(
+                [cut.time for cut in decode.cuts], plan.groups, float(reader.info.frame_rate)
+            )
+            if unkeyed is not None and not _decodes_on(steps[position + 1 :], planned.end):
+                logger.info(
+                    "%s: a cut at %.2f s inside a group its encoder coded without an intra "
+                    "frame; it did not key every scene change, so every frame from %.1f s "
+                    "on is decoded",
+                    reader.name,
+                    unkeyed,
+                    planned.end,
+                )
+                stretches.close()
+                steps = [*steps[: position + 1], Stretch(planned.end, end, last=True)]
+                stretches = _Stretches(reader, steps, options, frame_offset, end, stop)
         yield scene(end, closing_run(end))
     finally:
         stretches.close()

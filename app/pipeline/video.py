@@ -49,6 +49,7 @@ from app.errors import (
 )
 from app.pipeline.damage import Damage
 from app.pipeline.readahead import read_ahead
+from app.pipeline.slices import SliceTypes
 
 T = TypeVar("T")
 
@@ -1021,22 +1022,14 @@ give the two frames shown right after the keyframe, which tell how fast the shot
 
 
 INTRA_CODECS = frozenset({"h264", "hevc"})
-"""Codecs whose FFmpeg decoder skips all but intra frames cheaply (``skip_frame`` NONINTRA,
-the slice headers alone are read): the keyframe pass finds their intra frames for
-``GroupOfPictures.intra``."""
-
-
-_INTRA_LATE = 2
-"""Keyframes demuxed that the intra decoder may not have handed out yet (``KeyframePass``):
-the stream's reorder delay, 2 for x264 with B-frames (whatever their number, slices or
-threads), 1 for x265. A stream that declares a deeper one is taken for one whose intra
-frames are unknown, and decoded more."""
+"""Codecs whose packets' slice headers the keyframe pass reads (``slices.SliceTypes``) to
+find their intra frames, for ``GroupOfPictures.intra``."""
 
 
 class KeyframePass:
     """One pass over the file that demuxes every packet but decodes only the keyframes, the
-    first few packets after each (``KEYFRAME_FOLLOWERS``) and, for ``INTRA_CODECS``, the
-    other intra frames.
+    first few packets after each (``KEYFRAME_FOLLOWERS``); for ``INTRA_CODECS`` it reads
+    every packet's first slice header to find the other intra frames.
 
     Iterating yields the decoded frames in presentation order (``frame.key_frame`` tells
     the keyframes); once it is done, ``groups`` lists every group of pictures and ``end``
@@ -1069,12 +1062,8 @@ class KeyframePass:
         self._key_sizes: dict[float, int] = {}
 
     def groups_so_far(self) -> list[GroupOfPictures]:
-        """While iterating: the groups whose next keyframe has been demuxed, in order; where
-        the intra frames are known (``tells_intra``), but for the last ``_INTRA_LATE``, whose
-        intra frames may still be in the intra decoder."""
+        """While iterating: the groups whose next keyframe has been demuxed, in order."""
         keys = sorted(self._keys)
-        if self.tells_intra and not self._done:
-            keys = keys[: len(keys) - _INTRA_LATE]
         return self._groups(keys[:-1], keys[1:])
 
     @property
@@ -1092,20 +1081,16 @@ class KeyframePass:
         return (
             self._reads_intra
             and (bool(inside) or self._marks_scene_changes)
-            and self._intra_decoder_sees_keyframes()
+            and self._keyframes_are_intra()
         )
 
-    def _intra_decoder_sees_keyframes(self) -> bool:
-        """Whether the intra decoder has handed out every keyframe so far (each is intra),
-        but for the last ``_INTRA_LATE`` while the pass runs (it hands frames out a few
-        packets late).
-        One that drops keyframes drops intra frames inside groups too, and cannot vouch for
-        a group with none: FFmpeg's H.264 decoder, decoding intra frames alone, hands out
-        the first few of an open-GOP stream's (x264 ``open-gop=1``) and then none."""
+    def _keyframes_are_intra(self) -> bool:
+        """Whether every keyframe so far is an intra picture. Where one is not (x264's
+        periodic intra refresh marks P-frames as keyframes, the intra macroblocks spread
+        over the frames after them), the encoder's intra frames tell nothing of where it
+        saw scene changes."""
         seen = {round(time, 6) for time in self._intra}
-        keys = sorted(self._keys)
-        checked = keys if self._done else keys[: len(keys) - _INTRA_LATE]
-        return all(round(key, 6) in seen for key in checked)
+        return all(round(key, 6) in seen for key in self._keys)
 
     def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
         intra = self._inside()
@@ -1151,8 +1136,12 @@ class KeyframePass:
         assert stream.time_base is not None
         base, origin = stream.time_base, reader._origin
         step = 1 / float(reader.info.frame_rate)
-        intra = _intra_decoder(stream)
-        self._reads_intra = intra is not None
+        slices = (
+            SliceTypes(reader.codec, stream.codec_context.extradata)
+            if reader.codec in INTRA_CODECS
+            else None
+        )
+        self._reads_intra = slices is not None
         keys = self._keys
         end = 0.0
         jumps = _Jumps(reader)
@@ -1170,8 +1159,12 @@ class KeyframePass:
                     jumps.follow(float(packet.dts * base) - origin)
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
-                if intra is not None and (keys or packet.is_keyframe):
-                    self._note_intra(damage.decode(intra, packet, time) or [], base, origin)
+                if (
+                    slices is not None
+                    and (keys or packet.is_keyframe)
+                    and slices.intra(bytes(packet))
+                ):
+                    self._intra.append(time)
                 if packet.is_keyframe:
                     keys.append(time)
                     self._key_sizes[round(time, 6)] = packet.size
@@ -1189,8 +1182,6 @@ class KeyframePass:
             for frame in damage.decode(stream.codec_context, None, None) or ():
                 count += 1
                 yield self._decoded(frame, base, origin)
-            if intra is not None:
-                self._note_intra(damage.decode(intra, None, None) or [], base, origin)
         except av.FFmpegError as exc:
             if count == 0:
                 raise VideoOpenFailure(
@@ -1208,11 +1199,6 @@ class KeyframePass:
         self.end = end
         self._done = True
         self.groups = self._groups(keys, [*keys[1:], end])
-
-    def _note_intra(self, frames: list[av.VideoFrame], base: Fraction, origin: float) -> None:
-        for frame in frames:
-            if frame.pict_type == av.video.frame.PictureType.I and frame.pts is not None:
-                self._intra.append(float(frame.pts * base) - origin)
 
     def _decoded(self, frame: av.VideoFrame, base: Fraction, origin: float) -> DecodedFrame:
         # The stream's time base: frames drained at the end carry none of their own (their
@@ -1265,29 +1251,3 @@ def encoder_settings(headers: bytes) -> EncoderSettings | None:
                 keyint=int(keyint.group(1)) if keyint is not None else None,
             )
     return None
-
-
-def _intra_decoder(stream: av.video.stream.VideoStream) -> av.VideoCodecContext | None:
-    """A second decoder of ``stream`` that outputs only its intra frames (it reads every
-    packet's slice headers and decodes only the intra ones), for ``INTRA_CODECS``; None for
-    other codecs. A decoder of its own: one that also decodes the packets right after each
-    keyframe drops some intra frames that follow them (FFmpeg's H.264 decoder, seen here)."""
-    name = stream.codec_context.name
-    if name not in INTRA_CODECS:
-        return None
-    decoder = av.CodecContext.create(name, "r")
-    assert isinstance(decoder, av.VideoCodecContext)
-    decoder.extradata = stream.codec_context.extradata
-    decoder.skip_frame = "NONINTRA"
-    # Its pixels are not looked at: no deblocking, a tenth less work. FFmpeg's HEVC decoder
-    # takes an intra frame that is no keyframe for damaged here (the frames its reference
-    # list names were skipped) and would drop it unless told to hand damaged frames out.
-    decoder.options = {"skip_loop_filter": "all", "flags": "+output_corrupt"}
-    # Slices, not frames: with frame threads, H.264 intra frames come out one per thread
-    # late (the skipped frames take no thread), and the pass's checks would wait for them
-    # (Big Buck Bunny in x264 on 16 cores: three keyframes late, every group taken for one
-    # whose intra frames are unknown, and the scan handed over to the full scan). With
-    # slices only the stream's reorder delay remains (``_INTRA_LATE``).
-    decoder.thread_type = "SLICE"
-    decoder.thread_count = stream.codec_context.thread_count
-    return decoder
