@@ -1407,31 +1407,62 @@ def test_a_stretch_decoded_before_the_last_cut_was_known_is_decoded_again(
     assert [number for *_, number in found] == [25, 75]
 
 
-@pytest.mark.parametrize(("intra", "handed_over"), [(0, True), (1, False)])
+@pytest.mark.parametrize(
+    ("opening", "intra", "handed_over"),
+    [
+        ("cut", 0, True),
+        ("cut", 1, False),
+        # A cut to black is as abrupt as any.
+        ("cut-to-black", 0, True),
+        # Encoders key no fade, seeing no single frame change much.
+        ("fade-through-black", 0, False),
+    ],
+)
 def test_a_cut_the_encoder_did_not_key_has_the_rest_decoded(
-    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture, intra: int, handed_over: bool
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    opening: str,
+    intra: int,
+    handed_over: bool,
 ) -> None:
-    # Keyframes every 2 s, cuts at 1, 3 and 5 s. The plan decodes the first group, takes
-    # the keyframe at 4 s for the cut that ends the second (its keyframes differ like one,
-    # and the encoder said it coded no intra frame in it) and decodes the rest. The first
-    # stretch finds a cut at 1 s inside a group the encoder coded without an intra frame:
-    # it did not key every scene change (as x265 keyed 14 of a trailer's 29 cuts), and the
-    # second group is decoded too. Where it had coded an intra frame there, the plan holds.
-    made = coded_video([("red", 25), ("green", 50), ("blue", 50), ("yellow", 75)], gop=50)
+    # Keyframes every 2 s, cuts at 3 and 5 s after the opening's at 1 s. The plan decodes
+    # the first group, takes the keyframe at 4 s for the cut that ends the second (its
+    # keyframes differ like one, and the encoder said it coded no intra frame in it) and
+    # decodes the rest. The first stretch finds a hard cut at 1 s inside a group the
+    # encoder coded without an intra frame: it did not key every scene change (as x265
+    # keyed 14 of a trailer's 29 cuts), and the second group is decoded too. Where it had
+    # coded an intra frame there, or the picture faded, the plan holds.
+    first, second = {
+        "cut": ("", ""),
+        "cut-to-black": (",fade=t=out:st=0.8:d=0.04", ",fade=t=in:st=0:d=0.5"),
+        "fade-through-black": (",fade=t=out:st=0.5:d=0.5", ",fade=t=in:st=0:d=0.5"),
+    }[opening]
+    path = tmp_path / f"{opening}.mp4"
+    # Colours of different brightness (``_abrupt`` compares grey levels).
+    shots = [("red", 1, first), ("white", 2, second), ("blue", 2, ""), ("gray", 3, "")]
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex",
+         "".join(f"color=c={colour}:r=25:s=160x120:d={seconds}{then}[s{index}];"
+                 for index, (colour, seconds, then) in enumerate(shots))
+         + "[s0][s1][s2][s3]concat=n=4:v=1:a=0,format=yuv420p",
+         "-c:v", "libx264", "-g", "50", "-x264-params", "scenecut=0", str(path)],
+        check=True,
+    )  # fmt: skip
     groups = [
         GroupOfPictures(0.0, 2.0, intra=intra),
         GroupOfPictures(2.0, 4.0, intra=0),
-        GroupOfPictures(4.0, made.duration, intra=0),
+        GroupOfPictures(4.0, 8.0, intra=0),
     ]
     steps: list[Stretch | KeyframeCut] = [
         Stretch(0.0, 2.0, last=False),
         KeyframeCut(4.0),
-        Stretch(4.0, made.duration, last=True),
+        Stretch(4.0, 8.0, last=True),
     ]
     with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
-        found = _follow(made.path, steps, groups=groups)
+        found = _follow(path, steps, groups=groups)
     starts = [round(start, 2) for start, *_ in found]
-    assert starts == ([0.0, 1.0, 3.0, 5.0] if handed_over else [0.0, 1.0, 4.0, 5.0])
+    assert 0.8 <= starts[1] <= 1.2
+    assert starts[2:] == ([3.0, 5.0] if handed_over else [4.0, 5.0])
     assert ("it did not key every scene change" in caplog.text) is handed_over
 
 

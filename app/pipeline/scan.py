@@ -47,7 +47,7 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, wait
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -785,31 +785,34 @@ def _keyframe_scan(
     yield from _follow(reader, options, frame_offset, plan, end, stop, on_time)
 
 
-_UNKEYED_MARGIN = 3
-"""Frames from either keyframe of a group inside which a cut the stretches find shows that
-the encoder did not key every scene change (``_unkeyed_cut``): a detector may place a cut
-on a keyframe a frame or two off."""
+_UNKEYED_AFTER = 3
+_UNKEYED_BEFORE = 8
+"""Frames after a group's keyframe and before the next inside which a hard cut the
+stretches find shows that the encoder did not key every scene change (``_unkeyed_cut``): a
+detector may place a cut on a keyframe a frame or two off, and an encoder keys a cut as
+much as its B-frames and one late (x264 one in the bench video's grain four frames late,
+``KeyframeRule.late_run``)."""
 
 
 def _unkeyed_cut(
     cuts: list[float], groups: list[GroupOfPictures], frame_rate: float
 ) -> float | None:
-    """The first of ``cuts`` (found by decoding) inside a group in which the encoder coded no
-    intra frame, ``_UNKEYED_MARGIN`` frames or more from its keyframes; None where there is
-    none.
+    """The first of ``cuts`` (hard cuts found by decoding) inside a group in which the encoder
+    coded no intra frame, ``_UNKEYED_AFTER`` frames or more after its keyframe and
+    ``_UNKEYED_BEFORE`` before the next; None where there is none.
 
     Such a cut says that the encoder did not key every scene change of this film: x265 with
     its defaults keyed 14 of the 29 cuts of a trailer (its scene-cut test compares a frame
     with the one before it, so a cut between two shots that look alike passes as motion),
     and the groups it ended on a cut it did key may hold others."""
-    margin = _UNKEYED_MARGIN / frame_rate
+    after, before = _UNKEYED_AFTER / frame_rate, _UNKEYED_BEFORE / frame_rate
     starts = [group.start for group in groups]
     for cut in cuts:
         at = bisect.bisect_right(starts, cut) - 1
         if at < 0:
             continue
         group = groups[at]
-        if group.intra == 0 and group.start + margin < cut < group.end - margin:
+        if group.intra == 0 and group.start + after < cut < group.end - before:
             return cut
     return None
 
@@ -904,9 +907,7 @@ def _follow(
                 end = decode.end
             else:
                 on_time(planned.end)
-            unkeyed = _unkeyed_cut(
-                [cut.time for cut in decode.cuts], plan.groups, float(reader.info.frame_rate)
-            )
+            unkeyed = _unkeyed_cut(decode.hard_cuts, plan.groups, float(reader.info.frame_rate))
             if unkeyed is not None and not _decodes_on(steps[position + 1 :], planned.end):
                 logger.info(
                     "%s: a cut at %.2f s inside a group its encoder coded without an intra "
@@ -933,6 +934,37 @@ class _StretchCut:
     """The frame whose detection confirmed it."""
     frame: tuple[float, DecodedFrame] | None
     """The frame of the scene it ends, where the stretch decoded it."""
+
+
+_ABRUPT_FRAMES = 2
+"""Frames decoded on either side of a cut among which one changes abruptly from the one
+before it for the cut to be hard (``_StretchDecode.hard_cuts``): the detectors place a cut
+to black a frame or two into the black."""
+
+_RECENT_FRAMES = 16
+"""Frames a stretch keeps to look back at when a cut is confirmed (``_abrupt``): the cut
+detector confirms a hard cut two frames after it; a fade's cut, confirmed once the fade
+is over, is too far back, and no hard cut."""
+
+
+def _abrupt(cut: float, recent: Sequence[tuple[float, np.ndarray]], threshold: float) -> bool:
+    """Whether among the frames ``recent`` (time, small copy) within ``_ABRUPT_FRAMES`` of
+    ``cut`` one differs from the one before it by ``threshold`` or more in brightness, pixel
+    by pixel (mean absolute difference of grey levels): a change no encoder that keys scene
+    changes lets pass, unlike the frames of a fade, each a little darker or lighter than the
+    last. (ContentDetector's metric would not do: near black, hue and saturation jump from
+    one frame of a fade to the next.)"""
+    times = [time for time, _ in recent]
+    at = bisect.bisect_left(times, cut - TIME_TOLERANCE)
+    first, last = max(1, at - _ABRUPT_FRAMES + 1), min(len(recent), at + _ABRUPT_FRAMES + 1)
+    grey = [
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
+        for _, small in list(recent)[first - 1 : last]
+    ]
+    return any(
+        float(np.abs(after - before).mean()) >= threshold
+        for before, after in itertools.pairwise(grey)
+    )
 
 
 class _StretchDecode:
@@ -965,6 +997,9 @@ class _StretchDecode:
         """The end of the video, for the last stretch, once done."""
         self.skipping_stopped_at: float | None = None
         """Where its reader met a long run of non-reference frames and stopped skipping."""
+        self.hard_cuts: list[float] = []
+        """Its cuts where the picture changed abruptly (``_abrupt``): no fade, which an
+        encoder does not key, seeing no single frame change much."""
         self.dropped = threading.Event()
         """Set when its result is no longer wanted: it stops at the next frame."""
         self._scan = scan
@@ -1029,6 +1064,9 @@ class _StretchDecode:
             else planned.quiet_from + max(scan.frame_offset, rule.lookahead)
         )
         recent: collections.deque[float] = collections.deque(maxlen=_QUIET_FRAMES)
+        recent_frames: collections.deque[tuple[float, np.ndarray]] = collections.deque(
+            maxlen=_RECENT_FRAMES
+        )
         last_time = planned.start
         with closing(frames):
             for decoded, small in frames:
@@ -1038,10 +1076,13 @@ class _StretchDecode:
                 if self.skipping and not reader.skip_nonref:
                     self.skipping_stopped_at = reader.skipping_stopped_at
                 self.run.push(decoded)
+                recent_frames.append((decoded.time, small))
                 for cut in cuts.feed(decoded.time, small):
                     if scene_start < cut < end:
                         kept = self.run.close(scene_start, cut)
                         self._found(_StretchCut(cut, decoded.time, kept))
+                        if _abrupt(cut, recent_frames, rule.cut_threshold):
+                            self.hard_cuts.append(cut)
                         scene_start = cut
                 if judge_at is None:
                     continue
