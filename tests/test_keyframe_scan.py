@@ -45,6 +45,7 @@ from tests.fixtures.media import (
     VideoFactory,
     decode_frame_number,
     make_lavfi_video,
+    probe_video,
     with_audio_track,
 )
 from tests.fixtures.models import ScriptedCaptioner
@@ -134,12 +135,7 @@ def test_the_keyframe_pass_finds_the_intra_frames_the_encoder_put_inside_groups(
 ) -> None:
     # x264's defaults: a cut too soon after a keyframe gets an intra frame, not a new group.
     made = coded_video(SCENES, grain=6, scenecut=True, extra_args=("-preset", "medium"))
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
-         "frame=pts_time,pict_type,key_frame", "-of", "csv=p=0", str(made.path)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    rows = [line.split(",")[:3] for line in probe.split()]
+    rows = [row[:3] for row in probe_video(made.path, "frame=pts_time,pict_type,key_frame")]
     keyframes = [float(time) for key, time, kind in rows if key == "1"]
     intra = [float(time) for key, time, kind in rows if key == "0" and kind == "I"]
     assert intra, "x264 put no intra frame inside a group: the test proves nothing"
@@ -981,13 +977,8 @@ def test_the_keyframe_pass_tells_the_groups_the_encoder_ended_by_the_clock(
 
 def _keyframe_sizes(path: Path) -> list[int]:
     """Sizes of the video's keyframe packets in order, from ffprobe."""
-    listed = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "packet=size,flags", "-of", "csv=p=0", str(path)],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    rows = [line.split(",") for line in listed.splitlines() if line]
-    return [int(size) for size, flags in rows if flags.startswith("K")]
+    rows = probe_video(path, "packet=size,flags")
+    return [int(size) for size, flags, *_ in rows if flags.startswith("K")]
 
 
 def _clock_groups(*, clock: bool, frames: int = 250) -> list[GroupOfPictures]:

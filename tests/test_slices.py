@@ -9,6 +9,7 @@ import av
 import pytest
 
 from app.pipeline.slices import SliceTypes
+from tests.fixtures.media import probe_video
 
 
 def _encode(path: Path, *args: str, interlaced: bool = False) -> Path:
@@ -32,13 +33,8 @@ def _encode(path: Path, *args: str, interlaced: bool = False) -> Path:
 
 def _decoded_intra(path: Path) -> list[float]:
     """The presentation times of the frames FFmpeg's decoder gives as intra (``ffprobe``)."""
-    listed = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "frame=pts_time,pict_type", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    frames = [line.split(",")[:2] for line in listed.split()]
-    return sorted(round(float(time), 3) for time, kind in frames if kind == "I")
+    frames = probe_video(path, "frame=pts_time,pict_type")
+    return sorted(round(float(time), 3) for time, kind, *_ in frames if kind == "I")
 
 
 def _read_intra(path: Path) -> list[float]:
