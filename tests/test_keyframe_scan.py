@@ -1409,12 +1409,16 @@ def test_a_stretch_decoded_before_the_last_cut_was_known_is_decoded_again(
         ("fade-through-black", 0, False),
     ],
 )
+# Non-reference frames skipped (as by default) or not: a fade's steps between the frames
+# decoded are then twice as big.
+@pytest.mark.parametrize("skip_nonref", [False, True], ids=["every-frame", "skipping"])
 def test_a_cut_the_encoder_did_not_key_has_the_rest_decoded(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     opening: str,
     intra: int,
     handed_over: bool,
+    skip_nonref: bool,
 ) -> None:
     # Keyframes every 2 s, cuts at 3 and 5 s after the opening's at 1 s. The plan decodes
     # the first group, takes the keyframe at 4 s for the cut that ends the second (its
@@ -1450,11 +1454,41 @@ def test_a_cut_the_encoder_did_not_key_has_the_rest_decoded(
         Stretch(4.0, 8.0, last=True),
     ]
     with caplog.at_level(logging.INFO, logger="app.pipeline.scan"):
-        found = _follow(path, steps, groups=groups)
+        found = _follow(path, steps, groups=groups, skip_nonref=skip_nonref)
     starts = [round(start, 2) for start, *_ in found]
     assert 0.8 <= starts[1] <= 1.2
-    assert starts[2:] == ([3.0, 5.0] if handed_over else [4.0, 5.0])
+    # Skipping puts the cuts on the next frame decoded.
+    assert starts[2:] == pytest.approx([3.0 if handed_over else 4.0, 5.0], abs=0.05)
     assert ("it did not key every scene change" in caplog.text) is handed_over
+
+
+def test_a_cut_is_abrupt_only_where_its_frames_are_still_at_hand() -> None:
+    # Sixteen frames at 25 fps, black until 0.4 s, white from there: the change at 0.4 s is
+    # abrupt; a cut before the first frame kept cannot be judged, and is not taken for one.
+    black, white = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)
+    frames = [(index / 25, black if index < 10 else white) for index in range(16)]
+    assert scan_module._abrupt(0.4, frames, 27.0, 25.0)
+    assert not scan_module._abrupt(0.2, frames, 27.0, 25.0)
+    assert not scan_module._abrupt(0.2, frames[9:], 27.0, 25.0)
+    # Five frame durations apart, the same change is a fifth as steep.
+    assert not scan_module._abrupt(0.4, [frames[8], frames[13], frames[14]], 60.0, 25.0)
+
+
+@pytest.mark.parametrize(
+    ("rest", "decoded"),
+    [
+        ([Stretch(2.0, 4.0, last=False), Stretch(4.0, 8.0, last=True)], True),
+        ([Stretch(2.0, 4.0, last=False), Stretch(5.0, 8.0, last=True)], False),
+        ([Stretch(2.0, 4.0, last=False), KeyframeCut(6.0), Stretch(6.0, 8.0, last=True)], False),
+        ([Stretch(2.0, 4.0, last=False, quiet_from=3.0), Stretch(4.0, 8.0, last=True)], False),
+        ([Stretch(2.0, 4.0, last=False)], False),
+    ],
+    ids=["all", "a-gap", "a-keyframe-cut", "one-that-stops-when-quiet", "not-to-the-end"],
+)
+def test_the_rest_of_a_plan_decodes_every_frame_only_without_gaps(
+    rest: list[Stretch | KeyframeCut], decoded: bool
+) -> None:
+    assert scan_module._decodes_on(rest, 2.0) is decoded
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,21 @@ HEVC_I_SLICE = b"\x00\x00\x01\x02\x01\xc7\x80"
 HEVC_P_SLICE = b"\x00\x00\x01\x02\x01\xc5\x80"
 
 
+def test_an_hvcc_record_of_version_0_is_read_as_one(tmp_path: Path) -> None:
+    # Early muxers wrote 0 for the record's version; FFmpeg takes it for hvcC all the same.
+    path = _encode(tmp_path / "x265.mp4", "-c:v", "libx265", "-x265-params", "log-level=error")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        record = bytes(stream.codec_context.extradata or b"")
+        slices = SliceTypes("hevc", b"\x00" + record[1:])
+        intra = sorted(
+            round(float(packet.pts * stream.time_base), 3)
+            for packet in container.demux(stream)
+            if packet.pts is not None and slices.intra(bytes(packet))
+        )
+    assert intra == _decoded_intra(path)
+
+
 def test_hevc_slice_types_are_read_past_the_extra_bits_their_parameter_set_declares() -> None:
     in_band = SliceTypes("hevc", None)
     assert in_band.intra(HEVC_PPS + HEVC_I_SLICE)

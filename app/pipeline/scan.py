@@ -35,7 +35,9 @@ which frames are intra (VP9, AV1...), x264 or x265 with scene-cut detection off
 timestamps to seek by (``VideoReader.timed``). When the rule would
 decode most of the video anyway, the full scan runs instead; when the
 keyframe pass finds that out part-way (``KeyframeRule.most_refined``), it stops there, the
-part it saw is scanned as planned and every frame after it is decoded.
+part it saw is scanned as planned and every frame after it is decoded. So is every frame
+after a stretch that finds an abrupt cut inside a group the encoder coded without an intra
+frame: that encoder did not key every scene change (``_unkeyed_cut``).
 """
 
 from __future__ import annotations
@@ -797,14 +799,13 @@ much as its B-frames and one late (x264 one in the bench video's grain four fram
 def _unkeyed_cut(
     cuts: list[float], groups: list[GroupOfPictures], frame_rate: float
 ) -> float | None:
-    """The first of ``cuts`` (hard cuts found by decoding) inside a group in which the encoder
-    coded no intra frame, ``_UNKEYED_AFTER`` frames or more after its keyframe and
-    ``_UNKEYED_BEFORE`` before the next; None where there is none.
+    """The first of ``cuts`` (abrupt cuts found by decoding) inside a group in which the
+    encoder coded no intra frame, more than ``_UNKEYED_AFTER`` frames after its keyframe and
+    more than ``_UNKEYED_BEFORE`` before the next; None where there is none.
 
-    Such a cut says that the encoder did not key every scene change of this film: x265 with
-    its defaults keyed 14 of the 29 cuts of a trailer (its scene-cut test compares a frame
-    with the one before it, so a cut between two shots that look alike passes as motion),
-    and the groups it ended on a cut it did key may hold others."""
+    Such a cut says that the encoder did not key every scene change of this film (x265 with
+    its defaults keyed 14 of the 29 cuts of a trailer), and the groups it ended on a cut it
+    did key, or skipped as ended by the clock, may hold others."""
     after, before = _UNKEYED_AFTER / frame_rate, _UNKEYED_BEFORE / frame_rate
     starts = [group.start for group in groups]
     for cut in cuts:
@@ -819,9 +820,13 @@ def _unkeyed_cut(
 
 def _decodes_on(steps: list[Stretch | KeyframeCut], start: float) -> bool:
     """Whether ``steps`` decode every frame from ``start`` on: stretches one after the other,
-    the last reaching the end."""
+    none that may stop once quiet (``Stretch.quiet_from``), the last reaching the end."""
     for step in steps:
-        if not isinstance(step, Stretch) or abs(step.start - start) > TIME_TOLERANCE:
+        if (
+            not isinstance(step, Stretch)
+            or abs(step.start - start) > TIME_TOLERANCE
+            or step.quiet_from is not None
+        ):
             return False
         start = step.end
     return not steps or (isinstance(steps[-1], Stretch) and steps[-1].last)
@@ -943,28 +948,39 @@ to black a frame or two into the black."""
 
 _RECENT_FRAMES = 16
 """Frames a stretch keeps to look back at when a cut is confirmed (``_abrupt``): the cut
-detector confirms a hard cut two frames after it; a fade's cut, confirmed once the fade
-is over, is too far back, and no hard cut."""
+detector confirms a hard cut two frames after it; a cut confirmed further on (a fade's,
+once the fade is over) is not taken for abrupt."""
 
 
-def _abrupt(cut: float, recent: Sequence[tuple[float, np.ndarray]], threshold: float) -> bool:
+def _abrupt(
+    cut: float, recent: Sequence[tuple[float, np.ndarray]], threshold: float, frame_rate: float
+) -> bool:
     """Whether among the frames ``recent`` (time, small copy) within ``_ABRUPT_FRAMES`` of
     ``cut`` one differs from the one before it by ``threshold`` or more in brightness, pixel
-    by pixel (mean absolute difference of grey levels): a change no encoder that keys scene
-    changes lets pass, unlike the frames of a fade, each a little darker or lighter than the
-    last. (ContentDetector's metric would not do: near black, hue and saturation jump from
-    one frame of a fade to the next.)"""
+    by pixel (mean absolute difference of grey levels, per frame duration between them where
+    frames were skipped): a change no encoder that keys scene changes lets pass, unlike the
+    frames of a fade, each a little darker or lighter than the last. (ContentDetector's
+    metric would not do: near black, hue and saturation jump from one frame of a fade to the
+    next.) False where the frame before the cut is no longer among ``recent``."""
     times = [time for time, _ in recent]
     at = bisect.bisect_left(times, cut - TIME_TOLERANCE)
+    if at == 0:
+        return False
     first, last = max(1, at - _ABRUPT_FRAMES + 1), min(len(recent), at + _ABRUPT_FRAMES + 1)
-    grey = [
-        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
-        for _, small in list(recent)[first - 1 : last]
-    ]
-    return any(
-        float(np.abs(after - before).mean()) >= threshold
-        for before, after in itertools.pairwise(grey)
+    pairs = itertools.pairwise(list(recent)[first - 1 : last])
+    return any(_grey_step(before, after, frame_rate) >= threshold for before, after in pairs)
+
+
+def _grey_step(
+    before: tuple[float, np.ndarray], after: tuple[float, np.ndarray], frame_rate: float
+) -> float:
+    """The mean absolute difference of grey levels between two frames (time, small copy),
+    divided by the frame durations between them."""
+    frames = max(1, round((after[0] - before[0]) * frame_rate))
+    first, second = (
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16) for _, small in (before, after)
     )
+    return float(np.abs(second - first).mean()) / frames
 
 
 class _StretchDecode:
@@ -1081,7 +1097,7 @@ class _StretchDecode:
                     if scene_start < cut < end:
                         kept = self.run.close(scene_start, cut)
                         self._found(_StretchCut(cut, decoded.time, kept))
-                        if _abrupt(cut, recent_frames, rule.cut_threshold):
+                        if _abrupt(cut, recent_frames, rule.cut_threshold, float(rate)):
                             self.hard_cuts.append(cut)
                         scene_start = cut
                 if judge_at is None:

@@ -61,7 +61,10 @@ class SliceTypes:
         self._length_size: int | None = None
         self._extra_bits: dict[int, int] = {}
         """HEVC: each picture parameter set's ``num_extra_slice_header_bits``."""
-        if len(record) > (22 if self._hevc else 6) and record[0] == 1:
+        # As FFmpeg tells them: an avcC record begins with its version, 1; an hvcC record
+        # with anything but a start code (its version, 1, or 0 from early muxers).
+        hvcc = self._hevc and len(record) > 22 and (record[0] or record[1] or record[2] > 1)
+        if hvcc or (not self._hevc and len(record) > 6 and record[0] == 1):
             self._length_size = (record[21 if self._hevc else 4] & 3) + 1
             if self._hevc:
                 for nal in _hvcc_nal_units(record):
