@@ -55,7 +55,8 @@ def _read_intra(path: Path) -> list[float]:
         ("x264.ts", ("-c:v", "libx264", "-bf", "3")),
         ("x264-slices.mkv", ("-c:v", "libx264", "-x264-params", "slices=4")),
         ("x264-open-gop.mp4", ("-c:v", "libx264", "-x264-params", "open-gop=1")),
-        ("x264-interlaced.mkv", ("-c:v", "libx264", "-flags", "+ildct+ilme")),
+        # Interlaced as x264 codes it: frames with field macroblock pairs (MBAFF).
+        ("x264-mbaff.mkv", ("-c:v", "libx264", "-flags", "+ildct+ilme")),
         ("x265.mp4", ("-c:v", "libx265", "-x265-params", "log-level=error")),
         ("x265.ts", ("-c:v", "libx265", "-x265-params", "log-level=error:repeat-headers=1")),
     ],
@@ -63,7 +64,7 @@ def _read_intra(path: Path) -> list[float]:
 def test_slice_headers_tell_the_intra_frames_ffmpeg_decodes(
     tmp_path: Path, name: str, args: tuple[str, ...]
 ) -> None:
-    path = _encode(tmp_path / name, *args, interlaced="interlaced" in name)
+    path = _encode(tmp_path / name, *args, interlaced="mbaff" in name)
     intra = _read_intra(path)
     # Keyframes and the cuts inside groups: more intra frames than the clock's one.
     assert len(intra) >= 6

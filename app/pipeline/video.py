@@ -1062,7 +1062,10 @@ class KeyframePass:
         self._key_sizes: dict[float, int] = {}
 
     def groups_so_far(self) -> list[GroupOfPictures]:
-        """While iterating: the groups whose next keyframe has been demuxed, in order."""
+        """While iterating: the groups whose next keyframe has been demuxed, in order. The last
+        may still lack packets: in an open-GOP stream the pictures shown just before a
+        keyframe come after it in decoding order (the plan judges no group until the
+        keyframe after it is decoded, ``scan._seen_plan``)."""
         keys = sorted(self._keys)
         return self._groups(keys[:-1], keys[1:])
 
