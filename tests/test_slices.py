@@ -102,6 +102,16 @@ def test_hevc_slice_types_are_read_past_the_extra_bits_their_parameter_set_decla
     assert SliceTypes("hevc", HEVC_PPS).intra(HEVC_I_SLICE)
 
 
+def test_hevc_parameter_sets_of_a_layer_above_the_base_are_not_the_base_layers() -> None:
+    # MV-HEVC (a phone's spatial video) or an alpha layer: layer 1's picture parameter set
+    # 0 declares two extra slice header bits, the base layer's none; the base layer's I
+    # slice is read with none.
+    base_pps = b"\x00\x00\x01\x44\x01\xc1"
+    layer_pps = b"\x00\x00\x01\x44\x09\xc5"
+    base_i_slice = b"\x00\x00\x01\x02\x01\xdc"
+    assert SliceTypes("hevc", None).intra(base_pps + layer_pps + base_i_slice)
+
+
 def test_a_packet_whose_slice_header_cannot_be_read_counts_as_intra(tmp_path: Path) -> None:
     path = _encode(tmp_path / "x264.mp4", "-c:v", "libx264")
     with av.open(str(path)) as container:

@@ -113,10 +113,12 @@ class SliceTypes:
             bits = _Bits(nal[1:])
             bits.exp_golomb()  # first_mb_in_slice
             return bits.exp_golomb() % 5 in _H264_INTRA
+        if len(nal) < 2:
+            raise UnreadableSlice("an HEVC NAL unit header cut short")
         kind = (nal[0] >> 1) & 0x3F
         if kind == _HEVC_PPS:
             self._note(nal)
-        if kind not in _HEVC_SLICES:
+        if kind not in _HEVC_SLICES or _hevc_layer(nal):
             return None
         bits = _Bits(nal[2:])
         if not bits.flag():  # first_slice_segment_in_pic_flag
@@ -130,7 +132,14 @@ class SliceTypes:
         return bits.exp_golomb() == _HEVC_INTRA
 
     def _note(self, nal: bytes) -> None:
-        if self._hevc and len(nal) > 2 and (nal[0] >> 1) & 0x3F == _HEVC_PPS:
+        """Note the extra slice header bits of an HEVC picture parameter set of the base
+        layer (``nal``; other NAL units are passed over)."""
+        if (
+            self._hevc
+            and len(nal) > 2
+            and (nal[0] >> 1) & 0x3F == _HEVC_PPS
+            and not _hevc_layer(nal)
+        ):
             bits = _Bits(nal[2:])
             parameters = bits.exp_golomb()
             bits.exp_golomb()  # pps_seq_parameter_set_id
@@ -167,6 +176,13 @@ class _Bits:
             raise UnreadableSlice("an Exp-Golomb code past the end of the slice header")
         self._left -= zeros
         return self.read(zeros + 1) - 1
+
+
+def _hevc_layer(nal: bytes) -> int:
+    """An HEVC NAL unit's ``nuh_layer_id``: 0 for the base layer; above it, MV-HEVC's second
+    view or an alpha layer, with parameter sets of their own that may reuse the base
+    layer's numbers."""
+    return ((nal[0] & 1) << 5) | (nal[1] >> 3)
 
 
 def _annex_b(data: bytes) -> Iterator[bytes]:
