@@ -1377,6 +1377,83 @@ def test_stretches_decoded_at_once_find_what_one_after_another_finds(
     assert len(one_by_one) >= len(SCENES) - 1
 
 
+def _grab_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """The bounds of the scenes whose frames are decoded, a grab at a time, as they are."""
+    calls: list[tuple[float, float]] = []
+    grab = scan_module.FrameGrab.__call__
+
+    def counted(self: scan_module.FrameGrab) -> scan_module.Grabbed:
+        calls.append((self.scene.start, self.scene.end))
+        return grab(self)
+
+    monkeypatch.setattr(scan_module.FrameGrab, "__call__", counted)
+    return calls
+
+
+def test_frames_between_cuts_on_keyframes_are_grabbed_while_a_stretch_decodes(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = coded_video([("red", 50), ("green", 50), ("blue", 50), ("yellow", 50)])
+    steps: list[Stretch | KeyframeCut] = [
+        Stretch(0.0, 2.1, last=False),
+        KeyframeCut(4.0),
+        KeyframeCut(6.0),
+        Stretch(6.0, made.duration, last=True),
+    ]
+    calls = _grab_calls(monkeypatch)
+    monkeypatch.setattr(scan_module, "GRABS_AHEAD", 0)
+    one_by_one = _follow(made.path, steps)
+    assert calls == [(2.0, 4.0), (4.0, 6.0)]
+    calls.clear()
+    # The first stretch goes on only once the frame of the scene from 4 s to 6 s, which
+    # no stretch decodes, has been grabbed: ahead of the scene, beside the stretch.
+    monkeypatch.setattr(scan_module, "GRABS_AHEAD", 4)
+    grabbed = threading.Event()
+    grab, decode = scan_module.FrameGrab.__call__, scan_module._StretchDecode._decode
+
+    def noted(self: scan_module.FrameGrab) -> scan_module.Grabbed:
+        try:
+            return grab(self)
+        finally:
+            if self.scene.start == 4.0:
+                grabbed.set()
+
+    def after_the_grab(self: scan_module._StretchDecode, reader: VideoReader) -> None:
+        if self.planned.start == 0.0:
+            assert grabbed.wait(timeout=60)
+        decode(self, reader)
+
+    monkeypatch.setattr(scan_module.FrameGrab, "__call__", noted)
+    monkeypatch.setattr(scan_module._StretchDecode, "_decode", after_the_grab)
+    assert _follow(made.path, steps) == one_by_one
+    # Each frame decoded once: the scene came as its grab had assumed.
+    assert sorted(calls) == [(2.0, 4.0), (4.0, 6.0)]
+    assert [number for *_, number in one_by_one] == [25, 75, 125, 175]
+
+
+def test_a_frame_grabbed_ahead_for_a_scene_that_did_not_come_is_not_taken(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stretch finds a cut at 2.0 s, 0.32 s before the plan's cut on the keyframe at
+    # 2.32 s: closer than min_scene_len, that one is not taken, and the scene from 2.32 s
+    # whose frame was grabbed ahead (at 3.32 s) does not come; the one from 2.0 s does.
+    made = coded_video([("red", 50), ("green", 8), ("blue", 60), ("yellow", 50)])
+    steps: list[Stretch | KeyframeCut] = [
+        Stretch(0.0, 2.1, last=False),
+        KeyframeCut(2.32),
+        KeyframeCut(4.72),
+        Stretch(4.72, made.duration, last=True),
+    ]
+    calls = _grab_calls(monkeypatch)
+    found = _follow(made.path, steps)
+    assert (pytest.approx(2.32), pytest.approx(4.72)) in calls
+    assert [(start, end, number) for start, end, _, number in found] == [
+        (0.0, pytest.approx(2.0), 25),
+        (pytest.approx(2.0), pytest.approx(4.72), 75),
+        (pytest.approx(4.72), pytest.approx(made.duration), 143),
+    ]
+
+
 def test_a_stretch_decoded_before_the_last_cut_was_known_is_decoded_again(
     coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

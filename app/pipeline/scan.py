@@ -21,7 +21,8 @@ decodes on its own, so:
    cold on the keyframe, so a cut exactly there between shots of like colours is missed;
 3. each scene's frame is the one a stretch decoded when one did (every frame from before
    its target to after it); the others are decoded when asked for, from the keyframe
-   before their target.
+   before their target, or ahead of the scan where the scene lies between two cuts on
+   keyframes (``_GrabsAhead``: beside a long stretch before it, not after).
 
 The stretches are decoded several at once, on threads of the reader's
 (``VideoReader.in_parallel``), each as if the scenes before it ended as the plan suggests;
@@ -91,12 +92,15 @@ class ScannedScene:
         grab: FrameGrab | None = None,
         reader: VideoReader | None = None,
         spread: tuple[Picture, ...] = (),
+        grabbing: Future[Grabbed] | None = None,
     ) -> None:
         self.scene = scene
         self._frame = frame
         self._grab = grab
         self._reader = reader
-        self._grabbing: Future[Grabbed] | None = None
+        self._grabbing = grabbing
+        """The decode of ``grab`` under way, where one was started (``prefetch``, or by the
+        scan before the scene was found: ``_GrabsAhead``)."""
         self.spread = spread
         """Frames spread over the scene, in time order, for captioners that look at several
         (the full scan keeps them; the keyframe scan does not: its scenes have one frame)."""
@@ -848,6 +852,7 @@ def _follow(
     steps = plan.steps
     cuts = CutDetector(options, reader.info.frame_rate)
     stretches = _Stretches(reader, steps, options, frame_offset, end, stop)
+    grabs = _GrabsAhead(reader, steps, options, frame_offset)
     scene_start = 0.0
     index = 0
     # The last stretch decoded and, while the open scene began in the stretch before it,
@@ -866,7 +871,7 @@ def _follow(
         earlier = None
         if kept is not None:
             return ScannedScene(found, frame=kept)
-        return _to_grab(reader, found, frame_offset)
+        return _to_grab(reader, found, frame_offset, ahead=grabs)
 
     def closing_run(until: float) -> tuple[float, DecodedFrame] | None:
         return None if run is None else run.close(scene_start, until)
@@ -882,6 +887,7 @@ def _follow(
                         yield scene(cut, closing_run(cut))
                 continue
             decode = stretches.take(position, scene_start, cuts.last_cut)
+            grabs.start_after(position)
             earlier = run if run is not None and run.covers(scene_start) else None
             run = decode.run
             taken = 0
@@ -923,11 +929,14 @@ def _follow(
                     planned.end,
                 )
                 stretches.close()
+                grabs.close()
                 steps = [*steps[: position + 1], Stretch(planned.end, end, last=True)]
                 stretches = _Stretches(reader, steps, options, frame_offset, end, stop)
+                grabs = _GrabsAhead(reader, steps, options, frame_offset)
         yield scene(end, closing_run(end))
     finally:
         stretches.close()
+        grabs.close()
 
 
 @dataclass(frozen=True)
@@ -1343,16 +1352,94 @@ class _DecodedRun:
 
 
 def _to_grab(
-    reader: VideoReader, scene: Scene, offset: float, spread: tuple[Picture, ...] = ()
+    reader: VideoReader,
+    scene: Scene,
+    offset: float,
+    spread: tuple[Picture, ...] = (),
+    ahead: _GrabsAhead | None = None,
 ) -> ScannedScene:
-    """``scene``, its frame to be decoded again when asked for (``FrameGrab``), skipping
-    non-reference frames as the scan's reader did at the scene's target: until the long
-    run of them where it stopped (read once: its read-ahead may meet one meanwhile)."""
+    """``scene``, its frame to be decoded again when asked for (``FrameGrab``), or taken
+    from the grab ``ahead`` started for the same scene and skipping."""
+    grab = _frame_grab(reader, scene, offset)
+    grabbing = None if ahead is None else ahead.take(grab)
+    return ScannedScene(scene, grab=grab, reader=reader, spread=spread, grabbing=grabbing)
+
+
+def _frame_grab(reader: VideoReader, scene: Scene, offset: float) -> FrameGrab:
+    """The grab of ``scene``'s frame, skipping non-reference frames as the scan's reader did
+    at the scene's target: until the long run of them where it stopped (read once: its
+    read-ahead may meet one meanwhile)."""
     stopped = reader.skipping_stopped_at
     target = frame_target(scene.start, scene.end, offset)
     skipping = reader.skipping_at_open and (stopped is None or target < stopped)
-    grab = FrameGrab(reader, scene, offset, skipping=skipping)
-    return ScannedScene(scene, grab=grab, reader=reader, spread=spread)
+    return FrameGrab(reader, scene, offset, skipping=skipping)
+
+
+GRABS_AHEAD = PREFETCH_DEPTH
+"""Scenes whose frames ``_GrabsAhead`` has started grabbing and the scan not yet found."""
+
+
+class _GrabsAhead:
+    """The frames of the scenes that lie between two of the plan's cuts on keyframes
+    (``KeyframeCut``, no stretch between them), grabbed in the background ahead of the scan
+    (``start_after``): while it waits on a long stretch before them, a core its stretches
+    leave idle decodes them, rather than one after another once the stretch is done. Their
+    bounds do not hang on what the stretches find, but for a cut found too close before the
+    first (``min_scene_len``) or every frame decoded after a cut the encoder did not key
+    (``_unkeyed_cut``): a grab is used only for a scene found with the same bounds and
+    skipping non-reference frames as it did (``take``)."""
+
+    def __init__(
+        self,
+        reader: VideoReader,
+        steps: list[Stretch | KeyframeCut],
+        options: SceneOptions,
+        offset: float,
+    ) -> None:
+        self._reader = reader
+        self._offset = offset
+        clock = CutDetector(options, reader.info.frame_rate)
+        self._scenes = [
+            (position, Scene(index=-1, start=clock.reported(a.time), end=clock.reported(b.time)))
+            for position, (a, b) in enumerate(itertools.pairwise(steps))
+            if isinstance(a, KeyframeCut) and isinstance(b, KeyframeCut)
+        ]
+        """The step that starts each such scene, and its bounds (its index is not known
+        before the scan finds it)."""
+        self._started: dict[tuple[float, float], tuple[FrameGrab, Future[Grabbed]]] = {}
+
+    def start_after(self, position: int) -> None:
+        """Start grabbing the frames of such scenes after the plan's step at ``position``,
+        up to ``GRABS_AHEAD`` started and not yet taken."""
+        for at, scene in self._scenes:
+            if len(self._started) >= GRABS_AHEAD:
+                return
+            bounds = (_key(scene.start), _key(scene.end))
+            if at > position and bounds not in self._started:
+                grab = _frame_grab(self._reader, scene, self._offset)
+                self._started[bounds] = (grab, self._reader.in_background(grab))
+
+    def take(self, grab: FrameGrab) -> Future[Grabbed] | None:
+        """The grab started for ``grab``'s scene, if one was, with the same skipping; those
+        started for scenes before it are dropped (the scan found others instead)."""
+        found = None
+        for bounds, (started, future) in list(self._started.items()):
+            if bounds[0] > _key(grab.scene.start):
+                continue
+            del self._started[bounds]
+            if bounds == (_key(grab.scene.start), _key(grab.scene.end)) and (
+                started.skipping == grab.skipping
+            ):
+                found = future
+            else:
+                future.cancel()
+        return found
+
+    def close(self) -> None:
+        """Drop the grabs not taken (those under way finish; their frames are let go)."""
+        for _, future in self._started.values():
+            future.cancel()
+        self._started.clear()
 
 
 @dataclass(frozen=True)
