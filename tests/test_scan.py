@@ -337,6 +337,32 @@ def test_anamorphic_frames_are_shown_with_square_pixels(
         assert first.to_small_bgr(160).shape == (round(160 * size[1] / size[0]), 160, 3)
 
 
+def test_a_reader_opened_aside_shows_frames_as_the_one_it_is_beside(tmp_path: Path) -> None:
+    # MPEG-TS that says its 2:1 pixels only in the H.264 stream, from 1.48 s on: a reader
+    # opened aside does not decode a frame to learn what the stream says; it takes it over.
+    coded = tmp_path / "coded.mp4"
+    path = tmp_path / "anamorphic.ts"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi",
+         "-i", "testsrc2=s=160x120:d=2:r=25", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+         str(coded)],
+        check=True,
+    )  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(coded), "-c", "copy",
+         "-bsf:v", "h264_metadata=sample_aspect_ratio=2/1", str(path)],
+        check=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        shown = [(f.time, f.to_image().size, f.to_small_bgr(80)) for f in reader.frames_from(1.0)]
+        aside = reader.aside()
+        assert aside.info == reader.info
+        again = [(f.time, f.to_image().size, f.to_small_bgr(80)) for f in aside.frames_from(1.0)]
+    assert [(time, size) for time, size, _ in again] == [(time, size) for time, size, _ in shown]
+    assert shown[0][:2] == (0.0, (320, 120))
+    assert all(np.array_equal(a, b) for (*_, a), (*_, b) in zip(again, shown, strict=True))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -376,6 +376,66 @@ class _Keyframe:
     by timestamps in a file without an index lands on it."""
 
 
+def _open(path: Path, hwaccel: HWAccel | None, *, probe: bool) -> InputContainer:
+    """Open ``path`` for reading. FFmpeg decodes the first frame of each stream to learn what
+    the container does not say (the pixel format, the codec's aspect ratio): about 30 ms for
+    a grainy 720p keyframe, more at 4K. Without ``probe`` it reads the packets but decodes
+    nothing: for a second handle on a file whose stream is known (``_StreamFacts``). With
+    NVDEC (``hwaccel``) it probes still: decoding from a stream opened so is untried there."""
+    options = None if probe or hwaccel is not None else {"skip_frame": "all"}
+    return av.open(str(path), mode="r", hwaccel=hwaccel, options=options)
+
+
+def _same_stream(container: InputContainer, stream: VideoStream) -> VideoStream:
+    """The stream of ``container`` that ``stream`` is, of the same file opened again."""
+    same = container.streams[stream.index]
+    assert isinstance(same, VideoStream)
+    return same
+
+
+@dataclass(frozen=True)
+class _StreamFacts:
+    """What a reader learns of its stream on opening, and a reader opened beside it takes
+    over rather than probing the file again (``VideoReader`` ``beside``)."""
+
+    first: int | None
+    """The stream's first timestamp, in its time base; None where its packets carry none (a
+    raw elementary stream)."""
+    origin: float
+    """Seconds: the container's start time, from which frame times are counted."""
+    declared: float | None
+    """Seconds: the stream's duration, where the container declares one (``cut_short``)."""
+    stream_size: tuple[int, int] | None
+    pixel_aspect: Fraction
+    info: VideoInfo
+
+    @classmethod
+    def learned(cls, container: InputContainer, stream: VideoStream) -> _StreamFacts:
+        start = container.start_time
+        codec = stream.codec_context
+        # As FFmpeg guesses it: the container's sample aspect ratio, else the codec's;
+        # unknown (0 or missing) is square, and so is one within ``_SQUARE`` of it (854x480
+        # stored for 16:9 says 1280:1281): stretching would only blur the frame.
+        aspect = stream.sample_aspect_ratio or codec.sample_aspect_ratio
+        declared = None
+        if stream.duration is not None and stream.time_base is not None:
+            declared = float(stream.duration * stream.time_base)
+        duration = declared
+        if duration is None and container.duration is not None:
+            duration = container.duration / av.time_base
+        rate = stream.guessed_rate or stream.average_rate or Fraction(25)
+        return cls(
+            first=stream.start_time,
+            origin=start / av.time_base if start is not None else 0.0,
+            declared=declared,
+            stream_size=(codec.width, codec.height) if codec.width and codec.height else None,
+            pixel_aspect=Fraction(aspect) if aspect and abs(aspect - 1) > _SQUARE else Fraction(1),
+            info=VideoInfo(
+                width=codec.width, height=codec.height, frame_rate=Fraction(rate), duration=duration
+            ),
+        )
+
+
 class VideoReader:
     """Decodes the video stream of a file that FFmpeg would play, frame by frame, in
     presentation order.
@@ -392,6 +452,7 @@ class VideoReader:
         skip_nonref: bool = False,
         decode_device: str = "cpu",
         name: str | None = None,
+        beside: VideoReader | None = None,
     ) -> None:
         """Open ``path``.
 
@@ -401,6 +462,9 @@ class VideoReader:
             skip_nonref: Skip the frames no other frame refers to (see the module docstring).
             decode_device: ``cpu``, or ``cuda`` / ``cuda:N`` to decode with NVDEC.
             name: What messages call the video (its URL); default the file's name.
+            beside: The reader of the same file this one is opened beside (``aside``):
+                its stream, and what FFmpeg learns of it by decoding its first frame, are
+                taken from that reader instead (``_open``).
 
         Raises:
             DecoderUnavailable: ``decode_device`` is a GPU that FFmpeg cannot use here.
@@ -416,13 +480,17 @@ class VideoReader:
         check_decode_device(decode_device)
         hwaccel = None if decode_device == "cpu" else _hwaccel(decode_device)
         try:
-            self._container: InputContainer = av.open(str(path), mode="r", hwaccel=hwaccel)
+            self._container: InputContainer = _open(path, hwaccel, probe=beside is None)
         except av.FFmpegError as exc:
             raise VideoOpenFailure(
                 f"{self.name} is not a readable video ({exc.strerror or exc}); "
                 "check that the file is a complete video in a common format (mp4, mkv, webm, mov)"
             ) from exc
-        stream = film_stream(self._container)
+        stream = (
+            film_stream(self._container)
+            if beside is None
+            else _same_stream(self._container, beside._stream)
+        )
         if stream is None:
             self._container.close()
             raise VideoOpenFailure(
@@ -430,7 +498,10 @@ class VideoReader:
                 "a video track is required"
             )
         self._stream: VideoStream = stream
-        self.timed = stream.start_time is not None
+        self._facts: _StreamFacts = (
+            _StreamFacts.learned(self._container, stream) if beside is None else beside._facts
+        )
+        self.timed = self._facts.first is not None
         """Whether the stream's packets carry timestamps (FFmpeg found one in the first).
         Those of a raw elementary stream (an ``.h264`` file) do not: its frames are placed
         by counting them, so none may be skipped, and a seek decodes again from the start."""
@@ -453,19 +524,11 @@ class VideoReader:
         self._stream.thread_count = threads
         if skip_nonref:
             self._stream.codec_context.skip_frame = "NONREF"
-        start = self._container.start_time
-        self._origin = start / av.time_base if start is not None else 0.0
+        self._origin = self._facts.origin
         self._reformatter = VideoReformatter()
         self._scale_threads = scale_threads(threads)
-        codec = self._stream.codec_context
-        self._stream_size = (codec.width, codec.height) if codec.width and codec.height else None
-        # As FFmpeg guesses it: the container's sample aspect ratio, else the codec's;
-        # unknown (0 or missing) is square, and so is one within ``_SQUARE`` of it (854x480
-        # stored for 16:9 says 1280:1281): stretching would only blur the frame.
-        aspect = self._stream.sample_aspect_ratio or self._stream.codec_context.sample_aspect_ratio
-        self._pixel_aspect = (
-            Fraction(aspect) if aspect and abs(aspect - 1) > _SQUARE else Fraction(1)
-        )
+        self._stream_size = self._facts.stream_size
+        self._pixel_aspect = self._facts.pixel_aspect
         self._ahead: weakref.WeakSet[Generator[tuple[DecodedFrame, Any], None, None]] = (
             weakref.WeakSet()
         )
@@ -512,17 +575,7 @@ class VideoReader:
 
     @property
     def info(self) -> VideoInfo:
-        stream = self._stream
-        duration: float | None = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif self._container.duration is not None:
-            duration = self._container.duration / av.time_base
-        rate = stream.guessed_rate or stream.average_rate or Fraction(25)
-        codec = stream.codec_context
-        return VideoInfo(
-            width=codec.width, height=codec.height, frame_rate=Fraction(rate), duration=duration
-        )
+        return self._facts.info
 
     def keyframes(self) -> KeyframePass:
         """Decode only the keyframes, from a container of their own (see ``KeyframePass``)."""
@@ -602,7 +655,7 @@ class VideoReader:
         # the wrap as negative), a second below the first: MPEG-TS is searched by decoding
         # times, and the first keyframe's is earlier than the time it is shown at, so a
         # seek to that lands a packet past it, where no decoding can start.
-        start = stream.start_time or 0
+        start = self._facts.first or 0
         lowest = start - math.ceil(1 / stream.time_base) if start < 0 else 0
         for back in _SEEK_BACK:
             timestamp = max(math.floor((target - back) / stream.time_base), lowest)
@@ -806,10 +859,7 @@ class VideoReader:
         return True
 
     def _declared_stream_duration(self) -> float | None:
-        stream = self._stream
-        if stream.duration is None or stream.time_base is None:
-            return None
-        return float(stream.duration * stream.time_base)
+        return self._facts.declared
 
     def no_frame(self, what: str) -> VideoOpenFailure:
         """The error for a video stream in which no ``what`` (frame, keyframe) was decoded."""
@@ -914,6 +964,7 @@ class VideoReader:
                     skip_nonref=self.skipping_at_open,
                     decode_device=self._decode_device,
                     name=self.name,
+                    beside=self,
                 )
                 self._asides[thread].damage = self.damage
             return self._asides[thread]
@@ -942,9 +993,8 @@ class VideoReader:
     def _open_again(self) -> tuple[InputContainer, VideoStream]:
         """A second handle on the file and its stream that this reader decodes, for a pass
         beside this reader's own."""
-        container = av.open(str(self.path), mode="r", hwaccel=self._hwaccel)
-        stream = container.streams[self._stream.index]
-        assert isinstance(stream, VideoStream)
+        container = _open(self.path, self._hwaccel, probe=False)
+        stream = _same_stream(container, self._stream)
         stream.thread_type = "AUTO"
         stream.thread_count = self._stream.thread_count
         return container, stream
