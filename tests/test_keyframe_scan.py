@@ -118,6 +118,29 @@ def test_keyframe_scan_finds_the_cuts_and_frames_of_the_full_scan(
         assert abs(time - (start + 1.0)) <= 2 / made.fps + 1e-6
 
 
+@pytest.mark.parametrize("spread", [1, 3])
+def test_the_keyframe_scan_says_when_a_captioner_asks_for_more_frames_than_it_keeps(
+    coded_video: VideoFactory, caplog: pytest.LogCaptureFixture, spread: int
+) -> None:
+    made = coded_video(SCENES, grain=6, scenecut=True, extra_args=("-preset", "medium"))
+    with (
+        VideoReader(made.path, skip_nonref=True) as reader,
+        caplog.at_level(logging.INFO, logger="app.pipeline.scan"),
+    ):
+        found = list(
+            scan_scenes(
+                reader, KEYFRAMES, 1.0, stop=threading.Event(), on_time=lambda _: None,
+                spread=spread,
+            )
+        )  # fmt: skip
+    assert "stretches to decode fully" in caplog.text
+    assert "scanning every frame" not in caplog.text
+    assert len(found) >= len(SCENES) - 1
+    assert all(scene.spread == () for scene in found)
+    warned = "the captioner is shown that one, not 3 spread over the scene" in caplog.text
+    assert warned == (spread > 1)
+
+
 def test_fixed_gop_scan_skips_the_groups_without_a_cut(
     coded_video: VideoFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

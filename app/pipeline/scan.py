@@ -787,7 +787,14 @@ def _keyframe_scan(
         )
         yield from _full_scan(reader, options, frame_offset, stop, on_time, spread, frame_side)
         return
-
+    if spread > 1:
+        # Frames spread over a scene would have most of it decoded: what the plan skips.
+        logger.warning(
+            "%s: the keyframe scan decodes one frame of each scene; the captioner is shown "
+            "that one, not %d spread over the scene (the full scan shows them)",
+            reader.name,
+            spread,
+        )
     yield from _follow(reader, options, frame_offset, plan, end, stop, on_time)
 
 
