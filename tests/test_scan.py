@@ -357,6 +357,14 @@ def test_a_reader_opened_aside_shows_frames_as_the_one_it_is_beside(tmp_path: Pa
         shown = [(f.time, f.to_image().size, f.to_small_bgr(80)) for f in reader.frames_from(1.0)]
         aside = reader.aside()
         assert aside.info == reader.info
+        # Two B-frames' reordering, as probed: a decoder that starts with fewer drops a frame
+        # of a stream that does not say how many it needs.
+        probed = reader._stream.codec_context.reorder_depth
+        assert probed == 2
+        assert aside._stream.codec_context.reorder_depth == probed
+        container, stream = reader._open_again()
+        with container:
+            assert stream.codec_context.reorder_depth == probed
         again = [(f.time, f.to_image().size, f.to_small_bgr(80)) for f in aside.frames_from(1.0)]
     assert [(time, size) for time, size, _ in again] == [(time, size) for time, size, _ in shown]
     assert shown[0][:2] == (0.0, (320, 120))

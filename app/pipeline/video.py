@@ -377,11 +377,12 @@ class _Keyframe:
 
 
 def _open(path: Path, hwaccel: HWAccel | None, *, probe: bool) -> InputContainer:
-    """Open ``path`` for reading. FFmpeg decodes the first frame of each stream to learn what
-    the container does not say (the pixel format, the codec's aspect ratio): about 30 ms for
-    a grainy 720p keyframe, more at 4K. Without ``probe`` it reads the packets but decodes
-    nothing: for a second handle on a file whose stream is known (``_StreamFacts``). With
-    NVDEC (``hwaccel``) it probes still: decoding from a stream opened so is untried there."""
+    """Open ``path`` for reading. FFmpeg decodes the first frames of each stream to learn
+    what the container does not say (the pixel format, the codec's aspect ratio, how many
+    frames the decoder holds back to reorder them): about 30 ms on grainy 720p, 120 ms on
+    grainy 4K. Without ``probe`` it reads the packets but decodes nothing: for a second
+    handle on a file whose stream is known (``_StreamFacts``). With NVDEC (``hwaccel``) it
+    probes still: decoding from a stream opened so is untried there."""
     options = None if probe or hwaccel is not None else {"skip_frame": "all"}
     return av.open(str(path), mode="r", hwaccel=hwaccel, options=options)
 
@@ -408,6 +409,11 @@ class _StreamFacts:
     stream_size: tuple[int, int] | None
     pixel_aspect: Fraction
     info: VideoInfo
+    reorder: int
+    """Frames the decoder holds back to put them in order, as FFmpeg's probe found it. A
+    decoder that starts with fewer (opened without the probe, in MPEG-TS, Matroska, AVI or
+    a raw stream) drops a frame where an H.264 stream does not say how many (no VUI
+    ``bitstream_restriction``) before it learns to hold back more."""
 
     @classmethod
     def learned(cls, container: InputContainer, stream: VideoStream) -> _StreamFacts:
@@ -433,6 +439,7 @@ class _StreamFacts:
             info=VideoInfo(
                 width=codec.width, height=codec.height, frame_rate=Fraction(rate), duration=duration
             ),
+            reorder=codec.reorder_depth,
         )
 
 
@@ -463,8 +470,8 @@ class VideoReader:
             decode_device: ``cpu``, or ``cuda`` / ``cuda:N`` to decode with NVDEC.
             name: What messages call the video (its URL); default the file's name.
             beside: The reader of the same file this one is opened beside (``aside``):
-                its stream, and what FFmpeg learns of it by decoding its first frame, are
-                taken from that reader instead (``_open``).
+                FFmpeg does not decode frames to probe the file (``_open``); what that
+                reader learned of the stream is taken over instead (``_StreamFacts``).
 
         Raises:
             DecoderUnavailable: ``decode_device`` is a GPU that FFmpeg cannot use here.
@@ -501,6 +508,7 @@ class VideoReader:
         self._facts: _StreamFacts = (
             _StreamFacts.learned(self._container, stream) if beside is None else beside._facts
         )
+        stream.codec_context.reorder_depth = self._facts.reorder
         self.timed = self._facts.first is not None
         """Whether the stream's packets carry timestamps (FFmpeg found one in the first).
         Those of a raw elementary stream (an ``.h264`` file) do not: its frames are placed
@@ -995,6 +1003,7 @@ class VideoReader:
         beside this reader's own."""
         container = _open(self.path, self._hwaccel, probe=False)
         stream = _same_stream(container, self._stream)
+        stream.codec_context.reorder_depth = self._facts.reorder
         stream.thread_type = "AUTO"
         stream.thread_count = self._stream.thread_count
         return container, stream
