@@ -1457,19 +1457,37 @@ def test_frames_between_cuts_on_keyframes_are_grabbed_while_a_stretch_decodes(
 def test_a_frame_grabbed_ahead_for_a_scene_that_did_not_come_is_not_taken(
     coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The stretch finds a cut at 2.0 s, 0.32 s before the plan's cut on the keyframe at
-    # 2.32 s: closer than min_scene_len, that one is not taken, and the scene from 2.32 s
-    # whose frame was grabbed ahead (at 3.32 s) does not come; the one from 2.0 s does.
+    # The plan's cut on the keyframe at 2.32 s comes 0.32 s after the one at 2.0 s: closer
+    # than min_scene_len, it is not taken, and the scene from 2.0 s to 2.32 s whose frame
+    # was grabbed ahead (its middle, 2.16 s) does not come; the one from 2.0 s to 4.72 s
+    # does, its frame at 3.0 s.
     made = coded_video([("red", 50), ("green", 8), ("blue", 60), ("yellow", 50)])
     steps: list[Stretch | KeyframeCut] = [
-        Stretch(0.0, 2.1, last=False),
+        Stretch(0.0, 1.5, last=False),
+        KeyframeCut(2.0),
         KeyframeCut(2.32),
         KeyframeCut(4.72),
         Stretch(4.72, made.duration, last=True),
     ]
     calls = _grab_calls(monkeypatch)
+    grabbed = threading.Event()
+    grab, decode = scan_module.FrameGrab.__call__, scan_module._StretchDecode._decode
+
+    def noted(self: scan_module.FrameGrab) -> scan_module.Grabbed:
+        try:
+            return grab(self)
+        finally:
+            grabbed.set()
+
+    def after_a_grab(self: scan_module._StretchDecode, reader: VideoReader) -> None:
+        if self.planned.start == 0.0:
+            assert grabbed.wait(timeout=60)
+        decode(self, reader)
+
+    monkeypatch.setattr(scan_module.FrameGrab, "__call__", noted)
+    monkeypatch.setattr(scan_module._StretchDecode, "_decode", after_a_grab)
     found = _follow(made.path, steps)
-    assert (pytest.approx(2.32), pytest.approx(4.72)) in calls
+    assert calls[0] == (2.0, pytest.approx(2.32))
     assert [(start, end, number) for start, end, _, number in found] == [
         (0.0, pytest.approx(2.0), 25),
         (pytest.approx(2.0), pytest.approx(4.72), 75),

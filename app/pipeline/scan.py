@@ -894,7 +894,6 @@ def _follow(
                         yield scene(cut, closing_run(cut))
                 continue
             decode = stretches.take(position, scene_start, cuts.last_cut)
-            grabs.start_after(position)
             earlier = run if run is not None and run.covers(scene_start) else None
             run = decode.run
             taken = 0
@@ -902,6 +901,8 @@ def _follow(
                 done = decode.poll()
                 if stop.is_set():
                     return
+                if not done:
+                    grabs.start_after(position)
                 # Read before the cuts: every cut confirmed before it is among them.
                 reached = decode.reached
                 found = decode.cuts[taken:]
@@ -1383,14 +1384,16 @@ def _frame_grab(reader: VideoReader, scene: Scene, offset: float) -> FrameGrab:
 
 
 GRABS_AHEAD = PREFETCH_DEPTH
-"""Scenes whose frames ``_GrabsAhead`` has started grabbing and the scan not yet found."""
+"""Scenes whose frames ``_GrabsAhead`` has grabbed or is grabbing and the scan not yet found."""
 
 
 class _GrabsAhead:
     """The frames of the scenes that lie between two of the plan's cuts on keyframes
     (``KeyframeCut``, no stretch between them), grabbed in the background ahead of the scan
     (``start_after``): while it waits on a long stretch before them, a core its stretches
-    leave idle decodes them, rather than one after another once the stretch is done. Their
+    leave idle decodes them, rather than one after another once the stretch is done. One at
+    a time: the reader's background threads (one up to 7 cores) take work in order, and
+    the frames of the scenes the stretch finds would wait behind several. Their
     bounds do not hang on what the stretches find, but for a cut found too close before the
     first (``min_scene_len``) or every frame decoded after a cut the encoder did not key
     (``_unkeyed_cut``): a grab is used only for a scene found with the same bounds and
@@ -1416,15 +1419,19 @@ class _GrabsAhead:
         self._started: dict[tuple[float, float], tuple[FrameGrab, Future[Grabbed]]] = {}
 
     def start_after(self, position: int) -> None:
-        """Start grabbing the frames of such scenes after the plan's step at ``position``,
-        up to ``GRABS_AHEAD`` started and not yet taken."""
+        """Start grabbing the frame of the next such scene after the plan's step at
+        ``position``, unless a grab started is still under way or ``GRABS_AHEAD`` wait to be
+        taken."""
+        if len(self._started) >= GRABS_AHEAD or any(
+            not future.done() for _, future in self._started.values()
+        ):
+            return
         for at, scene in self._scenes:
-            if len(self._started) >= GRABS_AHEAD:
-                return
             bounds = (_key(scene.start), _key(scene.end))
             if at > position and bounds not in self._started:
                 grab = _frame_grab(self._reader, scene, self._offset)
                 self._started[bounds] = (grab, self._reader.in_background(grab))
+                return
 
     def take(self, grab: FrameGrab) -> Future[Grabbed] | None:
         """The grab started for ``grab``'s scene, if one was, with the same skipping; those
