@@ -234,7 +234,13 @@ def test_the_keyframe_pass_knows_the_intra_frames_as_it_goes(tmp_path: Path, thr
         frames = reader.keyframes()
         for frame in frames:
             if frame.frame.key_frame:
-                seen.append((frames.tells_intra, frames.groups_so_far()))
+                groups = frames.groups_so_far()
+                seen.append((frames.tells_intra, groups))
+                # Those from a group on, as the plan's first steps are settled
+                # (``scan._EarlyStretches``): the same, from what was demuxed since.
+                for since in groups:
+                    later = [group for group in groups if group.start >= since.start]
+                    assert frames.groups_so_far(since.start) == later
     final = {group.start: group.intra for group in frames.groups}
     assert sum(1 for intra in final.values() if intra) >= 3
     assert all(tells for tells, _ in seen)
@@ -1398,6 +1404,81 @@ def test_stretches_decoded_at_once_find_what_one_after_another_finds(
     assert scan(made.path, KEYFRAMES) == one_by_one
     assert next(calls) > 2
     assert len(one_by_one) >= len(SCENES) - 1
+
+
+def _decodes(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The starts of the stretches decoded, a decode at a time, as they begin."""
+    starts: list[float] = []
+    decode = scan_module._StretchDecode._decode
+
+    def counted(self: scan_module._StretchDecode, reader: VideoReader) -> None:
+        starts.append(self.planned.start)
+        decode(self, reader)
+
+    monkeypatch.setattr(scan_module._StretchDecode, "_decode", counted)
+    return starts
+
+
+def test_the_first_stretches_are_decoded_while_the_keyframe_pass_goes_on(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = coded_video(SCENES, grain=8, scenecut=True, extra_args=("-preset", "medium"))
+    monkeypatch.setattr(scan_module, "STRETCHES_AHEAD", 0)
+    one_by_one = scan(made.path, KEYFRAMES)
+    monkeypatch.setattr(scan_module, "STRETCHES_AHEAD", 2)
+    starts = _decodes(monkeypatch)
+    # The pass does not end before a stretch has begun: one started once the pass had seen
+    # its groups and the keyframe after them.
+    iterate = KeyframePass.__iter__
+    started = threading.Event()
+    decode = scan_module._StretchDecode._decode
+
+    def noted(self: scan_module._StretchDecode, reader: VideoReader) -> None:
+        started.set()
+        decode(self, reader)
+
+    def waiting(self: KeyframePass) -> Iterator[DecodedFrame]:
+        yield from iterate(self)
+        assert started.wait(timeout=60), "no stretch began before the keyframe pass ended"
+
+    monkeypatch.setattr(scan_module._StretchDecode, "_decode", noted)
+    monkeypatch.setattr(KeyframePass, "__iter__", waiting)
+    assert scan(made.path, KEYFRAMES) == one_by_one
+    # Each decoded once: those started during the pass were the plan's.
+    assert len(starts) >= 2
+    assert len(set(starts)) == len(starts)
+
+
+def test_a_stretch_started_during_the_pass_that_the_plan_does_not_begin_with_is_dropped(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = coded_video([("red", 50), ("green", 50), ("blue", 50), ("yellow", 50)])
+    final: list[Stretch | KeyframeCut] = [
+        Stretch(0.0, 2.1, last=False),
+        KeyframeCut(4.0),
+        KeyframeCut(6.0),
+        Stretch(6.0, made.duration, last=True),
+    ]
+    expected = _follow(made.path, final)
+    starts = _decodes(monkeypatch)
+    with VideoReader(made.path) as reader:
+        stop = threading.Event()
+        stretches = scan_module._Stretches(reader, KEYFRAMES, 1.0, stop)
+        # As settled while the pass went on: the group from 4 s decoded fully, where the
+        # plan as a whole takes a cut on the keyframe at 6 s.
+        assert stretches.early([Stretch(0.0, 2.1, last=False), KeyframeCut(4.0)])
+        assert stretches.early(
+            [Stretch(0.0, 2.1, last=False), KeyframeCut(4.0), Stretch(4.0, 6.0, last=False)]
+        )
+        scenes = scan_module._follow(
+            reader, KEYFRAMES, 1.0, _plan(final, made.duration), made.duration, stop,
+            lambda _: None, stretches,
+        )  # fmt: skip
+        assert _listed(scenes) == expected
+    # The first stretch decoded once, the one the plan does not have dropped (or never
+    # begun), the last decoded.
+    assert starts.count(0.0) == 1
+    assert starts.count(6.0) == 1
 
 
 def _grab_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:

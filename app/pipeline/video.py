@@ -1119,46 +1119,57 @@ class KeyframePass:
         self._keyint = None if settings is None else settings.keyint
         self._packets: list[tuple[float, int]] = []
         self._key_sizes: dict[float, int] = {}
+        self._demuxed_at: dict[float, tuple[int, int, int]] = {}
+        """For each keyframe (``round(time, 6)``): how many keyframes, intra frames and
+        other packets had been demuxed once it was, itself included (``groups_so_far``)."""
+        self._intra_inside = False
+        """An intra frame that is not a keyframe has been demuxed."""
+        self._keys_intra = True
+        """Every keyframe demuxed so far is an intra picture. Where one is not (x264's
+        periodic intra refresh marks P-frames as keyframes, the intra macroblocks spread
+        over the frames after them), the encoder's intra frames tell nothing of where it saw
+        scene changes."""
 
-    def groups_so_far(self) -> list[GroupOfPictures]:
-        """While iterating: the groups whose next keyframe has been demuxed, in order. The last
+    def groups_so_far(self, since: float | None = None) -> list[GroupOfPictures]:
+        """While iterating: the groups whose next keyframe has been demuxed, in order; from
+        the one that starts on the keyframe at ``since`` on, where given (a frame shown
+        after a keyframe is demuxed after it, so only what came since is looked at). The last
         may still lack packets: in an open-GOP stream the pictures shown just before a
         keyframe come after it in decoding order (the plan judges no group until the
         keyframe after it is decoded, ``scan._seen_plan``)."""
-        keys = sorted(self._keys)
-        return self._groups(keys[:-1], keys[1:])
+        keys, intra, packets = (1, 0, 0) if since is None else self._demuxed_at[round(since, 6)]
+        # From the keyframe at ``since`` (the last of ``keys``), which starts the first group.
+        return self._groups(
+            sorted(self._keys[keys - 1 :]), None, self._intra[intra:], self._packets[packets:]
+        )
 
     @property
     def tells_intra(self) -> bool:
         """Whether the stream says, so far, which frames its encoder coded as intra
         (``GroupOfPictures.intra`` is known)."""
-        return self._knows_intra(self._inside())
-
-    def _inside(self) -> list[float]:
-        """Times of the intra frames that are not keyframes, in order."""
-        keys = {round(key, 6) for key in self._keys}
-        return sorted(time for time in self._intra if round(time, 6) not in keys)
-
-    def _knows_intra(self, inside: list[float]) -> bool:
         return (
             self._reads_intra
-            and (bool(inside) or self._marks_scene_changes)
-            and self._keyframes_are_intra()
+            and (self._intra_inside or self._marks_scene_changes)
+            and self._keys_intra
         )
 
-    def _keyframes_are_intra(self) -> bool:
-        """Whether every keyframe so far is an intra picture. Where one is not (x264's
-        periodic intra refresh marks P-frames as keyframes, the intra macroblocks spread
-        over the frames after them), the encoder's intra frames tell nothing of where it
-        saw scene changes."""
-        seen = {round(time, 6) for time in self._intra}
-        return all(round(key, 6) in seen for key in self._keys)
-
-    def _groups(self, starts: list[float], ends: list[float]) -> list[GroupOfPictures]:
-        intra = self._inside()
-        known = self._knows_intra(intra)
-        keys = {round(key, 6) for key in self._keys}
-        packets = sorted(self._packets)
+    def _groups(
+        self,
+        keyframes: list[float],
+        end: float | None,
+        intra_frames: list[float],
+        demuxed: list[tuple[float, int]],
+    ) -> list[GroupOfPictures]:
+        """The groups from each of ``keyframes`` (in order) to the next, and from the last to
+        ``end`` where given (the end of the stream), with the intra frames and other packets
+        among ``intra_frames`` and ``demuxed`` that fall inside them."""
+        starts, ends = (
+            (keyframes[:-1], keyframes[1:]) if end is None else (keyframes, [*keyframes[1:], end])
+        )
+        keys = {round(key, 6) for key in keyframes}
+        intra = sorted(time for time in intra_frames if round(time, 6) not in keys)
+        known = self.tells_intra
+        packets = sorted(demuxed)
         times = [time for time, _ in packets]
 
         def within(start: float, end: float) -> tuple[int, ...]:
@@ -1221,19 +1232,27 @@ class KeyframePass:
                     jumps.follow(float(packet.dts * base) - origin)
                 length = float(packet.duration * base) if packet.duration else step
                 end = max(end, time + length)
-                if (
+                intra = (
                     slices is not None
                     and (keys or packet.is_keyframe)
                     and slices.intra(bytes(packet))
-                ):
+                )
+                if intra:
                     self._intra.append(time)
                 if packet.is_keyframe:
                     keys.append(time)
                     self._key_sizes[round(time, 6)] = packet.size
+                    self._demuxed_at[round(time, 6)] = (
+                        len(keys),
+                        len(self._intra),
+                        len(self._packets),
+                    )
+                    self._keys_intra = self._keys_intra and intra
                     followers = KEYFRAME_FOLLOWERS
                 elif not keys:
                     continue
                 else:
+                    self._intra_inside = self._intra_inside or intra
                     self._packets.append((time, packet.size))
                     if not followers:
                         continue
@@ -1260,7 +1279,7 @@ class KeyframePass:
         keys.sort()
         self.end = end
         self._done = True
-        self.groups = self._groups(keys, [*keys[1:], end])
+        self.groups = self._groups(keys, end, self._intra, self._packets)
 
     def _decoded(self, frame: av.VideoFrame, base: Fraction, origin: float) -> DecodedFrame:
         # The stream's time base: frames drained at the end carry none of their own (their
