@@ -10,6 +10,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -1176,3 +1177,21 @@ def test_prefetched_hands_out_the_scenes_before_an_error_then_raises_it(
                 handed.append(found)
         assert handed == scenes
         release.set()
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        Fraction(1, 12288),
+        Fraction(1, 90000),
+        Fraction(1001, 30000),
+        Fraction(1, 1000),
+        Fraction(1, 2997),
+    ],
+)
+def test_timestamps_in_seconds_are_those_of_fraction_arithmetic(base: Fraction) -> None:
+    # The keyframe pass and the reader turn every packet's timestamp into seconds without
+    # building a Fraction; the plan's times are compared with the frames' to the bit.
+    generator = random.Random(7)
+    ticks = [0, 1, -1, 2**31, 10**12, *(generator.randint(-(10**4), 10**12) for _ in range(20000))]
+    assert [video.seconds(tick, base) for tick in ticks] == [float(tick * base) for tick in ticks]
