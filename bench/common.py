@@ -270,9 +270,10 @@ def _encode_shot(shot: Shot, width: int, height: int, fps: int, directory: Path)
     return path
 
 
-def _concatenate(files: Sequence[Path], path: Path) -> None:
-    """Join shot files of one encoder setting without re-encoding (like ffmpeg's concat
-    demuxer with ``-c copy``): each file's packets shifted by the length of those before."""
+def concatenate(files: Sequence[Path], path: Path) -> None:
+    """Join files of one encoder setting (shots, or a clip to itself) without re-encoding
+    (like ffmpeg's concat demuxer with ``-c copy``): each file's packets shifted by the
+    length of those before."""
     import av
 
     with (
@@ -388,7 +389,7 @@ def bench_video(
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         files = list(pool.map(encode, shots))
     partial = path.with_suffix(".part.mp4")
-    _concatenate(files, partial)
+    concatenate(files, partial)
     found = count_packets(partial)
     if found != video.frame_count:
         raise RuntimeError(f"{partial} holds {found} frames, {video.frame_count} were planned")

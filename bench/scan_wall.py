@@ -3,7 +3,7 @@ CPU seconds of a plain decode with all threads (PyAV: the stand-in for ``ffmpeg 
 where no ffmpeg command is installed, as on the GPU machines), of the reader's decode alone
 and with the frames scaled down, of the full scan and of the keyframe scan.
 
-    .venv/bin/python bench/scan_wall.py VIDEO [VIDEO ...] [--repeats 3]
+    .venv/bin/python bench/scan_wall.py VIDEO [VIDEO ...] [--repeats 3] [--join N]
 
 Each row is the median of ``--repeats`` runs in this process. "reader" rows use
 ``VideoReader.frames`` (non-reference frames skipped, as the scans do); "+ detectors" adds
@@ -13,7 +13,10 @@ it decoded ahead (``app.pipeline.readahead``); then the full scan in chunks by
 scan with that many stretches decoded at once (``video.PARALLEL_DECODES`` threads and
 ``scan.STRETCHES_AHEAD``, set before each run; 1: one stretch after another, each knowing
 how the scenes before it ended). "same" says whether a scan found the full scan's scenes
-and frames. The bench never edits ``app/``: it sets those two module constants.
+and frames. ``--join N`` measures each video joined to itself N times without re-encoding
+(a long film from a short clip: the keyframe pass and the stretches grow with it, the
+start-up does not), written under ``--workdir``. The bench never edits ``app/``: it sets
+those two module constants.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from app.pipeline.chunks import cores
 from app.pipeline.scan import list_scenes
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions
 from app.pipeline.video import VideoReader, film_stream
-from bench.common import timed
+from bench.common import DEFAULT_WORKDIR, concatenate, timed
 
 
 def decode_all(path: Path) -> int:
@@ -134,7 +137,13 @@ def main() -> None:
         default="",
         help="comma-separated stretch counts for keyframe scan rows decoding them at once",
     )
+    parser.add_argument(
+        "--join", type=int, default=1, help="measure each video joined to itself N times"
+    )
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     args = parser.parse_args()
+    if args.join < 1:
+        parser.error(f"--join takes 1 or more, got {args.join}")
     counts = [int(text) for text in args.parallel.split(",") if text]
     if any(count < 1 for count in counts):
         parser.error(f"--parallel takes counts of 1 or more, got {args.parallel!r}")
@@ -149,7 +158,12 @@ def main() -> None:
     ]
     print(f"{os.cpu_count()} CPUs, PyAV {av.__version__}")
     print("video | row | wall s | CPU s | count | same")
-    for path in args.videos:
+    for given in args.videos:
+        path = given
+        if args.join > 1:
+            path = args.workdir / f"{given.stem}-joined{args.join}{given.suffix}"
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            concatenate([given] * args.join, path)
         full: Scenes | None = None
         for name, run in rows:
             runs = [timed(functools.partial(run, path)) for _ in range(args.repeats)]

@@ -71,3 +71,20 @@ def test_keyframe_groups_marks_the_cut_a_skipped_clock_group_hides(tmp_path: Pat
         _two_shots(tmp_path / "hues.mp4", "testsrc=d=4", "testsrc=d=2", ",hflip,hue=h=30")
     )
     assert decoded[0].decision == "decode" and decoded[0].cut_on_end and not decoded[0].miss
+
+
+def test_a_clip_joined_to_itself_holds_its_frames_again_and_its_scenes_again(
+    coded_video: VideoFactory, tmp_path: Path
+) -> None:
+    # ``bench/scan_wall.py --join``: a long film from a short clip, packets copied.
+    from app.pipeline.scan import list_scenes
+    from app.pipeline.scenes import SceneOptions
+    from bench.common import concatenate, count_packets, film_end
+
+    made = coded_video([("red", 30), ("blue", 45)])
+    joined = tmp_path / "joined.mp4"
+    concatenate([made.path] * 3, joined)
+    assert film_end(joined) == pytest.approx(3 * film_end(made.path))
+    assert count_packets(joined) == 3 * count_packets(made.path)
+    starts = [listed.scene.start for listed in list_scenes(joined, SceneOptions(), 1.0)]
+    assert starts == pytest.approx([0.0, 1.2, 3.0, 4.2, 6.0, 7.2])
