@@ -1379,6 +1379,35 @@ def _follow(
         return _listed(scenes)
 
 
+@pytest.mark.parametrize(
+    "timing",
+    [
+        # A still picture's repeats left out, 16 frames of every 60.
+        "select='not(between(mod(n,60),20,35))'",
+        # Frames 33 and 47 ms long by turns, as a phone's camera gives them.
+        "setpts='(N*40+if(mod(N,2),0,-7))/1000/TB'",
+        # 30 frames a second for 5 s, then 24.
+        "setpts='if(lt(N,150),N/30,5+(N-150)/24)/TB'",
+    ],
+    ids=["dropped", "jittered", "rate-change"],
+)
+def test_the_keyframe_scan_of_a_variable_frame_rate_video_finds_the_full_scans_scenes(
+    coded_video: VideoFactory, timing: str
+) -> None:
+    made = coded_video(
+        [*SCENES[:7], ("red", 60)],
+        grain=8,
+        scenecut=True,
+        extra_args=("-preset", "medium", "-vf", timing, "-fps_mode", "vfr"),
+    )
+    with VideoReader(made.path) as reader:
+        times = [decoded.time for decoded in reader.frames()]
+    assert len({round(b - a, 3) for a, b in itertools.pairwise(times)}) > 1
+    full = scan(made.path, FULL)
+    assert len(full) == 8
+    assert scan(made.path, KEYFRAMES) == full
+
+
 def test_stretches_decoded_at_once_find_what_one_after_another_finds(
     coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
