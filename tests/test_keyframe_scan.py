@@ -1398,7 +1398,16 @@ def test_the_keyframe_scan_of_a_variable_frame_rate_video_finds_the_full_scans_s
         [*SCENES[:7], ("red", 60)],
         grain=8,
         scenecut=True,
-        extra_args=("-preset", "medium", "-vf", timing, "-fps_mode", "vfr"),
+        extra_args=(
+            "-preset",
+            "medium",
+            "-vf",
+            timing,
+            "-fps_mode",
+            "vfr",
+            "-enc_time_base",
+            "1/1000",
+        ),
     )
     with VideoReader(made.path) as reader:
         times = [decoded.time for decoded in reader.frames()]
