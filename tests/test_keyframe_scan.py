@@ -1481,10 +1481,71 @@ def test_the_first_stretches_are_decoded_while_the_keyframe_pass_goes_on(
 
     monkeypatch.setattr(scan_module._StretchDecode, "_decode", noted)
     monkeypatch.setattr(KeyframePass, "__iter__", waiting)
+    monkeypatch.setattr(scan_module, "EARLY_START", True)  # as from four cores
     assert scan(made.path, KEYFRAMES) == one_by_one
     # Each decoded once: those started during the pass were the plan's.
     assert len(starts) >= 2
     assert len(set(starts)) == len(starts)
+
+
+def _windows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many groups each planning of the first steps during the keyframe pass looks at
+    (``KeyframePass.groups_so_far`` called by ``_EarlyStretches.seen``)."""
+    sizes: list[int] = []
+    planning = threading.Event()
+    groups_so_far, seen = KeyframePass.groups_so_far, scan_module._EarlyStretches.seen
+
+    def counted(self: KeyframePass, since: float | None = None) -> list[GroupOfPictures]:
+        found = groups_so_far(self, since)
+        if planning.is_set():
+            sizes.append(len(found))
+        return found
+
+    def noted(self: scan_module._EarlyStretches, *args: Any) -> None:
+        planning.set()
+        try:
+            seen(self, *args)
+        finally:
+            planning.clear()
+
+    monkeypatch.setattr(KeyframePass, "groups_so_far", counted)
+    monkeypatch.setattr(scan_module._EarlyStretches, "seen", noted)
+    monkeypatch.setattr(scan_module, "EARLY_START", True)
+    return sizes
+
+
+def test_planning_during_the_pass_looks_only_at_the_groups_since_the_last_it_settled(
+    coded_video: VideoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A still shot keyed every second, every group skipped: each keyframe plans the
+    # groups since the last, not every group seen so far (which took 84 s over 3,000).
+    made = coded_video([("red", 1000)], grain=4, gop=25)
+    sizes = _windows(monkeypatch)
+    assert len(scan(made.path, KEYFRAMES)) == 1
+    assert len(sizes) >= 30
+    assert max(sizes) <= 3
+
+
+def test_planning_during_the_pass_gives_up_on_a_stretch_that_does_not_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dark shot keyed every second: every group is decoded (a shot may fade in and out
+    # between dark keyframes), all one stretch, left open to the end.
+    path = _shots(tmp_path / "dark.mp4", [("color=c=0x0c0c0c", 16)], "-g", "25")
+    sizes = _windows(monkeypatch)
+    monkeypatch.setattr(scan_module, "_EARLY_WINDOW", 4)
+    with VideoReader(path) as reader:
+        plan = scan_module.look_at_keyframes(
+            reader, KEYFRAMES, threading.Event(), lambda _: None,
+            scan_module._EarlyStretches(
+                scan_module._Stretches(reader, KEYFRAMES, 1.0, threading.Event()), KEYFRAMES
+            ),
+        )  # fmt: skip
+    assert plan is not None
+    assert len(plan.groups) >= 10
+    assert [type(step) for step in plan.steps] == [Stretch]
+    assert sizes
+    assert max(sizes) <= 5
 
 
 def test_a_stretch_started_during_the_pass_that_the_plan_does_not_begin_with_is_dropped(
