@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.pipeline import scan
+
 # servers first: core builds on it.
 pytest_plugins = [
     "tests.fixtures.servers",
@@ -31,6 +33,14 @@ def fail_on_unexpected_error_log(
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
     if errors:
         pytest.fail("unexpected ERROR log: " + "; ".join(r.getMessage() for r in errors))
+
+
+@pytest.fixture(autouse=True)
+def no_early_stretches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keyframe scan as below four cores, with no stretch started during the keyframe
+    pass (``scan.EARLY_START``), whatever the machine: the decodes a test spies on do not
+    depend on its cores. The tests of early stretches turn them on."""
+    monkeypatch.setattr(scan, "EARLY_START", False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
