@@ -1945,3 +1945,51 @@ def test_a_reader_closed_under_a_scan_left_open_stops_its_stretches(
     # It stopped at the frame after the one it was held at, not at the end (8 s).
     assert max(times) < 1.1
     scenes.close()
+
+
+def _pattern_shots(path: Path, size: str, box: str = "") -> Path:
+    """Colour bars for 4 s, then mirrored with their hues turned for 2 s (a cut), at ``size``
+    and 25 fps, filtered by ``box`` after (bars added), x264 keying scene changes."""
+    shots = (
+        f"smptehdbars=d=4:r=25:s={size},format=yuv420p[a];"
+        f"smptehdbars=d=2:r=25:s={size},hflip,hue=h=90,format=yuv420p[b];"
+        f"[a][b]concat=n=2:v=1:a=0{box}"
+    )
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex", shots, "-c:v", "libx264",
+         "-pix_fmt", "yuv420p", "-x264-params", "keyint=100:min-keyint=25:scenecut=40",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def _looks(path: Path) -> dict[float, KeyframeLook]:
+    with VideoReader(path) as reader:
+        plan = scan_module.look_at_keyframes(reader, KEYFRAMES, threading.Event(), lambda _: None)
+    assert plan is not None
+    return plan.looks
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [("320x136", ",pad=320:180:0:22"), ("240x180", ",pad=320:180:40:0")],
+    ids=["letterbox", "pillarbox"],
+)
+def test_keyframes_inside_black_bars_are_compared_as_without_the_bars(
+    tmp_path: Path, size: str, box: str
+) -> None:
+    # Bars a quarter of the frame, black in both keyframes of a cut: measured over the
+    # whole frame, they take a quarter off the keyframes' content difference and put a
+    # quarter of both colour histograms in the same bin (Big Buck Bunny letterboxed: a cut
+    # 64.9 and 0.72 apart looked 50.3 and 0.63 apart, under ``cut_colour``, and was decoded).
+    plain = _looks(_pattern_shots(tmp_path / "plain.mp4", size))
+    boxed = _looks(_pattern_shots(tmp_path / "boxed.mp4", size, box))
+    assert 0.0 in plain and 4.0 in plain and 4.0 in boxed
+    cut_plain, cut_boxed = plain[0.0], boxed[0.0]
+    assert cut_plain.difference is not None and cut_boxed.difference is not None
+    assert cut_boxed.difference == pytest.approx(cut_plain.difference, rel=0.08)
+    assert cut_plain.colour_distance is not None and cut_boxed.colour_distance is not None
+    assert cut_boxed.colour_distance == pytest.approx(cut_plain.colour_distance, abs=0.04)
+    # The fades detector's brightness stays the whole frame's, bars included.
+    assert cut_boxed.brightness < 0.85 * cut_plain.brightness

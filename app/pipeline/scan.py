@@ -65,6 +65,7 @@ import numpy as np
 from app.errors import VideoIncomplete, VideoTooLong
 from app.pipeline.chunks import chunk_bounds, scan_in_chunks
 from app.pipeline.frames import TIME_TOLERANCE, ClosedScene, FrameSelector, frame_target
+from app.pipeline.letterbox import WHOLE_FRAME, Bars, PictureArea
 from app.pipeline.scenes import CutDetector, KeyframeRule, ScanMode, SceneOptions, brightness
 from app.pipeline.types import Scene, StopSignal
 from app.pipeline.video import (
@@ -175,9 +176,16 @@ class KeyframeLook:
     brightness: float
     """Mean of the keyframe's pixels, 0-255 (ThresholdDetector's metric)."""
     histogram: np.ndarray = field(repr=False)
-    """Hue-saturation histogram of the keyframe (``colour_histogram``)."""
+    """Hue-saturation histogram of the keyframe inside its black bars (``colour_histogram``
+    of ``area``)."""
+    area: PictureArea = WHOLE_FRAME
+    """The picture inside the video's black bars, as the keyframes up to the next one show
+    them (``letterbox.Bars``): where ``histogram``, ``difference`` and ``colour_distance``
+    are measured, and ``motion`` as the keyframe itself showed them (the same but where a
+    later keyframe lit more of the frame). ``brightness`` is the whole frame's, as
+    ThresholdDetector sees it."""
     difference: float | None = None
-    """Content difference to the next keyframe; None for the last one."""
+    """Content difference to the next keyframe (inside the bars); None for the last one."""
     colour_distance: float | None = None
     """Bhattacharyya distance of the colour histograms to the next keyframe, 0-1."""
     motion: list[float] = field(default_factory=list)
@@ -445,7 +453,12 @@ def _quiet(recent: list[float], small: np.ndarray, stretch: Stretch, rule: Keyfr
     (``Stretch.quiet_from``): no dark frame, no fade, no cut-like change of colour."""
     following = stretch.next_key
     assert following is not None
-    here = KeyframeLook(recent[0], colour_histogram(small), following=recent[1:])
+    here = KeyframeLook(
+        recent[0],
+        colour_histogram(following.area.crop(small)),
+        area=following.area,
+        following=recent[1:],
+    )
     distance = cv2.compareHist(here.histogram, following.histogram, cv2.HISTCMP_BHATTACHARYYA)
     return (
         min(recent) >= rule.dark and not here.fading(rule.fade_step) and distance < rule.cut_colour
@@ -605,6 +618,7 @@ def look_at_keyframes(
     next_check = check_every
     last_key: tuple[float, np.ndarray, KeyframeLook] | None = None
     previous: tuple[float, np.ndarray] | None = None
+    bars = Bars()
     for decoded in keyframes:
         if stop.is_set():
             return None
@@ -612,13 +626,21 @@ def look_at_keyframes(
         time = decoded.time
         small = decoded.to_small_bgr(options.analysis_width)
         if decoded.frame.key_frame:
+            area = bars.see(small)
             look = looks[_key(time)] = KeyframeLook(
-                brightness=brightness(small), histogram=colour_histogram(small)
+                brightness=brightness(small),
+                histogram=colour_histogram(area.crop(small)),
+                area=area,
             )
             if last_key is not None:
-                last_key[2].difference = content_difference(last_key[1], small)
-                last_key[2].colour_distance = cv2.compareHist(
-                    last_key[2].histogram, look.histogram, cv2.HISTCMP_BHATTACHARYYA
+                _, before_small, before = last_key
+                # Both keyframes measured inside the same bars: those this one shows.
+                if before.area != area:
+                    before.area = area
+                    before.histogram = colour_histogram(area.crop(before_small))
+                before.difference = content_difference(area.crop(before_small), area.crop(small))
+                before.colour_distance = cv2.compareHist(
+                    before.histogram, look.histogram, cv2.HISTCMP_BHATTACHARYYA
                 )
             last_key = (time, small, look)
             if early is not None:
@@ -664,7 +686,8 @@ def look_at_keyframes(
             and time > last_key[0]
             and 0 < time - previous[0] <= 1.5 * step
         ):
-            last_key[2].motion.append(content_difference(previous[1], small))
+            area = last_key[2].area
+            last_key[2].motion.append(content_difference(area.crop(previous[1]), area.crop(small)))
             last_key[2].following.append(brightness(small))
         previous = (time, small)
     return KeyframePlan(
