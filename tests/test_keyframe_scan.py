@@ -27,11 +27,13 @@ from app.cli import main
 from app.errors import VideoIncomplete, VideoTooLong
 from app.models import CaptionRequest
 from app.pipeline.describe import DescribeOptions, describe
+from app.pipeline.letterbox import PictureArea
 from app.pipeline.scan import (
     KeyframeCut,
     KeyframeLook,
     Stretch,
     colour_histogram,
+    content_difference,
     list_scenes,
     plan_keyframe_scan,
     prefetched,
@@ -1993,3 +1995,46 @@ def test_keyframes_inside_black_bars_are_compared_as_without_the_bars(
     assert cut_boxed.colour_distance == pytest.approx(cut_plain.colour_distance, abs=0.04)
     # The fades detector's brightness stays the whole frame's, bars included.
     assert cut_boxed.brightness < 0.85 * cut_plain.brightness
+
+
+def _boxed(picture: tuple[int, int, int], rows: tuple[int, int], width: int = 64) -> np.ndarray:
+    """A 48-row small copy, black but for ``rows`` of a BGR colour with a lighter stripe
+    (something for the motion to see)."""
+    small = np.zeros((48, width, 3), np.uint8)
+    small[rows[0] : rows[1]] = picture
+    small[rows[0] : rows[1], :8] = 250
+    return small
+
+
+def test_a_keyframe_measured_before_the_bars_were_known_is_measured_again_inside_them() -> None:
+    looking = scan_module._Looking(step=0.04)
+    # A dark opening: only the middle of the picture lit; then the frames after it move.
+    first = _boxed((40, 160, 40), (16, 32))
+    moved = np.roll(first, 4, axis=1)
+    assert looking.see(0.0, first, key=True)
+    assert not looking.see(0.04, moved, key=False)
+    # The next keyframe lights the whole picture, rows 8 to 40 of 48.
+    second = _boxed((200, 40, 40), (8, 40))
+    assert looking.see(2.0, second, key=True)
+
+    before = looking.looks[0.0]
+    assert before.area == looking.looks[2.0].area == PictureArea(8, 40)
+    inside = before.area.crop
+    assert before.difference == pytest.approx(content_difference(inside(first), inside(second)))
+    assert before.motion == [pytest.approx(content_difference(inside(first), inside(moved)))]
+    assert np.array_equal(before.histogram, colour_histogram(inside(first)))
+
+
+def test_the_rest_of_a_stretch_is_compared_with_the_next_keyframe_inside_the_bars() -> None:
+    # The next keyframe all green inside its bars; the stretch's last frame 41 % green and
+    # 59 % blue there: colours 0.60 apart, under ``cut_colour``. Its bars, 42 % of the
+    # frame, counted in it alone would put them 0.71 apart.
+    area = PictureArea(10, 38)
+    keyframe = np.zeros((48, 100, 3), np.uint8)
+    keyframe[10:38] = (40, 160, 40)
+    following = KeyframeLook(120.0, colour_histogram(area.crop(keyframe)), area=area)
+    last = keyframe.copy()
+    last[10:38, 41:] = (200, 40, 40)
+    stretch = Stretch(0.0, 4.0, last=False, quiet_from=0.8, next_key=following)
+
+    assert scan_module._quiet([120.0] * 5, last, stretch, KeyframeRule())

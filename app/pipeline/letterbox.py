@@ -23,10 +23,12 @@ BAR_LEVEL = 40
 is 16 of 235, 0 here after conversion, with a few levels of noise; picture rows next to a
 bar reach it through ringing."""
 
-BAR_SLACK = 2
-"""Rows (columns) of the small copy by which the bars on both sides may differ: bars are
-centred (1-pixel differences on the real clips of ``bench/results/keyframe-bound-2026-11-27.md``);
-where one side is darker than the other, that is the picture's own dark (a night sky)."""
+BAR_SLACK = 0.03
+"""Share of the side by which the bars at its two ends may differ: bars are centred (0-1
+pixel of 144 or 256 apart on the 16 real clips with bars of
+``bench/results/keyframe-bound-2026-11-27.md``, session 26; a scaled picture's edge may ring
+a pixel or two further on one side). Where one end is darker much further than the other,
+that is the picture's own dark (a night sky), not a bar."""
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,17 @@ class Bars:
 
 
 def _inside(lit: np.ndarray) -> tuple[int, int | None]:
-    """The slice bounds between the bars at both ends of ``lit`` (a row's or column's
+    """The slice bounds between the bars at both ends of ``lit`` (the rows' or the columns'
     flags), or all of it where there are none, they are not centred or they would leave
-    less than half."""
+    less than half of that side (so bars on all four sides may leave a quarter of the
+    frame: a 4:3 picture boxed in a scope film boxed in 16:9)."""
     where = np.flatnonzero(lit)
     if where.size == 0:
         return 0, None
     before, after = int(where[0]), lit.size - 1 - int(where[-1])
     if (
         (before == 0 and after == 0)
-        or abs(before - after) > BAR_SLACK
+        or abs(before - after) > BAR_SLACK * lit.size
         or before + after > lit.size // 2
     ):
         return 0, None

@@ -180,14 +180,16 @@ class KeyframeLook:
     of ``area``)."""
     area: PictureArea = WHOLE_FRAME
     """The picture inside the video's black bars, as the keyframes up to the next one show
-    them (``letterbox.Bars``): where ``histogram``, ``difference`` and ``colour_distance``
-    are measured, and ``motion`` as the keyframe itself showed them (the same but where a
-    later keyframe lit more of the frame). ``brightness`` is the whole frame's, as
-    ThresholdDetector sees it."""
+    them (``letterbox.Bars``): where ``histogram``, ``difference``, ``colour_distance`` and
+    ``motion`` are measured (``_Looking``). ``brightness`` is the whole frame's, as
+    ThresholdDetector sees it. A look is measured again inside new bars once, when the next
+    keyframe comes, and never after: the plan's stretches, which read the look of the
+    keyframe after them (``_quiet``), start only once the keyframe after that has come."""
     difference: float | None = None
     """Content difference to the next keyframe (inside the bars); None for the last one."""
     colour_distance: float | None = None
-    """Bhattacharyya distance of the colour histograms to the next keyframe, 0-1."""
+    """Bhattacharyya distance of the colour histograms to the next keyframe (inside the
+    bars), 0-1."""
     motion: list[float] = field(default_factory=list)
     """Content differences between the adjacent frames shown right after the keyframe: how
     fast the shot moves there."""
@@ -287,10 +289,13 @@ def _apart(look: KeyframeLook, threshold: float, colour: float) -> bool:
 
 
 GREY_SHARE = 0.8
-"""Share of a keyframe's pixels with almost no colour (saturation under 32 of 256, the
-lowest bin of ``colour_histogram``) from which it counts as grey (``_grey``): 0.83-0.92 for
-the keyframes of a black-and-white clip with a little colour, 0.01-0.27 for most of a
-colour trailer's and 0.61 at most for the Sintel trailer's that are not black."""
+"""Share of a keyframe's pixels inside its bars with almost no colour (saturation under 32
+of 256, the lowest bin of ``colour_histogram``) from which it counts as grey (``_grey``):
+0.83-0.92 for the keyframes of a black-and-white clip with a little colour, 0.01-0.27 for
+most of a colour trailer's and 0.61 at most for the Sintel trailer's that are not black.
+Those were measured over the whole frame, before bars were cropped; inside them a
+letterboxed colour trailer's fall (the Sintel trailer's from 12 to 22 s, 0.24-0.27 to
+0.01-0.05) and Nosferatu's stay at 0.95 or more."""
 
 
 def _grey(look: KeyframeLook) -> bool:
@@ -592,6 +597,63 @@ class KeyframePlan:
     """What it saw of each keyframe, by ``_key`` of its time."""
 
 
+class _Looking:
+    """What the keyframe pass sees of each keyframe (``KeyframeLook``), from the frames it
+    decodes in order (``see``): keyframes, and the frames right after each.
+
+    A keyframe and the next are measured inside the video's bars as the second shows them
+    (``letterbox.Bars``); where that differs from the first's, what was measured of the
+    first alone (its colours, the motion after it) is measured again inside them, so that
+    its difference to the next and its motion are taken in the same picture."""
+
+    def __init__(self, step: float) -> None:
+        self.looks: dict[float, KeyframeLook] = {}
+        """Each keyframe's look so far, by ``_key`` of its time."""
+        self._step = step
+        self._bars = Bars()
+        self._last: tuple[float, np.ndarray, KeyframeLook] | None = None
+        self._after: list[tuple[np.ndarray, np.ndarray]] = []
+        """The pairs of adjacent frames after the last keyframe its motion was measured on."""
+        self._previous: tuple[float, np.ndarray] | None = None
+
+    def see(self, time: float, small: np.ndarray, key: bool) -> bool:
+        """Take the next frame the pass decoded (its small copy); whether it is a keyframe."""
+        last, previous = self._last, self._previous
+        self._previous = (time, small)
+        if key:
+            area = self._bars.see(small)
+            look = self.looks[_key(time)] = KeyframeLook(
+                brightness=brightness(small),
+                histogram=colour_histogram(area.crop(small)),
+                area=area,
+            )
+            if last is not None:
+                _, before_small, before = last
+                if before.area != area:
+                    before.area = area
+                    before.histogram = colour_histogram(area.crop(before_small))
+                    before.motion = [
+                        content_difference(area.crop(a), area.crop(b)) for a, b in self._after
+                    ]
+                before.difference = content_difference(area.crop(before_small), area.crop(small))
+                before.colour_distance = cv2.compareHist(
+                    before.histogram, look.histogram, cv2.HISTCMP_BHATTACHARYYA
+                )
+            self._last, self._after = (time, small, look), []
+            return True
+        if (
+            previous is not None
+            and last is not None
+            and time > last[0]
+            and 0 < time - previous[0] <= 1.5 * self._step
+        ):
+            look, area = last[2], last[2].area
+            look.motion.append(content_difference(area.crop(previous[1]), area.crop(small)))
+            look.following.append(brightness(small))
+            self._after.append((previous[1], small))
+        return False
+
+
 def look_at_keyframes(
     reader: VideoReader,
     options: SceneOptions,
@@ -603,8 +665,8 @@ def look_at_keyframes(
     finds keyframes too close together to guide a scan (``SHORT_GROUP``). ``early`` is shown
     each keyframe's look as it comes, to start the plan's first stretches."""
     keyframes = reader.keyframes()
-    looks: dict[float, KeyframeLook] = {}
-    step = 1 / float(reader.info.frame_rate)
+    seeing = _Looking(step=1 / float(reader.info.frame_rate))
+    looks = seeing.looks
     duration = reader.info.duration
     # Checked a few times during the pass: once more than ``most_refined`` of what it has
     # seen needs a full decode, the rest most likely does too, and the rest of the pass is
@@ -616,33 +678,12 @@ def look_at_keyframes(
     most_refined = options.keyframes.most_refined
     check_every = duration / _CHECKS if duration else math.inf
     next_check = check_every
-    last_key: tuple[float, np.ndarray, KeyframeLook] | None = None
-    previous: tuple[float, np.ndarray] | None = None
-    bars = Bars()
     for decoded in keyframes:
         if stop.is_set():
             return None
         on_time(decoded.time)
         time = decoded.time
-        small = decoded.to_small_bgr(options.analysis_width)
-        if decoded.frame.key_frame:
-            area = bars.see(small)
-            look = looks[_key(time)] = KeyframeLook(
-                brightness=brightness(small),
-                histogram=colour_histogram(area.crop(small)),
-                area=area,
-            )
-            if last_key is not None:
-                _, before_small, before = last_key
-                # Both keyframes measured inside the same bars: those this one shows.
-                if before.area != area:
-                    before.area = area
-                    before.histogram = colour_histogram(area.crop(before_small))
-                before.difference = content_difference(area.crop(before_small), area.crop(small))
-                before.colour_distance = cv2.compareHist(
-                    before.histogram, look.histogram, cv2.HISTCMP_BHATTACHARYYA
-                )
-            last_key = (time, small, look)
+        if seeing.see(time, decoded.to_small_bgr(options.analysis_width), decoded.frame.key_frame):
             if early is not None:
                 early.seen(keyframes, looks)
             if time >= next_check and duration is not None:
@@ -680,16 +721,6 @@ def look_at_keyframes(
                         groups=groups,
                         looks=looks,
                     )
-        elif (
-            previous is not None
-            and last_key is not None
-            and time > last_key[0]
-            and 0 < time - previous[0] <= 1.5 * step
-        ):
-            area = last_key[2].area
-            last_key[2].motion.append(content_difference(area.crop(previous[1]), area.crop(small)))
-            last_key[2].following.append(brightness(small))
-        previous = (time, small)
     return KeyframePlan(
         plan_keyframe_scan(keyframes.groups, looks, options),
         keyframes.end,
